@@ -1,0 +1,47 @@
+"""Esper: a Gymnasium environment for growing a neural network while it trains.
+
+``import esper_env`` registers ``Esper-CIFAR10-v0``, ``Esper-CIFAR100-v0`` and
+``Esper-SynthCIFAR-v0`` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
+registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v0")`` imports it for you).
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, EnvironmentConfig, Fidelity
+from esper_env.data import DatasetNotFoundError, load_dataset
+from esper_env.engine import TrainingEngine
+from esper_env.env import EsperEnv
+from esper_env.lifecycle import Op, Stage
+from esper_env.rewards import REWARD_MODES, RewardConfig, relabel
+from esper_env.spaces import FactoredAction
+
+__all__ = [
+    "ENVIRONMENT_CONFIGS",
+    "ENV_IDS",
+    "FIDELITIES",
+    "REWARD_MODES",
+    "DatasetNotFoundError",
+    "EnvironmentConfig",
+    "EsperEnv",
+    "FactoredAction",
+    "Fidelity",
+    "Op",
+    "RewardConfig",
+    "Stage",
+    "TrainingEngine",
+    "load_dataset",
+    "relabel",
+]
+
+#: id -> default kwargs. CIFAR defaults to the "full" fidelity; SynthCIFAR to "tiny" (CPU friendly).
+ENV_IDS: dict[str, dict[str, object]] = {
+    "Esper-CIFAR10-v0": {"dataset": "cifar10", "fidelity": "full"},
+    "Esper-CIFAR100-v0": {"dataset": "cifar100", "fidelity": "full"},
+    "Esper-SynthCIFAR-v0": {"dataset": "synthcifar", "fidelity": "tiny"},
+}
+
+for _env_id, _kwargs in ENV_IDS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point="esper_env.env:EsperEnv", kwargs=dict(_kwargs))

@@ -1,0 +1,646 @@
+"""The training engine: a host network plus its slots, trained one epoch at a time.
+
+One call of :meth:`TrainingEngine.run_epoch` trains the host and its live seeds for one epoch,
+validates with a fused counterfactual pass, and advances alpha schedules and lifecycle timers.
+There is no RL here: the environment (``esper_env.env``) turns this into an MDP.
+
+Gradient isolation in TRAINING: the seed is not in the host's forward pass, so the host's output
+and gradients are bit for bit those without the seed. The seed learns from the task through a
+second pass that starts from the *detached* host features at its slot, runs the rest of the
+network, and takes gradients with respect to the seed's parameters only
+(``torch.autograd.grad``), with BatchNorm running statistics saved and restored around it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, blueprint_index
+from esper_env.configs import EnvironmentConfig, get_config
+from esper_env.data import ImageSplits, iterate_batches
+from esper_env.hosts import HostNetwork, build_host, count_parameters
+from esper_env.lifecycle import (
+    ALPHA_TARGETS,
+    LIVE_STAGES,
+    MEASURED_STAGES,
+    SEED_STAGES,
+    SPEED_EPOCHS,
+    TEMPO_EPOCHS,
+    TRAINABLE_STAGES,
+    AlphaCurve,
+    AlphaSchedule,
+    AlphaSpeed,
+    BlendStyle,
+    Gates,
+    IllegalTransitionError,
+    Op,
+    Stage,
+    Tempo,
+    enum_value,
+)
+from esper_env.slots import Seed, Slot, SlotState
+
+SNAPSHOT_VERSION = 1
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; anything else goes to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+
+
+def build_optimizer(config: EnvironmentConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "SGD":
+        return torch.optim.SGD(
+            params, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "Adam":
+        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; valid optimizers are: 'SGD', 'Adam'")
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    #: slot index -> accuracy with the seed minus accuracy with its alpha forced to 0.
+    contributions: dict[int, float]
+    diverged: bool
+    divergence_reason: str | None = None
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch metrics of the host; accuracies are fractions in [0, 1]."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_val_accuracy: float | None = None
+    best_val_loss: float | None = None
+    plateau_epochs: int = 0  # epochs since best_val_accuracy last improved
+    chance_epochs: int = 0  # consecutive epochs at chance accuracy
+    global_step: int = 0  # optimizer steps taken by the host
+
+    @property
+    def epoch(self) -> int:
+        return len(self.val_accuracy)
+
+
+@dataclass
+class SeedCounters:
+    created: int = 0
+    fossilized: int = 0
+    pruned: int = 0
+
+
+class TrainingEngine:
+    """A host network, its slots and optimizers, and the data it trains on.
+
+    Args:
+        config: an environment preset name or :class:`EnvironmentConfig`.
+        data: the image splits (see :func:`esper_env.data.load_dataset`).
+        num_slots: how many of the host's slot points are enabled (the first ``num_slots``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        seed: seeds host initialisation, the data order and augmentation, and seed initialisation.
+        gates: lifecycle gates.
+        val_batch_size: batch size of validation and test passes (no effect on results).
+        chance_patience: epochs at chance accuracy before the run counts as diverged.
+    """
+
+    def __init__(
+        self,
+        config: str | EnvironmentConfig,
+        data: ImageSplits,
+        *,
+        num_slots: int = 3,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        gates: Gates = Gates(),
+        val_batch_size: int = 512,
+        chance_patience: int = 5,
+    ) -> None:
+        self.config = get_config(config)
+        self.device = resolve_device(device)
+        self.data = data.to(self.device)
+        self.seed = int(seed)
+        self.gates = gates
+        self.val_batch_size = val_batch_size
+        self.chance_patience = chance_patience
+        self.host: HostNetwork = build_host(self.config.architecture, data.num_classes, seed=self.seed).to(
+            self.device
+        )
+        if not 1 <= num_slots <= len(self.host.slot_names):
+            raise ValueError(
+                f"num_slots={num_slots!r} is out of range for {self.config.architecture}, which has "
+                f"{len(self.host.slot_names)} slot points: {', '.join(self.host.slot_names)}"
+            )
+        self.slots = [Slot(i, self.host.slot_names[i], self.host.slot_channels[i]) for i in range(num_slots)]
+        self.host_optimizer = build_optimizer(self.config, list(self.host.parameters()))
+        self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        self.history = TrainingHistory()
+        self.counters = SeedCounters()
+        self._bn_buffers = [
+            b for m in self.host.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()
+        ]
+
+    # ------------------------------------------------------------------ lifecycle operations
+
+    def slot(self, slot: int) -> Slot:
+        if not _is_index(slot, len(self.slots)):
+            raise ValueError(f"unknown slot {slot!r}; valid slots are 0..{len(self.slots) - 1}")
+        return self.slots[int(slot)]
+
+    def illegal_reason(self, op: Op | int, slot: int) -> str | None:
+        """Why ``op`` on ``slot`` is illegal now, or None if it is legal (gates included)."""
+        op = Op(int(op))
+        if op == Op.WAIT:
+            return None
+        st = self.slot(slot).state
+        if op == Op.GERMINATE:
+            return None if st.stage == Stage.DORMANT else f"slot {slot} is {st.stage.name}, not DORMANT"
+        if op == Op.ADVANCE:
+            if st.stage == Stage.GERMINATED:
+                return None
+            if st.stage == Stage.TRAINING:
+                if st.epochs_in_stage < self.gates.min_training_epochs:
+                    return (
+                        f"slot {slot} has trained {st.epochs_in_stage} epochs; the gate needs "
+                        f"{self.gates.min_training_epochs}"
+                    )
+                return None
+            if st.stage == Stage.BLENDING:
+                if st.schedule is not None and not st.schedule.done:
+                    return f"slot {slot} alpha {st.alpha:.3f} has not reached its target {st.alpha_target}"
+                return None
+            return f"slot {slot} is {st.stage.name}; ADVANCE needs GERMINATED, TRAINING or BLENDING"
+        if op == Op.SET_ALPHA_TARGET:
+            ok = st.stage in (Stage.BLENDING, Stage.HOLDING)
+            return None if ok else f"slot {slot} is {st.stage.name}; SET_ALPHA_TARGET needs BLENDING or HOLDING"
+        if op == Op.PRUNE:
+            ok = st.stage in LIVE_STAGES
+            return None if ok else f"slot {slot} is {st.stage.name}; PRUNE needs a live seed"
+        if op == Op.FOSSILIZE:
+            if st.stage != Stage.HOLDING:
+                return f"slot {slot} is {st.stage.name}; FOSSILIZE needs HOLDING"
+            if st.epochs_in_stage < self.gates.min_holding_epochs or not st.measured_in_stage:
+                return f"slot {slot} has no contribution measured in HOLDING yet"
+            return None
+        raise AssertionError(op)
+
+    def is_legal(self, op: Op | int, slot: int) -> bool:
+        return self.illegal_reason(op, slot) is None
+
+    def _require(self, op: Op, slot: int) -> Slot:
+        s = self.slot(slot)
+        reason = self.illegal_reason(op, slot)
+        if reason is not None:
+            raise IllegalTransitionError(f"{op.name} on slot {slot} is illegal: {reason}")
+        return s
+
+    def germinate(
+        self,
+        slot: int,
+        blueprint: str | int,
+        style: BlendStyle | int | str = BlendStyle.ADDITIVE,
+        tempo: Tempo | int | str = Tempo.STANDARD,
+        alpha_target: float | int = 1.0,
+    ) -> None:
+        """Create a seed in a DORMANT slot. ``alpha_target`` is a value in ALPHA_TARGETS or its index."""
+        name = BLUEPRINTS[blueprint] if _is_index(blueprint, len(BLUEPRINTS)) else BLUEPRINTS[blueprint_index(blueprint)]
+        if name == NOOP_BLUEPRINT:
+            raise IllegalTransitionError("GERMINATE with the 'noop' blueprint is illegal (it is always masked)")
+        style = enum_value(BlendStyle, style)
+        tempo = enum_value(Tempo, tempo)
+        target = _alpha_target(alpha_target)
+        s = self._require(Op.GERMINATE, slot)
+        init_seed = (self.seed * 1_000_003 + 7919 * (self.counters.created + 1)) % (2**63)
+        s.seed = Seed(name, s.channels, style, seed=init_seed).to(self.device)
+        s.seed.requires_grad_(False)
+        s.optimizer = build_optimizer(self.config, list(s.seed.parameters()))
+        s.move_to(Stage.GERMINATED, accuracy=self._last_val_accuracy())
+        s.state.blueprint = name
+        s.state.style = style
+        s.state.alpha = 0.0
+        s.state.alpha_target = target
+        s.state.tempo_epochs = TEMPO_EPOCHS[tempo]
+        s.state.seed_id = self.counters.created
+        s.state.contribution = None
+        s.state.history = []
+        self.counters.created += 1
+
+    def advance(self, slot: int) -> None:
+        s = self._require(Op.ADVANCE, slot)
+        st = s.state
+        assert s.seed is not None
+        if st.stage == Stage.GERMINATED:
+            s.move_to(Stage.TRAINING, accuracy=self._last_val_accuracy())
+            s.seed.requires_grad_(True)
+        elif st.stage == Stage.TRAINING:
+            s.move_to(Stage.BLENDING, accuracy=self._last_val_accuracy())
+            st.schedule = AlphaSchedule(0.0, st.alpha_target, st.tempo_epochs, AlphaCurve.LINEAR)
+            st.alpha = st.schedule.value
+        else:  # BLENDING with its schedule done
+            s.move_to(Stage.HOLDING, accuracy=self._last_val_accuracy())
+            st.schedule = None
+
+    def set_alpha_target(
+        self,
+        slot: int,
+        alpha_target: float | int,
+        speed: AlphaSpeed | int | str = AlphaSpeed.MEDIUM,
+        curve: AlphaCurve | int | str = AlphaCurve.LINEAR,
+    ) -> None:
+        target = _alpha_target(alpha_target)
+        speed = enum_value(AlphaSpeed, speed)
+        curve = enum_value(AlphaCurve, curve)
+        s = self._require(Op.SET_ALPHA_TARGET, slot)
+        st = s.state
+        if st.stage == Stage.HOLDING:
+            s.move_to(Stage.BLENDING, accuracy=self._last_val_accuracy())
+        st.alpha_target = target
+        st.schedule = AlphaSchedule(st.alpha, target, SPEED_EPOCHS[speed], curve)
+        st.alpha = st.schedule.value
+
+    def prune(
+        self,
+        slot: int,
+        speed: AlphaSpeed | int | str = AlphaSpeed.INSTANT,
+        curve: AlphaCurve | int | str = AlphaCurve.LINEAR,
+    ) -> None:
+        """Ramp alpha down to 0 over ``speed`` epochs, then delete the seed and embargo the slot."""
+        speed = enum_value(AlphaSpeed, speed)
+        curve = enum_value(AlphaCurve, curve)
+        s = self._require(Op.PRUNE, slot)
+        st = s.state
+        duration = SPEED_EPOCHS[speed] if st.alpha > 0 else 1
+        s.move_to(Stage.PRUNED, accuracy=self._last_val_accuracy())
+        assert s.seed is not None
+        s.seed.requires_grad_(False)
+        st.schedule = AlphaSchedule(st.alpha, 0.0, duration, curve)
+        st.alpha = st.schedule.value
+        self.counters.pruned += 1
+
+    def fossilize(self, slot: int) -> None:
+        s = self._require(Op.FOSSILIZE, slot)
+        s.move_to(Stage.FOSSILIZED, accuracy=self._last_val_accuracy())
+        s.state.schedule = None
+        self.counters.fossilized += 1
+
+    def apply(self, op: Op | int, slot: int = 0, **params: Any) -> None:
+        """Dispatch one operation; ``params`` are the keyword arguments of the op's method."""
+        op = enum_value(Op, op)
+        if op == Op.WAIT:
+            return
+        method = {
+            Op.GERMINATE: self.germinate,
+            Op.ADVANCE: self.advance,
+            Op.SET_ALPHA_TARGET: self.set_alpha_target,
+            Op.PRUNE: self.prune,
+            Op.FOSSILIZE: self.fossilize,
+        }[op]
+        method(slot, **params)
+
+    # ------------------------------------------------------------------ forward passes
+
+    def _run(
+        self, h: Tensor, start: int, alphas: dict[int, Tensor] | None = None, capture: Sequence[int] = ()
+    ) -> tuple[Tensor, dict[int, Tensor]]:
+        """Run segments ``start..`` with the slots in between; capture features at given slots."""
+        captured: dict[int, Tensor] = {}
+        segments = self.host.segments
+        for i in range(start, len(segments) - 1):
+            h = segments[i](h)
+            if i < len(self.slots):
+                if i in capture:
+                    captured[i] = h
+                slot = self.slots[i]
+                if slot.in_forward:
+                    alpha: float | Tensor = slot.state.alpha
+                    if alphas is not None and i in alphas:
+                        alpha = alphas[i]
+                    elif alpha == 0.0:
+                        continue  # exactly the identity
+                    assert slot.seed is not None
+                    h = slot.seed(h, alpha)
+        return segments[-1](h), captured
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of the host with its seeds as they are blended now."""
+        return self._run(x, 0)[0]
+
+    def _last_val_accuracy(self) -> float | None:
+        return self.history.val_accuracy[-1] if self.history.val_accuracy else None
+
+    # ------------------------------------------------------------------ one epoch
+
+    def train_epoch(self) -> tuple[float, float, bool]:
+        """Train host and seeds on one pass over the training images. Returns (loss, acc, finite)."""
+        data = self.data
+        self.host.train()
+        training = [s for s in self.slots if s.stage == Stage.TRAINING]
+        stepping = [s for s in self.slots if s.stage in TRAINABLE_STAGES and s.optimizer is not None]
+        for s in self.slots:
+            if s.seed is not None:
+                s.seed.train()
+        capture = [s.index for s in training]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for xb, yb in iterate_batches(
+            data.train_x,
+            data.train_y,
+            self.config.batch_size,
+            generator=self.generator,
+            mean=data.mean,
+            std=data.std,
+            augment=True,
+            shuffle=True,
+        ):
+            logits, captured = self._run(xb, 0, capture=capture)
+            loss = F.cross_entropy(logits, yb)
+            self.host_optimizer.zero_grad(set_to_none=True)
+            for s in stepping:
+                assert s.optimizer is not None
+                s.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for s in training:
+                self._train_isolated_seed(s, captured[s.index].detach(), yb)
+            self.host_optimizer.step()
+            for s in stepping:
+                assert s.optimizer is not None
+                s.optimizer.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.detach().argmax(1) == yb).sum()
+            seen += len(yb)
+            self.history.global_step += 1
+        loss_value = float(loss_sum) / max(seen, 1)
+        finite = bool(torch.isfinite(loss_sum)) and all(
+            bool(torch.isfinite(p).all()) for p in self.host.parameters()
+        )
+        return loss_value, float(correct) / max(seen, 1), finite
+
+    def _train_isolated_seed(self, slot: Slot, h: Tensor, y: Tensor) -> None:
+        """Give a TRAINING seed the task gradient without touching the host's state or gradients."""
+        assert slot.seed is not None
+        saved = [b.clone() for b in self._bn_buffers]
+        logits, _ = self._run(slot.seed(h, 1.0), slot.index + 1)
+        loss = F.cross_entropy(logits, y)
+        params = [p for p in slot.seed.parameters()]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+        with torch.no_grad():
+            for b, v in zip(self._bn_buffers, saved):
+                b.copy_(v)
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor, measured: Sequence[int] = ()) -> tuple[float, float, list[float]]:
+        """Loss and accuracy on ``(x, y)``, plus the accuracy with each measured slot's alpha at 0.
+
+        The counterfactuals are fused into the same pass: at the first measured slot the batch is
+        replicated K+1 times, replica 0 keeps every alpha, replica k+1 forces slot ``measured[k]``
+        to alpha 0. BatchNorm is in eval mode, so a replica's result does not depend on the others.
+        """
+        self.host.eval()
+        for s in self.slots:
+            if s.seed is not None:
+                s.seed.eval()
+        k = len(measured)
+        first = min(measured) if k else None
+        correct = torch.zeros(k + 1, device=self.device, dtype=torch.long)
+        loss_sum = torch.zeros((), device=self.device)
+        data = self.data
+        for xb, yb in iterate_batches(
+            x, y, self.val_batch_size, generator=self.generator, mean=data.mean, std=data.std,
+            augment=False, shuffle=False,
+        ):
+            b = len(yb)
+            if first is None:
+                logits = self.forward(xb).unsqueeze(0)
+            else:
+                logits = self._run_counterfactual(xb, list(measured), first).view(k + 1, b, -1)
+            correct += (logits.argmax(-1) == yb).sum(-1)
+            loss_sum += F.cross_entropy(logits[0], yb, reduction="sum")
+        n = len(y)
+        accs = (correct.double() / n).tolist()
+        return float(loss_sum) / n, accs[0], accs[1:]
+
+    def _run_counterfactual(self, xb: Tensor, measured: list[int], first: int) -> Tensor:
+        k = len(measured)
+        b = xb.shape[0]
+        h = xb
+        segments = self.host.segments
+        for i in range(len(segments) - 1):
+            h = segments[i](h)
+            if i == first:
+                h = h.repeat(k + 1, 1, 1, 1)
+            if i < len(self.slots) and self.slots[i].in_forward:
+                slot = self.slots[i]
+                alpha: float | Tensor = slot.state.alpha
+                if i in measured:
+                    per_replica = torch.full((k + 1,), alpha, device=h.device, dtype=h.dtype)
+                    per_replica[1 + measured.index(i)] = 0.0
+                    alpha = per_replica.repeat_interleave(b).view(-1, 1, 1, 1)
+                elif alpha == 0.0:
+                    continue
+                assert slot.seed is not None
+                h = slot.seed(h, alpha)
+        return segments[-1](h)
+
+    def measured_slots(self) -> list[int]:
+        return [
+            s.index for s in self.slots if s.in_forward and s.stage in MEASURED_STAGES and s.state.alpha > 0
+        ]
+
+    def validate(self) -> tuple[float, float, dict[int, float]]:
+        """Validation loss, accuracy and the contribution of every measured seed."""
+        measured = self.measured_slots()
+        loss, acc, without = self.evaluate(self.data.val_x, self.data.val_y, measured)
+        return loss, acc, {i: acc - a0 for i, a0 in zip(measured, without)}
+
+    def test_accuracy(self) -> float:
+        """Accuracy on the test split. Only for reporting at episode end, never an agent signal."""
+        return self.evaluate(self.data.test_x, self.data.test_y)[1]
+
+    def run_epoch(self) -> EpochResult:
+        """Train one epoch, validate (with counterfactuals), then advance schedules and timers."""
+        train_loss, train_acc, finite = self.train_epoch()
+        h = self.history
+        if not finite:
+            nan = float("nan")
+            self._record(train_loss, train_acc, nan, 0.0)
+            return EpochResult(h.epoch, train_loss, train_acc, nan, 0.0, {}, True, "non-finite loss")
+        val_loss, val_acc, contributions = self.validate()
+        for i, c in contributions.items():
+            st = self.slots[i].state
+            st.contribution = c
+            st.measured_in_stage = True
+            st.history.append(c)
+        self._advance_timers()
+        self._record(train_loss, train_acc, val_loss, val_acc)
+        reason = self._divergence(train_loss, val_loss, val_acc)
+        diverged = reason is not None
+        return EpochResult(h.epoch, train_loss, train_acc, val_loss, val_acc, contributions, diverged, reason)
+
+    def _divergence(self, train_loss: float, val_loss: float, val_acc: float) -> str | None:
+        """Why training counts as diverged, or None.
+
+        A collapse, not slow learning: the loss exploded, or validation accuracy fell back to
+        chance for ``chance_patience`` epochs after having been clearly above it.
+        """
+        h = self.history
+        chance = 1.0 / self.data.num_classes
+        h.chance_epochs = h.chance_epochs + 1 if val_acc <= 1.2 * chance else 0
+        if not math.isfinite(val_loss):
+            return "non-finite validation loss"
+        if train_loss > 10 * math.log(self.data.num_classes):
+            return f"training loss exploded to {train_loss:.3g}"
+        collapsed = h.best_val_accuracy is not None and h.best_val_accuracy >= 2 * chance
+        if collapsed and h.chance_epochs >= self.chance_patience:
+            return f"accuracy back at chance for {h.chance_epochs} epochs"
+        return None
+
+    def _record(self, train_loss: float, train_acc: float, val_loss: float, val_acc: float) -> None:
+        h = self.history
+        h.train_loss.append(train_loss)
+        h.train_accuracy.append(train_acc)
+        h.val_loss.append(val_loss)
+        h.val_accuracy.append(val_acc)
+        if h.best_val_accuracy is None or val_acc > h.best_val_accuracy:
+            h.best_val_accuracy = val_acc
+            h.plateau_epochs = 0
+        else:
+            h.plateau_epochs += 1
+        if val_loss == val_loss and (h.best_val_loss is None or val_loss < h.best_val_loss):
+            h.best_val_loss = val_loss
+
+    def _advance_timers(self) -> None:
+        for s in self.slots:
+            st = s.state
+            if st.stage == Stage.DORMANT:
+                continue
+            st.epochs_in_stage += 1
+            if st.stage == Stage.EMBARGOED:
+                st.embargo_remaining -= 1
+                if st.embargo_remaining <= 0:
+                    s.move_to(Stage.DORMANT, accuracy=None)
+            elif st.stage == Stage.PRUNED:
+                assert st.schedule is not None
+                if st.schedule.done:
+                    s.clear()
+                    s.move_to(Stage.EMBARGOED, accuracy=None)
+                    st.embargo_remaining = self.gates.embargo_epochs
+                else:
+                    st.schedule.tick()
+                    st.alpha = st.schedule.value
+            elif st.stage == Stage.BLENDING:
+                assert st.schedule is not None
+                st.schedule.tick()
+                st.alpha = st.schedule.value
+
+    # ------------------------------------------------------------------ accounting
+
+    def host_parameters(self) -> int:
+        """Parameters of the host, fossilized seeds included."""
+        fossils = sum(count_parameters(s.seed) for s in self.slots if s.seed is not None and s.stage == Stage.FOSSILIZED)
+        return count_parameters(self.host) + fossils
+
+    def seed_parameters(self) -> int:
+        """Parameters of the seeds that are not (yet) part of the host."""
+        return sum(
+            count_parameters(s.seed)
+            for s in self.slots
+            if s.seed is not None and s.stage in SEED_STAGES and s.stage != Stage.FOSSILIZED
+        )
+
+    # ------------------------------------------------------------------ snapshot / restore
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as nested dicts of tensors and plain values (loadable with weights_only)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "config_id": self.config.config_id,
+            "seed": self.seed,
+            "host": _clone_tree(self.host.state_dict()),
+            "host_optimizer": _clone_tree(self.host_optimizer.state_dict()),
+            "generator": self.generator.get_state().clone(),
+            "history": asdict(self.history),
+            "counters": asdict(self.counters),
+            "slots": [
+                {
+                    "state": s.state.to_dict(),
+                    "seed": None if s.seed is None else _clone_tree(s.seed.state_dict()),
+                    "optimizer": None if s.optimizer is None else _clone_tree(s.optimizer.state_dict()),
+                }
+                for s in self.slots
+            ],
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Bring the engine back to ``snap`` exactly; continuing then equals never having left."""
+        version = snap.get("version")
+        if version != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {version!r} is not supported; this engine reads version {SNAPSHOT_VERSION}")
+        if len(snap["slots"]) != len(self.slots):
+            raise ValueError(f"snapshot has {len(snap['slots'])} slots, this engine has {len(self.slots)}")
+        self.host.load_state_dict(snap["host"])
+        self.host_optimizer.load_state_dict(_clone_tree(snap["host_optimizer"]))
+        self.generator.set_state(snap["generator"].clone())
+        self.history = TrainingHistory(**{k: (list(v) if isinstance(v, list) else v) for k, v in snap["history"].items()})
+        self.counters = SeedCounters(**snap["counters"])
+        for s, saved in zip(self.slots, snap["slots"]):
+            s.state = SlotState.from_dict(saved["state"])
+            s.seed, s.optimizer = None, None
+            if saved["seed"] is not None:
+                assert s.state.blueprint is not None
+                s.seed = Seed(s.state.blueprint, s.channels, s.state.style, seed=0).to(self.device)
+                s.seed.load_state_dict(saved["seed"])
+                s.seed.requires_grad_(s.stage in TRAINABLE_STAGES)
+                s.optimizer = build_optimizer(self.config, list(s.seed.parameters()))
+                if saved["optimizer"] is not None:
+                    s.optimizer.load_state_dict(_clone_tree(saved["optimizer"]))
+
+
+def _is_index(value: object, n: int) -> bool:
+    """An integer (Python or NumPy, not bool) in ``range(n)``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= int(value) < n
+
+
+def _alpha_target(value: float | int) -> float:
+    """Accept an alpha target value (0.5, 0.7, 1.0) or its index (0, 1, 2)."""
+    if _is_index(value, len(ALPHA_TARGETS)):
+        return ALPHA_TARGETS[value]
+    if isinstance(value, float) and value in ALPHA_TARGETS:
+        return value
+    raise ValueError(f"unknown alpha target {value!r}; valid are the values {ALPHA_TARGETS} or their indices 0..2")
+
+
+def _clone_tree(obj: Any) -> Any:
+    """Deep copy of nested dicts/lists/tuples whose tensors are cloned (detached)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone_tree(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_clone_tree(v) for v in obj)
+    return obj

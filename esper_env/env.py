@@ -1,0 +1,409 @@
+"""``EsperEnv``: grow a CNN while it trains, one epoch per step."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from esper_env.blueprints import BLUEPRINTS
+from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity, lookup
+from esper_env.data import DATASETS, load_dataset
+from esper_env.engine import EpochResult, TrainingEngine
+from esper_env.hosts import count_parameters
+from esper_env.lifecycle import ALPHA_TARGETS, LIVE_STAGES, AlphaCurve, AlphaSpeed, BlendStyle, Op, Stage, Tempo
+from esper_env.rewards import RewardConfig, get_reward_config, potential, relabel
+from esper_env.spaces import (
+    NOOP_INDEX,
+    WAIT_ACTION,
+    FactoredAction,
+    check_action,
+    flat_action_mask,
+    make_action_space,
+    make_observation_space,
+    observation_features,
+    observation_schema,
+)
+
+ENV_SNAPSHOT_VERSION = 1
+
+
+class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Grow a host CNN while it trains: graft, blend, fossilize or prune seed modules.
+
+    ## Description
+
+    Each step trains a host CNN (CIFAR-10, CIFAR-100 or the offline procedural SynthCIFAR) for one
+    epoch. Before the epoch, the agent may graft a *seed* module into one of the host's slots and
+    steer its lifecycle: DORMANT -> GERMINATED -> TRAINING (learns on detached features; the host
+    is untouched) -> BLENDING (alpha ramps toward its target) -> HOLDING -> FOSSILIZED (permanent),
+    or PRUNED -> EMBARGOED -> DORMANT. The agent is judged by the host's final validation
+    accuracy and what its growth cost in parameters.
+
+    ## Action Space
+
+    ``MultiDiscrete([6, num_slots, 13, 4, 3, 3, 4, 5])``, heads ``(op, slot, blueprint, style,
+    tempo, alpha_target, alpha_speed, alpha_curve)``. Ops: 0 WAIT, 1 GERMINATE(slot, blueprint,
+    style, tempo, alpha_target), 2 ADVANCE(slot), 3 SET_ALPHA_TARGET(slot, alpha_target,
+    alpha_speed, alpha_curve), 4 PRUNE(slot, alpha_speed, alpha_curve), 5 FOSSILIZE(slot). Heads an
+    op does not use are ignored. ``info["action_mask"]`` and :meth:`action_masks` give the flat
+    per-head mask (sb3-contrib's format); :meth:`legal_actions` the exact (op, slot) legality. An
+    action in the space but illegal now runs as WAIT with ``info["action_valid"] = False``; an
+    action outside the space raises ``ValueError``.
+
+    ## Observation Space
+
+    A flat ``float32`` Box; ``observation_schema`` maps each feature name to its slice. Base
+    features (epoch, accuracies, losses, deltas, plateau, 5-epoch histories, seed and slot
+    summary, last action feedback) are followed by the same block per slot (``slotK/stage``
+    one-hot, alpha, target, epochs in stage, blueprint and style one-hots, contribution, size,
+    embargo). A measurement not yet taken is -1. The README's env card lists every feature.
+
+    ## Rewards
+
+    ``info["reward_components"]`` holds the raw terms; the reward is :func:`esper_env.rewards.relabel`
+    of them under ``reward`` (``"shaped"`` default, ``"sparse"``, ``"contribution"``).
+
+    ## Starting State
+
+    A freshly initialised host (seeded from ``reset(seed=...)``), all slots DORMANT, no epoch
+    trained: every measured feature is -1.
+
+    ## Episode End
+
+    1. Truncation: ``max_epochs`` epochs trained (``termination_reason="max_epochs"``).
+    2. Termination: training diverged: non-finite loss or validation accuracy at chance for
+       several epochs (``"diverged"``).
+    3. Termination: no validation improvement for ``early_stop_patience`` epochs, when set
+       (``"early_stop"``).
+
+    The last step's info also carries ``final_val_accuracy``, ``best_val_accuracy``,
+    ``test_accuracy``, ``host_params``, ``seed_params`` and ``seeds_created/fossilized/pruned``.
+
+    ## Arguments
+
+    ``dataset`` ("synthcifar", "cifar10", "cifar100"), ``config`` (an environment preset, default
+    "baseline"), ``fidelity`` ("full", "fast", "tiny", "test"), ``max_epochs`` (25), ``num_slots``
+    (3), ``reward`` (mode name or RewardConfig), ``device`` ("auto"), ``num_threads`` (None leaves
+    torch alone, except in a worker process of an async vector env where it defaults to 1),
+    ``render_mode`` ("ansi" or "rgb_array"), ``data_dir``, ``download`` (False), ``synth_seed`` (0),
+    ``early_stop_patience`` (None).
+
+    >>> import gymnasium, esper_env
+    >>> env = gymnasium.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=3)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape == env.observation_space.shape
+    True
+
+    ## Vectorized environment
+
+    ``gymnasium.make_vec(id, num_envs=N, vectorization_mode="sync" | "async")``. Every env sees the
+    same amount of data per step whatever N.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
+
+    def __init__(
+        self,
+        dataset: str = "synthcifar",
+        config: str | EnvironmentConfig = "baseline",
+        fidelity: str | Fidelity = "tiny",
+        max_epochs: int = 25,
+        num_slots: int = 3,
+        reward: str | RewardConfig = "shaped",
+        device: str | torch.device = "auto",
+        num_threads: int | None = None,
+        render_mode: str | None = None,
+        data_dir: str | os.PathLike | None = None,
+        download: bool = False,
+        synth_seed: int = 0,
+        early_stop_patience: int | None = None,
+    ) -> None:
+        lookup("dataset", dataset, {d: d for d in DATASETS})
+        self.config = get_config(config)
+        self.fidelity = get_fidelity(fidelity)
+        self.reward_config = get_reward_config(reward)
+        if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
+            raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r}; valid are: {self.metadata['render_modes']}")
+        if num_threads is None and multiprocessing.parent_process() is not None:
+            num_threads = 1  # a vector-env worker: one torch thread per process avoids oversubscription
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        self.dataset = dataset
+        self.max_epochs = int(max_epochs)
+        self.num_slots = int(num_slots)
+        self.device = device
+        self.render_mode = render_mode
+        self.early_stop_patience = early_stop_patience
+        self._init_kwargs = dict(
+            dataset=dataset, config=self.config, fidelity=self.fidelity, max_epochs=max_epochs,
+            num_slots=num_slots, reward=self.reward_config, device=device, num_threads=num_threads,
+            render_mode=render_mode, data_dir=data_dir, download=download, synth_seed=synth_seed,
+            early_stop_patience=early_stop_patience,
+        )  # fmt: skip
+        # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
+        self.data = load_dataset(dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed)
+        self.action_space = make_action_space(self.num_slots)
+        self.observation_space = make_observation_space(self.num_slots)
+        self.observation_schema = observation_schema(self.num_slots)
+        self._features = observation_features(self.num_slots)
+        # Built for real at reset(); one engine now so that spaces, masks and params are defined.
+        self.engine = self._new_engine(0)
+        self._base_host_params = count_parameters(self.engine.host)
+        self._reset_episode_state()
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._episode_seed = int(self.np_random.integers(2**31 - 1))
+        self.engine = self._new_engine(self._episode_seed)
+        self._reset_episode_state()
+        return self._observation(), self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        requested = check_action(action, self.action_space)
+        self._last_action_valid = self._is_legal(requested)
+        executed = requested.canonical() if self._last_action_valid else WAIT_ACTION
+        self._execute(executed)
+        result = self.engine.run_epoch()
+        self._last_op = Op(executed.op)
+        self._history.append(result)
+
+        terminated, truncated, reason = False, False, None
+        if result.diverged:
+            terminated, reason = True, "diverged"
+        elif self.early_stop_patience is not None and self.engine.history.plateau_epochs >= self.early_stop_patience:
+            terminated, reason = True, "early_stop"
+        if not terminated and self.engine.history.epoch >= self.max_epochs:
+            truncated, reason = True, "max_epochs"
+        self._done = terminated or truncated
+
+        components = self._reward_components(result, Op(executed.op), terminated, self._done)
+        reward = relabel(components, self.reward_config)
+        self._episode_return += reward
+        info = self._info()
+        info.update(
+            action_valid=self._last_action_valid,
+            requested_action=requested.to_array(),
+            executed_action=executed.to_array(),
+            reward_components=components,
+            epoch_result={k: v for k, v in vars(result).items() if k != "contributions"},
+        )
+        if self._done:
+            info.update(self._final_info(reason))
+        return self._observation(), reward, terminated, truncated, info
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        from esper_env.render import render_ansi, render_rgb
+
+        return render_ansi(self) if self.render_mode == "ansi" else render_rgb(self)
+
+    # ------------------------------------------------------------------ masks
+
+    def legal_actions(self) -> np.ndarray:
+        """Boolean ``[6, num_slots]`` matrix: is op ``o`` on slot ``s`` legal now (gates included)."""
+        legal = np.zeros((len(Op), self.num_slots), dtype=bool)
+        legal[Op.WAIT, :] = True
+        for op in list(Op)[1:]:
+            for s in range(self.num_slots):
+                legal[op, s] = self.engine.is_legal(op, s)
+        return legal
+
+    def action_masks(self) -> np.ndarray:
+        """Flat boolean mask over the concatenated head values (sb3-contrib's MaskablePPO format)."""
+        return flat_action_mask(self.legal_actions(), self.num_slots)
+
+    def _is_legal(self, action: FactoredAction) -> bool:
+        if action.op == Op.GERMINATE and action.blueprint == NOOP_INDEX:
+            return False
+        return self.engine.is_legal(action.op, action.slot)
+
+    def _execute(self, a: FactoredAction) -> None:
+        op = Op(a.op)
+        if op == Op.WAIT:
+            return
+        if op == Op.GERMINATE:
+            self.engine.germinate(
+                a.slot, BLUEPRINTS[a.blueprint], BlendStyle(a.style), Tempo(a.tempo), ALPHA_TARGETS[a.alpha_target]
+            )
+        elif op == Op.ADVANCE:
+            self.engine.advance(a.slot)
+        elif op == Op.SET_ALPHA_TARGET:
+            self.engine.set_alpha_target(
+                a.slot, ALPHA_TARGETS[a.alpha_target], AlphaSpeed(a.alpha_speed), AlphaCurve(a.alpha_curve)
+            )
+        elif op == Op.PRUNE:
+            self.engine.prune(a.slot, AlphaSpeed(a.alpha_speed), AlphaCurve(a.alpha_curve))
+        else:
+            self.engine.fossilize(a.slot)
+
+    # ------------------------------------------------------------------ observation, reward, info
+
+    def _new_engine(self, seed: int) -> TrainingEngine:
+        return TrainingEngine(self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed)
+
+    def _reset_episode_state(self) -> None:
+        self._history: list[EpochResult] = []
+        self._last_action_valid = True
+        self._last_op = Op.WAIT
+        self._done = False
+        self._episode_return = 0.0
+        self._potential = 0.0
+
+    def _observation(self) -> np.ndarray:
+        e, h, T = self.engine, self.engine.history, self.max_epochs
+        base = self._base_host_params
+
+        def last(xs: list[float], back: int = 1) -> float:
+            return xs[-back] if len(xs) >= back else -1.0
+
+        def hist5(xs: list[float]) -> list[float]:
+            tail = xs[-5:]
+            return [-1.0] * (5 - len(tail)) + tail
+
+        acc_delta = h.val_accuracy[-1] - h.val_accuracy[-2] if len(h.val_accuracy) >= 2 else -1.0
+        loss_delta = h.val_loss[-1] - h.val_loss[-2] if len(h.val_loss) >= 2 else -1.0
+        last_op = np.zeros(len(Op))
+        last_op[self._last_op] = 1.0
+        fossil = sum(count_parameters(s.seed) for s in e.slots if s.seed is not None and s.stage == Stage.FOSSILIZED)
+        parts: list[Any] = [
+            h.epoch / T, max(T - h.epoch, 0) / T, last(h.val_accuracy), last(h.val_loss),
+            last(h.train_accuracy), last(h.train_loss), acc_delta, loss_delta, min(h.plateau_epochs / T, 1.0),
+            -1.0 if h.best_val_accuracy is None else h.best_val_accuracy,
+            -1.0 if h.best_val_loss is None else h.best_val_loss,
+            hist5(h.val_accuracy), hist5(h.val_loss),
+            float(any(s.stage in LIVE_STAGES for s in e.slots)),
+            sum(s.stage == Stage.DORMANT for s in e.slots) / self.num_slots,
+            e.seed_parameters() / base, fossil / base, float(self._last_action_valid), last_op,
+        ]  # fmt: skip
+        for s in e.slots:
+            st = s.state
+            stage = np.zeros(len(Stage))
+            stage[st.stage] = 1.0
+            bp = np.zeros(len(BLUEPRINTS))
+            style = np.zeros(len(BlendStyle))
+            if st.blueprint is not None:
+                bp[BLUEPRINTS.index(st.blueprint)] = 1.0
+                style[st.style] = 1.0
+            parts += [
+                stage, st.alpha, st.alpha_target if s.seed is not None else 0.0,
+                min(st.epochs_in_stage / T, 1.0), bp, style,
+                -1.0 if st.contribution is None else float(np.clip(st.contribution, -1, 1)),
+                float(st.contribution is not None),
+                0.0 if s.seed is None else count_parameters(s.seed) / base,
+                st.embargo_remaining / max(e.gates.embargo_epochs, 1),
+            ]  # fmt: skip
+        obs = np.concatenate([np.atleast_1d(np.asarray(p, dtype=np.float32)) for p in parts])
+        obs = np.nan_to_num(obs, nan=-1.0, posinf=1e6, neginf=-1e6)
+        return np.clip(obs, self.observation_space.low, self.observation_space.high).astype(np.float32)
+
+    def _reward_components(self, result: EpochResult, op: Op, terminated: bool, done: bool) -> dict[str, Any]:
+        h = self.engine.history
+        chance = 1.0 / self.data.num_classes
+        prev_acc = h.val_accuracy[-2] if len(h.val_accuracy) >= 2 else chance
+        prev_loss = h.val_loss[-2] if len(h.val_loss) >= 2 else float(np.log(self.data.num_classes))
+        acc = result.val_accuracy
+        potential_prev = self._potential
+        potential_next = 0.0 if terminated else potential(h.best_val_accuracy, h.plateau_epochs, self.reward_config.patience)
+        self._potential = potential_next
+        added = self.engine.host_parameters() - self._base_host_params + self.engine.seed_parameters()
+        contributions = [float(result.contributions.get(i, 0.0)) for i in range(self.num_slots)]
+        return {
+            "accuracy_delta": acc - prev_acc,
+            "loss_delta": float(np.nan_to_num(result.val_loss - prev_loss, nan=0.0)),
+            "potential_prev": potential_prev,
+            "potential_next": potential_next,
+            "intervention_cost": float(self.reward_config.intervention_costs[op.name]),
+            "param_rent": added / self._base_host_params,
+            "sparse": acc if done else 0.0,
+            "terminal": float(done),
+            "contributions": contributions,
+        }
+
+    def _info(self) -> dict[str, Any]:
+        h = self.engine.history
+        return {
+            "action_mask": self.action_masks(),
+            "epoch": h.epoch,
+            "val_accuracy": h.val_accuracy[-1] if h.val_accuracy else -1.0,
+            "slot_stages": [s.stage.name for s in self.engine.slots],
+        }
+
+    def _final_info(self, reason: str | None) -> dict[str, Any]:
+        e, h = self.engine, self.engine.history
+        return {
+            "termination_reason": reason,
+            "final_val_accuracy": h.val_accuracy[-1],
+            "best_val_accuracy": h.best_val_accuracy,
+            "test_accuracy": e.test_accuracy(),
+            "host_params": e.host_parameters(),
+            "base_host_params": self._base_host_params,
+            "seed_params": e.seed_parameters(),
+            "seeds_created": e.counters.created,
+            "seeds_fossilized": e.counters.fossilized,
+            "seeds_pruned": e.counters.pruned,
+            "episode_return": self._episode_return,
+            "episode_length": h.epoch,
+        }
+
+    # ------------------------------------------------------------------ snapshot, restore, fork
+
+    def snapshot(self) -> dict[str, Any]:
+        """The env's whole state (engine, RNG, episode bookkeeping) as tensors and plain values."""
+        return {
+            "version": ENV_SNAPSHOT_VERSION,
+            "engine": self.engine.snapshot(),
+            "np_random": _copy_state(self.np_random.bit_generator.state),
+            "episode_seed": getattr(self, "_episode_seed", 0),
+            "history": [{**vars(r), "contributions": {str(k): v for k, v in r.contributions.items()}} for r in self._history],
+            "last_action_valid": self._last_action_valid,
+            "last_op": int(self._last_op),
+            "done": self._done,
+            "episode_return": self._episode_return,
+            "potential": self._potential,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        if snap.get("version") != ENV_SNAPSHOT_VERSION:
+            raise ValueError(f"env snapshot version {snap.get('version')!r} is not supported (expected {ENV_SNAPSHOT_VERSION})")
+        self.engine = self._new_engine(int(snap["episode_seed"]))
+        self.engine.restore(snap["engine"])
+        self.np_random.bit_generator.state = _copy_state(snap["np_random"])
+        self._episode_seed = int(snap["episode_seed"])
+        self._history = [
+            EpochResult(**{**r, "contributions": {int(k): v for k, v in r["contributions"].items()}})
+            for r in snap["history"]
+        ]
+        self._last_action_valid = bool(snap["last_action_valid"])
+        self._last_op = Op(int(snap["last_op"]))
+        self._done = bool(snap["done"])
+        self._episode_return = float(snap["episode_return"])
+        self._potential = float(snap["potential"])
+
+    def fork(self) -> "EsperEnv":
+        """An independent copy in the same state: run alternative actions from here."""
+        other = EsperEnv(**self._init_kwargs)
+        other.reset()
+        other.restore(self.snapshot())
+        return other
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Copy a NumPy bit generator state (nested dicts of ints and strings)."""
+    return {k: (_copy_state(v) if isinstance(v, dict) else v) for k, v in state.items()}

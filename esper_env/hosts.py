@@ -1,0 +1,206 @@
+"""Host networks, split into segments so an engine can apply seed slots between them.
+
+A :class:`HostNetwork` is a plain ``nn.Module`` whose ``segments`` run one after another. Slot
+point ``i`` (named ``slot_names[i]``) sits right after ``segments[i]``; the feature map there has
+``slot_channels[i]`` channels. The last segment ends with global average pooling and the linear
+classifier and returns logits, so ``len(segments) == len(slot_names) + 1``.
+
+All hosts accept 3-channel images at resolution 16 or 32 (any resolution >= 8 for the CNNs with
+three max-pools works). They contain no dropout and nothing else that draws random numbers in
+``forward``. ``build_host(..., seed=s)`` initialises the weights from ``s`` without touching the
+caller's global RNG state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .configs import lookup
+
+__all__ = [
+    "HOSTS",
+    "HostNetwork",
+    "HostSpec",
+    "HOST_SPECS",
+    "build_host",
+    "count_parameters",
+    "host_slots",
+]
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to build one host architecture.
+
+    ``kind`` is ``"cnn"`` (blocks of conv3x3-BN-ReLU[-MaxPool2]; ``pooled[i]`` says whether
+    block ``i`` ends with a max-pool) or ``"resnet"`` (CIFAR-stem BasicBlock ResNet;
+    ``blocks[i]`` is the number of BasicBlocks in stage ``i``).
+    """
+
+    kind: str
+    channels: tuple[int, ...]
+    pooled: tuple[bool, ...] = ()
+    blocks: tuple[int, ...] = ()
+
+    @property
+    def slot_names(self) -> tuple[str, ...]:
+        prefix = "block" if self.kind == "cnn" else "layer"
+        return tuple(f"{prefix}{i + 1}" for i in range(len(self.channels)))
+
+
+HOST_SPECS: dict[str, HostSpec] = {
+    "HostCNN": HostSpec("cnn", (32, 64, 128), pooled=(True, True, True)),
+    "HostCNN-Wide": HostSpec("cnn", (64, 128, 256), pooled=(True, True, True)),
+    "HostCNN-Narrow": HostSpec("cnn", (8, 16, 32), pooled=(True, True, True)),
+    "HostCNN-Deep": HostSpec("cnn", (32, 64, 128, 128, 256), pooled=(True, True, True, False, False)),
+    "ResNet-18": HostSpec("resnet", (64, 128, 256, 512), blocks=(2, 2, 2, 2)),
+    "ResNet-34": HostSpec("resnet", (64, 128, 256, 512), blocks=(3, 4, 6, 3)),
+}
+
+#: Valid host architecture names.
+HOSTS: tuple[str, ...] = tuple(HOST_SPECS)
+
+
+def host_slots(name: str) -> tuple[tuple[str, int], ...]:
+    """``((slot_name, channels), ...)`` of host ``name`` without building it."""
+    spec = lookup("host", name, HOST_SPECS)
+    return tuple(zip(spec.slot_names, spec.channels))
+
+
+class HostNetwork(nn.Module):
+    """A classifier made of segments with named slot points between them."""
+
+    def __init__(
+        self,
+        name: str,
+        segments: list[nn.Module],
+        slot_names: tuple[str, ...],
+        slot_channels: tuple[int, ...],
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        if len(segments) != len(slot_names) + 1 or len(slot_names) != len(slot_channels):
+            raise ValueError("a host needs len(segments) == len(slot_names) + 1 == len(slot_channels) + 1")
+        self.name = name
+        self.segments = nn.ModuleList(segments)
+        self.slot_names = tuple(slot_names)
+        self.slot_channels = tuple(slot_channels)
+        self.num_classes = num_classes
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.slot_names)
+
+    def slot_index(self, slot: str) -> int:
+        """Index of slot point ``slot`` (it sits right after ``segments[index]``)."""
+        return lookup("slot", slot, {s: i for i, s in enumerate(self.slot_names)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for segment in self.segments:
+            x = segment(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, slots={dict(zip(self.slot_names, self.slot_channels))}"
+
+
+def _conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    """The standard two-conv3x3 residual block (He et al. 2016), projection shortcut when needed."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+def _resnet_stage(c_in: int, c_out: int, n_blocks: int, stride: int) -> nn.Sequential:
+    blocks = [BasicBlock(c_in, c_out, stride)]
+    blocks += [BasicBlock(c_out, c_out) for _ in range(n_blocks - 1)]
+    return nn.Sequential(*blocks)
+
+
+def _head(c_in: int, num_classes: int) -> nn.Sequential:
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(c_in, num_classes))
+
+
+def _build_segments(spec: HostSpec, num_classes: int) -> list[nn.Module]:
+    segments: list[nn.Module] = []
+    if spec.kind == "cnn":
+        c_in = 3
+        for c_out, pool in zip(spec.channels, spec.pooled):
+            segments.append(_conv_block(c_in, c_out, pool))
+            c_in = c_out
+    else:  # resnet: CIFAR stem (conv3x3 stride 1, no max-pool) folded into the first segment
+        stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        c_in = 64
+        for i, (c_out, n_blocks) in enumerate(zip(spec.channels, spec.blocks)):
+            stage = _resnet_stage(c_in, c_out, n_blocks, stride=1 if i == 0 else 2)
+            segments.append(nn.Sequential(stem, stage) if i == 0 else stage)
+            c_in = c_out
+    segments.append(_head(spec.channels[-1], num_classes))
+    return segments
+
+
+def _init_weights(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        # nn.Linear keeps PyTorch's default initialisation.
+
+
+def _build(name: str, num_classes: int) -> HostNetwork:
+    spec = lookup("host", name, HOST_SPECS)
+    host = HostNetwork(name, _build_segments(spec, num_classes), spec.slot_names, spec.channels, num_classes)
+    _init_weights(host)
+    return host
+
+
+def build_host(name: str, num_classes: int, *, seed: int | None = None) -> HostNetwork:
+    """Build host ``name`` with ``num_classes`` outputs.
+
+    With ``seed`` the weights depend only on ``(name, num_classes, seed)`` and the caller's global
+    RNG state is left untouched; without it the global RNG is used as usual.
+    """
+    lookup("host", name, HOST_SPECS)  # fail fast, before forking the RNG
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
+    if seed is None:
+        return _build(name, int(num_classes))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return _build(name, int(num_classes))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameter elements of ``module`` (shared parameters counted once; buffers excluded)."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,216 @@
+"""The seed lifecycle: stages, operations, legal transitions, gates and alpha schedules.
+
+Called "Kasmina's lifecycle" in the original design. This module is pure Python (no torch):
+the engine asks it whether an operation is legal and how the alpha schedule moves.
+
+Stages::
+
+    DORMANT -> GERMINATED -> TRAINING -> BLENDING -> HOLDING -> FOSSILIZED (permanent)
+    any live stage (GERMINATED, TRAINING, BLENDING, HOLDING) -> PRUNED -> EMBARGOED -> DORMANT
+
+* GERMINATED: the seed module exists but neither trains nor touches the host.
+* TRAINING: the seed learns from the task on detached host features; the host's forward output
+  and gradients are exactly those without the seed.
+* BLENDING: alpha moves from its start value toward its target along a curve.
+* HOLDING: alpha sits at its target; the seed's contribution is measured every epoch.
+* FOSSILIZED: the seed is permanent; its parameters count as host parameters.
+* PRUNED: alpha ramps down to 0, the seed no longer trains; then the module is deleted.
+* EMBARGOED: the slot is empty but closed for ``EMBARGO_EPOCHS`` epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+from esper_env.configs import lookup
+
+
+class Stage(IntEnum):
+    DORMANT = 0
+    GERMINATED = 1
+    TRAINING = 2
+    BLENDING = 3
+    HOLDING = 4
+    FOSSILIZED = 5
+    PRUNED = 6
+    EMBARGOED = 7
+
+
+class Op(IntEnum):
+    """The operation head of the factored action."""
+
+    WAIT = 0
+    GERMINATE = 1
+    ADVANCE = 2
+    SET_ALPHA_TARGET = 3
+    PRUNE = 4
+    FOSSILIZE = 5
+
+
+class BlendStyle(IntEnum):
+    """How a seed's delta enters the host features at a slot (alpha 0 is always the identity)."""
+
+    ADDITIVE = 0  # h + alpha * delta
+    MULTIPLICATIVE = 1  # h * (1 + alpha * tanh(delta))
+    CHANNEL_GATED = 2  # h + alpha * sigmoid(w . pool(h) + b) * delta   (per-channel gate)
+    SPATIAL_GATED = 3  # h + alpha * sigmoid(conv1x1(h)) * delta        (per-pixel gate)
+
+
+class Tempo(IntEnum):
+    """Length of the blend that follows TRAINING, chosen at GERMINATE."""
+
+    FAST = 0
+    STANDARD = 1
+    SLOW = 2
+
+
+class AlphaSpeed(IntEnum):
+    """Length of an alpha change asked by SET_ALPHA_TARGET or PRUNE."""
+
+    INSTANT = 0
+    FAST = 1
+    MEDIUM = 2
+    SLOW = 3
+
+
+class AlphaCurve(IntEnum):
+    LINEAR = 0
+    COSINE = 1
+    SIGMOID = 2
+    EASE_IN = 3
+    EASE_OUT = 4
+
+
+TEMPO_EPOCHS: dict[Tempo, int] = {Tempo.FAST: 3, Tempo.STANDARD: 5, Tempo.SLOW: 8}
+SPEED_EPOCHS: dict[AlphaSpeed, int] = {
+    AlphaSpeed.INSTANT: 1,
+    AlphaSpeed.FAST: 2,
+    AlphaSpeed.MEDIUM: 4,
+    AlphaSpeed.SLOW: 8,
+}
+ALPHA_TARGETS: tuple[float, ...] = (0.5, 0.7, 1.0)
+
+LIVE_STAGES = frozenset({Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING, Stage.HOLDING})
+#: Stages in which a seed module exists.
+SEED_STAGES = LIVE_STAGES | {Stage.FOSSILIZED, Stage.PRUNED}
+#: Stages whose seed is in the host's forward pass with a possibly non-zero alpha.
+BLENDED_STAGES = frozenset({Stage.BLENDING, Stage.HOLDING, Stage.FOSSILIZED, Stage.PRUNED})
+#: Stages whose contribution the validation pass measures.
+MEASURED_STAGES = frozenset({Stage.BLENDING, Stage.HOLDING})
+#: Stages whose seed parameters are updated by the optimizer.
+TRAINABLE_STAGES = frozenset({Stage.TRAINING, Stage.BLENDING, Stage.HOLDING, Stage.FOSSILIZED})
+
+#: Legal stage changes. Automatic ones (PRUNED -> EMBARGOED -> DORMANT, BLENDING <- HOLDING by
+#: SET_ALPHA_TARGET) are listed too: every change the engine makes is checked against this table.
+TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    Stage.DORMANT: frozenset({Stage.GERMINATED}),
+    Stage.GERMINATED: frozenset({Stage.TRAINING, Stage.PRUNED}),
+    Stage.TRAINING: frozenset({Stage.BLENDING, Stage.PRUNED}),
+    Stage.BLENDING: frozenset({Stage.HOLDING, Stage.BLENDING, Stage.PRUNED}),
+    Stage.HOLDING: frozenset({Stage.FOSSILIZED, Stage.BLENDING, Stage.PRUNED}),
+    Stage.FOSSILIZED: frozenset(),
+    Stage.PRUNED: frozenset({Stage.EMBARGOED}),
+    Stage.EMBARGOED: frozenset({Stage.DORMANT}),
+}
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Minimum conditions an operation must meet; an op its gate refuses is illegal (masked)."""
+
+    min_training_epochs: int = 2  # TRAINING -> BLENDING
+    min_holding_epochs: int = 1  # HOLDING -> FOSSILIZED, and the contribution must be measured
+    embargo_epochs: int = 3  # EMBARGOED -> DORMANT
+
+
+class IllegalTransitionError(ValueError):
+    """An operation was asked that the lifecycle or a gate refuses."""
+
+
+def check_transition(src: Stage, dst: Stage) -> None:
+    if dst not in TRANSITIONS[src]:
+        allowed = ", ".join(s.name for s in sorted(TRANSITIONS[src])) or "none (permanent)"
+        raise IllegalTransitionError(
+            f"illegal transition {src.name} -> {dst.name}; from {src.name} the legal stages are: {allowed}"
+        )
+
+
+def curve_value(curve: AlphaCurve, progress: float) -> float:
+    """Map progress in [0, 1] to [0, 1] along a curve; exact at both ends."""
+    p = min(max(progress, 0.0), 1.0)
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    if curve == AlphaCurve.LINEAR:
+        return p
+    if curve == AlphaCurve.COSINE:
+        return 0.5 - 0.5 * math.cos(math.pi * p)
+    if curve == AlphaCurve.SIGMOID:
+        k = 10.0
+        lo, hi = 1 / (1 + math.exp(k / 2)), 1 / (1 + math.exp(-k / 2))
+        return (1 / (1 + math.exp(-k * (p - 0.5))) - lo) / (hi - lo)
+    if curve == AlphaCurve.EASE_IN:
+        return p * p
+    if curve == AlphaCurve.EASE_OUT:
+        return 1 - (1 - p) * (1 - p)
+    raise ValueError(f"unknown alpha curve {curve!r}; valid: {[c.name for c in AlphaCurve]}")
+
+
+@dataclass
+class AlphaSchedule:
+    """Alpha moving from ``start`` to ``target`` over ``duration`` epochs along ``curve``.
+
+    ``elapsed`` counts the epochs already taken. A schedule starts with ``elapsed=1``: the epoch
+    that follows the decision already trains at the first point of the ramp.
+    """
+
+    start: float
+    target: float
+    duration: int
+    curve: AlphaCurve = AlphaCurve.LINEAR
+    elapsed: int = 1
+
+    @property
+    def value(self) -> float:
+        if self.elapsed >= self.duration:
+            return self.target
+        frac = curve_value(self.curve, self.elapsed / self.duration)
+        return self.start + (self.target - self.start) * frac
+
+    @property
+    def done(self) -> bool:
+        return self.elapsed >= self.duration
+
+    def tick(self) -> None:
+        self.elapsed = min(self.elapsed + 1, self.duration)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "start": self.start,
+            "target": self.target,
+            "duration": self.duration,
+            "curve": int(self.curve),
+            "elapsed": self.elapsed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AlphaSchedule":
+        return cls(
+            float(d["start"]), float(d["target"]), int(d["duration"]), AlphaCurve(int(d["curve"])), int(d["elapsed"])
+        )
+
+
+def enum_value(enum: type[IntEnum], value: int | str | IntEnum) -> IntEnum:
+    """Coerce an int, a name or a member to ``enum``; ValueError names the bad value otherwise."""
+    if isinstance(value, enum):
+        return value
+    if isinstance(value, str):
+        return lookup(enum.__name__, value.upper(), enum.__members__)
+    try:
+        return enum(int(value))
+    except (ValueError, TypeError):
+        valid = ", ".join(f"{m.value}={m.name}" for m in enum)
+        raise ValueError(f"unknown {enum.__name__} {value!r}; valid values are: {valid}") from None

@@ -1,0 +1,159 @@
+"""A slot: one grafting point of the host, holding at most one seed and its lifecycle state.
+
+Called "Kasmina's seed slot" in the original design. The slot knows how a seed's delta is
+blended into the host's features (:class:`Seed`) and keeps the lifecycle counters; the engine
+decides when to call which transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from esper_env.blueprints import build_blueprint
+from esper_env.lifecycle import (
+    BLENDED_STAGES,
+    AlphaSchedule,
+    BlendStyle,
+    Stage,
+    check_transition,
+)
+
+
+class Seed(nn.Module):
+    """A blueprint body plus the blend style that puts its delta into the host's features.
+
+    ``forward(h, alpha)`` is exactly ``h`` when alpha is 0, for every style. ``alpha`` may be a
+    float or a tensor broadcastable to ``[B, 1, 1, 1]`` (the fused counterfactual pass gives each
+    replica of the batch its own alpha).
+    """
+
+    def __init__(self, blueprint: str, channels: int, style: BlendStyle, seed: int) -> None:
+        super().__init__()
+        self.blueprint = blueprint
+        self.style = BlendStyle(style)
+        self.body = build_blueprint(blueprint, channels, seed=seed)
+        self.gate: nn.Module | None = None
+        if self.style == BlendStyle.CHANNEL_GATED:
+            self.gate = nn.Linear(channels, channels)
+        elif self.style == BlendStyle.SPATIAL_GATED:
+            self.gate = nn.Conv2d(channels, 1, kernel_size=1)
+        if self.gate is not None:
+            # Gates start half open with no preference, so the blend starts like ADDITIVE at alpha/2.
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
+
+    def forward(self, h: Tensor, alpha: float | Tensor) -> Tensor:
+        delta = self.body(h)
+        if self.style == BlendStyle.ADDITIVE:
+            return h + alpha * delta
+        if self.style == BlendStyle.MULTIPLICATIVE:
+            return h * (1 + alpha * torch.tanh(delta))
+        assert self.gate is not None
+        if self.style == BlendStyle.CHANNEL_GATED:
+            g = torch.sigmoid(self.gate(h.mean(dim=(2, 3))))[:, :, None, None]
+        else:
+            g = torch.sigmoid(self.gate(h))
+        return h + alpha * g * delta
+
+
+@dataclass
+class SlotState:
+    """Lifecycle state of one slot; plain data so that it snapshots without pickle."""
+
+    stage: Stage = Stage.DORMANT
+    blueprint: str | None = None
+    style: BlendStyle = BlendStyle.ADDITIVE
+    alpha: float = 0.0
+    alpha_target: float = 1.0
+    schedule: AlphaSchedule | None = None
+    tempo_epochs: int = 5
+    epochs_in_stage: int = 0
+    embargo_remaining: int = 0
+    seed_id: int = -1
+    #: Last measured counterfactual contribution (accuracy with the seed minus with alpha 0), or None.
+    contribution: float | None = None
+    #: Whether a contribution was measured since the seed entered its current stage.
+    measured_in_stage: bool = False
+    #: Host validation accuracy when the seed entered its current stage (for "seed improvement").
+    accuracy_at_stage_start: float | None = None
+    history: list[float] = field(default_factory=list)  # contributions measured, oldest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": int(self.stage),
+            "blueprint": self.blueprint,
+            "style": int(self.style),
+            "alpha": self.alpha,
+            "alpha_target": self.alpha_target,
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
+            "tempo_epochs": self.tempo_epochs,
+            "epochs_in_stage": self.epochs_in_stage,
+            "embargo_remaining": self.embargo_remaining,
+            "seed_id": self.seed_id,
+            "contribution": self.contribution,
+            "measured_in_stage": self.measured_in_stage,
+            "accuracy_at_stage_start": self.accuracy_at_stage_start,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SlotState":
+        return cls(
+            stage=Stage(int(d["stage"])),
+            blueprint=d["blueprint"],
+            style=BlendStyle(int(d["style"])),
+            alpha=float(d["alpha"]),
+            alpha_target=float(d["alpha_target"]),
+            schedule=None if d["schedule"] is None else AlphaSchedule.from_dict(d["schedule"]),
+            tempo_epochs=int(d["tempo_epochs"]),
+            epochs_in_stage=int(d["epochs_in_stage"]),
+            embargo_remaining=int(d["embargo_remaining"]),
+            seed_id=int(d["seed_id"]),
+            contribution=d["contribution"],
+            measured_in_stage=bool(d["measured_in_stage"]),
+            accuracy_at_stage_start=d["accuracy_at_stage_start"],
+            history=[float(x) for x in d["history"]],
+        )
+
+
+class Slot:
+    """One grafting point: its name, width, current seed module and lifecycle state."""
+
+    def __init__(self, index: int, name: str, channels: int) -> None:
+        self.index = index
+        self.name = name
+        self.channels = channels
+        self.seed: Seed | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.state = SlotState()
+
+    @property
+    def stage(self) -> Stage:
+        return self.state.stage
+
+    @property
+    def in_forward(self) -> bool:
+        """Whether the seed takes part in the host's forward pass."""
+        return self.seed is not None and self.state.stage in BLENDED_STAGES
+
+    def move_to(self, stage: Stage, *, accuracy: float | None) -> None:
+        """Change stage after checking the transition table; resets the per-stage counters."""
+        check_transition(self.state.stage, stage)
+        self.state.stage = stage
+        self.state.epochs_in_stage = 0
+        self.state.measured_in_stage = False
+        self.state.accuracy_at_stage_start = accuracy
+
+    def clear(self) -> None:
+        """Delete the seed module (after a prune finished its ramp-down)."""
+        self.seed = None
+        self.optimizer = None
+        self.state.alpha = 0.0
+        self.state.schedule = None
+        self.state.blueprint = None
+        self.state.contribution = None
+        self.state.history = []

@@ -1,0 +1,219 @@
+"""The factored action space, its masks, and the observation schema and encoder.
+
+Action: ``MultiDiscrete([6, num_slots, 13, 4, 3, 3, 4, 5])``, one value per head::
+
+    op, slot, blueprint, style, tempo, alpha_target, alpha_speed, alpha_curve
+
+Heads the chosen op does not use are ignored (WAIT ignores all but ``op``).
+
+Legality is exact per (op, slot) pair: :func:`joint_legality` gives the boolean matrix. The flat
+per-head mask that sb3-contrib's MaskablePPO expects (:func:`flat_action_mask`) is its projection:
+a head value is allowed when it is part of at least one legal action. Per-head masks cannot say
+"this slot only with this op"; the discrete wrappers in :mod:`esper_env.wrappers` are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from gymnasium import spaces
+
+from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT
+from esper_env.lifecycle import (
+    ALPHA_TARGETS,
+    AlphaCurve,
+    AlphaSpeed,
+    BlendStyle,
+    Op,
+    Stage,
+    Tempo,
+)
+
+HEADS: tuple[str, ...] = (
+    "op",
+    "slot",
+    "blueprint",
+    "style",
+    "tempo",
+    "alpha_target",
+    "alpha_speed",
+    "alpha_curve",
+)
+#: Which heads each op reads (besides ``op``).
+OP_HEADS: dict[Op, tuple[str, ...]] = {
+    Op.WAIT: (),
+    Op.GERMINATE: ("slot", "blueprint", "style", "tempo", "alpha_target"),
+    Op.ADVANCE: ("slot",),
+    Op.SET_ALPHA_TARGET: ("slot", "alpha_target", "alpha_speed", "alpha_curve"),
+    Op.PRUNE: ("slot", "alpha_speed", "alpha_curve"),
+    Op.FOSSILIZE: ("slot",),
+}
+NOOP_INDEX = BLUEPRINTS.index(NOOP_BLUEPRINT)
+
+
+def head_sizes(num_slots: int) -> tuple[int, ...]:
+    return (
+        len(Op),
+        num_slots,
+        len(BLUEPRINTS),
+        len(BlendStyle),
+        len(Tempo),
+        len(ALPHA_TARGETS),
+        len(AlphaSpeed),
+        len(AlphaCurve),
+    )
+
+
+def make_action_space(num_slots: int) -> spaces.MultiDiscrete:
+    return spaces.MultiDiscrete(np.array(head_sizes(num_slots), dtype=np.int64))
+
+
+class FactoredAction(NamedTuple):
+    op: int
+    slot: int = 0
+    blueprint: int = 1
+    style: int = 0
+    tempo: int = 1
+    alpha_target: int = 2
+    alpha_speed: int = 2
+    alpha_curve: int = 0
+
+    def to_array(self) -> np.ndarray:
+        return np.array(self, dtype=np.int64)
+
+    def canonical(self) -> "FactoredAction":
+        """The same action with the heads its op ignores set to their defaults."""
+        used = OP_HEADS[Op(self.op)]
+        default = FactoredAction(op=self.op)
+        return FactoredAction(*(v if h == "op" or h in used else getattr(default, h) for h, v in zip(HEADS, self)))
+
+    def describe(self) -> str:
+        op = Op(self.op)
+        if op == Op.WAIT:
+            return "WAIT"
+        parts = [f"slot={self.slot}"]
+        if "blueprint" in OP_HEADS[op]:
+            parts += [
+                f"blueprint={BLUEPRINTS[self.blueprint]}",
+                f"style={BlendStyle(self.style).name}",
+                f"tempo={Tempo(self.tempo).name}",
+            ]
+        if "alpha_target" in OP_HEADS[op]:
+            parts.append(f"alpha_target={ALPHA_TARGETS[self.alpha_target]}")
+        if "alpha_speed" in OP_HEADS[op]:
+            parts += [f"speed={AlphaSpeed(self.alpha_speed).name}", f"curve={AlphaCurve(self.alpha_curve).name}"]
+        return f"{op.name}({', '.join(parts)})"
+
+
+WAIT_ACTION = FactoredAction(op=int(Op.WAIT))
+
+
+def check_action(action: object, space: spaces.MultiDiscrete) -> FactoredAction:
+    """Convert ``action`` to a FactoredAction, or raise a ValueError that shows it and the space."""
+    arr = np.asarray(action)
+    if arr.shape != space.nvec.shape or arr.dtype.kind not in "iu" and not (
+        arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0)
+    ):
+        raise ValueError(
+            f"action {action!r} is not in the action space {space}: expected {len(space.nvec)} integers "
+            f"for the heads {HEADS}"
+        )
+    arr = arr.astype(np.int64)
+    bad = [f"{h}={v} (valid 0..{n - 1})" for h, v, n in zip(HEADS, arr, space.nvec) if not 0 <= v < n]
+    if bad:
+        raise ValueError(f"action {arr.tolist()} is not in the action space {space}: {', '.join(bad)}")
+    return FactoredAction(*(int(v) for v in arr))
+
+
+def flat_action_mask(legal: np.ndarray, num_slots: int) -> np.ndarray:
+    """The per-head mask sb3-contrib expects: concatenated boolean vectors, one per head.
+
+    ``legal`` is the ``[6, num_slots]`` joint legality of (op, slot). WAIT is always legal.
+    """
+    op_mask = legal.any(axis=1)
+    op_mask[Op.WAIT] = True
+    non_wait = legal[1:].any(axis=0)
+    slot_mask = non_wait if non_wait.any() else np.ones(num_slots, dtype=bool)
+    blueprint_mask = np.ones(len(BLUEPRINTS), dtype=bool)
+    blueprint_mask[NOOP_INDEX] = False
+    rest = [np.ones(n, dtype=bool) for n in head_sizes(num_slots)[3:]]
+    return np.concatenate([op_mask, slot_mask, blueprint_mask, *rest])
+
+
+# ---------------------------------------------------------------------------------------------
+# Observation
+
+
+#: Losses and relative sizes are clipped to these bounds so the Box is finite.
+LOSS_MAX = 100.0
+SIZE_MAX = 100.0
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    size: int
+    low: float
+    high: float
+    description: str
+
+
+BASE_FEATURES: tuple[Feature, ...] = (
+    Feature("epoch", 1, 0.0, 1.0, "epochs trained / max_epochs"),
+    Feature("budget_remaining", 1, 0.0, 1.0, "(max_epochs - epoch) / max_epochs"),
+    Feature("val_accuracy", 1, -1.0, 1.0, "validation accuracy of the last epoch"),
+    Feature("val_loss", 1, -1.0, LOSS_MAX, "validation loss of the last epoch"),
+    Feature("train_accuracy", 1, -1.0, 1.0, "training accuracy of the last epoch"),
+    Feature("train_loss", 1, -1.0, LOSS_MAX, "training loss of the last epoch"),
+    Feature("accuracy_delta", 1, -1.0, 1.0, "val accuracy change over the last epoch"),
+    Feature("loss_delta", 1, -LOSS_MAX, LOSS_MAX, "val loss change over the last epoch"),
+    Feature("plateau_epochs", 1, 0.0, 1.0, "epochs since best val accuracy improved / max_epochs"),
+    Feature("best_val_accuracy", 1, -1.0, 1.0, "best validation accuracy so far"),
+    Feature("best_val_loss", 1, -1.0, LOSS_MAX, "best validation loss so far"),
+    Feature("accuracy_history_5", 5, -1.0, 1.0, "val accuracy of the last 5 epochs, oldest first"),
+    Feature("loss_history_5", 5, -1.0, LOSS_MAX, "val loss of the last 5 epochs, oldest first"),
+    Feature("has_active_seed", 1, 0.0, 1.0, "1 if any slot holds a live (not fossilized) seed"),
+    Feature("available_slots", 1, 0.0, 1.0, "DORMANT slots / num_slots"),
+    Feature("seed_params", 1, 0.0, SIZE_MAX, "parameters of live seeds / base host parameters"),
+    Feature("fossil_params", 1, 0.0, SIZE_MAX, "parameters of fossilized seeds / base host parameters"),
+    Feature("last_action_success", 1, 0.0, 1.0, "1 if the last action was legal and executed (1 at reset)"),
+    Feature("last_op", len(Op), 0.0, 1.0, "one-hot of the last executed op (WAIT at reset)"),
+)
+
+SLOT_FEATURES: tuple[Feature, ...] = (
+    Feature("stage", len(Stage), 0.0, 1.0, "one-hot lifecycle stage"),
+    Feature("alpha", 1, 0.0, 1.0, "current blend weight"),
+    Feature("alpha_target", 1, 0.0, 1.0, "alpha target (0 when the slot holds no seed)"),
+    Feature("epochs_in_stage", 1, 0.0, 1.0, "epochs in the current stage / max_epochs"),
+    Feature("blueprint", len(BLUEPRINTS), 0.0, 1.0, "one-hot blueprint (all 0 when empty)"),
+    Feature("style", len(BlendStyle), 0.0, 1.0, "one-hot blend style (all 0 when empty)"),
+    Feature("contribution", 1, -1.0, 1.0, "last measured counterfactual contribution; -1 if never measured"),
+    Feature("contribution_measured", 1, 0.0, 1.0, "1 if a contribution was measured for this seed"),
+    Feature("seed_params", 1, 0.0, SIZE_MAX, "seed parameters / base host parameters"),
+    Feature("embargo", 1, 0.0, 1.0, "embargo epochs remaining / embargo length"),
+)
+
+
+def observation_features(num_slots: int) -> list[Feature]:
+    """Every feature of the flat observation, in order, with slot features prefixed ``slotK/``."""
+    feats = list(BASE_FEATURES)
+    for k in range(num_slots):
+        feats += [Feature(f"slot{k}/{f.name}", f.size, f.low, f.high, f.description) for f in SLOT_FEATURES]
+    return feats
+
+
+def observation_schema(num_slots: int) -> dict[str, slice]:
+    schema, start = {}, 0
+    for f in observation_features(num_slots):
+        schema[f.name] = slice(start, start + f.size)
+        start += f.size
+    return schema
+
+
+def make_observation_space(num_slots: int) -> spaces.Box:
+    feats = observation_features(num_slots)
+    low = np.concatenate([np.full(f.size, f.low, dtype=np.float32) for f in feats])
+    high = np.concatenate([np.full(f.size, f.high, dtype=np.float32) for f in feats])
+    return spaces.Box(low=low, high=high, dtype=np.float32)
