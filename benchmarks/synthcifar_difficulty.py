@@ -1,0 +1,74 @@
+"""How hard is SynthCIFAR? Validation accuracy of plain hosts (no seeds) by epoch.
+
+    python benchmarks/synthcifar_difficulty.py [--fidelities tiny fast] [--seeds 3] [--epochs 25]
+
+Trains each host with the engine and no seed (what the env does under the always-WAIT policy)
+and prints validation accuracy after 5, 10 and 25 epochs, mean and std over seeds. HostCNN is
+run at every fidelity; HostCNN-Wide and HostCNN-Narrow at "tiny" show that capacity matters.
+Results go to benchmarks/results/synthcifar_difficulty.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from esper_env.configs import EnvironmentConfig, get_config
+from esper_env.data import load_dataset
+from esper_env.engine import TrainingEngine
+
+RESULTS = Path(__file__).parent / "results"
+CHECKPOINTS = (5, 10, 25)
+
+
+def run(architecture: str, fidelity: str, seed: int, epochs: int) -> list[float]:
+    base = get_config("baseline")
+    config = EnvironmentConfig(f"difficulty-{architecture}", architecture, base.learning_rate, base.batch_size,
+                               base.optimizer)  # fmt: skip
+    engine = TrainingEngine(config, load_dataset("synthcifar", fidelity), device="auto", seed=seed)
+    return [engine.run_epoch().val_accuracy for _ in range(epochs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fidelities", nargs="+", default=["tiny", "fast"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    checkpoints = [c for c in CHECKPOINTS if c <= args.epochs]
+    jobs = [("HostCNN", f) for f in args.fidelities]
+    if "tiny" in args.fidelities:
+        jobs += [("HostCNN-Wide", "tiny"), ("HostCNN-Narrow", "tiny")]
+    rows = []
+    for arch, fidelity in jobs:
+        t0 = time.perf_counter()
+        curves = [run(arch, fidelity, seed, args.epochs) for seed in range(args.seeds)]
+        row = {"architecture": arch, "fidelity": fidelity, "seeds": args.seeds, "curves": curves,
+               "seconds": time.perf_counter() - t0}  # fmt: skip
+        for c in checkpoints:
+            vals = [curve[c - 1] for curve in curves]
+            row[f"epoch_{c}_mean"] = statistics.mean(vals)
+            row[f"epoch_{c}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        rows.append(row)
+        print(f"{arch:<15} {fidelity:<5} " + "  ".join(
+            f"ep{c}: {row[f'epoch_{c}_mean']:.3f}±{row[f'epoch_{c}_std']:.3f}" for c in checkpoints
+        ) + f"  ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "synthcifar_difficulty.json").write_text(json.dumps(rows, indent=2) + "\n")
+    head = " | ".join(f"epoch {c}" for c in checkpoints)
+    print(f"\n| host | fidelity | {head} |\n|---|---|" + "---|" * len(checkpoints))
+    for row in rows:
+        cells = " | ".join(f"{row[f'epoch_{c}_mean']:.1%} ± {row[f'epoch_{c}_std']:.1%}" for c in checkpoints)
+        print(f"| {row['architecture']} | {row['fidelity']} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Esper agents: behavior policies, data generation, offline and online training, evaluation."""

@@ -1,0 +1,31 @@
+"""The README's example runs, and its generated env card tables are current."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from esper_env.env_card import main as env_card_main
+from esper_env.env_card import render
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_custom_agent_example_runs(capsys) -> None:
+    block = next(b for b in python_blocks(README.read_text()) if "legal_actions" in b)
+    code_lines = [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("import")]
+    assert len(code_lines) <= 14, "the quickstart example should stay short"
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.startswith("max_epochs ")
+
+
+def test_readme_generated_tables_are_current() -> None:
+    text = README.read_text()
+    assert "<!-- BEGIN features -->" in text and "<!-- BEGIN blueprints -->" in text
+    assert render(text) == text, "run: python -m esper_env.env_card README.md"
+    assert env_card_main(["--check", str(README)]) == 0
