@@ -212,7 +212,10 @@ class TrainingEngine:
         s = self.slot(slot)
         reason = self.illegal_reason(op, slot)
         if reason is not None:
-            raise IllegalTransitionError(f"{op.name} on slot {slot} is illegal: {reason}")
+            legal = [o.name for o in Op if o != Op.WAIT and self.is_legal(o, slot)]
+            raise IllegalTransitionError(
+                f"{op.name} on slot {slot} is illegal: {reason}; legal on slot {slot} now: {', '.join(legal) or 'none'}"
+            )
         return s
 
     def germinate(

@@ -14,6 +14,7 @@ from esper_env.blueprints import BLUEPRINTS
 from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity, lookup
 from esper_env.data import DATASETS, load_dataset
 from esper_env.engine import EpochResult, TrainingEngine
+from esper_env.env_card import feature_table
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import ALPHA_TARGETS, LIVE_STAGES, AlphaCurve, AlphaSpeed, BlendStyle, Op, Stage, Tempo
 from esper_env.rewards import RewardConfig, get_reward_config, potential, relabel
@@ -61,7 +62,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     features (epoch, accuracies, losses, deltas, plateau, 5-epoch histories, seed and slot
     summary, last action feedback) are followed by the same block per slot (``slotK/stage``
     one-hot, alpha, target, epochs in stage, blueprint and style one-hots, contribution, size,
-    embargo). A measurement not yet taken is -1. The README's env card lists every feature.
+    embargo). A measurement not yet taken is -1. With 3 slots:
+
+    {feature_table}
 
     ## Rewards
 
@@ -109,6 +112,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial release.
     """
 
+    __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
 
     def __init__(
