@@ -38,7 +38,8 @@ ENV_ID = "Esper-SynthCIFAR-v0"
 def plain_epoch_seconds(config_id: str, fidelity: str, rounds: int) -> list[float]:
     config = get_config(config_id)
     data = load_dataset("synthcifar", fidelity)
-    model = build_host(config.architecture, data.num_classes, seed=0)
+    fmt = torch.channels_last  # the engine's layout, so the ratio is the env's own overhead
+    model = build_host(config.architecture, data.num_classes, seed=0).to(memory_format=fmt)
     opt = build_optimizer(config, list(model.parameters()))
     gen = torch.Generator().manual_seed(0)
     out = []
@@ -47,7 +48,7 @@ def plain_epoch_seconds(config_id: str, fidelity: str, rounds: int) -> list[floa
         model.train()
         for xb, yb in iterate_batches(data.train_x, data.train_y, config.batch_size, generator=gen,
                                       mean=data.mean, std=data.std, augment=True, shuffle=True):  # fmt: skip
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(model(xb.contiguous(memory_format=fmt)), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -56,7 +57,7 @@ def plain_epoch_seconds(config_id: str, fidelity: str, rounds: int) -> list[floa
             correct = 0
             for xb, yb in iterate_batches(data.val_x, data.val_y, 512, generator=gen, mean=data.mean,
                                           std=data.std, augment=False, shuffle=False):  # fmt: skip
-                correct += int((model(xb).argmax(1) == yb).sum())
+                correct += int((model(xb.contiguous(memory_format=fmt)).argmax(1) == yb).sum())
         out.append(time.perf_counter() - t0)
     return out[1:]  # the first round warms up
 

@@ -144,8 +144,11 @@ class TrainingEngine:
         self.gates = gates
         self.val_batch_size = val_batch_size
         self.chance_patience = chance_patience
+        # channels_last is 1.4-1.8x faster for these CNNs on CPU (benchmarks/engine_throughput.py)
+        # and is the fast layout for cuDNN too.
+        self.memory_format = torch.channels_last
         self.host: HostNetwork = build_host(self.config.architecture, data.num_classes, seed=self.seed).to(
-            self.device
+            self.device, memory_format=self.memory_format
         )
         if not 1 <= num_slots <= len(self.host.slot_names):
             raise ValueError(
@@ -235,7 +238,7 @@ class TrainingEngine:
         target = _alpha_target(alpha_target)
         s = self._require(Op.GERMINATE, slot)
         init_seed = (self.seed * 1_000_003 + 7919 * (self.counters.created + 1)) % (2**63)
-        s.seed = Seed(name, s.channels, style, seed=init_seed).to(self.device)
+        s.seed = Seed(name, s.channels, style, seed=init_seed).to(self.device, memory_format=self.memory_format)
         s.seed.requires_grad_(False)
         s.optimizer = build_optimizer(self.config, list(s.seed.parameters()))
         s.move_to(Stage.GERMINATED, accuracy=self._last_val_accuracy())
@@ -377,6 +380,7 @@ class TrainingEngine:
             augment=True,
             shuffle=True,
         ):
+            xb = xb.contiguous(memory_format=self.memory_format)
             logits, captured = self._run(xb, 0, capture=capture)
             loss = F.cross_entropy(logits, yb)
             self.host_optimizer.zero_grad(set_to_none=True)
@@ -436,6 +440,7 @@ class TrainingEngine:
             augment=False, shuffle=False,
         ):
             b = len(yb)
+            xb = xb.contiguous(memory_format=self.memory_format)
             if first is None:
                 logits = self.forward(xb).unsqueeze(0)
             else:
@@ -614,7 +619,9 @@ class TrainingEngine:
             s.seed, s.optimizer = None, None
             if saved["seed"] is not None:
                 assert s.state.blueprint is not None
-                s.seed = Seed(s.state.blueprint, s.channels, s.state.style, seed=0).to(self.device)
+                s.seed = Seed(s.state.blueprint, s.channels, s.state.style, seed=0).to(
+                    self.device, memory_format=self.memory_format
+                )
                 s.seed.load_state_dict(saved["seed"])
                 s.seed.requires_grad_(s.stage in TRAINABLE_STAGES)
                 s.optimizer = build_optimizer(self.config, list(s.seed.parameters()))
