@@ -1,0 +1,56 @@
+"""The 11 behavior policies of seed 000 by name: 8 threshold variants and 3 contrastive ones."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Mapping
+
+import gymnasium as gym
+
+from esper_env.env import EsperEnv
+
+from esper_agents.policies.base import Policy
+from esper_agents.policies.config import BehaviorPolicyConfig
+from esper_agents.policies.contrastive import CONTRASTIVE_VARIANTS
+from esper_agents.policies.heuristic import THRESHOLD_VARIANTS, ThresholdPolicy
+from esper_agents.policies.observation import PolicySpec
+
+__all__ = ["CONTRASTIVE_POLICY_IDS", "POLICIES", "POLICY_IDS", "THRESHOLD_POLICY_IDS", "get_policy"]
+
+#: Policy id -> (policy class, default config).
+POLICIES: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxyType(
+    {
+        **{name: (ThresholdPolicy, config) for name, config in THRESHOLD_VARIANTS.items()},
+        **CONTRASTIVE_VARIANTS,
+    }
+)
+THRESHOLD_POLICY_IDS: tuple[str, ...] = tuple(THRESHOLD_VARIANTS)
+CONTRASTIVE_POLICY_IDS: tuple[str, ...] = tuple(CONTRASTIVE_VARIANTS)
+POLICY_IDS: tuple[str, ...] = tuple(POLICIES)
+
+
+def get_policy(
+    name: str,
+    *,
+    epsilon: float | None = None,
+    temperature: float | None = None,
+    env: PolicySpec | gym.Env | EsperEnv | None = None,
+) -> Policy:
+    """The policy ``name`` with its default config, optionally overriding epsilon and temperature.
+
+    Pass ``env`` (an env or a :class:`PolicySpec`) to get it bound, or call ``.bind(env)`` later.
+    ``random`` defaults to epsilon 1; its greedy distribution is uniform, so any epsilon gives
+    the same behavior.
+    """
+    try:
+        kind, config = POLICIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown policy {name!r}; valid policies are: {', '.join(POLICY_IDS)}") from None
+    changes: dict[str, float] = {}
+    if epsilon is not None:
+        changes["epsilon"] = epsilon
+    if temperature is not None:
+        changes["temperature"] = temperature
+    policy = kind(replace(config, **changes) if changes else config)
+    return policy if env is None else policy.bind(env)
