@@ -1,0 +1,268 @@
+"""Run one episode of a behavior policy and log everything schema 2.0.0 asks for.
+
+:func:`collect_episode` drives ``CompactActions(gymnasium.make(env_id, ...))`` with an
+:class:`~esper_agents.policies.EpsilonGreedy` policy and returns an :class:`EpisodeRecord`:
+the episode's :class:`~esper_agents.generation.schema.EpisodeMetadata` and its per-step arrays
+(:data:`~esper_agents.generation.schema.STEP_ARRAYS`).
+
+Randomness: the env is reset with ``seed``; the policy draws from its own generator,
+``default_rng(SeedSequence(seed, spawn_key=(1,)))``, so the two streams never coincide. The same
+``(env arguments, policy, epsilon, seed)`` gives the same episode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import esper_env  # noqa: F401  (registers the env ids)
+from esper_agents.generation.schema import (
+    REWARD_COMPONENTS,
+    STEP_ARRAYS,
+    EpisodeMetadata,
+    return_to_go,
+    state_hash,
+    trajectory_hash,
+    trajectory_quality,
+)
+from esper_env.lifecycle import LIVE_STAGES, Op
+from esper_env.wrappers import CompactActions, encode_joint
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """The env arguments shared by every episode of a generation run (the config varies)."""
+
+    env_id: str = "Esper-SynthCIFAR-v0"
+    fidelity: str = "tiny"
+    max_epochs: int = 25
+    num_slots: int = 3
+    reward: str = "shaped"
+    synth_seed: int = 0
+    early_stop_patience: int | None = None
+    num_threads: int | None = 1
+
+    def make(self, config_id: str) -> CompactActions:
+        kwargs: dict[str, Any] = dict(
+            config=config_id, fidelity=self.fidelity, max_epochs=self.max_epochs, num_slots=self.num_slots,
+            reward=self.reward, num_threads=self.num_threads, early_stop_patience=self.early_stop_patience,
+        )  # fmt: skip
+        if self.env_id.startswith("Esper-SynthCIFAR"):
+            kwargs["synth_seed"] = self.synth_seed
+        return CompactActions(gym.make(self.env_id, **kwargs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "num_threads"}
+
+
+@dataclass
+class EpisodeRecord:
+    """One logged episode: metadata plus per-step arrays (``arrays`` keys are STEP_ARRAYS')."""
+
+    metadata: EpisodeMetadata
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        # Arrays read as attributes: record.observations, record.actions, record.rc_sparse...
+        arrays = self.__dict__.get("arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(f"EpisodeRecord has no attribute or array {name!r}")
+
+    def __len__(self) -> int:
+        return len(self.arrays["actions"])
+
+    @property
+    def episode_id(self) -> str:
+        return self.metadata.episode_id
+
+    @property
+    def reward_components(self) -> dict[str, np.ndarray]:
+        """The per-step components, in the form :func:`esper_env.rewards.relabel` takes."""
+        return {c: self.arrays[f"rc_{c}"] for c in REWARD_COMPONENTS}
+
+    @property
+    def is_terminated(self) -> bool:
+        return bool(self.metadata.done)
+
+    def check(self) -> None:
+        """Raise ValueError if an array is missing or has an inconsistent shape."""
+        missing = sorted(set(STEP_ARRAYS) - set(self.arrays))
+        if missing:
+            raise ValueError(f"episode {self.episode_id!r} is missing arrays {missing}")
+        T = len(self)
+        for name, arr in self.arrays.items():
+            rows = T + 1 if name in ("observations", "masks") else T
+            if arr.shape[:1] != (rows,):
+                raise ValueError(
+                    f"episode {self.episode_id!r}: array {name!r} has shape {arr.shape}, expected {rows} rows"
+                )
+        if self.metadata.episode_length != T:
+            raise ValueError(
+                f"episode {self.episode_id!r}: episode_length {self.metadata.episode_length} != {T} steps"
+            )
+
+
+def _step_meta(env: CompactActions) -> tuple[int, float, float]:
+    """active seed count, best seed accuracy and best seed contribution of the current state."""
+    base = env.base
+    live = [s for s in base.engine.slots if s.stage in LIVE_STAGES]
+    measured = [s.state.contribution for s in live if s.state.contribution is not None]
+    h = base.engine.history
+    if measured and h.val_accuracy:
+        return len(live), float(h.val_accuracy[-1]), float(max(measured))
+    return len(live), float("nan"), float("nan")
+
+
+def collect_episode(
+    env: CompactActions,
+    behavior: Any,
+    *,
+    seed: int,
+    episode_id: str,
+    policy_id: str | None = None,
+    config_id: str | None = None,
+    replicate: int = 0,
+    round: int = 0,
+    environment: Mapping[str, Any] | None = None,
+) -> EpisodeRecord:
+    """Run one episode of ``behavior`` (an ``EpsilonGreedy``, bound or not) on ``env``.
+
+    ``environment`` is recorded as the episode's environment metadata; by default it is built
+    from the env (host config, dataset, fidelity, max_epochs, num_slots, reward config).
+    """
+    if not isinstance(env, CompactActions):
+        raise TypeError(f"collect_episode needs a CompactActions env, got {type(env).__name__}")
+    start = time.perf_counter()
+    base = env.base
+    behavior = behavior.bind(env)
+    obs, info = env.reset(seed=int(seed))
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
+    n_slots = base.num_slots
+    T_max = base.max_epochs
+
+    observations, masks = [obs], [np.asarray(info["action_mask"], dtype=bool)]
+    cols: dict[str, list[Any]] = {
+        k: [] for k in STEP_ARRAYS if k not in ("observations", "masks", "return_to_go")
+    }
+    t = 0
+    done = False
+    while not done:
+        mask = masks[-1]
+        active, best_acc, best_contrib = _step_meta(env)
+        epoch = base.engine.history.epoch
+        decision = behavior.decide(obs, mask, rng)
+        a = int(decision.sampled_action)
+        obs, reward, terminated, truncated, info = env.step(a)
+        done = bool(terminated or truncated)
+        rc = info["reward_components"]
+        executed = np.asarray(info["executed_action"], dtype=np.int64)
+        cols["actions"].append(a)
+        cols["joint_actions"].append(encode_joint(executed, n_slots))
+        cols["executed_actions"].append(executed)
+        cols["action_valid"].append(bool(info["action_valid"]))
+        cols["rewards"].append(float(reward))
+        cols["terminated"].append(bool(terminated))
+        cols["truncated"].append(bool(truncated))
+        cols["behavior_prob"].append(decision.behavior_prob)
+        cols["greedy_probs"].append(decision.greedy_probs)
+        cols["behavior_probs"].append(decision.behavior_probs)
+        cols["greedy_action"].append(decision.greedy_action)
+        cols["was_exploratory"].append(decision.was_exploratory)
+        cols["epsilon"].append(decision.epsilon)
+        cols["timestep"].append(t)
+        cols["done"].append(bool(terminated))
+        cols["state_hash"].append(state_hash(observations[-1]))
+        cols["active_seed_count"].append(active)
+        cols["best_seed_accuracy"].append(best_acc)
+        cols["best_seed_contribution"].append(best_contrib)
+        cols["training_budget_remaining"].append(max(T_max - epoch, 0) / T_max)
+        for c in REWARD_COMPONENTS:
+            cols[f"rc_{c}"].append(rc[c])
+        observations.append(obs)
+        masks.append(np.asarray(info["action_mask"], dtype=bool))
+        t += 1
+
+    arrays: dict[str, np.ndarray] = {
+        "observations": np.asarray(observations, dtype=np.float32),
+        "masks": np.asarray(masks, dtype=bool),
+    }
+    for name, values in cols.items():
+        dtype = STEP_ARRAYS[name][0]
+        arrays[name] = np.asarray(values, dtype=dtype)
+    arrays["rc_contributions"] = arrays["rc_contributions"].reshape(t, n_slots)
+    arrays["return_to_go"] = return_to_go(arrays["rewards"])
+
+    actions = arrays["actions"]
+    executed_ops = arrays["executed_actions"][:, 0]
+    names, counts = np.unique(actions, return_counts=True)
+    action_counts = {env.describe(int(i)): int(c) for i, c in zip(names, counts)}
+    final_acc = float(info["final_val_accuracy"])
+    best_acc = float(info["best_val_accuracy"]) if info["best_val_accuracy"] is not None else float("nan")
+    chance = 1.0 / base.data.num_classes
+    reason = str(info["termination_reason"])
+    if environment is None:
+        environment = environment_metadata(env)
+    meta = EpisodeMetadata(
+        episode_id=episode_id,
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        behavior_policy=behavior.config.to_dict(),
+        environment=dict(environment),
+        random_seed=int(seed),
+        final_accuracy=final_acc,
+        best_accuracy=best_acc,
+        test_accuracy=float(info["test_accuracy"]),
+        total_return=float(arrays["rewards"].sum()),
+        return_to_go_at_start=float(arrays["return_to_go"][0]),
+        episode_length=t,
+        termination_reason=reason,
+        done=bool(arrays["terminated"][-1]),
+        truncated=bool(arrays["truncated"][-1]),
+        num_interventions=int(np.sum(executed_ops != int(Op.WAIT))),
+        action_counts=action_counts,
+        seeds_created=int(info["seeds_created"]),
+        seeds_fossilized=int(info["seeds_fossilized"]),
+        seeds_culled=int(info["seeds_pruned"]),
+        trajectory_quality=trajectory_quality(
+            reason, final_acc, best_acc, int(info["seeds_fossilized"]), chance
+        ),
+        trajectory_hash=trajectory_hash(actions, arrays["observations"]),
+        policy_id=policy_id or behavior.policy_id,
+        config_id=config_id or base.config.config_id,
+        epsilon=float(behavior.epsilon),
+        replicate=int(replicate),
+        round=int(round),
+        host_params=int(info["host_params"]),
+        seed_params=int(info["seed_params"]),
+        wall_seconds=round_(time.perf_counter() - start),
+    )
+    record = EpisodeRecord(meta, arrays)
+    record.check()
+    return record
+
+
+def round_(x: float) -> float:
+    return float(f"{x:.3f}")
+
+
+def environment_metadata(env: gym.Env) -> dict[str, Any]:
+    """The host config plus the env arguments that shaped the episode."""
+    base = env.unwrapped
+    spec = getattr(base, "spec", None)
+    return {
+        **base.config.to_dict(),
+        "max_epochs": base.max_epochs,
+        "env_id": spec.id if spec is not None else None,
+        "dataset": base.dataset,
+        "fidelity": base.fidelity.name,
+        "fidelity_detail": dict(vars(base.fidelity)),
+        "num_slots": base.num_slots,
+        "early_stop_patience": base.early_stop_patience,
+        "reward": base.reward_config.to_dict(),
+    }

@@ -1,0 +1,318 @@
+"""Pack exports: d3rlpy ReplayBuffer, Minari dataset, and the arrays the health checks read.
+
+* :func:`to_d3rlpy`: a ``d3rlpy.dataset.ReplayBuffer`` (InfiniteBuffer) with the compact action
+  index as the discrete action. d3rlpy counts ``size - 1`` transitions in an episode that did not
+  terminate (it needs a next observation), so a TRUNCATED episode is stored with ``T + 1``
+  observations (its final state last) and a dummy WAIT action and 0 reward in row ``T``: all
+  ``T`` real transitions are sampled, the last one bootstrapping from the true final state. A
+  TERMINATED episode stores its ``T`` states and d3rlpy gives its last transition a zero next
+  observation and ``terminal = 1``. (``d3rlpy.dataset.MDPDataset`` would drop the last transition
+  of every timed-out episode, and ``d3rlpy.datasets.get_minari`` misaligns observations across
+  episodes; neither is used.)
+* :func:`save_d3rlpy` writes it with ``ReplayBuffer.dump`` (HDF5) and records the action count as
+  a file attribute; :func:`load_d3rlpy` reads it back with the right ``action_size`` (plain
+  ``ReplayBuffer.load(f, InfiniteBuffer())`` works too but guesses the action count from the
+  largest action present).
+* :func:`to_minari`: a Minari dataset (``minari.load_dataset``), one Minari episode per pack
+  episode, observations ``[T + 1, D]``, actions ``[T]``, the exact action mask in ``infos``.
+* Rewards can be relabeled (``reward_mode``) from the logged components with
+  :func:`esper_env.rewards.relabel`, using the pack's reward weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esper_agents.generation.collector import EpisodeRecord
+from esper_agents.generation.packs import Pack, PackError, open_pack
+from esper_env.rewards import REWARD_MODES, RewardConfig, relabel
+
+D3RLPY_ACTION_SIZE_ATTR = "esper_action_size"
+EXPORT_FORMATS: tuple[str, ...] = ("d3rlpy", "minari")
+
+
+def reward_config(pack: Pack, mode: str | None = None) -> RewardConfig:
+    """The pack's reward config (its weights and costs), in ``mode`` if given."""
+    d = pack.reward_config
+    cfg = RewardConfig(**{**d, "intervention_costs": dict(d["intervention_costs"])})
+    if mode is not None:
+        if mode not in REWARD_MODES:
+            raise ValueError(f"unknown reward mode {mode!r}; valid modes are: {', '.join(REWARD_MODES)}")
+        cfg = dataclasses.replace(cfg, mode=mode)
+    return cfg
+
+
+def episode_rewards(record: EpisodeRecord, config: RewardConfig | None = None) -> np.ndarray:
+    """``[T]`` rewards: as logged if ``config`` is None, else relabeled from the components."""
+    if config is None:
+        return np.asarray(record.arrays["rewards"], dtype=np.float64)
+    return np.asarray(relabel(record.reward_components, config), dtype=np.float64).reshape(len(record))
+
+
+def iter_records(pack: Pack | str | os.PathLike) -> Iterator[EpisodeRecord]:
+    """Every episode of a pack (checksums verified), sorted by episode id."""
+    yield from open_pack(pack)
+
+
+# ---------------------------------------------------------------------------------------------
+# d3rlpy
+
+
+def d3rlpy_episode(record: EpisodeRecord, rewards: np.ndarray, append_mask: bool = False) -> Any:
+    from d3rlpy.dataset import Episode
+
+    obs = np.asarray(record.arrays["observations"], dtype=np.float32)
+    if append_mask:
+        obs = np.concatenate([obs, record.arrays["masks"].astype(np.float32)], axis=1)
+    actions = np.asarray(record.arrays["actions"], dtype=np.int64)
+    rewards = np.asarray(rewards, dtype=np.float32)
+    terminated = bool(record.metadata.done)
+    if terminated:
+        obs = obs[:-1]
+    else:
+        actions = np.append(actions, 0)  # dummy WAIT: row T only supplies the last next-observation
+        rewards = np.append(rewards, 0.0).astype(np.float32)
+    return Episode(
+        observations=obs,
+        actions=actions.reshape(-1, 1),
+        rewards=rewards.reshape(-1, 1),
+        terminated=terminated,
+    )
+
+
+def to_d3rlpy(
+    pack: Pack | str | os.PathLike, reward_mode: str | None = None, *, append_mask: bool = False
+) -> Any:
+    """A d3rlpy ReplayBuffer holding every transition of the pack (see the module docstring).
+
+    ``reward_mode`` relabels rewards ("shaped", "sparse", "contribution"); None keeps the logged
+    ones. ``append_mask`` appends the ``n_actions`` legality mask to each observation.
+    """
+    pack = open_pack(pack)
+    if len(pack) == 0:
+        raise PackError(f"{pack.path}: the pack has no episodes to export")
+    cfg = None if reward_mode is None else reward_config(pack, reward_mode)
+    episodes = [d3rlpy_episode(r, episode_rewards(r, cfg), append_mask) for r in pack]
+    return _replay_buffer(episodes, pack.n_actions)
+
+
+def _replay_buffer(episodes: Sequence[Any], action_size: int | None) -> Any:
+    from d3rlpy.constants import ActionSpace
+    from d3rlpy.dataset import InfiniteBuffer, ReplayBuffer
+
+    first = episodes[0]
+    # Signatures given explicitly: d3rlpy would otherwise log its guesses to stdout.
+    return ReplayBuffer(
+        InfiniteBuffer(),
+        episodes=episodes,
+        observation_signature=first.observation_signature,
+        action_signature=first.action_signature,
+        reward_signature=first.reward_signature,
+        action_space=ActionSpace.DISCRETE,
+        action_size=action_size
+        if action_size is not None
+        else 1 + max(int(e.actions.max()) for e in episodes),
+    )
+
+
+def save_d3rlpy(buffer: Any, path: str | os.PathLike, action_size: int | None = None) -> Path:
+    """``buffer.dump`` to ``path`` (.h5), plus the action count as an HDF5 attribute."""
+    import h5py
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".tmp-{p.name}")
+    with open(tmp, "w+b") as f:  # h5py reads back what it writes
+        buffer.dump(f)
+    size = action_size if action_size is not None else buffer.dataset_info.action_size
+    with h5py.File(tmp, "a") as h5:
+        h5.attrs[D3RLPY_ACTION_SIZE_ATTR] = int(size)
+    os.replace(tmp, p)
+    return p
+
+
+def load_d3rlpy(path: str | os.PathLike) -> Any:
+    """Load a :func:`save_d3rlpy` file as a ReplayBuffer (InfiniteBuffer) with its true action count."""
+    import h5py
+    from d3rlpy.dataset import Episode
+    from d3rlpy.dataset.io import load
+
+    with h5py.File(path, "r") as h5:
+        size = h5.attrs.get(D3RLPY_ACTION_SIZE_ATTR)
+    with open(path, "rb") as f:
+        episodes = load(Episode, f)
+    if not episodes:
+        raise ValueError(f"{path}: holds no episodes")
+    return _replay_buffer(episodes, None if size is None else int(size))
+
+
+def export_d3rlpy(pack: Pack | str | os.PathLike, path: str | os.PathLike, reward_mode: str | None = None,
+                  *, append_mask: bool = False) -> Path:  # fmt: skip
+    pack = open_pack(pack)
+    return save_d3rlpy(to_d3rlpy(pack, reward_mode, append_mask=append_mask), path, pack.n_actions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Minari
+
+
+@contextlib.contextmanager
+def _minari_root(path: str | os.PathLike | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(Path(path).resolve())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def to_minari(pack: Pack | str | os.PathLike, dataset_id: str, path: str | os.PathLike | None = None,
+              reward_mode: str | None = None, *, force: bool = False) -> Any:  # fmt: skip
+    """Create the Minari dataset ``dataset_id`` under ``path`` (Minari's datasets root; default
+    ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``) and return it.
+
+    Load it back with ``MINARI_DATASETS_PATH=path`` and ``minari.load_dataset(dataset_id)``.
+    An existing dataset of that id is an error unless ``force``.
+    """
+    try:
+        import minari
+        from minari.data_collector import EpisodeBuffer
+    except ImportError:
+        raise RuntimeError("the Minari export needs Minari: pip install 'esper[minari]'") from None
+    from gymnasium import spaces
+
+    from esper_env.spaces import make_observation_space
+
+    pack = open_pack(pack)
+    if len(pack) == 0:
+        raise PackError(f"{pack.path}: the pack has no episodes to export")
+    cfg = None if reward_mode is None else reward_config(pack, reward_mode)
+    with _minari_root(path):
+        if dataset_id in minari.list_local_datasets():
+            if not force:
+                raise FileExistsError(
+                    f"Minari dataset {dataset_id!r} already exists under {path or 'the Minari root'}; "
+                    "pass force=True (--force) to replace it"
+                )
+            minari.delete_dataset(dataset_id)
+        buffers = []
+        for i, r in enumerate(pack):
+            T = len(r)
+            buffers.append(
+                EpisodeBuffer(
+                    id=i,
+                    seed=int(r.metadata.random_seed),
+                    observations=np.asarray(r.arrays["observations"], dtype=np.float32),
+                    actions=np.asarray(r.arrays["actions"], dtype=np.int64),
+                    rewards=episode_rewards(r, cfg).astype(np.float64),
+                    terminations=np.asarray(r.arrays["terminated"], dtype=bool),
+                    truncations=np.asarray(r.arrays["truncated"], dtype=bool),
+                    infos={
+                        "action_mask": np.asarray(r.arrays["masks"], dtype=bool),
+                        "timestep": np.arange(T + 1, dtype=np.int64),
+                    },
+                )
+            )
+        spec = pack.header["generation_spec"]
+        mode = reward_mode or pack.reward_config["mode"]
+        with warnings.catch_warnings():
+            # Minari nags about metadata a pack does not have (author, contact, code link, env spec: a pack
+            # spans several env configurations, so there is no single one to recover).
+            warnings.filterwarnings(
+                "ignore", message=".*(author|code_permalink|eval_env|env_spec).*", category=UserWarning
+            )
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id=dataset_id,
+                buffer=buffers,
+                env=None,
+                action_space=spaces.Discrete(pack.n_actions),
+                observation_space=make_observation_space(pack.num_slots),
+                algorithm_name="esper behavior policies: " + ", ".join(spec["matrix"]["policies"]),
+                description=(
+                    f"Esper pack {pack.name!r} ({pack.environment['env_id']}, "
+                    f"fidelity {pack.environment['fidelity']}, "
+                    f"max_epochs {pack.max_epochs}), {len(pack)} episodes, reward mode {mode!r}. Actions are "
+                    "esper_env.wrappers.CompactActions indices; infos['action_mask'] is the exact "
+                    "legality mask."
+                ),
+            )
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# Health checks
+
+
+def health_input(pack: Pack | str | os.PathLike, *, reward_mode: str | None = None,
+                 expected_cells: int | None = None) -> Any:  # fmt: skip
+    """The pack as the health checks' :class:`~esper_agents.generation.health.HealthInput`."""
+    from esper_agents.generation.health import HealthInput
+
+    pack = open_pack(pack)
+    if len(pack) == 0:
+        raise PackError(f"{pack.path}: the pack has no episodes to check")
+    cfg = None if reward_mode is None else reward_config(pack, reward_mode)
+    obs, actions, rewards, ep_index, timestep = [], [], [], [], []
+    returns, lengths, policies, configs = [], [], [], []
+    for i, r in enumerate(pack):
+        T = len(r)
+        rw = episode_rewards(r, cfg)
+        obs.append(r.arrays["observations"][:T])
+        actions.append(r.arrays["actions"])
+        rewards.append(rw)
+        ep_index.append(np.full(T, i, dtype=np.int64))
+        timestep.append(np.arange(T, dtype=np.int64))
+        returns.append(float(rw.sum()))
+        lengths.append(T)
+        policies.append(r.metadata.policy_id)
+        configs.append(r.metadata.config_id)
+    if expected_cells is None:
+        m = pack.header.get("generation_spec", {}).get("matrix", {})
+        expected_cells = len(m.get("policies", [])) * len(m.get("configs", [])) or None
+    return HealthInput(
+        observations=np.concatenate(obs),
+        actions=np.concatenate(actions),
+        rewards=np.concatenate(rewards),
+        action_names=pack.action_names,
+        episode_index=np.concatenate(ep_index),
+        timestep=np.concatenate(timestep),
+        episode_returns=np.asarray(returns),
+        episode_lengths=np.asarray(lengths),
+        episode_policy=np.asarray(policies),
+        episode_config=np.asarray(configs),
+        max_epochs=pack.max_epochs,
+        expected_cells=expected_cells,
+    )
+
+
+def transition_count(pack: Pack | str | os.PathLike) -> int:
+    return open_pack(pack).n_transitions
+
+
+__all__: Sequence[str] = (
+    "EXPORT_FORMATS",
+    "episode_rewards",
+    "export_d3rlpy",
+    "health_input",
+    "iter_records",
+    "load_d3rlpy",
+    "reward_config",
+    "save_d3rlpy",
+    "to_d3rlpy",
+    "to_minari",
+    "transition_count",
+)

@@ -1,0 +1,552 @@
+"""Packs: the one on-disk format of generated episodes (``datasets/PACK_FORMAT.md``).
+
+::
+
+    PACK/
+      pack.json                    header: format, versions, generation spec, env/policy/action tables
+      plan/round-000.json          the episodes each generation round planned (written before it runs)
+      episodes/<episode_id>.npz    per-step arrays (numpy, no object arrays: np.load(allow_pickle=False))
+      episodes/<episode_id>.json   metadata + sha256 of the .npz + its own checksum; written LAST
+      .lock                        held (flock) by the process writing the pack
+
+An episode exists exactly when its ``.json`` does. Every file is written to a temporary file in
+the same directory, fsynced, then renamed over its final name (``os.replace``) and the directory
+fsynced, so a process killed at any moment leaves complete episodes, at most one ``.npz`` whose
+``.json`` never landed, and ``.tmp-*`` files; :meth:`PackWriter.open` removes the last two.
+Nothing is read with pickle and nothing existing is overwritten unless ``force=True``.
+
+Loading (:func:`open_pack`) checks the format and schema versions and, per episode, the JSON
+checksum and the ``.npz`` sha256; any problem raises :class:`PackError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from esper_agents.generation.collector import EpisodeRecord
+from esper_agents.generation.schema import SCHEMA_VERSION, STEP_ARRAYS, EpisodeMetadata, _jsonable
+
+FORMAT_NAME = "esper-pack"
+FORMAT_VERSION = 1
+EPISODE_FORMAT = "esper-pack-episode"
+HEADER = "pack.json"
+EPISODES = "episodes"
+PLAN = "plan"
+LOCK = ".lock"
+TMP_PREFIX = ".tmp-"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+class PackError(Exception):
+    """A pack that cannot be read or written as asked; the message names the file and the problem."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Low-level helpers
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def with_checksum(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` plus ``checksum``: the sha256 of its canonical JSON (without the checksum)."""
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    return {**body, "checksum": sha256_bytes(canonical_json(body))}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all-or-nothing: temp file in the same directory, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + "-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise PackError(f"{path}: {what} is missing") from None
+    except (OSError, ValueError) as err:
+        raise PackError(f"{path}: {what} is not valid JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise PackError(f"{path}: {what} must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _check_checksum(path: Path, doc: Mapping[str, Any], what: str) -> None:
+    stored = doc.get("checksum")
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    actual = sha256_bytes(canonical_json(body))
+    if stored != actual:
+        raise PackError(
+            f"{path}: {what} checksum mismatch (stored {stored!r}, computed {actual!r}): the file is corrupt"
+        )
+
+
+def check_schema_version(version: Any, path: Path) -> None:
+    """Schema 2.0.x is readable; anything else is refused."""
+    ok = isinstance(version, str) and version.split(".")[:2] == SCHEMA_VERSION.split(".")[:2]
+    if not ok:
+        raise PackError(
+            f"{path}: schema_version {version!r} is not supported (this reader reads {SCHEMA_VERSION})"
+        )
+
+
+def check_episode_id(episode_id: str) -> str:
+    if not isinstance(episode_id, str) or not _ID_RE.match(episode_id):
+        raise PackError(f"episode id {episode_id!r} is not valid: use letters, digits, '.', '_' and '-' only")
+    return episode_id
+
+
+def encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    for name, a in arrays.items():
+        if np.asarray(a).dtype.kind == "O":
+            raise PackError(f"array {name!r} has dtype object, which the pack format forbids")
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def decode_arrays(data: bytes, path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise PackError(f"{path}: cannot read the arrays ({err})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class EpisodeEntry:
+    """One complete episode of a pack: its metadata and where its arrays are."""
+
+    episode_id: str
+    metadata: EpisodeMetadata
+    task: dict[str, Any]
+    npz_path: Path
+    npz_sha256: str
+    json_path: Path
+
+
+class Pack:
+    """A pack opened for reading. Use :func:`open_pack`.
+
+    ``pack.header`` is ``pack.json``; ``pack.entries`` the episodes (sorted by id);
+    ``pack.load(id)`` / ``iter(pack)`` give :class:`EpisodeRecord` objects.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any], entries: list[EpisodeEntry], verify: bool) -> None:
+        self.path = path
+        self.header = header
+        self.entries = entries
+        self._by_id = {e.episode_id: e for e in entries}
+        self._verify = verify
+
+    # --- header shortcuts
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.header["environment"]
+
+    @property
+    def action_names(self) -> list[str]:
+        return [a["name"] for a in self.environment["actions"]]
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.environment["n_actions"])
+
+    @property
+    def observation_dim(self) -> int:
+        return int(self.environment["observation_dim"])
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.environment["num_slots"])
+
+    @property
+    def max_epochs(self) -> int:
+        return int(self.environment["max_epochs"])
+
+    @property
+    def reward_config(self) -> dict[str, Any]:
+        return dict(self.environment["reward"])
+
+    @property
+    def name(self) -> str:
+        return str(self.header.get("generation_spec", {}).get("name", self.path.name))
+
+    @property
+    def episode_ids(self) -> list[str]:
+        return [e.episode_id for e in self.entries]
+
+    @property
+    def n_transitions(self) -> int:
+        return int(sum(e.metadata.episode_length for e in self.entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, episode_id: object) -> bool:
+        return episode_id in self._by_id
+
+    def metadata(self, episode_id: str) -> EpisodeMetadata:
+        return self._entry(episode_id).metadata
+
+    def _entry(self, episode_id: str) -> EpisodeEntry:
+        try:
+            return self._by_id[episode_id]
+        except KeyError:
+            raise PackError(f"{self.path}: no episode {episode_id!r}") from None
+
+    def load(self, episode_id: str) -> EpisodeRecord:
+        """The episode's metadata and arrays (sha256 checked when the pack was opened with verify)."""
+        e = self._entry(episode_id)
+        try:
+            data = e.npz_path.read_bytes()
+        except OSError as err:
+            raise PackError(
+                f"{e.npz_path}: cannot read the arrays of episode {episode_id!r} ({err})"
+            ) from None
+        if self._verify and sha256_bytes(data) != e.npz_sha256:
+            raise PackError(
+                f"{e.npz_path}: sha256 mismatch with {e.json_path.name} (stored {e.npz_sha256}, computed "
+                f"{sha256_bytes(data)}): the file is corrupt"
+            )
+        arrays = decode_arrays(data, e.npz_path)
+        record = EpisodeRecord(e.metadata, arrays)
+        try:
+            record.check()
+        except ValueError as err:
+            raise PackError(f"{e.npz_path}: {err}") from None
+        return record
+
+    def __iter__(self) -> Iterator[EpisodeRecord]:
+        for e in self.entries:
+            yield self.load(e.episode_id)
+
+    def __repr__(self) -> str:
+        return f"Pack({str(self.path)!r}, episodes={len(self)}, transitions={self.n_transitions})"
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """``pack.json`` of the pack at ``path``, validated (format, versions, checksum)."""
+    root = Path(path)
+    hp = root / HEADER
+    if not root.is_dir():
+        raise PackError(f"{root}: not a directory (a pack is a directory holding {HEADER})")
+    header = _read_json(hp, "the pack header")
+    if header.get("format") != FORMAT_NAME:
+        raise PackError(f"{hp}: format {header.get('format')!r} is not {FORMAT_NAME!r}")
+    fv = header.get("format_version")
+    if not isinstance(fv, int) or fv > FORMAT_VERSION or fv < 1:
+        raise PackError(
+            f"{hp}: format_version {fv!r} is not supported (this reader reads up to {FORMAT_VERSION})"
+        )
+    check_schema_version(header.get("schema_version"), hp)
+    _check_checksum(hp, header, "the pack header")
+    return header
+
+
+def _read_entry(json_path: Path, verify: bool) -> EpisodeEntry:
+    doc = _read_json(json_path, "episode metadata")
+    if doc.get("format") != EPISODE_FORMAT:
+        raise PackError(f"{json_path}: format {doc.get('format')!r} is not {EPISODE_FORMAT!r}")
+    _check_checksum(json_path, doc, "episode metadata")
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        raise PackError(f"{json_path}: has no metadata object")
+    check_schema_version(meta.get("schema_version"), json_path)
+    episode_id = json_path.name[: -len(".json")]
+    if meta.get("episode_id") != episode_id:
+        raise PackError(
+            f"{json_path}: metadata names episode {meta.get('episode_id')!r}, the file name {episode_id!r}"
+        )
+    arrays = doc.get("arrays") or {}
+    npz_path = json_path.with_name(str(arrays.get("file", "")))
+    if npz_path.name != episode_id + ".npz":
+        raise PackError(f"{json_path}: arrays file {arrays.get('file')!r} should be {episode_id + '.npz'!r}")
+    if not npz_path.is_file():
+        raise PackError(f"{npz_path}: missing (listed by {json_path.name})")
+    if verify:
+        actual = sha256_file(npz_path)
+        if actual != arrays.get("sha256"):
+            raise PackError(
+                f"{npz_path}: sha256 mismatch with {json_path.name} (stored {arrays.get('sha256')}, computed "
+                f"{actual}): the file is corrupt"
+            )
+    try:
+        metadata = EpisodeMetadata.from_dict(meta)
+    except (TypeError, ValueError) as err:
+        raise PackError(f"{json_path}: {err}") from None
+    return EpisodeEntry(
+        episode_id, metadata, dict(doc.get("task") or {}), npz_path, str(arrays.get("sha256")), json_path
+    )
+
+
+def open_pack(path: str | os.PathLike | Pack, *, verify: bool = True) -> Pack:
+    """Open the pack at ``path``; with ``verify`` every checksum is checked now (PackError if not)."""
+    if isinstance(path, Pack):
+        return path
+    root = Path(path)
+    header = read_header(root)
+    ep_dir = root / EPISODES
+    entries = [_read_entry(p, verify) for p in sorted(ep_dir.glob("*.json")) if not p.name.startswith(".")]
+    return Pack(root, header, entries, verify)
+
+
+def read_plan(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The generation rounds recorded in ``PACK/plan/`` (in order), each checksum-validated."""
+    plan_dir = Path(path) / PLAN
+    rounds = []
+    for p in sorted(plan_dir.glob("round-*.json")):
+        doc = _read_json(p, "a plan round")
+        _check_checksum(p, doc, "the plan round")
+        rounds.append(doc)
+    for i, r in enumerate(rounds):
+        if r.get("round") != i:
+            raise PackError(
+                f"{plan_dir}: plan rounds are not numbered 0..{len(rounds) - 1} "
+                f"(found round {r.get('round')!r} at position {i})"
+            )
+    return rounds
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class PackWriter:
+    """Writes episodes into a pack; see :meth:`open`. Holds the pack's lock until :meth:`close`."""
+
+    def __init__(self, root: Path, header: dict[str, Any], lock_fd: int) -> None:
+        self.root = root
+        self.header = header
+        self._lock_fd: int | None = lock_fd
+        self.episodes_dir = root / EPISODES
+        self.plan_dir = root / PLAN
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, header: Mapping[str, Any], *, force: bool = False) -> PackWriter:
+        """Create the pack at ``path`` with ``header``, or reopen it to resume.
+
+        * ``path`` missing or empty: a new pack.
+        * ``path`` a pack with the same ``header["generation_spec"]``: reopened to add the episodes
+          it lacks (resuming); leftover temporary files and arrays without metadata are removed.
+        * ``path`` a pack generated from another spec: :class:`PackError`, unless ``force``, which
+          deletes its episodes and plan and starts over.
+        * ``path`` a non-empty directory that is not a pack, or a file: :class:`PackError`, even
+          with ``force`` (it is not ours to delete).
+        """
+        root = Path(path)
+        if root.exists() and not root.is_dir():
+            raise PackError(f"{root}: exists and is not a directory")
+        root.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise PackError(f"{root}: another process is writing this pack (its {LOCK} is locked)") from None
+        try:
+            header = cls._prepare(root, dict(header), force)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        writer = cls(root, header, lock_fd)
+        writer.episodes_dir.mkdir(exist_ok=True)
+        writer.plan_dir.mkdir(exist_ok=True)
+        writer.cleanup()
+        return writer
+
+    @staticmethod
+    def _prepare(root: Path, header: dict[str, Any], force: bool) -> dict[str, Any]:
+        hp = root / HEADER
+        # What a writer killed while creating the pack can leave: the lock, temp files, empty dirs.
+        others = [
+            p.name
+            for p in root.iterdir()
+            if p.name != LOCK
+            and not p.name.startswith(TMP_PREFIX)
+            and not (p.name in (EPISODES, PLAN) and p.is_dir() and not any(p.iterdir()))
+        ]
+        if hp.exists():
+            same = False
+            try:
+                existing = read_header(root)
+                same = canonical_json(existing.get("generation_spec")) == canonical_json(
+                    header.get("generation_spec")
+                )
+            except PackError:
+                if not force:
+                    raise
+            if same and not force:
+                return existing
+            if not force:
+                raise PackError(
+                    f"{root}: already holds a pack generated from a different spec (name "
+                    f"{existing.get('generation_spec', {}).get('name')!r}); "
+                    "pass force=True (--force) to overwrite it, "
+                    "or choose another directory"
+                )
+            for name in (EPISODES, PLAN):
+                shutil.rmtree(root / name, ignore_errors=True)
+            hp.unlink()
+        elif others:
+            raise PackError(
+                f"{root}: is not empty and not a pack (contains {sorted(others)[:5]}); "
+                "refusing to write into it "
+                "(even with force): choose an empty or new directory"
+            )
+        full = with_checksum(
+            {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "schema_version": SCHEMA_VERSION,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **{
+                    k: v
+                    for k, v in header.items()
+                    if k not in ("format", "format_version", "schema_version", "checksum")
+                },
+            }
+        )
+        atomic_write(hp, canonical_json(_jsonable(full)))
+        (root / EPISODES).mkdir(exist_ok=True)
+        (root / PLAN).mkdir(exist_ok=True)
+        return full
+
+    def cleanup(self) -> list[Path]:
+        """Remove what a killed writer left: ``.tmp-*`` files and arrays whose metadata never landed."""
+        removed = []
+        for d in (self.root, self.episodes_dir, self.plan_dir):
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                if p.name.startswith(TMP_PREFIX):
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        for p in self.episodes_dir.glob("*.npz"):
+            if not p.with_suffix(".json").exists():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        if removed:
+            _fsync_dir(self.episodes_dir)
+        return removed
+
+    def has_episode(self, episode_id: str) -> bool:
+        return (self.episodes_dir / f"{check_episode_id(episode_id)}.json").exists()
+
+    def completed_ids(self) -> set[str]:
+        return {
+            p.name[: -len(".json")] for p in self.episodes_dir.glob("*.json") if not p.name.startswith(".")
+        }
+
+    def write_episode(
+        self, record: EpisodeRecord, *, task: Mapping[str, Any] | None = None, force: bool = False
+    ) -> Path:
+        """Write one episode atomically: arrays first, metadata (the commit) last.
+
+        Raises :class:`PackError` if the episode already exists, unless ``force``.
+        """
+        self._check_open()
+        episode_id = check_episode_id(record.episode_id)
+        jp = self.episodes_dir / f"{episode_id}.json"
+        np_path = self.episodes_dir / f"{episode_id}.npz"
+        if jp.exists() and not force:
+            raise PackError(f"{jp}: episode {episode_id!r} already exists; pass force=True to overwrite it")
+        try:
+            record.check()
+        except ValueError as err:
+            raise PackError(f"{np_path}: {err}") from None
+        unknown = sorted(set(record.arrays) - set(STEP_ARRAYS))
+        if unknown:
+            raise PackError(f"{np_path}: arrays {unknown} are not in schema {SCHEMA_VERSION}")
+        data = encode_arrays(record.arrays)
+        if jp.exists():
+            jp.unlink()  # forced: un-commit first, so a crash in between leaves no stale metadata
+            _fsync_dir(self.episodes_dir)
+        atomic_write(np_path, data)
+        doc = with_checksum(
+            {
+                "format": EPISODE_FORMAT,
+                "metadata": record.metadata.to_dict(),
+                "task": _jsonable(dict(task or {})),
+                "arrays": {"file": np_path.name, "sha256": sha256_bytes(data), "bytes": len(data)},
+            }
+        )
+        atomic_write(jp, canonical_json(doc))
+        return jp
+
+    def write_plan_round(self, round_doc: Mapping[str, Any]) -> Path:
+        """Record a generation round's planned episodes (before running them); never overwritten."""
+        self._check_open()
+        k = int(round_doc["round"])
+        p = self.plan_dir / f"round-{k:03d}.json"
+        if p.exists():
+            raise PackError(f"{p}: plan round {k} already exists")
+        atomic_write(p, canonical_json(with_checksum(_jsonable(dict(round_doc)))))
+        return p
+
+    def _check_open(self) -> None:
+        if self._lock_fd is None:
+            raise PackError(f"{self.root}: the pack writer is closed")
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
