@@ -1,0 +1,80 @@
+"""Offline RL and imitation on Esper data, as d3rlpy algorithms that respect action masks.
+
+* :mod:`~esper_agents.offline.masks`: the mask rides in the observation,
+  ``concat(features, mask)``; :class:`MaskInObservation` does it in the env.
+* :mod:`~esper_agents.offline.encoders`: a features-only encoder and a mask-preserving scaler.
+* :class:`MaskedDiscreteCQL`, :class:`DiscreteIQL`, :class:`MaskedDiscreteBC` (effective-number
+  class weights), :class:`RewardWeightedBC`: d3rlpy configs + implementations, registered, so
+  ``d3rlpy.load_learnable(path)`` reloads any of them once this package is imported.
+* :func:`train_offline` trains one on logged episodes (:class:`OfflineEpisode`);
+  :mod:`~esper_agents.offline.evaluate` runs agents in the env and on datasets (FQE, agreement).
+
+Importing this package registers its configs with d3rlpy (and nothing else).
+"""
+
+from esper_agents.offline.bc import (
+    MaskedDiscreteBC,
+    MaskedDiscreteBCConfig,
+    RewardWeightedBC,
+    RewardWeightedBCConfig,
+    classification_report,
+    effective_number_weights,
+)
+from esper_agents.offline.cql import MaskedDiscreteCQL, MaskedDiscreteCQLConfig
+from esper_agents.offline.datasets import (
+    OfflineEpisode,
+    build_replay_buffer,
+    dataset_arrays,
+    load_pack,
+    rollout,
+    run_episode,
+    rwbc_dataset,
+    split_episodes,
+)
+from esper_agents.offline.encoders import MaskedStandardObservationScaler, MaskedVectorEncoderFactory
+from esper_agents.offline.evaluate import (
+    evaluate_in_env,
+    evaluate_on_dataset,
+    fqe_estimate,
+    load_agent,
+    make_eval_env,
+    mean_ci,
+)
+from esper_agents.offline.iql import DiscreteIQL, DiscreteIQLConfig, expectile_loss
+from esper_agents.offline.masks import MaskInObservation, with_mask
+from esper_agents.offline.train import ALGORITHMS, make_config, train_offline
+
+__all__ = [
+    "ALGORITHMS",
+    "DiscreteIQL",
+    "DiscreteIQLConfig",
+    "OfflineEpisode",
+    "MaskInObservation",
+    "MaskedDiscreteBC",
+    "MaskedDiscreteBCConfig",
+    "MaskedDiscreteCQL",
+    "MaskedDiscreteCQLConfig",
+    "MaskedStandardObservationScaler",
+    "MaskedVectorEncoderFactory",
+    "RewardWeightedBC",
+    "RewardWeightedBCConfig",
+    "build_replay_buffer",
+    "classification_report",
+    "dataset_arrays",
+    "effective_number_weights",
+    "evaluate_in_env",
+    "evaluate_on_dataset",
+    "expectile_loss",
+    "fqe_estimate",
+    "load_agent",
+    "load_pack",
+    "make_config",
+    "make_eval_env",
+    "mean_ci",
+    "rollout",
+    "run_episode",
+    "rwbc_dataset",
+    "split_episodes",
+    "train_offline",
+    "with_mask",
+]

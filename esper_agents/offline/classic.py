@@ -1,0 +1,170 @@
+"""Seed 001, phase 1, on the classic variant: imitate the heuristic with 4 actions and 27 features.
+
+The heuristic (called Kasmina in the original design) acts on Esper's full observation and the
+compact actions. :func:`collect_classic_episodes` runs it and logs, for each decision, the
+classic view of the same state: the 27-feature snapshot of seed 002
+(:class:`esper_env.wrappers.ClassicObservation`), the classic mask
+(:class:`esper_env.wrappers.ClassicActions`) and the classic label of the heuristic's action:
+
+=====================  ===============
+compact op             classic action
+=====================  ===============
+WAIT                   WAIT
+GERMINATE              GERMINATE
+ADVANCE, FOSSILIZE     ADVANCE (classic ADVANCE fossilizes a HOLDING seed)
+PRUNE                  CULL
+SET_ALPHA_TARGET       WAIT (the threshold heuristic never chooses it greedily)
+=====================  ===============
+
+:func:`reproduce_phase1` splits the episodes 80/20 by episode (seed 002), trains
+:class:`~esper_agents.offline.bc.MaskedDiscreteBC` with effective-number class weights
+(beta 0.999) and reports balanced accuracy, per-class accuracy and the confusion matrix on the
+held-out episodes, as seed 001's phase-1 table does (98.2% on its V1 data).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from esper_agents.offline.datasets import OfflineEpisode, split_episodes
+
+__all__ = ["CLASSIC_OF_OP", "collect_classic_episodes", "reproduce_phase1"]
+
+
+def _classic_of_op() -> dict[int, int]:
+    from esper_env.lifecycle import Op
+    from esper_env.wrappers import ClassicActions as C
+
+    return {
+        Op.WAIT: C.WAIT, Op.GERMINATE: C.GERMINATE, Op.ADVANCE: C.ADVANCE, Op.FOSSILIZE: C.ADVANCE,
+        Op.PRUNE: C.CULL, Op.SET_ALPHA_TARGET: C.WAIT,
+    }  # fmt: skip
+
+
+CLASSIC_OF_OP: dict[int, int] = _classic_of_op()
+
+
+def collect_classic_episodes(
+    episodes: int,
+    policy: str = "baseline",
+    env_id: str = "Esper-SynthCIFAR-v0",
+    seed: int = 0,
+    epsilon: float = 0.0,
+    progress: Callable[[int], None] | None = None,
+    **env_kwargs: Any,
+) -> list[OfflineEpisode]:
+    """Episodes of behavior policy ``policy`` (greedy unless ``epsilon``), logged in the classic
+    view; episode ``i`` is reset with seed ``seed + i``. ``progress(i)`` is called after each."""
+    import esper_env  # noqa: F401  (registers the ids)
+    from esper_env.lifecycle import Op
+    from esper_env.wrappers import ClassicActions, ClassicObservation, CompactActions
+
+    from esper_agents.policies import EpsilonGreedy, get_policy
+
+    env = CompactActions(gym.make(env_id, **env_kwargs))
+    classic_obs = ClassicObservation(env)  # read-only views of the same env state
+    classic_act = ClassicActions(env)
+    behavior = EpsilonGreedy(get_policy(policy), epsilon=epsilon).bind(env)
+    ops = [int(a.op) for a in env.actions]
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        feats, masks, labels, rewards = [classic_obs.observation(obs)], [classic_act.action_masks()], [], []
+        done, terminated = False, False
+        while not done:
+            decision = behavior.decide(obs, info["action_mask"], rng)
+            label = CLASSIC_OF_OP[ops[decision.sampled_action]]
+            if not masks[-1][label]:
+                raise RuntimeError(
+                    f"the heuristic's {Op(ops[decision.sampled_action]).name} maps to classic "
+                    f"{ClassicActions.NAMES[label]}, which the classic mask forbids here"
+                )
+            obs, reward, terminated, truncated, info = env.step(decision.sampled_action)
+            done = terminated or truncated
+            feats.append(classic_obs.observation(obs))
+            masks.append(classic_act.action_masks())
+            labels.append(label)
+            rewards.append(float(reward))
+        records.append(
+            OfflineEpisode(
+                np.stack(feats),
+                np.stack(masks),
+                np.array(labels),
+                np.array(rewards),
+                bool(terminated),
+                float(info["final_val_accuracy"]),
+                {"policy": policy, "seed": seed + i},
+            )
+        )
+        if progress is not None:
+            progress(i)
+    env.close()
+    return records
+
+
+def reproduce_phase1(
+    records: list[OfflineEpisode],
+    n_steps: int = 3000,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    hidden_units: tuple[int, ...] = (64, 32),
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Train class-weighted BC on 80% of ``records`` (by episode) and score the other 20%.
+
+    ``hidden_units`` defaults to seed 002's MLP (27 -> 64 -> 32 -> 4). Returns the held-out
+    classification report (balanced accuracy, per-class accuracy keyed by classic action name,
+    confusion matrix with rows = heuristic's action) of the agent as it acts (argmax over the
+    legal classic actions), the same for a model trained and scored without masks
+    (``heldout_unmasked``, seed 002's setup), and the masked model's training summary.
+    """
+    import dataclasses
+    import tempfile
+
+    from esper_env.wrappers import ClassicActions
+
+    from esper_agents.offline.encoders import MaskedVectorEncoderFactory
+    from esper_agents.offline.train import holdout_report, train_offline
+
+    train, val = split_episodes(records, val_fraction=val_fraction, seed=seed)
+    out = os.fspath(out or tempfile.mkdtemp(prefix="esper_phase1_"))
+    names = ClassicActions.NAMES
+
+    def fit_and_score(
+        train: list[OfflineEpisode], val: list[OfflineEpisode], where: str
+    ) -> tuple[Any, dict[str, Any]]:
+        result = train_offline(
+            "bc", train, n_steps, where, seed=seed, show_progress=show_progress,
+            config_overrides={"encoder_factory": MaskedVectorEncoderFactory(hidden_units=list(hidden_units))},
+            source={"kind": "classic heuristic episodes", "train_episodes": len(train),
+                    "val_episodes": len(val)},
+        )  # fmt: skip
+        report = holdout_report(result.algo, val)
+        report["per_class_accuracy"] = {names[c]: v for c, v in report["per_class_accuracy"].items()}
+        report["support"] = {names[c]: v for c, v in report["support"].items()}
+        report["classes"] = list(names)
+        return result, report
+
+    result, masked = fit_and_score(train, val, out)
+    # Seed 002's setup: no mask at all (every action legal in training and prediction), so the 27
+    # features alone must decide. (The masked model cannot be scored without its mask: its loss
+    # never trains the logits of illegal actions.)
+    unmask = lambda rs: [dataclasses.replace(r, masks=np.ones_like(r.masks)) for r in rs]  # noqa: E731
+    _, unmasked = fit_and_score(unmask(train), unmask(val), os.path.join(out, "unmasked"))
+    labels = np.concatenate([r.actions for r in records])
+    return {
+        "heldout": masked,
+        "heldout_unmasked": unmasked,
+        "train_episodes": len(train),
+        "val_episodes": len(val),
+        "decisions": int(len(labels)),
+        "label_mix": {names[c]: float(np.mean(labels == c)) for c in range(len(names))},
+        "model": result.model_path,
+        "train_summary": result.summary,
+    }

@@ -1,0 +1,184 @@
+"""What ``esper train-offline`` and ``esper evaluate`` run (their parsers live in esper_agents.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from esper_agents.offline.datasets import Agent, load_pack
+
+__all__ = ["behavior_agent", "evaluate_command", "imitate_classic_command", "train_offline_command"]
+
+
+def _logs_to_stderr() -> None:
+    """d3rlpy logs through structlog to stdout; the commands print JSON there, so move the logs."""
+    import d3rlpy  # noqa: F401  (its import configures structlog; reconfigure after it)
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_Stderr()))
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time (it may be swapped after configuration)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def train_offline_command(args: argparse.Namespace) -> int:
+    from esper_agents.offline.train import train_offline
+
+    _logs_to_stderr()
+    records, source = load_pack(args.pack, reward_mode=args.reward_mode)
+    result = train_offline(
+        args.algo, records, args.steps, args.out, seed=args.seed, n_steps_per_epoch=args.steps_per_epoch,
+        rwbc_mode=args.rwbc_mode, rwbc_quantile=args.rwbc_quantile, rwbc_baseline=args.rwbc_baseline,
+        rwbc_scale=args.rwbc_scale, show_progress=not args.no_progress, source=source,
+    )  # fmt: skip
+    summary = result.summary
+    if args.fqe_steps > 0:
+        from esper_agents.offline.datasets import build_replay_buffer
+        from esper_agents.offline.evaluate import fqe_estimate
+
+        summary["fqe"] = fqe_estimate(
+            result.algo,
+            build_replay_buffer(records),
+            args.fqe_steps,
+            seed=args.seed,
+            show_progress=not args.no_progress,
+        )
+        with open(os.path.join(args.out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+    brief = {k: summary[k] for k in ("algo", "steps", "episodes", "transitions", "model", "seconds")}
+    metrics = summary["train_metrics"]
+    brief.update(
+        agreement=metrics["agreement"],
+        balanced_accuracy=metrics["balanced_accuracy"],
+        action_mix=metrics["action_mix"],
+    )
+    if "fqe" in summary:
+        brief["fqe"] = summary["fqe"]
+    print(json.dumps(brief, indent=2))
+    return 0
+
+
+def behavior_agent(name: str, env: Any) -> Agent:
+    """A behavior policy of :mod:`esper_agents.policies` acting greedily, as an agent on masked
+    observations of the compact action set."""
+    from esper_agents.policies import get_policy
+
+    policy = get_policy(name, env=env)
+    n = env.n_actions
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return np.array(
+            [int(np.argmax(policy.greedy_probs(o[:-n], o[-n:] > 0.5))) for o in np.atleast_2d(obs)]
+        )
+
+    return act
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from esper_agents.offline.evaluate import (
+        agent_action_set,
+        check_agent_fits,
+        evaluate_in_env,
+        evaluate_on_dataset,
+        load_agent,
+        make_eval_env,
+    )
+
+    _logs_to_stderr()
+    env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
+    if args.fidelity is not None:
+        env_kwargs["fidelity"] = args.fidelity
+    algo = None
+    if os.path.isfile(args.policy):
+        algo = load_agent(args.policy)
+        env = make_eval_env(args.env, agent_action_set(algo), **env_kwargs)
+        try:
+            check_agent_fits(algo, env)
+        except ValueError as err:
+            print(f"esper evaluate: {err}", file=sys.stderr)
+            return 2
+        agent: Agent = algo.predict
+        kind = "model"
+    else:
+        from esper_agents.policies import POLICY_IDS
+
+        if args.policy not in POLICY_IDS:
+            print(
+                f"esper evaluate: --policy {args.policy!r} is neither a saved model file nor a behavior "
+                "policy; "
+                f"behavior policies are: {', '.join(POLICY_IDS)}",
+                file=sys.stderr,
+            )
+            return 2
+        env = make_eval_env(args.env, "compact", **env_kwargs)
+        agent = behavior_agent(args.policy, env)
+        kind = "behavior policy (greedy)"
+    summary: dict[str, Any] = {
+        "policy": args.policy,
+        "kind": kind,
+        "env": args.env,
+        "env_kwargs": env_kwargs,
+        **evaluate_in_env(agent, env, args.episodes, seed=args.seed),
+    }
+    env.close()
+    if args.pack is not None:
+        if algo is None:
+            print("esper evaluate: --pack needs a saved model as --policy", file=sys.stderr)
+            return 2
+        from esper_agents.offline.datasets import build_replay_buffer
+
+        records, _ = load_pack(args.pack, reward_mode=args.reward_mode)
+        summary["dataset"] = {
+            "pack": args.pack,
+            **evaluate_on_dataset(
+                algo, build_replay_buffer(records), fqe_steps=args.fqe_steps, fqe_seed=args.seed
+            ),
+        }
+    text = json.dumps(summary, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+    return 0
+
+
+def imitate_classic_command(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from esper_agents.offline.classic import collect_classic_episodes, reproduce_phase1
+
+    _logs_to_stderr()
+    env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
+    if args.fidelity is not None:
+        env_kwargs["fidelity"] = args.fidelity
+    bar = tqdm(total=args.episodes, desc=f"{args.policy} episodes", disable=args.no_progress)
+    records = collect_classic_episodes(
+        args.episodes, policy=args.policy, env_id=args.env, seed=args.seed, progress=lambda i: bar.update(1),
+        **env_kwargs,
+    )  # fmt: skip
+    bar.close()
+    report = reproduce_phase1(
+        records, n_steps=args.steps, out=args.out, seed=args.seed, show_progress=not args.no_progress
+    )
+    report.pop("train_summary")
+    report.update(
+        policy=args.policy, env=args.env, env_kwargs=env_kwargs, episodes=args.episodes, steps=args.steps
+    )
+    text = json.dumps(report, indent=2)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "phase1.json"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    return 0
