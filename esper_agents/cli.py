@@ -48,10 +48,220 @@ def run_episode(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_health_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "health",
+        help="run seed 000's tiered health checks on a pack; exit 1 if a blocking check fails",
+        description="Run the dataset health checks on a pack, print every check with its figure and verdict, "
+        "and write health.md, health.json and plots into DIR/health/. Exits 1 if a blocking (error) check "
+        "fails, 0 otherwise (warnings do not fail).",
+    )
+    p.add_argument("pack", metavar="DIR", help="pack directory")
+    p.add_argument("--out", default=None, help="report directory (default: DIR/health)")
+    p.add_argument("--clusters", type=int, default=None, help="k-means clusters (default: min(100, N // 10))")
+    p.set_defaults(func=run_health)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from esper_agents.generation.health import check_pack
+
+    out = Path(args.out) if args.out else Path(args.pack) / "health"
+    return check_pack(args.pack, out, n_clusters=args.clusters)
+
+
+def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-offline",
+        help="train an offline agent (cql, iql, bc, rwbc) on a pack",
+        description="Train a masked offline agent on a pack's episodes and write OUT/model.d3 (load it with "
+        "d3rlpy.load_learnable after importing esper_agents.offline), OUT/summary.json and d3rlpy's logs and "
+        "checkpoints in OUT/logs/. Prints a JSON summary.",
+    )
+    algos = "masked discrete CQL, discrete IQL, class-weighted BC, or reward-weighted BC"
+    modes = ("shaped", "sparse", "contribution")
+    p.add_argument("--algo", required=True, choices=("cql", "iql", "bc", "rwbc"), help=algos)
+    p.add_argument("--pack", required=True, metavar="DIR", help="pack directory")
+    p.add_argument("--steps", type=int, required=True, help="gradient steps")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="d3rlpy log/checkpoint period (min(steps, 1000))"
+    )
+    p.add_argument(
+        "--rwbc-mode",
+        choices=("filter", "weight"),
+        default="filter",
+        help="rwbc: keep the best episodes (option C) or weight them by final accuracy (option A)",
+    )
+    p.add_argument(
+        "--rwbc-quantile", type=float, default=0.5, help="rwbc filter: keep final acc >= this quantile"
+    )
+    p.add_argument(
+        "--rwbc-baseline", type=float, default=None, help="rwbc weight: baseline (default: lowest acc)"
+    )
+    p.add_argument(
+        "--rwbc-scale", type=float, default=None, help="rwbc weight: scale (default: std of accuracies)"
+    )
+    p.add_argument(
+        "--reward-mode", default=None, choices=modes, help="relabel the pack's rewards (default: as logged)"
+    )
+    p.add_argument(
+        "--fqe-steps", type=int, default=0, help="also estimate the policy's value with DiscreteFQE"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train_offline)
+
+
+def run_train_offline(args: argparse.Namespace) -> int:
+    from esper_agents.offline.commands import train_offline_command
+
+    return train_offline_command(args)
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="run a saved agent (or a behavior policy) in the env with masks and print a JSON summary",
+        description="Run N seeded episodes (reset seeds S..S+N-1) and print mean and 95% t-interval of final "
+        "validation accuracy, test accuracy and return, the action mix and the illegal-action count. With "
+        "--pack, also agreement with the logged actions, action mixes and (--fqe-steps) a DiscreteFQE "
+        "estimate.",
+    )
+    policy = "a saved model (model.d3), or a behavior policy name such as 'baseline' (acts greedily)"
+    modes = ("shaped", "sparse", "contribution")
+    p.add_argument("--policy", required=True, metavar="PATH", help=policy)
+    p.add_argument("--env", default="Esper-SynthCIFAR-v0", help="environment id")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fidelity", default=None, help="full, fast, tiny or test (default: the env id's)")
+    p.add_argument("--max-epochs", type=int, default=25)
+    p.add_argument("--config", default="baseline", help="environment preset")
+    p.add_argument("--pack", default=None, metavar="DIR", help="also evaluate on this pack's logged states")
+    p.add_argument(
+        "--fqe-steps", type=int, default=0, help="with --pack: DiscreteFQE gradient steps (0: skip)"
+    )
+    p.add_argument(
+        "--reward-mode", default=None, choices=modes, help="with --pack: relabel its rewards for FQE"
+    )
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON summary here")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from esper_agents.offline.commands import evaluate_command
+
+    return evaluate_command(args)
+
+
+def add_imitate_classic_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "imitate-classic",
+        help="seed 001 phase 1: imitate the heuristic on the classic 4 actions / 27 features",
+        description="Run the heuristic for N episodes, log its decisions in the classic view (27-feature "
+        "snapshot, WAIT/GERMINATE/ADVANCE/CULL), train class-weighted BC on 80% of the episodes and print "
+        "the held-out balanced accuracy, per-class accuracy and confusion matrix (also written to "
+        "OUT/phase1.json).",
+    )
+    p.add_argument("--episodes", type=int, default=40)
+    p.add_argument("--steps", type=int, default=3000, help="BC gradient steps")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (model, logs, phase1.json)")
+    p.add_argument("--policy", default="baseline", help="behavior policy (a threshold heuristic variant)")
+    p.add_argument("--env", default="Esper-SynthCIFAR-v0", help="environment id")
+    p.add_argument("--fidelity", default="test", help="full, fast, tiny or test")
+    p.add_argument("--max-epochs", type=int, default=25)
+    p.add_argument("--config", default="baseline", help="environment preset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_imitate_classic)
+
+
+def run_imitate_classic(args: argparse.Namespace) -> int:
+    from esper_agents.offline.commands import imitate_classic_command
+
+    return imitate_classic_command(args)
+
+
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate (or resume) a pack of logged episodes from a TOML matrix spec",
+        description="Run the behavior policies x environment presets of SPEC (datasets/*.toml), a uniform pass "
+        "then adaptive rounds toward the cells behind failed health checks, and write the pack to OUT "
+        "(datasets/PACK_FORMAT.md). Rerunning the same command resumes a killed run; another spec into an "
+        "existing pack needs --force. Prints the generation throughput at the end.",
+    )
+    p.add_argument("--spec", required=True, metavar="FILE", help="TOML generation spec")
+    p.add_argument("--out", required=True, metavar="DIR", help="pack directory (created, or resumed)")
+    p.add_argument("--workers", type=int, default=1, help="parallel episodes (processes or Ray tasks), one core each")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: this process or a spawn process pool; ray: ray.remote tasks (pip install 'esper[ray]')")
+    p.add_argument("--force", action="store_true", help="overwrite a pack generated from another spec")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_generate)  # fmt: skip
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from esper_agents.generation.commands import generate_command
+
+    return generate_command(args)
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a pack to a d3rlpy ReplayBuffer (.h5) or a Minari dataset",
+        description="d3rlpy: ReplayBuffer.dump to OUT (an .h5 file), every transition of truncated episodes kept; "
+        "load with esper_agents.generation.exports.load_d3rlpy(OUT) or ReplayBuffer.load(f, InfiniteBuffer()). "
+        "minari: a dataset under the Minari root OUT; load with MINARI_DATASETS_PATH=OUT and "
+        "minari.load_dataset(ID).",
+    )
+    p.add_argument("pack", metavar="DIR", help="pack directory")
+    p.add_argument("--format", required=True, choices=("d3rlpy", "minari"))
+    p.add_argument("--out", required=True, metavar="PATH", help="d3rlpy: .h5 file; minari: datasets root directory")
+    p.add_argument("--reward-mode", choices=("shaped", "sparse", "contribution"), default=None,
+                   help="relabel rewards from the logged components (default: the rewards as logged)")
+    p.add_argument("--dataset-id", default=None, help="minari: dataset id (default esper/<pack name>-v0)")
+    p.add_argument("--append-mask", action="store_true", help="d3rlpy: append the action mask to observations")
+    p.add_argument("--force", action="store_true", help="overwrite an existing export")
+    p.set_defaults(func=run_export)  # fmt: skip
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from esper_agents.generation.commands import export_command
+
+    return export_command(args)
+
+
+def add_download_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)")
+    p.add_argument("dataset", choices=["cifar10", "cifar100"])
+    p.add_argument("--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)")
+    p.set_defaults(func=run_download)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from esper_env.data import load_dataset
+
+    splits = load_dataset(args.dataset, "full", data_dir=args.data_dir, download=True)
+    print(f"{args.dataset}: {len(splits.train_y):,} train, {len(splits.val_y):,} validation, "
+          f"{len(splits.test_y):,} test images ready")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esper", description="Esper: grow neural networks with RL.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_episode_parser(sub)
+    add_health_parser(sub)
+    add_train_offline_parser(sub)
+    add_evaluate_parser(sub)
+    add_imitate_classic_parser(sub)
+    add_generate_parser(sub)
+    add_export_parser(sub)
+    add_download_parser(sub)
     return parser
 
 
