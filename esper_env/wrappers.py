@@ -46,7 +46,21 @@ def compact_action_table(num_slots: int) -> list[FactoredAction]:
     return table
 
 
-class CompactActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+class _MaskedDiscreteActions(gym.ActionWrapper):
+    """A discrete action wrapper whose ``info["action_mask"]`` is its subclass's ``action_masks()``."""
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        info["action_mask"] = self.action_masks()
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(self.action(action))
+        info["action_mask"] = self.action_masks()
+        return obs, reward, terminated, truncated, info
+
+
+class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
     """``Discrete(n)`` over canonical legal combinations, with an exact joint mask.
 
     ``info["action_mask"]`` and :meth:`action_masks` are boolean vectors of length ``n``;
@@ -80,21 +94,11 @@ class CompactActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             [legal[a.op, a.slot] and not (a.op == Op.GERMINATE and a.blueprint == NOOP_INDEX) for a in self.actions]
         )
 
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        info["action_mask"] = self.action_masks()
-        return obs, info
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(self.action(action))
-        info["action_mask"] = self.action_masks()
-        return obs, reward, terminated, truncated, info
-
 
 _ALWAYS_ILLEGAL = FactoredAction(Op.GERMINATE, 0, blueprint=NOOP_INDEX)
 
 
-class ClassicActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+class ClassicActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
     """Seed 002's ``Discrete(4)``: WAIT, GERMINATE, ADVANCE, CULL.
 
     GERMINATE fills the first DORMANT slot with ``blueprint``; ADVANCE moves the furthest-along
@@ -147,16 +151,6 @@ class ClassicActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     def action_masks(self) -> np.ndarray:
         return np.array([c is not None for c in self._choices()])
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        info["action_mask"] = self.action_masks()
-        return obs, info
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(self.action(action))
-        info["action_mask"] = self.action_masks()
-        return obs, reward, terminated, truncated, info
 
 
 CLASSIC_FEATURES: tuple[str, ...] = (

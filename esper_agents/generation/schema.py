@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from esper_env.rewards import COMPONENT_NAMES
+
 SCHEMA_VERSION = "2.0.0"
 
 #: A run that ends further than this below its best validation accuracy failed.
@@ -52,18 +54,8 @@ SUCCESS_TOLERANCE = 0.01
 
 QUALITIES: tuple[str, ...] = ("success", "partial", "failure")
 
-#: Reward components logged per step (``contributions`` has a slot axis).
-REWARD_COMPONENTS: tuple[str, ...] = (
-    "accuracy_delta",
-    "loss_delta",
-    "potential_prev",
-    "potential_next",
-    "intervention_cost",
-    "param_rent",
-    "sparse",
-    "terminal",
-    "contributions",
-)
+#: Reward components logged per step (``contributions`` has a slot axis): the env's own list.
+REWARD_COMPONENTS: tuple[str, ...] = COMPONENT_NAMES
 
 #: name -> (dtype, shape) of every per-step array; ``T`` steps, ``n`` compact actions, ``S`` slots,
 #: ``D`` observation features, ``H`` factored action heads. Reward components are stored as
