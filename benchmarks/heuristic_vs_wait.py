@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -29,32 +27,18 @@ import numpy as np
 import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
+from esper_agents.offline.evaluate import mean_ci as interval
+from esper_agents.policies import get_policy
 from esper_env.lifecycle import Op
 from esper_env.wrappers import CompactActions
-
-from esper_agents.policies import get_policy
 
 RESULTS = Path(__file__).parent / "results"
 WAIT = "wait"
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond the table).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # fmt: skip
-
-
-def t95(df: int) -> float:
-    if df <= 0:
-        return float("nan")
-    keys = [k for k in _T95 if k <= df]
-    return _T95[max(keys)] if df <= 30 else 1.96
-
-
 def mean_ci(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval."""
-    m = statistics.mean(values)
-    if len(values) < 2:
-        return m, float("nan")
-    return m, t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    summary = interval(values)
+    return summary["mean"], summary["half_width"]
 
 
 def provenance() -> dict[str, Any]:

@@ -67,24 +67,38 @@ def iter_records(pack: Pack | str | os.PathLike) -> Iterator[EpisodeRecord]:
 
 
 def d3rlpy_episode(record: EpisodeRecord, rewards: np.ndarray, append_mask: bool = False) -> Any:
-    from d3rlpy.dataset import Episode
-
+    """One logged episode as a d3rlpy ``Episode`` (see :func:`episode_from_arrays`)."""
     obs = np.asarray(record.arrays["observations"], dtype=np.float32)
     if append_mask:
         obs = np.concatenate([obs, record.arrays["masks"].astype(np.float32)], axis=1)
-    actions = np.asarray(record.arrays["actions"], dtype=np.int64)
-    rewards = np.asarray(rewards, dtype=np.float32)
-    terminated = bool(record.metadata.done)
+    return episode_from_arrays(obs, record.arrays["actions"], rewards, bool(record.metadata.done))
+
+
+def episode_from_arrays(
+    observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: bool
+) -> Any:
+    """A d3rlpy ``Episode`` from ``T + 1`` observations (the final state last), ``T`` actions and rewards.
+
+    A terminated episode keeps its ``T`` states (d3rlpy gives the last transition a zero next
+    observation). A truncated one keeps all ``T + 1``, with a dummy WAIT action and reward 0 on row
+    ``T``, which d3rlpy never samples as a transition: it only supplies the last next-observation,
+    so no transition is dropped (d3rlpy's own timeout handling drops the last one).
+    """
+    from d3rlpy.dataset import Episode
+
+    obs = np.asarray(observations, dtype=np.float32)
+    actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+    rewards = np.asarray(rewards, dtype=np.float32).reshape(-1)
     if terminated:
         obs = obs[:-1]
     else:
-        actions = np.append(actions, 0)  # dummy WAIT: row T only supplies the last next-observation
-        rewards = np.append(rewards, 0.0).astype(np.float32)
+        actions = np.append(actions, 0)
+        rewards = np.append(rewards, np.float32(0.0))
     return Episode(
         observations=obs,
         actions=actions.reshape(-1, 1),
-        rewards=rewards.reshape(-1, 1),
-        terminated=terminated,
+        rewards=rewards.reshape(-1, 1).astype(np.float32),
+        terminated=bool(terminated),
     )
 
 
@@ -312,6 +326,7 @@ __all__: Sequence[str] = (
     "load_d3rlpy",
     "reward_config",
     "save_d3rlpy",
+    "episode_from_arrays",
     "to_d3rlpy",
     "to_minari",
     "transition_count",

@@ -26,6 +26,7 @@ import numpy as np
 from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import Episode, InfiniteBuffer, ReplayBuffer
 
+from esper_agents.generation.exports import episode_from_arrays
 from esper_agents.offline.masks import MaskInObservation, strip_mask, with_mask
 
 __all__ = [
@@ -99,18 +100,7 @@ class OfflineEpisode:
 
     def to_d3rlpy(self) -> Episode:
         obs = with_mask(self.features, self.masks)
-        actions, rewards = self.actions, self.rewards
-        if self.terminated:
-            obs = obs[:-1]
-        else:
-            actions = np.append(actions, 0)  # dummy: the final state is never a sampled transition
-            rewards = np.append(rewards, 0.0)
-        return Episode(
-            observations=obs,
-            actions=actions.reshape(-1, 1).astype(np.int64),
-            rewards=rewards.reshape(-1, 1).astype(np.float32),
-            terminated=bool(self.terminated),
-        )
+        return episode_from_arrays(obs, self.actions, self.rewards, self.terminated)
 
 
 def build_replay_buffer(records: Sequence[OfflineEpisode]) -> ReplayBuffer:

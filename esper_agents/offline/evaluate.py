@@ -26,6 +26,7 @@ from esper_agents.offline.datasets import Agent, OfflineEpisode, dataset_arrays,
 from esper_agents.offline.masks import MaskInObservation
 
 __all__ = [
+    "action_mix",
     "action_names",
     "evaluate_in_env",
     "evaluate_on_dataset",
@@ -98,7 +99,8 @@ def action_names(n_actions: int) -> list[str]:
     return [f"action_{i}" for i in range(n_actions)]
 
 
-def _mix(actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+def action_mix(actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """The share of each op (by ``names[action]``) among ``actions``, every op listed."""
     counts = Counter(names[int(a)] for a in actions)
     total = max(len(actions), 1)
     order = list(dict.fromkeys(names))
@@ -175,7 +177,7 @@ def summarize_episodes(
         "return": mean_ci([float(np.sum(r.rewards)) for r in records]),
         "episode_length": float(np.mean([len(r) for r in records])),
         "illegal_actions": int(illegal),
-        "action_mix": _mix(actions, names),
+        "action_mix": action_mix(actions, names),
         "param_overhead": mean_ci(overhead) if overhead else None,
         "termination_reasons": dict(Counter(str(r.info.get("termination_reason")) for r in records)),
     }
@@ -236,8 +238,8 @@ def evaluate_on_dataset(
         "op_balanced_accuracy": op_report["balanced_accuracy"],
         "op_per_class_accuracy": {list(op_index)[c]: v for c, v in op_report["per_class_accuracy"].items()},
         "op_confusion": {"ops": list(op_index), "matrix": op_report["confusion"]},
-        "action_mix": _mix(predicted, names),
-        "behavior_action_mix": _mix(data["actions"], names),
+        "action_mix": action_mix(predicted, names),
+        "behavior_action_mix": action_mix(data["actions"], names),
     }
     if fqe_steps > 0:
         result["fqe"] = fqe_estimate(algo, buffer, fqe_steps, seed=fqe_seed, show_progress=show_progress)
