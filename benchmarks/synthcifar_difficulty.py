@@ -1,10 +1,14 @@
 """How hard is SynthCIFAR? Validation accuracy of plain hosts (no seeds) by epoch.
 
-    python benchmarks/synthcifar_difficulty.py [--fidelities tiny fast] [--seeds 3] [--epochs 25]
+    python benchmarks/synthcifar_difficulty.py [--fidelities tiny fast] [--seeds 3] [--epochs 25] [--workers 2]
 
 Trains each host with the engine and no seed (what the env does under the always-WAIT policy)
-and prints validation accuracy after 5, 10 and 25 epochs, mean and std over seeds. HostCNN is
-run at every fidelity; HostCNN-Wide and HostCNN-Narrow at "tiny" show that capacity matters.
+and prints validation accuracy after 5, 10 and 25 epochs, mean and std over seeds, and the
+plateau test: the mean over epochs 21-25 minus the mean over epochs 16-20 (a host still
+learning gains several points there; a plateaued one about 0). HostCNN is run at every
+fidelity; HostCNN-Wide and HostCNN-Narrow at "tiny" show what capacity does.
+Runs go to ``--workers`` processes with one torch thread each (accuracy does not depend on it;
+several multi-threaded torch processes on the same cores slow each other down many times over).
 Results go to benchmarks/results/synthcifar_difficulty.json.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +32,7 @@ CHECKPOINTS = (5, 10, 25)
 
 
 def run(architecture: str, fidelity: str, seed: int, epochs: int) -> list[float]:
+    torch.set_num_threads(1)
     base = get_config("baseline")
     config = EnvironmentConfig(f"difficulty-{architecture}", architecture, base.learning_rate, base.batch_size,
                                base.optimizer)  # fmt: skip
@@ -39,34 +45,44 @@ def main() -> None:
     parser.add_argument("--fidelities", nargs="+", default=["tiny", "fast"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     checkpoints = [c for c in CHECKPOINTS if c <= args.epochs]
     jobs = [("HostCNN", f) for f in args.fidelities]
     if "tiny" in args.fidelities:
         jobs += [("HostCNN-Wide", "tiny"), ("HostCNN-Narrow", "tiny")]
+    runs = [(arch, fidelity, seed, args.epochs) for arch, fidelity in jobs for seed in range(args.seeds)]
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        results = dict(zip(runs, pool.starmap(run, runs, chunksize=1)))
+    seconds = time.perf_counter() - t0
     rows = []
     for arch, fidelity in jobs:
-        t0 = time.perf_counter()
-        curves = [run(arch, fidelity, seed, args.epochs) for seed in range(args.seeds)]
-        row = {"architecture": arch, "fidelity": fidelity, "seeds": args.seeds, "curves": curves,
-               "seconds": time.perf_counter() - t0}  # fmt: skip
+        curves = [results[(arch, fidelity, seed, args.epochs)] for seed in range(args.seeds)]
+        row = {"architecture": arch, "fidelity": fidelity, "seeds": args.seeds, "curves": curves}
         for c in checkpoints:
             vals = [curve[c - 1] for curve in curves]
             row[f"epoch_{c}_mean"] = statistics.mean(vals)
             row[f"epoch_{c}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        if args.epochs >= 25:
+            gains = [statistics.mean(c[20:25]) - statistics.mean(c[15:20]) for c in curves]
+            row["plateau_gain_mean"] = statistics.mean(gains)
+            row["plateau_gain_std"] = statistics.stdev(gains) if len(gains) > 1 else 0.0
         rows.append(row)
         print(f"{arch:<15} {fidelity:<5} " + "  ".join(
             f"ep{c}: {row[f'epoch_{c}_mean']:.3f}±{row[f'epoch_{c}_std']:.3f}" for c in checkpoints
-        ) + f"  ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
+        ), flush=True)  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
+    print(f"{len(runs)} runs in {seconds:.0f} s on {args.workers} workers")
     (RESULTS / "synthcifar_difficulty.json").write_text(json.dumps(rows, indent=2) + "\n")
     head = " | ".join(f"epoch {c}" for c in checkpoints)
-    print(f"\n| host | fidelity | {head} |\n|---|---|" + "---|" * len(checkpoints))
+    plateau = args.epochs >= 25
+    extra = " mean(21-25) - mean(16-20) |" if plateau else ""
+    print(f"\n| host | fidelity | {head} |{extra}\n|---|---|" + "---|" * (len(checkpoints) + plateau))
     for row in rows:
         cells = " | ".join(f"{row[f'epoch_{c}_mean']:.1%} ± {row[f'epoch_{c}_std']:.1%}" for c in checkpoints)
+        if plateau:
+            cells += f" | {row['plateau_gain_mean'] * 100:+.1f} ± {row['plateau_gain_std'] * 100:.1f} pts"
         print(f"| {row['architecture']} | {row['fidelity']} | {cells} |")
 
 

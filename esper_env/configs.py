@@ -96,7 +96,7 @@ FIDELITIES: dict[str, Fidelity] = {
     for f in (
         Fidelity("full", 45_000, 5_000, 10_000, 32),
         Fidelity("fast", 10_000, 2_000, 2_000, 32),
-        Fidelity("tiny", 2_000, 1_000, 1_000, 16),
+        Fidelity("tiny", 8_000, 1_000, 1_000, 16),
         Fidelity("test", 256, 128, 128, 16),
     )
 }
