@@ -69,6 +69,19 @@ def test_synthcifar_prefix_property() -> None:
     assert torch.equal(small_x, big_x[:40]) and torch.equal(small_y, big_y[:40])
 
 
+def test_synthcifar_annotation_noise_changes_labels_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import esper_env.data as data
+
+    noisy_x, noisy_y = make_synthcifar(2000, "train")
+    monkeypatch.setattr(data, "_LABEL_NOISE", 0.0)
+    clean_x, clean_y = make_synthcifar(2000, "train")
+    assert torch.equal(noisy_x, clean_x)  # the noise is drawn last: the images are the same
+    assert torch.equal(torch.bincount(clean_y, minlength=10), torch.full((10,), 200))  # balanced chunks
+    changed = (noisy_y != clean_y).float().mean().item()
+    # A label is redrawn with p = 0.10 and lands on another class 9 times in 10: 9% expected.
+    assert 0.06 < changed < 0.12, changed
+
+
 def test_synthcifar_splits_are_disjoint_streams() -> None:
     ds = load_dataset("synthcifar", "test")
     train = {bytes(img.numpy()) for img in ds.train_x}
