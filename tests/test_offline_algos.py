@@ -198,6 +198,32 @@ def pack_dir(tmp_path_factory):
     return out
 
 
+def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkeypatch, capsys) -> None:
+    """benchmarks/offline_comparison.py (the README's seed-001 table) on a small pack, tiny budgets."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "offline_comparison.py"
+    out = tmp_path / "comparison.json"
+    argv = [str(script), "--pack", str(pack_dir), "--steps", "20", "--fqe-steps", "20", "--seeds", "2",
+            "--config", "baseline", "--models", str(tmp_path / "models"), "--output", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    result = json.loads(out.read_text())
+    assert [r["agent"] for r in result["rows"]] == ["WAIT", "heuristic", "cql", "iql", "bc", "rwbc"]
+    for row in result["rows"]:
+        assert row["env"]["illegal_actions"] == 0 and row["env"]["final_val_accuracy"]["n"] == 2
+        assert 0.0 <= row["dataset"]["agreement"] <= 1.0
+        assert (row["fqe"] is None) == (row["agent"] in ("WAIT", "heuristic"))
+    wait = result["rows"][0]["dataset"]["action_mix"]
+    assert wait["WAIT"] == 1.0 and sum(wait.values()) == pytest.approx(1.0)
+    assert sum(result["behavior_action_mix"].values()) == pytest.approx(1.0)
+    table = result["table"].splitlines()
+    assert len(table) == 2 + 1 + 6 and table[2].startswith("| behavior (pack) |")
+    assert result["table"] in capsys.readouterr().out
+
+
 def test_pack_loads_as_the_generation_export_does(pack_dir) -> None:
     from esper_agents.generation.exports import to_d3rlpy
 
