@@ -2,7 +2,7 @@
 
     esper generate --spec datasets/offline-tiny.toml --out runs/offline-tiny --workers 2
     python benchmarks/offline_comparison.py --pack runs/offline-tiny [--steps 3000] [--seeds 5]
-                                            [--fqe-steps 3000] [--config impaired] [--algos cql iql bc rwbc]
+                                            [--fqe-steps 3000] [--config PRESET] [--algos cql iql bc rwbc]
 
 For each algorithm (masked DiscreteCQL, discrete IQL, class-weighted BC, reward-weighted BC) it
 trains on the whole pack, then reports:
@@ -14,7 +14,8 @@ trains on the whole pack, then reports:
   beside the behavior's own Monte Carlo return (same gamma);
 * in-env: final validation accuracy, mean and 95% t-interval over ``--seeds`` episodes (reset
   seeds ``--eval-seed ..``) in the pack's own environment (id, fidelity, episode length, slots,
-  reward) with preset ``--config``, and the number of illegal actions the agent chose.
+  reward) with preset ``--config`` (default: the pack's only preset), and the number of illegal
+  actions the agent chose.
 
 The greedy baseline heuristic and always-WAIT run on the same seeds, so differences are paired.
 Everything goes to benchmarks/results/offline_comparison.json; the markdown table is printed.
@@ -37,7 +38,6 @@ from esper_agents.offline.evaluate import (
     action_mix,
     action_names,
     evaluate_in_env,
-    evaluate_on_dataset,
     fqe_estimate,
     make_eval_env,
 )
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="evaluation episodes per agent")
     parser.add_argument("--eval-seed", type=int, default=1000, help="first reset seed of the evaluation")
     parser.add_argument("--train-seed", type=int, default=0)
-    parser.add_argument("--config", default="impaired", help="environment preset of the evaluation (the pack's)")
+    parser.add_argument("--config", default=None, help="evaluation preset (default: the pack's only one)")
     parser.add_argument("--models", type=Path, default=None, help="where to keep the models (default: temp)")
     parser.add_argument("--output", type=Path, default=RESULTS / "offline_comparison.json")
     args = parser.parse_args()
@@ -77,6 +77,11 @@ def main() -> None:
     buffer = build_replay_buffer(records)
     n_actions = records[0].n_actions
     env_info = source["environment"]
+    pack_configs = sorted({str(r.info["config_id"]) for r in records})
+    if args.config is None:
+        if len(pack_configs) != 1:
+            parser.error(f"the pack holds several configs {pack_configs}: choose one with --config")
+        args.config = pack_configs[0]
     env_kwargs = {
         "fidelity": env_info["fidelity"],
         "max_epochs": env_info["max_epochs"],
@@ -109,7 +114,7 @@ def main() -> None:
     for algo in args.algos:
         result = train_offline(algo, records, args.steps, models / algo, seed=args.train_seed,
                                show_progress=False, source=source)  # fmt: skip
-        metrics = evaluate_on_dataset(result.algo, buffer)
+        metrics = result.summary["train_metrics"]  # agreement and mixes on every logged state
         fqe = fqe_estimate(result.algo, buffer, args.fqe_steps, seed=args.train_seed)
         add(algo, result.algo.predict, metrics, fqe,
             {"train_seconds": result.summary["seconds"], "model": result.model_path})  # fmt: skip

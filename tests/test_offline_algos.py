@@ -207,10 +207,11 @@ def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkey
     script = Path(__file__).parents[1] / "benchmarks" / "offline_comparison.py"
     out = tmp_path / "comparison.json"
     argv = [str(script), "--pack", str(pack_dir), "--steps", "20", "--fqe-steps", "20", "--seeds", "2",
-            "--config", "baseline", "--models", str(tmp_path / "models"), "--output", str(out)]  # fmt: skip
+            "--models", str(tmp_path / "models"), "--output", str(out)]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
     result = json.loads(out.read_text())
+    assert result["settings"]["env_kwargs"]["config"] == "baseline"  # the pack's only preset
     assert [r["agent"] for r in result["rows"]] == ["WAIT", "heuristic", "cql", "iql", "bc", "rwbc"]
     for row in result["rows"]:
         assert row["env"]["illegal_actions"] == 0 and row["env"]["final_val_accuracy"]["n"] == 2
