@@ -1,8 +1,8 @@
 """Esper: a Gymnasium environment for growing a neural network while it trains.
 
-``import esper_env`` registers ``Esper-CIFAR10-v0``, ``Esper-CIFAR100-v0`` and
-``Esper-SynthCIFAR-v0`` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
-registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v0")`` imports it for you).
+``import esper_env`` registers ``Esper-CIFAR10-v1``, ``Esper-CIFAR100-v1`` and
+``Esper-SynthCIFAR-v1`` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
+registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v1")`` imports it for you).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ __all__ = [
 
 #: id -> default kwargs. CIFAR defaults to the "full" fidelity; SynthCIFAR to "tiny" (CPU friendly).
 ENV_IDS: dict[str, dict[str, object]] = {
-    "Esper-CIFAR10-v0": {"dataset": "cifar10", "fidelity": "full"},
-    "Esper-CIFAR100-v0": {"dataset": "cifar100", "fidelity": "full"},
-    "Esper-SynthCIFAR-v0": {"dataset": "synthcifar", "fidelity": "tiny"},
+    "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full"},
+    "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full"},
+    "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny"},
 }
 
 for _env_id, _kwargs in ENV_IDS.items():

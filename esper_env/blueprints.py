@@ -1,8 +1,13 @@
-"""The 13 seed module types ("blueprints").
+"""The seed module types ("blueprints"): the 13 of the original design, then 3 that add width.
 
-A blueprint maps a feature map ``[B, C, H, W]`` to a *delta* of the same shape, which the slot
-adds to (or blends into) the host's features. The order of :data:`BLUEPRINTS` is part of the
-action space: a blueprint's index is the value of the agent's blueprint action head.
+A *residual* blueprint maps a feature map ``[B, C, H, W]`` to a *delta* of the same shape, which
+the slot adds to (or blends into) the host's features: it adds depth at the slot's width. A
+*widening* blueprint (``widen_2x``, ``widen_4x``; ``Blueprint.widens``) adds channels instead,
+Net2Net-style: it computes ``(f - 1) * C`` new output channels of the block before the slot from
+that block's input, and feeds them to the layer that consumes the slot (the next block's conv,
+or the classifier) through zero-initialised weights, so the slot's width becomes ``f * C``.
+``conv_wide`` is residual with a hidden width of ``4 * C``. The order of :data:`BLUEPRINTS` is
+part of the action space: a blueprint's index is the value of the agent's blueprint action head.
 
 Every blueprint's last layer (``module.output_layer``) is zero-initialised, weights and bias, so
 a freshly grafted seed returns an exactly-zero delta while the gradient still reaches that last
@@ -14,6 +19,7 @@ statistics), so ``forward`` draws no random numbers and behaves the same in trai
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -26,6 +32,8 @@ __all__ = [
     "BLUEPRINT_DESCRIPTIONS",
     "NOOP_BLUEPRINT",
     "Blueprint",
+    "Consumer",
+    "SlotGeometry",
     "blueprint_index",
     "blueprint_param_count",
     "blueprint_table",
@@ -37,6 +45,36 @@ NOOP_BLUEPRINT = "noop"
 
 #: Rank of the ``lora`` blueprint's low-rank 1x1 update.
 LORA_RANK = 8
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """The layer that consumes a slot's features: a conv (``kind="conv"``) or the classifier."""
+
+    kind: str  # "conv" or "linear"
+    out_channels: int
+    kernel_size: int = 3
+    stride: int = 1
+    padding: int = 1
+
+
+@dataclass(frozen=True)
+class SlotGeometry:
+    """Widths around a slot: its own (``channels``), the input of the block before it, its consumer.
+
+    Residual blueprints read only ``channels``; widening ones build their new channels from
+    ``in_channels`` and feed them into ``consumer``. :meth:`plain` is the HostCNN pattern (the
+    block before the slot doubles the width, the next 3x3 conv doubles it again), used when only
+    a width is known, such as in the parameter tables.
+    """
+
+    channels: int
+    in_channels: int
+    consumer: Consumer
+
+    @classmethod
+    def plain(cls, channels: int) -> "SlotGeometry":
+        return cls(channels, max(3, channels // 2), Consumer("conv", 2 * channels))
 
 
 def _reduced(channels: int, divisor: int = 4, minimum: int = 2) -> int:
@@ -60,6 +98,8 @@ class Blueprint(nn.Module):
     """
 
     name: str = ""
+    #: Whether the blueprint adds channels (see :class:`Widen`) instead of a same-width delta.
+    widens: bool = False
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -243,6 +283,81 @@ class InvertedResidual(_Sequential):
         super().__init__(c, _conv(c, e), nn.GELU(), _conv(e, e, 3, groups=e), nn.GELU(), _conv(e, c))
 
 
+class ConvWide(_Sequential):
+    """Two 3x3 convs through a hidden layer 4x the slot's width: C -> 4C, GELU, 4C -> C."""
+
+    name = "conv_wide"
+
+    def __init__(self, channels: int) -> None:
+        c = channels
+        super().__init__(c, _conv(c, 4 * c, 3), nn.GELU(), _conv(4 * c, c, 3))
+
+
+class Widen(Blueprint):
+    """``(factor - 1) * C`` new output channels for the block before the slot (Net2Net widening).
+
+    The new channels are ``pool(relu(GroupNorm(conv3x3(x))))`` of that block's input ``x``, pooled
+    to the slot's resolution like the block's own output. :meth:`injection` maps them, times
+    alpha, through ``output_layer`` (zero-initialised, shaped like the consumer: a conv with the
+    consumer's kernel and stride, or a linear map of their spatial mean into the logits) to a
+    tensor the host adds to its consumer's output. At alpha 0 or at graft time (zero weights)
+    the network's function is exactly unchanged.
+    """
+
+    widens = True
+    factor = 2
+
+    def __init__(self, channels: int, geometry: SlotGeometry | None = None) -> None:
+        super().__init__(channels)
+        g = geometry or SlotGeometry.plain(channels)
+        if g.channels != channels:
+            raise ValueError(f"geometry is for {g.channels} channels, the slot has {channels}")
+        k = (self.factor - 1) * channels
+        self.new_channels = k
+        self.branch = nn.Conv2d(g.in_channels, k, 3, padding=1, bias=False)
+        self.norm = nn.GroupNorm(_groups(k), k)
+        self.consumer = g.consumer
+        if g.consumer.kind == "linear":
+            self.output_layer = nn.Linear(k, g.consumer.out_channels, bias=False)
+        else:
+            c = g.consumer
+            self.output_layer = nn.Conv2d(k, c.out_channels, c.kernel_size, c.stride, c.padding, bias=False)
+        nn.init.kaiming_normal_(self.branch.weight, mode="fan_out", nonlinearity="relu")
+        self._zero_output()
+
+    def new_features(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The new channels, at the resolution of the slot's features ``h``."""
+        e = torch.relu(self.norm(self.branch(x)))
+        if e.shape[-2:] != h.shape[-2:]:
+            e = nn.functional.adaptive_max_pool2d(e, h.shape[-2:])
+        return e
+
+    def injection(self, x: torch.Tensor, h: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        """What the consumer adds to its output: ``output_layer(alpha * new channels)``."""
+        e = alpha * self.new_features(x, h)
+        assert self.output_layer is not None
+        if self.consumer.kind == "linear":
+            return self.output_layer(e.mean(dim=(2, 3)))
+        return self.output_layer(e)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{self.name} adds channels, it has no same-width delta; the engine calls injection()")
+
+
+class Widen2x(Widen):
+    """Doubles the slot's width: C new channels."""
+
+    name = "widen_2x"
+    factor = 2
+
+
+class Widen4x(Widen):
+    """Quadruples the slot's width: 3C new channels."""
+
+    name = "widen_4x"
+    factor = 4
+
+
 _CLASSES: tuple[type[Blueprint], ...] = (
     Noop,
     Norm,
@@ -257,11 +372,14 @@ _CLASSES: tuple[type[Blueprint], ...] = (
     MLP,
     Dilated,
     InvertedResidual,
+    ConvWide,
+    Widen2x,
+    Widen4x,
 )
 
-_REGISTRY: dict[str, Callable[[int], Blueprint]] = {cls.name: cls for cls in _CLASSES}
+_REGISTRY: dict[str, Callable[..., Blueprint]] = {cls.name: cls for cls in _CLASSES}
 
-#: The 13 blueprint names; the index of a name is its blueprint action value. Index 0 is ``noop``.
+#: The blueprint names; the index of a name is its blueprint action value. Index 0 is ``noop``.
 BLUEPRINTS: tuple[str, ...] = tuple(_REGISTRY)
 
 _INDEX: dict[str, int] = {name: i for i, name in enumerate(BLUEPRINTS)}
@@ -281,8 +399,13 @@ BLUEPRINT_DESCRIPTIONS: dict[str, str] = {
     "mlp": "Pointwise MLP C -> 2C -> C with GELU",
     "dilated": "3x3 conv, dilation 2",
     "inverted_residual": "1x1 expand to 2C, 3x3 depthwise, 1x1 project (GELU between)",
+    "conv_wide": "Two 3x3 convs through 4C hidden channels, GELU between",
+    "widen_2x": "Widening: C new channels of the block before the slot, into its consumer (2x width)",
+    "widen_4x": "Widening: 3C new channels of the block before the slot, into its consumer (4x width)",
 }
-assert len(BLUEPRINTS) == 13 and BLUEPRINTS[0] == NOOP_BLUEPRINT
+#: The blueprints of the original design (``-v0``); the ones after them add capacity.
+ORIGINAL_BLUEPRINTS: tuple[str, ...] = BLUEPRINTS[:13]
+assert BLUEPRINTS[0] == NOOP_BLUEPRINT and ORIGINAL_BLUEPRINTS[-1] == "inverted_residual"
 assert set(BLUEPRINT_DESCRIPTIONS) == set(BLUEPRINTS)
 
 
@@ -297,32 +420,42 @@ def _check_channels(channels: int) -> int:
     return int(channels)
 
 
-def build_blueprint(name: str, channels: int, *, seed: int | None = None) -> Blueprint:
+def _construct(cls: Callable[..., Blueprint], channels: int, geometry: SlotGeometry | None) -> Blueprint:
+    if geometry is not None and geometry.channels != channels:
+        raise ValueError(f"geometry is for {geometry.channels} channels, got channels={channels!r}")
+    return cls(channels, geometry) if cls.widens else cls(channels)
+
+
+def build_blueprint(
+    name: str, channels: int, *, seed: int | None = None, geometry: SlotGeometry | None = None
+) -> Blueprint:
     """Build blueprint ``name`` for a ``channels``-channel feature map.
 
-    With ``seed`` the weights depend only on ``(name, channels, seed)`` and the caller's global RNG
-    state is left untouched; without it the global RNG is used as usual.
+    ``geometry`` describes the slot's surroundings (see :meth:`HostNetwork.slot_geometry`); only
+    widening blueprints read more than the width, and they default to :meth:`SlotGeometry.plain`.
+    With ``seed`` the weights depend only on ``(name, channels, geometry, seed)`` and the caller's
+    global RNG state is left untouched; without it the global RNG is used as usual.
     """
     cls = lookup("blueprint", name, _REGISTRY)
     channels = _check_channels(channels)
     if seed is None:
-        return cls(channels)
+        return _construct(cls, channels, geometry)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return cls(channels)
+        return _construct(cls, channels, geometry)
 
 
 @functools.lru_cache(maxsize=None)
-def _param_count(name: str, channels: int) -> int:
+def _param_count(name: str, channels: int, geometry: SlotGeometry | None) -> int:
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        module = _REGISTRY[name](channels)
+        module = _construct(_REGISTRY[name], channels, geometry)
     return sum(p.numel() for p in module.parameters())
 
 
-def blueprint_param_count(name: str, channels: int) -> int:
-    """Number of parameters of ``build_blueprint(name, channels)`` (built on the meta device)."""
+def blueprint_param_count(name: str, channels: int, geometry: SlotGeometry | None = None) -> int:
+    """Number of parameters of ``build_blueprint(name, channels, geometry=...)`` (built on the meta device)."""
     lookup("blueprint", name, _REGISTRY)
-    return _param_count(name, _check_channels(channels))
+    return _param_count(name, _check_channels(channels), geometry)
 
 
 def blueprint_table(channels: Sequence[int]) -> list[dict]:
@@ -340,7 +473,10 @@ def blueprint_table(channels: Sequence[int]) -> list[dict]:
 
 
 def blueprint_table_markdown(channels: Sequence[int]) -> str:
-    """:func:`blueprint_table` as a Markdown table (one parameter column per width)."""
+    """:func:`blueprint_table` as a Markdown table (one parameter column per width).
+
+    Widening blueprints are counted in :meth:`SlotGeometry.plain` (HostCNN's pattern).
+    """
     widths = [_check_channels(c) for c in channels]
     head = "| # | blueprint | description | " + " | ".join(f"params @ C={c}" for c in widths) + " |"
     sep = "|---|---|---|" + "---:|" * len(widths)

@@ -34,6 +34,15 @@ class EnvironmentConfig:
     weight_decay: float = 5e-4
     max_epochs: int = 25
     notes: str = ""
+    #: A seed's optimizer runs at ``learning_rate * seed_lr_multiplier`` (the host's at ``learning_rate``):
+    #: a new seed starts behind the host it joins, and 3x lets it catch up (measured by
+    #: ``benchmarks/growth_headroom.py --seed-lr-multiplier 1``, see the README).
+    seed_lr_multiplier: float = 3.0
+
+    def __post_init__(self) -> None:
+        m = self.seed_lr_multiplier
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0 or m == float("inf"):
+            raise ValueError(f"seed_lr_multiplier must be a positive finite number, got {m!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

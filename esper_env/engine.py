@@ -62,13 +62,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
 
 
-def build_optimizer(config: EnvironmentConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(
+    config: EnvironmentConfig, params: Sequence[nn.Parameter], *, lr_multiplier: float = 1.0
+) -> torch.optim.Optimizer:
+    lr = config.learning_rate * lr_multiplier
     if config.optimizer == "SGD":
-        return torch.optim.SGD(
-            params, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "Adam":
-        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
     raise ValueError(f"unknown optimizer {config.optimizer!r}; valid optimizers are: 'SGD', 'Adam'")
 
 
@@ -208,6 +209,9 @@ class TrainingEngine:
             return None
         raise AssertionError(op)
 
+    def _seed_optimizer(self, seed: Seed) -> torch.optim.Optimizer:
+        return build_optimizer(self.config, list(seed.parameters()), lr_multiplier=self.config.seed_lr_multiplier)
+
     def is_legal(self, op: Op | int, slot: int) -> bool:
         return self.illegal_reason(op, slot) is None
 
@@ -238,9 +242,11 @@ class TrainingEngine:
         target = _alpha_target(alpha_target)
         s = self._require(Op.GERMINATE, slot)
         init_seed = (self.seed * 1_000_003 + 7919 * (self.counters.created + 1)) % (2**63)
-        s.seed = Seed(name, s.channels, style, seed=init_seed).to(self.device, memory_format=self.memory_format)
+        s.seed = Seed(name, s.channels, style, seed=init_seed, geometry=self.host.slot_geometry(s.index)).to(
+            self.device, memory_format=self.memory_format
+        )
         s.seed.requires_grad_(False)
-        s.optimizer = build_optimizer(self.config, list(s.seed.parameters()))
+        s.optimizer = self._seed_optimizer(s.seed)
         s.move_to(Stage.GERMINATED, accuracy=self._last_val_accuracy())
         s.state.blueprint = name
         s.state.style = style
@@ -327,16 +333,28 @@ class TrainingEngine:
     # ------------------------------------------------------------------ forward passes
 
     def _run(
-        self, h: Tensor, start: int, alphas: dict[int, Tensor] | None = None, capture: Sequence[int] = ()
-    ) -> tuple[Tensor, dict[int, Tensor]]:
-        """Run segments ``start..`` with the slots in between; capture features at given slots."""
-        captured: dict[int, Tensor] = {}
+        self,
+        h: Tensor,
+        start: int,
+        alphas: dict[int, Tensor] | None = None,
+        capture: Sequence[int] = (),
+        inject: Tensor | None = None,
+    ) -> tuple[Tensor, dict[int, tuple[Tensor, Tensor]]]:
+        """Run segments ``start..`` with the slots in between.
+
+        ``inject`` is added inside segment ``start`` (a widening seed's new channels for its first
+        layer). ``captured[i]`` is ``(input of the block before slot i, features at slot i)`` for
+        each ``i`` in ``capture``.
+        """
+        captured: dict[int, tuple[Tensor, Tensor]] = {}
         segments = self.host.segments
         for i in range(start, len(segments) - 1):
-            h = segments[i](h)
+            x = h
+            h = self.host.run_segment(i, h, inject)
+            inject = None
             if i < len(self.slots):
                 if i in capture:
-                    captured[i] = h
+                    captured[i] = (x, h)
                 slot = self.slots[i]
                 if slot.in_forward:
                     alpha: float | Tensor = slot.state.alpha
@@ -345,8 +363,8 @@ class TrainingEngine:
                     elif alpha == 0.0:
                         continue  # exactly the identity
                     assert slot.seed is not None
-                    h = slot.seed(h, alpha)
-        return segments[-1](h), captured
+                    h, inject = slot.seed.graft(h, x, alpha)
+        return self.host.run_segment(len(segments) - 1, h, inject), captured
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of the host with its seeds as they are blended now."""
@@ -389,7 +407,8 @@ class TrainingEngine:
                 s.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for s in training:
-                self._train_isolated_seed(s, captured[s.index].detach(), yb)
+                x_in, h_slot = captured[s.index]
+                self._train_isolated_seed(s, x_in.detach(), h_slot.detach(), yb)
             self.host_optimizer.step()
             for s in stepping:
                 assert s.optimizer is not None
@@ -404,11 +423,15 @@ class TrainingEngine:
         )
         return loss_value, float(correct) / max(seen, 1), finite
 
-    def _train_isolated_seed(self, slot: Slot, h: Tensor, y: Tensor) -> None:
-        """Give a TRAINING seed the task gradient without touching the host's state or gradients."""
+    def _train_isolated_seed(self, slot: Slot, x: Tensor, h: Tensor, y: Tensor) -> None:
+        """Give a TRAINING seed the task gradient without touching the host's state or gradients.
+
+        ``x`` and ``h`` are the detached input of the block before the slot and the slot's features.
+        """
         assert slot.seed is not None
         saved = [b.clone() for b in self._bn_buffers]
-        logits, _ = self._run(slot.seed(h, 1.0), slot.index + 1)
+        h, inject = slot.seed.graft(h, x, 1.0)
+        logits, _ = self._run(h, slot.index + 1, inject=inject)
         loss = F.cross_entropy(logits, y)
         params = [p for p in slot.seed.parameters()]
         grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -455,11 +478,15 @@ class TrainingEngine:
         k = len(measured)
         b = xb.shape[0]
         h = xb
+        inject: Tensor | None = None
         segments = self.host.segments
         for i in range(len(segments) - 1):
-            h = segments[i](h)
+            x = h
+            h = self.host.run_segment(i, h, inject)
+            inject = None
             if i == first:
                 h = h.repeat(k + 1, 1, 1, 1)
+                x = x.repeat(k + 1, 1, 1, 1)
             if i < len(self.slots) and self.slots[i].in_forward:
                 slot = self.slots[i]
                 alpha: float | Tensor = slot.state.alpha
@@ -470,8 +497,8 @@ class TrainingEngine:
                 elif alpha == 0.0:
                     continue
                 assert slot.seed is not None
-                h = slot.seed(h, alpha)
-        return segments[-1](h)
+                h, inject = slot.seed.graft(h, x, alpha)
+        return self.host.run_segment(len(segments) - 1, h, inject)
 
     def measured_slots(self) -> list[int]:
         return [
@@ -619,12 +646,13 @@ class TrainingEngine:
             s.seed, s.optimizer = None, None
             if saved["seed"] is not None:
                 assert s.state.blueprint is not None
-                s.seed = Seed(s.state.blueprint, s.channels, s.state.style, seed=0).to(
+                geometry = self.host.slot_geometry(s.index)
+                s.seed = Seed(s.state.blueprint, s.channels, s.state.style, seed=0, geometry=geometry).to(
                     self.device, memory_format=self.memory_format
                 )
                 s.seed.load_state_dict(saved["seed"])
                 s.seed.requires_grad_(s.stage in TRAINABLE_STAGES)
-                s.optimizer = build_optimizer(self.config, list(s.seed.parameters()))
+                s.optimizer = self._seed_optimizer(s.seed)
                 if saved["optimizer"] is not None:
                     s.optimizer.load_state_dict(_clone_tree(saved["optimizer"]))
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -17,7 +18,7 @@ from esper_env.engine import EpochResult, TrainingEngine
 from esper_env.env_card import feature_table
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import ALPHA_TARGETS, LIVE_STAGES, AlphaCurve, AlphaSpeed, BlendStyle, Op, Stage, Tempo
-from esper_env.rewards import RewardConfig, get_reward_config, potential, relabel
+from esper_env.rewards import RewardConfig, benchmark_score, get_reward_config, log_size_ratio, potential, relabel
 from esper_env.spaces import (
     NOOP_INDEX,
     WAIT_ACTION,
@@ -30,7 +31,36 @@ from esper_env.spaces import (
     observation_schema,
 )
 
-ENV_SNAPSHOT_VERSION = 1
+ENV_SNAPSHOT_VERSION = 2
+#: The keys of an env snapshot (:meth:`EsperEnv.snapshot`).
+SNAPSHOT_KEYS: tuple[str, ...] = (
+    "version", "settings", "engine", "np_random", "episode_seed", "history", "last_action_valid", "last_op",
+    "done", "episode_return", "potential",
+)  # fmt: skip
+
+
+def _check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
+    """``value`` as an int if it is an integer (not a bool, str or float) >= ``minimum``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (``None``: as they are), then restore them."""
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -47,14 +77,15 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Action Space
 
-    ``MultiDiscrete([6, num_slots, 13, 4, 3, 3, 4, 5])``, heads ``(op, slot, blueprint, style,
+    ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, heads ``(op, slot, blueprint, style,
     tempo, alpha_target, alpha_speed, alpha_curve)``. Ops: 0 WAIT, 1 GERMINATE(slot, blueprint,
     style, tempo, alpha_target), 2 ADVANCE(slot), 3 SET_ALPHA_TARGET(slot, alpha_target,
     alpha_speed, alpha_curve), 4 PRUNE(slot, alpha_speed, alpha_curve), 5 FOSSILIZE(slot). Heads an
     op does not use are ignored. ``info["action_mask"]`` and :meth:`action_masks` give the flat
-    per-head mask (sb3-contrib's format); :meth:`legal_actions` the exact (op, slot) legality. An
-    action in the space but illegal now runs as WAIT with ``info["action_valid"] = False``; an
-    action outside the space raises ``ValueError``.
+    per-head mask (sb3-contrib's format); :meth:`legal_actions` the exact (op, slot) legality and
+    :meth:`is_legal_action` whether a whole factored action would run (GERMINATE with the
+    ``noop`` blueprint never does). An action in the space but illegal now runs as WAIT with
+    ``info["action_valid"] = False``; an action outside the space raises ``ValueError``.
 
     ## Observation Space
 
@@ -78,7 +109,10 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
 
-    1. Truncation: ``max_epochs`` epochs trained (``termination_reason="max_epochs"``).
+    1. Truncation: ``max_epochs`` epochs trained (``termination_reason="max_epochs"``). With
+       ``gymnasium.make(..., max_episode_steps=K)`` the env's ``max_epochs`` is ``min(max_epochs,
+       K)``, so Gymnasium's TimeLimit and the env end on the same step and that step's info
+       carries the summary below.
     2. Termination: training diverged: non-finite loss or validation accuracy at chance for
        several epochs (``"diverged"``).
     3. Termination: no validation improvement for ``early_stop_patience`` epochs, when set
@@ -91,13 +125,17 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``dataset`` ("synthcifar", "cifar10", "cifar100"), ``config`` (an environment preset, default
     "baseline"), ``fidelity`` ("full", "fast", "tiny", "test"), ``max_epochs`` (25), ``num_slots``
-    (3), ``reward`` (mode name or RewardConfig), ``device`` ("auto"), ``num_threads`` (None leaves
-    torch alone, except in a worker process of an async vector env where it defaults to 1),
-    ``render_mode`` ("ansi" or "rgb_array"), ``data_dir``, ``download`` (False), ``synth_seed`` (0),
-    ``early_stop_patience`` (None).
+    (3), ``reward`` (mode name or RewardConfig), ``device`` ("auto"), ``num_threads`` (1: the env's
+    torch work runs on one intra-op thread, set around each reset and step and restored after, so
+    it neither collapses when other processes share the cores nor depends on the caller's
+    setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
+    ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None).
+    Integers must be ints (a bool, string or float is refused with a ``ValueError``).
+    ``env.metadata`` records ``torch_version`` and ``torch_num_threads``: episodes are
+    reproducible bit for bit only under the same torch version and thread count.
 
     >>> import gymnasium, esper_env
-    >>> env = gymnasium.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=3)
+    >>> env = gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3)
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape == env.observation_space.shape
     True
@@ -109,7 +147,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial release.
+    * v1: growth that adds capacity. Three blueprints after the original 13 (``conv_wide``, a
+      residual seed with 4x hidden width, and ``widen_2x``/``widen_4x``, Net2Net-style widening
+      seeds that add channels to the block before the slot), so the blueprint head has 16 values
+      and each slot's blueprint one-hot 16 features; presets gain ``seed_lr_multiplier``; the
+      reward components gain ``log_size_ratio`` and the parameter rent is charged on the log2 of
+      the network's size ratio (see the README's benchmark score).
+    * v0: initial release (13 blueprints, linear parameter rent).
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
@@ -124,7 +168,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         num_slots: int = 3,
         reward: str | RewardConfig = "shaped",
         device: str | torch.device = "auto",
-        num_threads: int | None = None,
+        num_threads: int | None = 1,
         render_mode: str | None = None,
         data_dir: str | os.PathLike | None = None,
         download: bool = False,
@@ -135,52 +179,68 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.config = get_config(config)
         self.fidelity = get_fidelity(fidelity)
         self.reward_config = get_reward_config(reward)
-        if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
-            raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
+        self._max_epochs = _check_int("max_epochs", max_epochs, 1)
+        self.num_slots = _check_int("num_slots", num_slots, 1)
+        self.early_stop_patience = _check_int("early_stop_patience", early_stop_patience, 1, optional=True)
+        self.num_threads = _check_int("num_threads", num_threads, 1, optional=True)
+        _check_int("synth_seed", synth_seed, 0)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid are: {self.metadata['render_modes']}")
-        if num_threads is None and multiprocessing.parent_process() is not None:
-            num_threads = 1  # a vector-env worker: one torch thread per process avoids oversubscription
-        if num_threads is not None:
-            torch.set_num_threads(int(num_threads))
+        self.metadata = {
+            **type(self).metadata,
+            "torch_version": torch.__version__,
+            "torch_num_threads": self.num_threads if self.num_threads is not None else torch.get_num_threads(),
+        }
         self.dataset = dataset
-        self.max_epochs = int(max_epochs)
-        self.num_slots = int(num_slots)
+        self.synth_seed = int(synth_seed)
         self.device = device
         self.render_mode = render_mode
-        self.early_stop_patience = early_stop_patience
         self._init_kwargs = dict(
             dataset=dataset, config=self.config, fidelity=self.fidelity, max_epochs=max_epochs,
             num_slots=num_slots, reward=self.reward_config, device=device, num_threads=num_threads,
             render_mode=render_mode, data_dir=data_dir, download=download, synth_seed=synth_seed,
             early_stop_patience=early_stop_patience,
         )  # fmt: skip
-        # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
-        self.data = load_dataset(dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed)
-        self.action_space = make_action_space(self.num_slots)
-        self.observation_space = make_observation_space(self.num_slots)
-        self.observation_schema = observation_schema(self.num_slots)
-        self._features = observation_features(self.num_slots)
-        # Built for real at reset(); one engine now so that spaces, masks and params are defined.
-        self.engine = self._new_engine(0)
+        with torch_threads(self.num_threads):
+            # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
+            self.data = load_dataset(dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed)
+            self.action_space = make_action_space(self.num_slots)
+            self.observation_space = make_observation_space(self.num_slots)
+            self.observation_schema = observation_schema(self.num_slots)
+            self._features = observation_features(self.num_slots)
+            # Built for real at reset(); one engine now so that spaces, masks and params are defined.
+            self.engine = self._new_engine(0)
         self._base_host_params = count_parameters(self.engine.host)
         self._reset_episode_state()
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs per episode: the ``max_epochs`` argument, or the spec's ``max_episode_steps``
+        when smaller (``gymnasium.make(..., max_episode_steps=K)``), so that both end the same step."""
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        return self._max_epochs if limit is None else min(self._max_epochs, int(limit))
 
     # ------------------------------------------------------------------ gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._episode_seed = int(self.np_random.integers(2**31 - 1))
-        self.engine = self._new_engine(self._episode_seed)
+        with torch_threads(self.num_threads):
+            self.engine = self._new_engine(self._episode_seed)
         self._reset_episode_state()
         return self._observation(), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        with torch_threads(self.num_threads):
+            return self._step(action)
+
+    def _step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         requested = check_action(action, self.action_space)
         self._last_action_valid = self._is_legal(requested)
         executed = requested.canonical() if self._last_action_valid else WAIT_ACTION
+        size_before = self._total_params()
         self._execute(executed)
         result = self.engine.run_epoch()
         self._last_op = Op(executed.op)
@@ -195,7 +255,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             truncated, reason = True, "max_epochs"
         self._done = terminated or truncated
 
-        components = self._reward_components(result, Op(executed.op), terminated, self._done)
+        components = self._reward_components(result, Op(executed.op), terminated, self._done, size_before)
         reward = relabel(components, self.reward_config)
         self._episode_return += reward
         info = self._info()
@@ -221,7 +281,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     # ------------------------------------------------------------------ masks
 
     def legal_actions(self) -> np.ndarray:
-        """Boolean ``[6, num_slots]`` matrix: is op ``o`` on slot ``s`` legal now (gates included)."""
+        """Boolean ``[6, num_slots]`` matrix: is op ``o`` on slot ``s`` legal now (gates included).
+
+        It covers the (op, slot) heads only: GERMINATE with the ``noop`` blueprint is never legal
+        even where ``legal[GERMINATE, s]`` is True. :meth:`is_legal_action` checks a whole action.
+        """
         legal = np.zeros((len(Op), self.num_slots), dtype=bool)
         legal[Op.WAIT, :] = True
         for op in list(Op)[1:]:
@@ -232,6 +296,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask over the concatenated head values (sb3-contrib's MaskablePPO format)."""
         return flat_action_mask(self.legal_actions(), self.num_slots)
+
+    def is_legal_action(self, action: Any) -> bool:
+        """Would :meth:`step` execute ``action`` (a factored action in the space) as given now,
+        rather than run it as WAIT? ``ValueError`` if it is not in the action space."""
+        return self._is_legal(check_action(action, self.action_space))
 
     def _is_legal(self, action: FactoredAction) -> bool:
         if action.op == Op.GERMINATE and action.blueprint == NOOP_INDEX:
@@ -317,7 +386,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         obs = np.nan_to_num(obs, nan=-1.0, posinf=1e6, neginf=-1e6)
         return np.clip(obs, self.observation_space.low, self.observation_space.high).astype(np.float32)
 
-    def _reward_components(self, result: EpochResult, op: Op, terminated: bool, done: bool) -> dict[str, Any]:
+    def _total_params(self) -> int:
+        """Parameters of the whole network: host, fossilized and live seeds."""
+        return self.engine.host_parameters() + self.engine.seed_parameters()
+
+    def _reward_components(
+        self, result: EpochResult, op: Op, terminated: bool, done: bool, size_before: int
+    ) -> dict[str, Any]:
         h = self.engine.history
         chance = 1.0 / self.data.num_classes
         prev_acc = h.val_accuracy[-2] if len(h.val_accuracy) >= 2 else chance
@@ -326,7 +401,10 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         potential_prev = self._potential
         potential_next = 0.0 if terminated else potential(h.best_val_accuracy, h.plateau_epochs, self.reward_config.patience)
         self._potential = potential_next
-        added = self.engine.host_parameters() - self._base_host_params + self.engine.seed_parameters()
+        total = self._total_params()
+        added = total - self._base_host_params
+        size = log_size_ratio(total, self._base_host_params)
+        size_delta = size - log_size_ratio(size_before, self._base_host_params)
         contributions = [float(result.contributions.get(i, 0.0)) for i in range(self.num_slots)]
         return {
             "accuracy_delta": acc - prev_acc,
@@ -335,6 +413,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "potential_next": potential_next,
             "intervention_cost": float(self.reward_config.intervention_costs[op.name]),
             "param_rent": added / self._base_host_params,
+            "log_size_ratio": size,
+            "log_size_ratio_delta": size_delta,
             "sparse": acc if done else 0.0,
             "terminal": float(done),
             "contributions": contributions,
@@ -359,6 +439,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "host_params": e.host_parameters(),
             "base_host_params": self._base_host_params,
             "seed_params": e.seed_parameters(),
+            "score": benchmark_score(h.val_accuracy[-1], self._total_params(), self._base_host_params),
             "seeds_created": e.counters.created,
             "seeds_fossilized": e.counters.fossilized,
             "seeds_pruned": e.counters.pruned,
@@ -372,6 +453,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         """The env's whole state (engine, RNG, episode bookkeeping) as tensors and plain values."""
         return {
             "version": ENV_SNAPSHOT_VERSION,
+            "settings": self._settings(),
             "engine": self.engine.snapshot(),
             "np_random": _copy_state(self.np_random.bit_generator.state),
             "episode_seed": getattr(self, "_episode_seed", 0),
@@ -383,11 +465,37 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "potential": self._potential,
         }
 
+    def _settings(self) -> dict[str, Any]:
+        """What a snapshot must agree on to be restored here."""
+        return {
+            "config": self.config.config_id, "dataset": self.dataset, "synth_seed": self.synth_seed,
+            "fidelity": dict(vars(self.fidelity)), "max_epochs": self.max_epochs, "num_slots": self.num_slots,
+        }  # fmt: skip
+
     def restore(self, snap: dict[str, Any]) -> None:
+        """Put the env in the state of ``snap`` (from :meth:`snapshot` of a compatible env).
+
+        ``ValueError`` if ``snap`` is not a snapshot of this version, lacks a key, or comes from
+        an env with another preset, dataset, fidelity, ``max_epochs`` or ``num_slots`` (the
+        message lists what differs); the env is unchanged then.
+        """
+        if not isinstance(snap, dict):
+            raise ValueError(f"an env snapshot is a dict, got {type(snap).__name__}")
         if snap.get("version") != ENV_SNAPSHOT_VERSION:
             raise ValueError(f"env snapshot version {snap.get('version')!r} is not supported (expected {ENV_SNAPSHOT_VERSION})")
-        self.engine = self._new_engine(int(snap["episode_seed"]))
-        self.engine.restore(snap["engine"])
+        missing = [k for k in SNAPSHOT_KEYS if k not in snap]
+        if missing:
+            raise ValueError(f"the env snapshot lacks keys {missing}")
+        ours, theirs = self._settings(), snap["settings"]
+        differ = [f"{k}: snapshot {theirs.get(k)!r}, env {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        if differ:
+            raise ValueError(f"the snapshot comes from an incompatible env ({'; '.join(differ)})")
+        engine = self._new_engine(int(snap["episode_seed"]))
+        try:
+            engine.restore(snap["engine"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as err:
+            raise ValueError(f"the snapshot's engine state does not fit this env ({type(err).__name__}: {err})") from None
+        self.engine = engine
         self.np_random.bit_generator.state = _copy_state(snap["np_random"])
         self._episode_seed = int(snap["episode_seed"])
         self._history = [
@@ -402,7 +510,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def fork(self) -> "EsperEnv":
         """An independent copy in the same state: run alternative actions from here."""
-        other = EsperEnv(**self._init_kwargs)
+        other = EsperEnv(**{**self._init_kwargs, "max_epochs": self.max_epochs})
         other.reset()
         other.restore(self.snapshot())
         return other

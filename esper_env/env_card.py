@@ -37,6 +37,7 @@ INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("host_params", "last step", "host parameters, fossilized seeds included"),
     ("base_host_params", "last step", "parameters of the host before any growth"),
     ("seed_params", "last step", "parameters of seeds not fossilized"),
+    ("score", "last step", "benchmark score: final val accuracy - 0.03 x log2(network size / base host size)"),
     ("seeds_created", "last step", "seeds germinated in the episode"),
     ("seeds_fossilized", "last step", "seeds fossilized"),
     ("seeds_pruned", "last step", "seeds pruned"),
@@ -106,10 +107,15 @@ def info_table() -> str:
 
 
 def preset_table() -> str:
-    rows = ["| config | architecture | optimizer | lr | batch | notes |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| config | architecture | optimizer | lr | seed lr | batch | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in ENVIRONMENT_CONFIGS.values():
+        seed_lr = c.learning_rate * c.seed_lr_multiplier
         rows.append(
-            f"| `{c.config_id}` | {c.architecture} | {c.optimizer} | {c.learning_rate:g} | {c.batch_size} | {c.notes} |"
+            f"| `{c.config_id}` | {c.architecture} | {c.optimizer} | {c.learning_rate:g} | {seed_lr:g} "
+            f"| {c.batch_size} | {c.notes} |"
         )
     return "\n".join(rows)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .blueprints import Consumer, SlotGeometry
 from .configs import lookup
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "build_host",
     "count_parameters",
     "host_slots",
+    "register_host",
 ]
 
 
@@ -60,8 +62,28 @@ HOST_SPECS: dict[str, HostSpec] = {
     "ResNet-34": HostSpec("resnet", (64, 128, 256, 512), blocks=(3, 4, 6, 3)),
 }
 
-#: Valid host architecture names.
+#: Valid host architecture names (the built-in ones; :func:`register_host` adds more).
 HOSTS: tuple[str, ...] = tuple(HOST_SPECS)
+
+
+def register_host(name: str, spec: HostSpec) -> None:
+    """Make ``name`` a valid ``EnvironmentConfig.architecture`` (for example a scaled CNN).
+
+    Re-registering a name with the same spec is a no-op; a different spec under a taken name is
+    an error, so a built-in host can never be redefined.
+    """
+    if not isinstance(spec, HostSpec):
+        raise TypeError(f"spec must be a HostSpec, got {type(spec).__name__}")
+    if spec.kind not in ("cnn", "resnet") or not spec.channels:
+        raise ValueError(f"bad host spec {spec!r}: kind must be 'cnn' or 'resnet' with at least one stage")
+    if spec.kind == "cnn" and len(spec.pooled) != len(spec.channels):
+        raise ValueError(f"bad host spec {spec!r}: a cnn needs one 'pooled' flag per block")
+    if spec.kind == "resnet" and len(spec.blocks) != len(spec.channels):
+        raise ValueError(f"bad host spec {spec!r}: a resnet needs one 'blocks' count per stage")
+    known = HOST_SPECS.get(name)
+    if known is not None and known != spec:
+        raise ValueError(f"host {name!r} is already registered with a different spec: {known!r}")
+    HOST_SPECS[name] = spec
 
 
 def host_slots(name: str) -> tuple[tuple[str, int], ...]:
@@ -98,10 +120,49 @@ class HostNetwork(nn.Module):
         """Index of slot point ``slot`` (it sits right after ``segments[index]``)."""
         return lookup("slot", slot, {s: i for i, s in enumerate(self.slot_names)})
 
+    def run_segment(self, index: int, x: torch.Tensor, inject: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``segments[index]``; ``inject`` is added to the output of its first linear layer.
+
+        The first linear layer of a segment is the one that consumes the previous slot's features
+        (see :meth:`slot_geometry`): a conv block's conv, a residual stage's first ``conv1``, the
+        head's classifier. A widening seed feeds its new channels in there, so ``inject`` has
+        that layer's output shape; ``None`` runs the segment as it is.
+        """
+        segment = self.segments[index]
+        if inject is None:
+            return segment(x)
+        first = segment[0]
+        if isinstance(first, nn.Conv2d):  # conv3x3-BN-ReLU[-pool]
+            x = first(x) + inject
+            for layer in list(segment)[1:]:
+                x = layer(x)
+            return x
+        if isinstance(first, BasicBlock):
+            x = first(x, inject)
+            for block in list(segment)[1:]:
+                x = block(x)
+            return x
+        return segment(x) + inject  # the head: avgpool, flatten, linear (inject is in logit space)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for segment in self.segments:
             x = segment(x)
         return x
+
+    def slot_geometry(self, index: int) -> SlotGeometry:
+        """Widths around slot ``index``: the block before it, and the layer that consumes it."""
+        if not 0 <= index < self.num_slots:
+            raise ValueError(f"unknown slot index {index!r}; valid are 0..{self.num_slots - 1}")
+        before = self.segments[index]
+        first_conv = next(m for m in before.modules() if isinstance(m, nn.Conv2d))
+        nxt = self.segments[index + 1]
+        if index + 1 == len(self.segments) - 1:
+            linear = next(m for m in nxt.modules() if isinstance(m, nn.Linear))
+            consumer = Consumer("linear", linear.out_features)
+        else:
+            conv = nxt[0].conv1 if isinstance(nxt[0], BasicBlock) else nxt[0]
+            consumer = Consumer("conv", conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0])
+        return SlotGeometry(self.slot_channels[index], first_conv.in_channels, consumer)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, slots={dict(zip(self.slot_names, self.slot_channels))}"
@@ -134,8 +195,11 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+    def forward(self, x: torch.Tensor, inject: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv1(x)
+        if inject is not None:  # a widening seed's new channels, through zero-initialised weights
+            out = out + inject
+        out = self.relu(self.bn1(out))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x))
 

@@ -8,14 +8,20 @@ Accuracies are fractions in [0, 1].
 
 Modes (with ``c`` the components and ``w`` the config):
 
-* ``"shaped"`` (seed 000):
-  ``w.accuracy_weight * c.accuracy_delta + w.shaping_weight * (w.gamma * c.potential_next - c.potential_prev)
-  + c.intervention_cost``
-* ``"sparse"``: ``c.terminal * (c.sparse - w.rent_weight * c.param_rent)``: final validation accuracy
-  minus the parameter rent, paid once at the last step.
+* ``"shaped"`` (seed 000, plus the rent):
+  ``w.accuracy_weight * (c.accuracy_delta - w.rent_weight * c.log_size_ratio_delta)
+  + w.shaping_weight * (w.gamma * c.potential_next - c.potential_prev) + c.intervention_cost``
+* ``"sparse"``: ``c.terminal * (c.sparse - w.rent_weight * c.log_size_ratio)``: the benchmark
+  score (:func:`benchmark_score`), paid once at the last step.
 * ``"contribution"``: ``w.accuracy_weight * sum(c.contributions) + c.intervention_cost
-  - w.rent_weight * c.param_rent``: the measured counterfactual contribution of every blending or
-  holding seed, minus a per-step rent on the parameters added.
+  - w.rent_weight * c.log_size_ratio``: the measured counterfactual contribution of every blending
+  or holding seed, minus a per-step rent on the network's size.
+
+The rent is charged on ``log_size_ratio = log2(parameters now / base host parameters)`` (live and
+fossilized seeds included): ``rent_weight`` is the price of one doubling of the network, in
+accuracy. The accuracy terms of ``"shaped"`` telescope, so its undiscounted return is
+``accuracy_weight * (benchmark score - chance accuracy)`` plus the shaping and intervention
+terms: every mode ranks growth the way the benchmark score does.
 
 The potential ``phi(s) = best_acc - 0.1 * (1 - best_acc) * min(plateau / patience, 1)`` decays by up
 to 10 accuracy points while training stagnates (seed 000); it is 0 before any measurement and in a
@@ -44,6 +50,30 @@ DEFAULT_INTERVENTION_COSTS: dict[str, float] = {
     Op.FOSSILIZE.name: -0.01,
 }
 
+#: The benchmark score's price of one doubling of the network (3 accuracy points).
+DEFAULT_RENT_WEIGHT = 0.03
+
+
+def log_size_ratio(parameters: int, base_parameters: int) -> float:
+    """``log2(parameters / base_parameters)``: 0 for the base host, 1 for a network twice its size."""
+    if base_parameters <= 0 or parameters <= 0:
+        raise ValueError(f"parameter counts must be positive, got {parameters!r} and {base_parameters!r}")
+    return float(np.log2(parameters / base_parameters))
+
+
+def benchmark_score(
+    final_val_accuracy: float, parameters: int, base_parameters: int, rent_weight: float = DEFAULT_RENT_WEIGHT
+) -> float:
+    """Esper's benchmark score: final validation accuracy minus ``rent_weight`` per doubling of size.
+
+    ``parameters`` is everything the network holds at the end (host, fossilized and live seeds),
+    ``base_parameters`` the host before any growth. With the default weight, growth that doubles
+    the network must buy at least 3 accuracy points to pay, so neither never growing nor growing
+    the largest seed everywhere is optimal (``benchmarks/growth_headroom.py`` measures it).
+    """
+    return float(final_val_accuracy) - rent_weight * log_size_ratio(parameters, base_parameters)
+
+
 COMPONENT_NAMES: tuple[str, ...] = (
     "accuracy_delta",
     "loss_delta",
@@ -51,6 +81,8 @@ COMPONENT_NAMES: tuple[str, ...] = (
     "potential_next",
     "intervention_cost",
     "param_rent",
+    "log_size_ratio",
+    "log_size_ratio_delta",
     "sparse",
     "terminal",
     "contributions",
@@ -63,7 +95,8 @@ class RewardConfig:
     gamma: float = 0.99
     shaping_weight: float = 1.0
     accuracy_weight: float = 10.0
-    rent_weight: float = 0.05
+    #: Price of one doubling of the network's parameters, in accuracy (see :func:`benchmark_score`).
+    rent_weight: float = DEFAULT_RENT_WEIGHT
     patience: int = 5
     intervention_costs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERVENTION_COSTS))
 
@@ -111,14 +144,13 @@ def relabel(components: Mapping[str, Any], mode: str | RewardConfig = "shaped", 
     c = components
     if cfg.mode == "shaped":
         shaping = cfg.gamma * np.asarray(c["potential_next"]) - np.asarray(c["potential_prev"])
-        r = cfg.accuracy_weight * np.asarray(c["accuracy_delta"]) + cfg.shaping_weight * shaping
-        r = r + np.asarray(c["intervention_cost"])
+        gain = np.asarray(c["accuracy_delta"]) - cfg.rent_weight * np.asarray(c["log_size_ratio_delta"])
+        r = cfg.accuracy_weight * gain + cfg.shaping_weight * shaping + np.asarray(c["intervention_cost"])
     elif cfg.mode == "sparse":
-        r = np.asarray(c["terminal"]) * (np.asarray(c["sparse"]) - cfg.rent_weight * np.asarray(c["param_rent"]))
+        r = np.asarray(c["terminal"]) * (np.asarray(c["sparse"]) - cfg.rent_weight * np.asarray(c["log_size_ratio"]))
     else:
         contrib = np.asarray(c["contributions"], dtype=np.float64)
         total = contrib.sum(axis=-1) if contrib.ndim else contrib
-        r = cfg.accuracy_weight * total + np.asarray(c["intervention_cost"]) - cfg.rent_weight * np.asarray(
-            c["param_rent"]
-        )
+        rent = cfg.rent_weight * np.asarray(c["log_size_ratio"])
+        r = cfg.accuracy_weight * total + np.asarray(c["intervention_cost"]) - rent
     return float(r) if np.ndim(r) == 0 else r

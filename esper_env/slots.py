@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from esper_env.blueprints import build_blueprint
+from esper_env.blueprints import SlotGeometry, Widen, build_blueprint
 from esper_env.lifecycle import (
     BLENDED_STAGES,
     AlphaSchedule,
@@ -28,23 +28,42 @@ class Seed(nn.Module):
 
     ``forward(h, alpha)`` is exactly ``h`` when alpha is 0, for every style. ``alpha`` may be a
     float or a tensor broadcastable to ``[B, 1, 1, 1]`` (the fused counterfactual pass gives each
-    replica of the batch its own alpha).
+    replica of the batch its own alpha). The engine calls :meth:`graft`, which also serves
+    widening blueprints: they leave ``h`` as it is and return what the slot's consumer adds to its
+    output. Widening seeds ignore the blend style: their new channels always enter through the
+    consumer's zero-initialised weights, scaled by alpha.
     """
 
-    def __init__(self, blueprint: str, channels: int, style: BlendStyle, seed: int) -> None:
+    def __init__(
+        self, blueprint: str, channels: int, style: BlendStyle, seed: int, geometry: SlotGeometry | None = None
+    ) -> None:
         super().__init__()
         self.blueprint = blueprint
         self.style = BlendStyle(style)
-        self.body = build_blueprint(blueprint, channels, seed=seed)
+        self.body = build_blueprint(blueprint, channels, seed=seed, geometry=geometry)
         self.gate: nn.Module | None = None
-        if self.style == BlendStyle.CHANNEL_GATED:
+        gated_style = None if self.body.widens else self.style
+        if gated_style == BlendStyle.CHANNEL_GATED:
             self.gate = nn.Linear(channels, channels)
-        elif self.style == BlendStyle.SPATIAL_GATED:
+        elif gated_style == BlendStyle.SPATIAL_GATED:
             self.gate = nn.Conv2d(channels, 1, kernel_size=1)
         if self.gate is not None:
             # Gates start half open with no preference, so the blend starts like ADDITIVE at alpha/2.
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
+
+    @property
+    def widens(self) -> bool:
+        return self.body.widens
+
+    def graft(self, h: Tensor, x: Tensor, alpha: float | Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(features after the slot, what the consumer adds to its output or None)``.
+
+        ``h`` is the slot's feature map and ``x`` the input of the block before the slot.
+        """
+        if isinstance(self.body, Widen):
+            return h, self.body.injection(x, h, alpha)
+        return self(h, alpha), None
 
     def forward(self, h: Tensor, alpha: float | Tensor) -> Tensor:
         delta = self.body(h)

@@ -1,6 +1,6 @@
 """The factored action space, its masks, and the observation schema and encoder.
 
-Action: ``MultiDiscrete([6, num_slots, 13, 4, 3, 3, 4, 5])``, one value per head::
+Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head::
 
     op, slot, blueprint, style, tempo, alpha_target, alpha_speed, alpha_curve
 
@@ -111,20 +111,44 @@ WAIT_ACTION = FactoredAction(op=int(Op.WAIT))
 
 
 def check_action(action: object, space: spaces.MultiDiscrete) -> FactoredAction:
-    """Convert ``action`` to a FactoredAction, or raise a ValueError that shows it and the space."""
-    arr = np.asarray(action)
-    if arr.shape != space.nvec.shape or arr.dtype.kind not in "iu" and not (
-        arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0)
-    ):
+    """Convert ``action`` to a FactoredAction, or raise a ValueError that shows it and the space.
+
+    Each head must be an integer (an integral float is accepted); values are range-checked
+    before any conversion, so the message shows the values as given.
+    """
+    try:
+        arr = np.asarray(action)
+    except (ValueError, TypeError):  # ragged nesting: numpy cannot make an array of it
+        arr = None
+    integral = arr is not None and arr.shape == space.nvec.shape and (
+        arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr) & (np.mod(arr, 1) == 0))))
+    )
+    if not integral:
         raise ValueError(
             f"action {action!r} is not in the action space {space}: expected {len(space.nvec)} integers "
             f"for the heads {HEADS}"
         )
-    arr = arr.astype(np.int64)
-    bad = [f"{h}={v} (valid 0..{n - 1})" for h, v, n in zip(HEADS, arr, space.nvec) if not 0 <= v < n]
+    assert arr is not None
+    values = arr.tolist()
+    bad = [f"{h}={v} (valid 0..{n - 1})" for h, v, n in zip(HEADS, values, space.nvec) if not 0 <= v < n]
     if bad:
-        raise ValueError(f"action {arr.tolist()} is not in the action space {space}: {', '.join(bad)}")
-    return FactoredAction(*(int(v) for v in arr))
+        raise ValueError(f"action {values} is not in the action space {space}: {', '.join(bad)}")
+    return FactoredAction(*(int(v) for v in values))
+
+
+def check_discrete_action(action: object, space: spaces.Discrete) -> int:
+    """``action`` as an index of ``space``; ValueError showing it unless it is an integer in range.
+
+    Accepted: a Python or NumPy integer, or a 0-d integer array. Floats, strings and bools are
+    refused rather than converted (``2.9`` would silently become 2).
+    """
+    value = action.item() if isinstance(action, np.ndarray) and action.ndim == 0 else action
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"action {action!r} is not in the action space {space}: expected an integer")
+    index = int(value)
+    if not space.contains(index):
+        raise ValueError(f"action {action!r} is not in the action space {space}: valid 0..{int(space.n) - 1}")
+    return index
 
 
 def flat_action_mask(legal: np.ndarray, num_slots: int) -> np.ndarray:

@@ -10,7 +10,11 @@ from esper_env.blueprints import (
     BLUEPRINT_DESCRIPTIONS,
     BLUEPRINTS,
     NOOP_BLUEPRINT,
+    ORIGINAL_BLUEPRINTS,
     Blueprint,
+    Consumer,
+    SlotGeometry,
+    Widen,
     blueprint_index,
     blueprint_param_count,
     blueprint_table,
@@ -23,6 +27,9 @@ WIDTHS = [8, 32, 64, 128]
 BATCH = 4
 RES = 16
 REAL = [n for n in BLUEPRINTS if n != NOOP_BLUEPRINT]
+RESIDUAL = [n for n in BLUEPRINTS if not build_blueprint(n, 8).widens]
+RESIDUAL_REAL = [n for n in RESIDUAL if n != NOOP_BLUEPRINT]
+WIDENING = [n for n in BLUEPRINTS if n not in RESIDUAL]
 
 
 def _features(channels: int, hw: int = RES, seed: int = 0) -> torch.Tensor:
@@ -35,9 +42,15 @@ def _nonzero_grad(p: nn.Parameter) -> bool:
 
 
 def test_names() -> None:
-    assert len(BLUEPRINTS) == 13
-    assert len(set(BLUEPRINTS)) == 13
+    assert len(set(BLUEPRINTS)) == len(BLUEPRINTS)
     assert BLUEPRINTS[0] == NOOP_BLUEPRINT == "noop"
+    # The original 13 keep their action indices; the capacity blueprints come after them.
+    assert ORIGINAL_BLUEPRINTS == (
+        "noop", "norm", "channel_attention", "spatial_attention", "depthwise", "conv_small", "conv_light",
+        "conv_heavy", "bottleneck", "lora", "mlp", "dilated", "inverted_residual",
+    )  # fmt: skip
+    assert BLUEPRINTS[13:] == ("conv_wide", "widen_2x", "widen_4x")
+    assert WIDENING == ["widen_2x", "widen_4x"]
     assert set(BLUEPRINT_DESCRIPTIONS) == set(BLUEPRINTS)
     assert all(BLUEPRINT_DESCRIPTIONS[n].strip() and "\n" not in BLUEPRINT_DESCRIPTIONS[n] for n in BLUEPRINTS)
     for i, name in enumerate(BLUEPRINTS):
@@ -64,7 +77,7 @@ def test_bad_channels() -> None:
 
 
 @pytest.mark.parametrize("channels", WIDTHS)
-@pytest.mark.parametrize("name", BLUEPRINTS)
+@pytest.mark.parametrize("name", RESIDUAL)
 def test_shape_zero_delta_and_param_count(name: str, channels: int) -> None:
     bp = build_blueprint(name, channels, seed=0)
     assert isinstance(bp, Blueprint) and bp.name == name and bp.channels == channels
@@ -90,7 +103,7 @@ def test_real_blueprints_have_parameters() -> None:
 
 
 @pytest.mark.parametrize("channels", WIDTHS)
-@pytest.mark.parametrize("name", REAL)
+@pytest.mark.parametrize("name", RESIDUAL_REAL)
 def test_gradients_reach_every_parameter(name: str, channels: int) -> None:
     bp = build_blueprint(name, channels, seed=1)
     params = dict(bp.named_parameters())
@@ -136,7 +149,7 @@ def test_seed_determinism_and_global_rng_untouched(name: str) -> None:
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
-@pytest.mark.parametrize("name", REAL)
+@pytest.mark.parametrize("name", RESIDUAL_REAL)
 def test_forward_consumes_no_rng_and_supports_channels_last(name: str) -> None:
     bp = build_blueprint(name, 32, seed=0)
     with torch.no_grad():  # make the delta non-trivial
@@ -154,17 +167,67 @@ def test_forward_consumes_no_rng_and_supports_channels_last(name: str) -> None:
 def test_table() -> None:
     rows = blueprint_table([32, 64])
     assert [r["name"] for r in rows] == list(BLUEPRINTS)
-    assert [r["index"] for r in rows] == list(range(13))
+    assert [r["index"] for r in rows] == list(range(len(BLUEPRINTS)))
     for r in rows:
         assert r["description"] == BLUEPRINT_DESCRIPTIONS[r["name"]]
         assert r["params"] == {c: blueprint_param_count(r["name"], c) for c in (32, 64)}
     md = blueprint_table_markdown([32, 64])
-    assert len(md.splitlines()) == 2 + 13 and "conv_heavy" in md
+    assert len(md.splitlines()) == 2 + len(BLUEPRINTS) and "conv_heavy" in md
 
 
 def test_relative_sizes() -> None:
     p = {n: blueprint_param_count(n, 64) for n in BLUEPRINTS}
-    assert p["conv_heavy"] == max(p.values())
+    assert p["conv_heavy"] == max(p[n] for n in ORIGINAL_BLUEPRINTS)
+    assert p["conv_wide"] == 2 * (9 * 64 * 256) + 256 + 64  # hidden width 4C
+    assert p["widen_2x"] < p["widen_4x"]
     assert p["lora"] == 2 * 8 * 64
     assert p["conv_small"] == 64 * 64 + 64
     assert p["lora"] < p["conv_small"] < p["dilated"] < p["conv_heavy"]
+
+
+GEOMETRIES = {
+    "conv consumer": SlotGeometry(8, 3, Consumer("conv", 16)),
+    "strided conv consumer": SlotGeometry(16, 8, Consumer("conv", 32, 3, 2, 1)),
+    "classifier": SlotGeometry(32, 16, Consumer("linear", 10)),
+}
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES.values(), ids=GEOMETRIES.keys())
+@pytest.mark.parametrize("name", WIDENING)
+def test_widening_adds_channels_through_zero_weights(name: str, geometry: SlotGeometry) -> None:
+    c = geometry.channels
+    bp = build_blueprint(name, c, seed=0, geometry=geometry)
+    assert isinstance(bp, Widen) and bp.widens
+    assert bp.new_channels == (bp.factor - 1) * c
+    assert count_parameters(bp) == blueprint_param_count(name, c, geometry)
+    x = _features(geometry.in_channels, 2 * RES // 2)
+    h = _features(c, RES // 2)  # the block before the slot pools 2x
+    assert bp.new_features(x, h).shape == (BATCH, bp.new_channels, RES // 2, RES // 2)
+    out = bp.injection(x, h, 1.0)
+    if geometry.consumer.kind == "linear":
+        assert out.shape == (BATCH, geometry.consumer.out_channels)
+    else:
+        stride = geometry.consumer.stride
+        assert out.shape == (BATCH, geometry.consumer.out_channels, RES // 2 // stride, RES // 2 // stride)
+    assert torch.equal(out, torch.zeros_like(out)), "a fresh widening seed must inject exactly zero"
+    with pytest.raises(TypeError, match="adds channels"):
+        bp(h)
+    # Gradient reaches the zero output layer at once, and every parameter after one step.
+    target = torch.randn_like(out)
+    (out * target).mean().backward()
+    assert all(_nonzero_grad(p) for p in bp.output_layer.parameters())
+    torch.optim.SGD(bp.parameters(), lr=1.0).step()
+    bp.zero_grad(set_to_none=True)
+    (bp.injection(x, h, 1.0) * target).mean().backward()
+    missing = [n for n, p in bp.named_parameters() if not _nonzero_grad(p)]
+    assert not missing, missing
+    # alpha scales the injection linearly, and alpha 0 is exactly zero.
+    with torch.no_grad():
+        full = bp.injection(x, h, 1.0)
+        torch.testing.assert_close(bp.injection(x, h, 0.5), 0.5 * full)
+        assert torch.equal(bp.injection(x, h, 0.0), torch.zeros_like(full))
+
+
+def test_geometry_must_match_the_width() -> None:
+    with pytest.raises(ValueError, match="geometry is for 8 channels"):
+        build_blueprint("widen_2x", 16, geometry=SlotGeometry(8, 3, Consumer("conv", 16)))

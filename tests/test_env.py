@@ -23,7 +23,7 @@ from esper_env.wrappers import (
     joint_size,
 )
 
-SYNTH = "Esper-SynthCIFAR-v0"
+SYNTH = "Esper-SynthCIFAR-v1"
 
 
 def make(max_epochs: int = 4, **kw) -> gym.Env:
@@ -47,16 +47,21 @@ def test_gymnasium_and_sb3_env_checkers_pass(wrap) -> None:
 
 
 def test_make_registers_ids_and_namespaced_id_works() -> None:
-    for env_id in ("Esper-CIFAR10-v0", "Esper-CIFAR100-v0", SYNTH):
+    for env_id in ("Esper-CIFAR10-v1", "Esper-CIFAR100-v1", SYNTH):
         assert env_id in gym.registry
-    env = gym.make("esper_env:Esper-SynthCIFAR-v0", fidelity="test", max_epochs=2)
+    env = gym.make("esper_env:Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2)
     assert isinstance(env.unwrapped, EsperEnv)
     assert env.spec.max_episode_steps is None  # truncation is the env's own, with a reason
 
 
+def test_v0_ids_point_to_v1() -> None:
+    with pytest.raises(gym.error.DeprecatedEnv, match="Esper-SynthCIFAR-v1"):
+        gym.make("Esper-SynthCIFAR-v0")
+
+
 def test_spaces_schema_and_reset_observation() -> None:
     env = make()
-    assert list(env.action_space.nvec) == [6, 3, 13, 4, 3, 3, 4, 5]
+    assert list(env.action_space.nvec) == [6, 3, 16, 4, 3, 3, 4, 5]  # the v1 space
     obs, info = env.reset(seed=0)
     base = env.unwrapped
     schema = base.observation_schema
@@ -200,9 +205,9 @@ def test_forks_replay_identically_and_diverge_on_different_actions() -> None:
 
 def test_cifar_ids_without_data_raise_the_clear_error(tmp_path) -> None:
     with pytest.raises(DatasetNotFoundError) as err:
-        gym.make("Esper-CIFAR10-v0", data_dir=tmp_path)
+        gym.make("Esper-CIFAR10-v1", data_dir=tmp_path)
     msg = str(err.value)
-    assert str(tmp_path) in msg and "download=True" in msg and "Esper-SynthCIFAR-v0" in msg
+    assert str(tmp_path) in msg and "download=True" in msg and "Esper-SynthCIFAR-v1" in msg
 
 
 @pytest.mark.parametrize(

@@ -41,15 +41,20 @@ from esper_agents.generation.schema import (
 )
 from esper_agents.policies import EpsilonGreedy, get_policy
 from esper_env.rewards import relabel
+from esper_env.spaces import make_observation_space
+from esper_env.wrappers import compact_action_table
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+OBS = make_observation_space(3).shape[0]
+N_ACTIONS = len(compact_action_table(3))  # CompactActions with 3 slots
 
 
 def small_spec_doc(name: str = "unit", **matrix: object) -> dict:
     """Test fidelity, 4 epochs, early stop after 2 flat epochs: a mix of truncated and terminated episodes."""
     return {
         "name": name,
-        "env": {"id": "Esper-SynthCIFAR-v0", "fidelity": "test", "max_epochs": 4, "early_stop_patience": 2},
+        "env": {"id": "Esper-SynthCIFAR-v1", "fidelity": "test", "max_epochs": 4, "early_stop_patience": 2},
         "matrix": {
             "policies": ["baseline", "random"],
             "configs": ["baseline", "fast-lr"],
@@ -90,7 +95,7 @@ def test_schema_helpers() -> None:
 def test_collector_logs_schema(record: EpisodeRecord) -> None:
     a, m, T = record.arrays, record.metadata, len(record)
     assert set(a) == set(STEP_ARRAYS)
-    assert a["observations"].shape == (T + 1, 128) and a["masks"].shape == (T + 1, 55)
+    assert a["observations"].shape == (T + 1, OBS) and a["masks"].shape == (T + 1, N_ACTIONS)
     assert a["rc_contributions"].shape == (T, 3)
     # every logged action is legal under its mask, and mu(a|s) is the logged distribution at a
     assert a["masks"][np.arange(T), a["actions"]].all()
@@ -175,7 +180,7 @@ def test_pack_round_trip(pack_dir: Path) -> None:
     pack = open_pack(pack_dir)
     spec = parse_spec(small_spec_doc())
     assert sorted(pack.episode_ids) == sorted(t.episode_id for t in plan_uniform(spec))
-    assert pack.header["schema_version"] == SCHEMA_VERSION and pack.n_actions == 55
+    assert pack.header["schema_version"] == SCHEMA_VERSION and pack.n_actions == N_ACTIONS
     for rec in pack:
         assert rec.metadata.episode_id == rec.episode_id
         assert rec.arrays["observations"].dtype == np.float32
@@ -326,7 +331,7 @@ def test_d3rlpy_export_keeps_every_transition(pack_dir: Path, tmp_path: Path) ->
     pack = open_pack(pack_dir)
     buf = to_d3rlpy(pack)
     assert buf.transition_count == pack.n_transitions
-    assert buf.dataset_info.action_size == 55
+    assert buf.dataset_info.action_size == N_ACTIONS
     for ep, rec in zip(buf.episodes, pack):
         assert ep.transition_count == len(rec)  # truncated episodes too
         np.testing.assert_allclose(ep.rewards[: len(rec), 0], rec.arrays["rewards"], rtol=1e-6)
@@ -344,7 +349,7 @@ def test_d3rlpy_export_keeps_every_transition(pack_dir: Path, tmp_path: Path) ->
         loaded = ReplayBuffer.load(f, InfiniteBuffer())
     assert loaded.transition_count == pack.n_transitions
     loaded = load_d3rlpy(path)
-    assert loaded.transition_count == pack.n_transitions and loaded.dataset_info.action_size == 55
+    assert loaded.transition_count == pack.n_transitions and loaded.dataset_info.action_size == N_ACTIONS
     cql = d3rlpy.algos.DiscreteCQLConfig(batch_size=16).create(device="cpu:0")
     cql.fit(loaded, n_steps=100, n_steps_per_epoch=100, show_progress=False, save_interval=10**9,
             logger_adapter=d3rlpy.logging.NoopAdapterFactory())  # fmt: skip
@@ -362,9 +367,9 @@ def test_d3rlpy_reward_relabeling(pack_dir: Path) -> None:
     with pytest.raises(ValueError, match="unknown reward mode 'dense'"):
         to_d3rlpy(pack, reward_mode="dense")
     masked = to_d3rlpy(pack, append_mask=True)
-    assert masked.dataset_info.observation_signature.shape[0] == (128 + 55,)
+    assert masked.dataset_info.observation_signature.shape[0] == (OBS + N_ACTIONS,)
     np.testing.assert_array_equal(
-        masked.episodes[0].observations[0, 128:], next(iter(pack)).arrays["masks"][0]
+        masked.episodes[0].observations[0, OBS:], next(iter(pack)).arrays["masks"][0]
     )
 
 
@@ -381,11 +386,11 @@ def test_minari_export(pack_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert ds.total_episodes == len(pack) and ds.total_steps == pack.n_transitions
     for ep, rec in zip(ds.iterate_episodes(), pack):
         T = len(rec)
-        assert ep.observations.shape == (T + 1, 128) and ep.actions.shape == (T,)
+        assert ep.observations.shape == (T + 1, OBS) and ep.actions.shape == (T,)
         np.testing.assert_array_equal(ep.actions, rec.arrays["actions"])
         np.testing.assert_array_equal(ep.observations, rec.arrays["observations"])
         assert bool(ep.truncations[-1]) == rec.metadata.truncated
-        assert ep.infos["action_mask"].shape == (T + 1, 55)
+        assert ep.infos["action_mask"].shape == (T + 1, N_ACTIONS)
 
 
 def test_health_input_from_pack(pack_dir: Path) -> None:

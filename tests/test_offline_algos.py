@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import d3rlpy
 import numpy as np
 import pytest
 
@@ -22,6 +21,8 @@ from esper_agents.offline import (
     rwbc_dataset,
     train_offline,
 )
+from esper_agents.offline.saved import is_saved_agent
+from esper_env.wrappers import compact_action_table
 
 N_ACTIONS, N_FEATURES = 7, 10
 
@@ -58,12 +59,12 @@ def random_agent(seed: int = 0):
     return act
 
 
-N_COMPACT = 55  # CompactActions with 3 slots
+N_COMPACT = len(compact_action_table(3))  # CompactActions with 3 slots
 
 
 @pytest.fixture(scope="module")
 def eval_env():
-    env = make_eval_env("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=3)
+    env = make_eval_env("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3)
     assert env.n_actions == N_COMPACT
     yield env
     env.close()
@@ -119,7 +120,7 @@ def test_rwbc_dataset_options() -> None:
 def test_saved_model_reloads_by_name_and_acts_identically(algo: str, tmp_path) -> None:
     records = synthetic_records()
     result = train_offline(algo, records, n_steps=30, out=tmp_path, show_progress=False)
-    loaded = d3rlpy.load_learnable(result.model_path)
+    loaded = load_agent(result.model_path)
     assert type(loaded) is type(result.algo) and loaded.config.get_type() == result.algo.config.get_type()
     obs = np.random.default_rng(1).normal(size=(64, N_FEATURES + N_ACTIONS)).astype(np.float32)
     obs[:, N_FEATURES:] = np.random.default_rng(2).random((64, N_ACTIONS)) < 0.4
@@ -134,7 +135,9 @@ def test_saved_model_reloads_by_name_and_acts_identically(algo: str, tmp_path) -
         )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["algo"] == algo and summary["steps"] == 30
-    assert list((tmp_path / "logs").iterdir())  # d3rlpy's logs and checkpoints
+    (run,) = (tmp_path / "logs").iterdir()  # d3rlpy's logs, and its checkpoints as saved agents
+    assert (run / "params.json").is_file() and is_saved_agent(run / "model_30")
+    assert not list(tmp_path.rglob("*.d3"))  # nothing pickled
 
 
 @pytest.mark.parametrize("algo", ALGORITHMS)
@@ -171,7 +174,7 @@ def test_mask_in_observation_needs_discrete_actions() -> None:
     from esper_agents.offline import MaskInObservation
 
     with pytest.raises(TypeError, match="CompactActions or ClassicActions"):
-        MaskInObservation(gym.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=2))
+        MaskInObservation(gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2))
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +185,7 @@ def pack_dir(tmp_path_factory):
     spec = parse_spec(
         {
             "name": "offline-test",
-            "env": {"id": "Esper-SynthCIFAR-v0", "fidelity": "test", "max_epochs": 3},
+            "env": {"id": "Esper-SynthCIFAR-v1", "fidelity": "test", "max_epochs": 3},
             "matrix": {
                 "policies": ["baseline", "random"],
                 "configs": ["baseline"],
@@ -257,8 +260,8 @@ def test_cli_train_offline_then_evaluate(pack_dir, tmp_path, capsys) -> None:
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["source"]["pack"] == str(pack_dir) and summary["rwbc"]["mode"] == "weight"
-    assert (out / "model.d3").is_file()
-    assert cli.main(["evaluate", "--policy", str(out / "model.d3"), "--episodes", "2", "--fidelity", "test",
+    assert is_saved_agent(out / "agent")
+    assert cli.main(["evaluate", "--policy", str(out / "agent"), "--episodes", "2", "--fidelity", "test",
                      "--max-epochs", "2", "--seed", "5", "--pack", str(pack_dir)]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 2 and summary["illegal_actions"] == 0 and summary["seed"] == 5

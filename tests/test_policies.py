@@ -44,7 +44,7 @@ SPEC = PolicySpec.from_args(max_epochs=T, num_slots=3)
 
 
 def make_env(max_epochs: int = 6) -> CompactActions:
-    env = gym.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=max_epochs, device="cpu")
+    env = gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=max_epochs, device="cpu")
     return CompactActions(env)
 
 
@@ -154,7 +154,7 @@ def test_spec_and_view_errors() -> None:
         PolicySpec.from_args(max_epochs=0)
     with pytest.raises(RuntimeError, match="bind"):
         get_policy("baseline").greedy_probs(synth_obs(), synth_mask())
-    with pytest.raises(ValueError, match="boolean vector of length 55"):
+    with pytest.raises(ValueError, match=f"boolean vector of length {SPEC.num_actions}"):
         get_policy("baseline", env=SPEC).greedy_probs(synth_obs(), np.ones(4, dtype=bool))
 
 
@@ -217,10 +217,11 @@ def test_blueprint_explorer_rotates_over_all_blueprints() -> None:
     def explorer(epoch: int, slots: tuple[dict[str, Any], ...] = ()) -> str:
         return greedy_choice("blueprint-explorer", epoch=epoch, plateau=3, slots=slots)
 
-    chosen = {explorer(e).split("blueprint=")[1].split(",")[0] for e in range(5, 17)}
+    epochs = range(5, 5 + len(DEFAULT_BLUEPRINT_ORDER))
+    chosen = {explorer(e).split("blueprint=")[1].split(",")[0] for e in epochs}
     assert chosen == set(DEFAULT_BLUEPRINT_ORDER)
     # Blueprints already in use go to the back of the rotation.
-    e = next(e for e in range(5, 17) if "=conv_light," in explorer(e))
+    e = next(e for e in epochs if "=conv_light," in explorer(e))
     assert "conv_light" not in explorer(e, ({"stage": Stage.FOSSILIZED, "blueprint": "conv_light"},))
     explicit = threshold(blueprint_preference=["lora", "mlp"])
     assert "blueprint=lora" in greedy_choice(explicit, epoch=6, plateau=3)
@@ -467,7 +468,7 @@ def test_every_policy_takes_only_legal_actions(name: str) -> None:
 
 def test_one_bound_policy_drives_a_vector_env() -> None:
     envs = gym.make_vec(
-        "Esper-SynthCIFAR-v0", num_envs=2, vectorization_mode="sync", wrappers=[CompactActions],
+        "Esper-SynthCIFAR-v1", num_envs=2, vectorization_mode="sync", wrappers=[CompactActions],
         fidelity="test", max_epochs=3, device="cpu",
     )  # fmt: skip
     behavior = EpsilonGreedy(get_policy("random"), 1.0).bind(PolicySpec.from_args(max_epochs=3))

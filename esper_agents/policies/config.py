@@ -11,7 +11,7 @@ from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT
 
 __all__ = ["DEFAULT_BLUEPRINT_ORDER", "REAL_BLUEPRINTS", "ROTATE", "BehaviorPolicyConfig"]
 
-#: The 12 blueprints a policy may germinate (``noop`` is always masked).
+#: The blueprints a policy may germinate (``noop`` is always masked).
 REAL_BLUEPRINTS: tuple[str, ...] = tuple(b for b in BLUEPRINTS if b != NOOP_BLUEPRINT)
 ROTATE = "rotate"
 
@@ -30,6 +30,9 @@ DEFAULT_BLUEPRINT_ORDER: tuple[str, ...] = (
     "channel_attention",
     "spatial_attention",
     "norm",
+    "conv_wide",
+    "widen_2x",
+    "widen_4x",
 )
 assert sorted(DEFAULT_BLUEPRINT_ORDER) == sorted(REAL_BLUEPRINTS)
 
