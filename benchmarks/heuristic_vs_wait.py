@@ -1,9 +1,12 @@
-"""Does the threshold heuristic beat never growing? Final accuracy of "baseline" vs always-WAIT.
+"""Does the heuristic beat never growing? Final accuracy of the heuristics vs always-WAIT.
 
     python benchmarks/heuristic_vs_wait.py [--seeds 5] [--fidelity tiny] [--config baseline impaired]
-                                           [--max-epochs 25] [--policies baseline]
+                                           [--max-epochs 25] [--policies capacity baseline]
 
-Runs each policy on Esper-SynthCIFAR-v0 (CompactActions) for ``--seeds`` episodes per config,
+The default heuristic of the benchmarks is ``capacity`` (germinates when the host underfits);
+``baseline`` is seed 000's plateau rule.
+
+Runs each policy on Esper-SynthCIFAR-v1 (CompactActions) for ``--seeds`` episodes per config,
 seeds 0..N-1, next to the always-WAIT policy on the same seeds. Policies act greedily (the argmax
 of their greedy distribution, epsilon 0), so every number here can be replayed exactly. The same
 seed gives the same host initialisation and data order, so differences to WAIT are paired.
@@ -28,7 +31,7 @@ import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
 from esper_agents.offline.evaluate import mean_ci as interval
-from esper_agents.policies import get_policy
+from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.lifecycle import Op
 from esper_env.wrappers import CompactActions
 
@@ -64,7 +67,7 @@ def provenance() -> dict[str, Any]:
 
 def run_episode(policy_name: str, config: str, fidelity: str, max_epochs: int, seed: int) -> dict[str, Any]:
     env = CompactActions(
-        gym.make("Esper-SynthCIFAR-v0", fidelity=fidelity, config=config, max_epochs=max_epochs, device="cpu")
+        gym.make("Esper-SynthCIFAR-v1", fidelity=fidelity, config=config, max_epochs=max_epochs, device="cpu")
     )
     policy = None if policy_name == WAIT else get_policy(policy_name, epsilon=0.0, env=env)
     obs, info = env.reset(seed=seed)
@@ -99,6 +102,7 @@ def run_episode(policy_name: str, config: str, fidelity: str, max_epochs: int, s
         "seeds_fossilized": info["seeds_fossilized"],
         "seeds_pruned": info["seeds_pruned"],
         "param_overhead": (info["host_params"] + info["seed_params"]) / info["base_host_params"] - 1.0,
+        "score": info["score"],
         "episode_return": info["episode_return"],
         "termination_reason": info["termination_reason"],
         "invalid_actions": invalid,
@@ -108,7 +112,7 @@ def run_episode(policy_name: str, config: str, fidelity: str, max_epochs: int, s
     }
 
 
-SUMMARY_KEYS = ("final_val_accuracy", "test_accuracy", "seeds_created", "seeds_fossilized", "seeds_pruned",
+SUMMARY_KEYS = ("final_val_accuracy", "test_accuracy", "score", "seeds_created", "seeds_fossilized", "seeds_pruned",
                 "param_overhead")  # fmt: skip
 
 
@@ -140,9 +144,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         return f"{m:.1%} ± {h:.1%}" if pct else f"{m:.1f} ± {h:.1f}"
 
     lines = [
-        "| config | policy | final val acc | paired delta vs WAIT (wins/losses) | test acc | seeds created "
+        "| config | policy | final val acc | paired delta vs WAIT (wins/losses) | test acc | score | seeds created "
         "| fossilized | pruned | param overhead |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         delta = "-"
@@ -151,7 +155,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             delta += f" ({r['wins_vs_wait']}/{r['losses_vs_wait']})"
         counts = [cell(r, k, pct=False) for k in ("seeds_created", "seeds_fossilized", "seeds_pruned")]
         cells = [r["config"], r["policy"], cell(r, "final_val_accuracy"), delta, cell(r, "test_accuracy"),
-                 *counts, cell(r, "param_overhead")]  # fmt: skip
+                 cell(r, "score"), *counts, cell(r, "param_overhead")]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -162,7 +166,7 @@ def main() -> None:
     parser.add_argument("--fidelity", default="tiny", help="full, fast, tiny or test")
     parser.add_argument("--config", nargs="+", default=["baseline", "impaired"], help="environment presets")
     parser.add_argument("--max-epochs", type=int, default=25)
-    parser.add_argument("--policies", nargs="+", default=["baseline"], help="policy ids compared with WAIT")
+    parser.add_argument("--policies", nargs="+", default=[DEFAULT_HEURISTIC, "baseline"], help="policy ids compared with WAIT")
     parser.add_argument("--output", type=Path, default=RESULTS / "heuristic_vs_wait.json")
     args = parser.parse_args()
     if args.seeds < 1 or args.max_epochs < 1:
@@ -184,7 +188,7 @@ def main() -> None:
     print("\n" + table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     settings = {
-        "env": "Esper-SynthCIFAR-v0",
+        "env": "Esper-SynthCIFAR-v1",
         "seeds": list(range(args.seeds)),
         "fidelity": args.fidelity,
         "configs": args.config,

@@ -7,14 +7,14 @@ registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v1")`` imports it for 
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+from gymnasium.envs.registration import WrapperSpec, register, registry
 
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, EnvironmentConfig, Fidelity
 from esper_env.data import DatasetNotFoundError, load_dataset
 from esper_env.engine import TrainingEngine
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import Op, Stage
-from esper_env.rewards import REWARD_MODES, RewardConfig, relabel
+from esper_env.rewards import REWARD_MODES, RewardConfig, benchmark_score, relabel
 from esper_env.spaces import FactoredAction
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "RewardConfig",
     "Stage",
     "TrainingEngine",
+    "benchmark_score",
     "load_dataset",
     "relabel",
 ]
@@ -44,4 +45,6 @@ ENV_IDS: dict[str, dict[str, object]] = {
 
 for _env_id, _kwargs in ENV_IDS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point="esper_env.env:EsperEnv", kwargs=dict(_kwargs))
+        # MatchTimeLimit runs outside Gymnasium's TimeLimit: max_episode_steps=K becomes the env's epoch budget.
+        register(id=_env_id, entry_point="esper_env.env:EsperEnv", kwargs=dict(_kwargs),
+                 additional_wrappers=(WrapperSpec("MatchTimeLimit", "esper_env.wrappers:MatchTimeLimit", {}),))

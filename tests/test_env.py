@@ -11,7 +11,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import esper_env
 from esper_env import DatasetNotFoundError, EsperEnv, FactoredAction, Op, relabel
 from esper_env.lifecycle import Stage
-from esper_env.rewards import REWARD_MODES
+from esper_env.blueprints import BLUEPRINTS
+from esper_env.rewards import DEFAULT_RENT_WEIGHT, REWARD_MODES, benchmark_score, log_size_ratio
 from esper_env.spaces import WAIT_ACTION, observation_features
 from esper_env.wrappers import (
     CLASSIC_FEATURES,
@@ -158,6 +159,33 @@ def test_shaped_potential_term_telescopes() -> None:
     expected = gamma ** len(comps) * comps[-1]["potential_next"] - comps[0]["potential_prev"]
     assert shaping == pytest.approx(expected, abs=1e-12)
     assert comps[0]["potential_prev"] == 0.0
+
+
+def test_rent_is_on_the_log_size_and_every_mode_agrees_with_the_benchmark_score() -> None:
+    env = make(max_epochs=6, reward="shaped")
+    env.reset(seed=3)
+    actions = [germinate(0, blueprint=BLUEPRINTS.index("widen_4x")), FactoredAction(Op.ADVANCE, 0).to_array()]
+    actions += [WAIT_ACTION.to_array()] * 2 + [FactoredAction(Op.PRUNE, 0).to_array(), WAIT_ACTION.to_array()]
+    comps = []
+    for a in actions:
+        *_, info = env.step(a)
+        comps.append(info["reward_components"])
+    base = env.unwrapped
+    sizes = [c["log_size_ratio"] for c in comps]
+    assert sizes[0] > 0 and sizes[-1] == 0.0  # a seed costs rent while it lives, nothing once pruned
+    assert sum(c["log_size_ratio_delta"] for c in comps) == pytest.approx(sizes[-1], abs=1e-12)
+    assert info["score"] == pytest.approx(benchmark_score(info["final_val_accuracy"], info["host_params"] + info["seed_params"], base._base_host_params))
+    assert relabel(comps[-1], "sparse") == pytest.approx(info["score"], abs=1e-12)
+    # The accuracy and rent terms of "shaped" telescope to accuracy_weight * (score - chance).
+    w = base.reward_config
+    accuracy_terms = sum(
+        relabel(c, "shaped") - w.shaping_weight * (w.gamma * c["potential_next"] - c["potential_prev"]) - c["intervention_cost"]
+        for c in comps
+    )
+    assert accuracy_terms == pytest.approx(w.accuracy_weight * (info["score"] - 0.1), abs=1e-9)
+    assert log_size_ratio(2, 1) == 1.0 and benchmark_score(0.8, 200, 100) == pytest.approx(0.8 - DEFAULT_RENT_WEIGHT)
+    with pytest.raises(ValueError, match="positive"):
+        log_size_ratio(0, 10)
 
 
 def test_last_step_info_carries_episode_summary() -> None:

@@ -26,6 +26,7 @@ from esper_agents.policies import (
     DEFAULT_BLUEPRINT_ORDER,
     MATRIX_EPSILONS,
     POLICY_IDS,
+    SEED000_POLICY_IDS,
     THRESHOLD_POLICY_IDS,
     ActionDecision,
     BehaviorPolicyConfig,
@@ -52,7 +53,13 @@ def make_env(max_epochs: int = 6) -> CompactActions:
 
 
 def synth_obs(
-    *, epoch: int = 10, plateau: int = 0, val_accuracy: float = 0.5, slots: tuple[dict[str, Any], ...] = ()
+    *,
+    epoch: int = 10,
+    plateau: int = 0,
+    val_accuracy: float = 0.5,
+    train_accuracy: float = -1.0,
+    fossil_params: float = 0.0,
+    slots: tuple[dict[str, Any], ...] = (),
 ) -> np.ndarray:
     """An observation laid out by the schema; ``slots`` gives stage, epochs, contribution... per slot."""
     sc = SPEC.schema
@@ -61,6 +68,8 @@ def synth_obs(
     obs[sc["budget_remaining"]] = (T - epoch) / T
     obs[sc["val_accuracy"]] = val_accuracy
     obs[sc["best_val_accuracy"]] = val_accuracy
+    obs[sc["train_accuracy"]] = train_accuracy
+    obs[sc["fossil_params"]] = fossil_params
     obs[sc["plateau_epochs"]] = min(plateau / T, 1.0)
     obs[sc["accuracy_history_5"]] = -1.0
     obs[sc["last_action_success"]] = 1.0
@@ -213,6 +222,27 @@ def test_prunes_blending_seeds_that_clearly_hurt_or_stagnate() -> None:
     assert greedy_choice("baseline", plateau=15, slots=long_training) == "WAIT"
 
 
+def test_capacity_variant_grows_early_when_the_host_underfits_and_stops_at_its_budget() -> None:
+    # Epoch 1, still climbing (no plateau), training accuracy below validation: it underfits.
+    assert greedy_choice("capacity", epoch=1, val_accuracy=0.3, train_accuracy=0.25).startswith(
+        "GERMINATE(slot=0, blueprint=widen_4x"
+    )
+    # Seed 000's plateau rule waits there (too early, and no plateau).
+    assert greedy_choice("baseline", epoch=1, val_accuracy=0.3, train_accuracy=0.25) == "WAIT"
+    # An overfitting host (training accuracy well above validation) is not grown.
+    assert greedy_choice("capacity", epoch=8, val_accuracy=0.6, train_accuracy=0.75) == "WAIT"
+    # Once fossils make the network 1.5x the base host, the budget stops growth.
+    over = ({"stage": Stage.FOSSILIZED, "blueprint": "widen_4x"},)
+    assert greedy_choice("capacity", epoch=9, val_accuracy=0.6, train_accuracy=0.6, fossil_params=0.6, slots=over) == "WAIT"
+    assert greedy_choice("capacity", epoch=9, val_accuracy=0.6, train_accuracy=0.6, fossil_params=0.3, slots=over).startswith(
+        "GERMINATE(slot=1"
+    )
+    with pytest.raises(ValueError, match="germinate_trigger 'loss'"):
+        BehaviorPolicyConfig("x", germinate_trigger="loss")
+    with pytest.raises(ValueError, match="max_size_ratio"):
+        BehaviorPolicyConfig("x", max_size_ratio=0.5)
+
+
 def test_blueprint_explorer_rotates_over_all_blueprints() -> None:
     def explorer(epoch: int, slots: tuple[dict[str, Any], ...] = ()) -> str:
         return greedy_choice("blueprint-explorer", epoch=epoch, plateau=3, slots=slots)
@@ -283,7 +313,8 @@ def test_periodic_germinates_on_schedule_and_fossilizes_blindly() -> None:
 
 
 def test_registry_has_the_eleven_policies_of_seed_000() -> None:
-    assert len(POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
+    assert len(SEED000_POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
+    assert POLICY_IDS == (*SEED000_POLICY_IDS, "capacity")
     assert set(CONTRASTIVE_POLICY_IDS) == {"random", "anti-heuristic", "periodic"}
     table = {p: get_policy(p).config for p in THRESHOLD_POLICY_IDS}
     got = {

@@ -1,7 +1,9 @@
 """Behavior policies over the compact action set, and epsilon-greedy with logged probabilities.
 
 Seed 000's 11 policies: the threshold heuristic (called "Kasmina" in the original design) in 8
-variants, and the contrastive ``random``, ``anti-heuristic`` and ``periodic``. Every policy scores
+variants, and the contrastive ``random``, ``anti-heuristic`` and ``periodic``; then ``capacity``, the
+threshold heuristic with an underfitting trigger (:data:`DEFAULT_HEURISTIC`, what the benchmarks
+compare against). Every policy scores
 the compact actions of :class:`esper_env.wrappers.CompactActions` from ``(observation, mask)``
 alone; its greedy distribution is ``softmax(scores / temperature)`` over the legal actions, and
 :class:`EpsilonGreedy` mixes in uniform exploration over the legal actions and logs
@@ -22,12 +24,13 @@ from esper_agents.policies.exploration import (
     behavior_distribution,
     sample_decision,
 )
-from esper_agents.policies.heuristic import ThresholdPolicy
+from esper_agents.policies.heuristic import DEFAULT_HEURISTIC, ThresholdPolicy
 from esper_agents.policies.observation import ObservationView, PolicySpec, SlotView
 from esper_agents.policies.registry import (
     CONTRASTIVE_POLICY_IDS,
     POLICIES,
     POLICY_IDS,
+    SEED000_POLICY_IDS,
     THRESHOLD_POLICY_IDS,
     get_policy,
 )
@@ -35,9 +38,11 @@ from esper_agents.policies.registry import (
 __all__ = [
     "CONTRASTIVE_POLICY_IDS",
     "DEFAULT_BLUEPRINT_ORDER",
+    "DEFAULT_HEURISTIC",
     "MATRIX_EPSILONS",
     "POLICIES",
     "POLICY_IDS",
+    "SEED000_POLICY_IDS",
     "THRESHOLD_POLICY_IDS",
     "ActionDecision",
     "AntiHeuristicPolicy",

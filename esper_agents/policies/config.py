@@ -9,11 +9,13 @@ import numpy as np
 
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT
 
-__all__ = ["DEFAULT_BLUEPRINT_ORDER", "REAL_BLUEPRINTS", "ROTATE", "BehaviorPolicyConfig"]
+__all__ = ["DEFAULT_BLUEPRINT_ORDER", "GERMINATE_TRIGGERS", "REAL_BLUEPRINTS", "ROTATE", "BehaviorPolicyConfig"]
 
 #: The blueprints a policy may germinate (``noop`` is always masked).
 REAL_BLUEPRINTS: tuple[str, ...] = tuple(b for b in BLUEPRINTS if b != NOOP_BLUEPRINT)
 ROTATE = "rotate"
+#: Valid ``BehaviorPolicyConfig.germinate_trigger`` values.
+GERMINATE_TRIGGERS: tuple[str, ...] = ("plateau", "underfit")
 
 #: Default blueprint preference, most preferred first: cheap convolutional capacity, then
 #: heavier convolutions, then the pointwise, low-rank, attention and normalisation modules.
@@ -68,6 +70,15 @@ class BehaviorPolicyConfig:
     blend_prune_margin: float = 0.02
     #: The periodic policy germinates every this many epochs (other policies ignore it).
     germinate_every: int = 5
+    #: What makes a threshold policy germinate: ``"plateau"`` (seed 000: no new best for
+    #: ``plateau_epochs_to_germinate`` epochs) or ``"underfit"`` (the host underfits: its training
+    #: accuracy is at most ``underfit_gap`` above its validation accuracy, so it lacks capacity
+    #: rather than data, and growth pays most early).
+    germinate_trigger: str = "plateau"
+    underfit_gap: float = 0.02
+    #: Germinate only while the network (host, fossils and live seeds) is below this many times
+    #: the base host's parameters; None: no budget.
+    max_size_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy_id, str) or not self.policy_id:
@@ -88,6 +99,14 @@ class BehaviorPolicyConfig:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         if not float(self.temperature) > 0.0 or not np.isfinite(self.temperature):
             raise ValueError(f"temperature must be a positive finite number, got {self.temperature!r}")
+        if self.germinate_trigger not in GERMINATE_TRIGGERS:
+            raise ValueError(
+                f"germinate_trigger {self.germinate_trigger!r} is not valid; use one of {', '.join(GERMINATE_TRIGGERS)}"
+            )
+        if not np.isfinite(self.underfit_gap):
+            raise ValueError(f"underfit_gap must be a finite number, got {self.underfit_gap!r}")
+        if self.max_size_ratio is not None and not float(self.max_size_ratio) > 1.0:
+            raise ValueError(f"max_size_ratio must be > 1 or None, got {self.max_size_ratio!r}")
         if not float(self.blend_prune_margin) >= 0.0:
             raise ValueError(f"blend_prune_margin must be >= 0, got {self.blend_prune_margin!r}")
         pref = self.blueprint_preference

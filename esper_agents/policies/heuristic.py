@@ -4,9 +4,13 @@ The rules, for one observation (each action gets a score; see :mod:`esper_agents
 for the scale):
 
 * GERMINATE into the first DORMANT slot, with the most preferred blueprint, when
-  ``epoch >= min_epochs_before_germinate``, the host's validation accuracy has not improved for
-  ``plateau_epochs_to_germinate`` epochs, fewer than ``max_live_seeds`` seeds are alive and the
-  remaining epochs can hold a whole lifecycle (germinate, train, blend, hold, fossilize).
+  ``epoch >= min_epochs_before_germinate``, the trigger holds, fewer than ``max_live_seeds``
+  seeds are alive, the network is under its size budget (``max_size_ratio``) and the remaining
+  epochs can hold a whole lifecycle (germinate, train, blend, hold, fossilize). Seed 000's
+  trigger (``"plateau"``): validation accuracy has not improved for
+  ``plateau_epochs_to_germinate`` epochs. The ``"underfit"`` trigger of the ``capacity`` variant:
+  training accuracy is at most ``underfit_gap`` above validation accuracy, i.e. the host lacks
+  capacity, which is when widening it pays (``benchmarks/growth_headroom.py``).
 * ADVANCE a GERMINATED seed at once; ADVANCE TRAINING -> BLENDING and BLENDING -> HOLDING as soon
   as the gate allows (the mask says when).
 * In HOLDING, once a contribution has been measured there (FOSSILIZE is legal): FOSSILIZE if the
@@ -52,6 +56,8 @@ from esper_agents.policies.scores import (
 )
 
 __all__ = [
+    "DEFAULT_HEURISTIC",
+    "GROWTH_VARIANTS",
     "LIFECYCLE_STEPS",
     "THRESHOLD_VARIANTS",
     "BehaviorPolicyConfig",
@@ -120,11 +126,24 @@ class ThresholdPolicy(Policy):
 
     # ------------------------------------------------------------------ rules
 
+    def triggered(self, view: ObservationView) -> bool:
+        c = self.config
+        if c.germinate_trigger == "underfit":
+            if view.train_accuracy is None or view.val_accuracy is None:
+                return False
+            return view.train_accuracy - view.val_accuracy <= c.underfit_gap
+        return view.plateau_epochs >= c.plateau_epochs_to_germinate
+
+    def under_budget(self, view: ObservationView) -> bool:
+        budget = self.config.max_size_ratio
+        return budget is None or 1.0 + view.seed_params + view.fossil_params < budget
+
     def wants_to_germinate(self, view: ObservationView) -> bool:
         c = self.config
         return (
             view.epoch >= c.min_epochs_before_germinate
-            and view.plateau_epochs >= c.plateau_epochs_to_germinate
+            and self.triggered(view)
+            and self.under_budget(view)
             and len(view.live_seeds()) < c.max_live_seeds
             and bool(view.dormant_slots())
             and view.max_epochs - view.epoch >= LIFECYCLE_STEPS
@@ -189,3 +208,24 @@ THRESHOLD_VARIANTS: Mapping[str, BehaviorPolicyConfig] = MappingProxyType(
         )
     }
 )
+
+
+#: Variants beyond seed 000's table. ``capacity``: germinate as soon as the host underfits (from
+#: epoch 1), preferring the widening blueprints, until the network is 1.5x the base host. On the
+#: narrow ``impaired`` host seed 000's plateau trigger never fires (it is still climbing at epoch
+#: 25), while growth pays most early; the budget stops growth where the benchmark score's rent
+#: starts to outweigh it.
+GROWTH_VARIANTS: Mapping[str, BehaviorPolicyConfig] = MappingProxyType(
+    {
+        "capacity": BehaviorPolicyConfig(
+            policy_id="capacity",
+            min_epochs_before_germinate=1,
+            germinate_trigger="underfit",
+            max_size_ratio=1.5,
+            blueprint_preference=("widen_4x", "widen_2x", "conv_wide"),
+        )
+    }
+)
+
+#: The heuristic the benchmarks compare against (``baseline`` is seed 000's original rule).
+DEFAULT_HEURISTIC = "capacity"

@@ -1,4 +1,5 @@
-"""The 11 behavior policies of seed 000 by name: 8 threshold variants and 3 contrastive ones."""
+"""The behavior policies by name: seed 000's 11 (8 threshold variants and 3 contrastive ones), then
+the growth variants (``capacity``)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,29 @@ from esper_env.env import EsperEnv
 from esper_agents.policies.base import Policy
 from esper_agents.policies.config import BehaviorPolicyConfig
 from esper_agents.policies.contrastive import CONTRASTIVE_VARIANTS
-from esper_agents.policies.heuristic import THRESHOLD_VARIANTS, ThresholdPolicy
+from esper_agents.policies.heuristic import GROWTH_VARIANTS, THRESHOLD_VARIANTS, ThresholdPolicy
 from esper_agents.policies.observation import PolicySpec
 
-__all__ = ["CONTRASTIVE_POLICY_IDS", "POLICIES", "POLICY_IDS", "THRESHOLD_POLICY_IDS", "get_policy"]
+__all__ = [
+    "CONTRASTIVE_POLICY_IDS",
+    "POLICIES",
+    "POLICY_IDS",
+    "SEED000_POLICY_IDS",
+    "THRESHOLD_POLICY_IDS",
+    "get_policy",
+]
 
 #: Policy id -> (policy class, default config).
 POLICIES: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxyType(
     {
         **{name: (ThresholdPolicy, config) for name, config in THRESHOLD_VARIANTS.items()},
         **CONTRASTIVE_VARIANTS,
+        **{name: (ThresholdPolicy, config) for name, config in GROWTH_VARIANTS.items()},
     }
 )
 THRESHOLD_POLICY_IDS: tuple[str, ...] = tuple(THRESHOLD_VARIANTS)
+#: Seed 000's 11 behavior policies: the generation matrix of ``datasets/full.toml``.
+SEED000_POLICY_IDS: tuple[str, ...] = (*THRESHOLD_VARIANTS, *CONTRASTIVE_VARIANTS)
 CONTRASTIVE_POLICY_IDS: tuple[str, ...] = tuple(CONTRASTIVE_VARIANTS)
 POLICY_IDS: tuple[str, ...] = tuple(POLICIES)
 
