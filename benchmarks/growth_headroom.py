@@ -17,6 +17,8 @@ same host initialisation and data order, so differences to WAIT are paired. The 
 * ``hold-then-prune:<blueprint>``: grow-now but never fossilize, prune every seed at epoch 20
   (an agent that loses its nerve), and ``churn:<blueprint>``: germinate in slot 0, prune the seed
   as soon as it is HOLDING, again and again: schedules that should hurt.
+* ``heuristic:<policy>``: a behavior policy of ``esper_agents.policies`` acting greedily through
+  ``CompactActions`` (``capacity``, the benchmarks' default heuristic, and seed 000's ``baseline``).
 * ``static-x<size>``: a static host of the preset's architecture scaled to the parameter count of
   a grown network, trained from scratch (the width growth tries to reach).
 
@@ -46,12 +48,14 @@ import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
 from esper_agents.offline.evaluate import mean_ci
+from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, ORIGINAL_BLUEPRINTS
 from esper_env.configs import EnvironmentConfig, get_config
 from esper_env.hosts import HOST_SPECS, build_host, count_parameters, register_host
 from esper_env.lifecycle import Op, Stage, Tempo
 from esper_env.rewards import DEFAULT_RENT_WEIGHT, benchmark_score
 from esper_env.spaces import FactoredAction
+from esper_env.wrappers import CompactActions
 
 ENV_ID = "Esper-SynthCIFAR-v1"
 RESULTS = Path(__file__).parent / "results"
@@ -62,7 +66,7 @@ PRUNE_EPOCH = 20
 
 @dataclass(frozen=True)
 class Schedule:
-    """One scripted rule. ``kind``: wait, grow, hold-then-prune, churn or static."""
+    """One scripted rule. ``kind``: wait, grow, hold-then-prune, churn, heuristic or static."""
 
     name: str
     kind: str
@@ -86,8 +90,10 @@ def schedules_for(config: str) -> list[Schedule]:
     out += [_grow("widen_4x", (0,), start=e) for e in (5, 10, 15)] + [_grow("widen_4x", start=10)]
     out += [Schedule("hold-then-prune:widen_4x", "hold-then-prune", "widen_4x")]
     out += [Schedule("churn:widen_4x", "churn", "widen_4x", (0,))]
+    out += [Schedule(f"heuristic:{p}", "heuristic", p) for p in (DEFAULT_HEURISTIC, "baseline")]
     if config != "impaired":  # a wider host trains 4-16x slower per seed: the main lines only
-        out = [s for s in out if s.name in ("wait", "now:conv_heavy", "now:widen_4x@0")] + [_grow("widen_2x", (0,))]
+        main = ("wait", "now:widen_4x@0", f"heuristic:{DEFAULT_HEURISTIC}")
+        out = [s for s in out if s.name in main] + [_grow("widen_2x", (0,))]
     return out
 
 
@@ -152,16 +158,25 @@ def run_episode(config: str, schedule: Schedule, seed: int, fidelity: str, max_e
         cfg = replace(cfg, architecture=scaled_host(cfg.architecture, schedule.size))
     env = gym.make(ENV_ID, config=cfg, fidelity=fidelity, max_epochs=max_epochs, device="cpu", num_threads=1)
     base = env.unwrapped
-    _, info = env.reset(seed=seed)
+    policy = None
+    if schedule.kind == "heuristic":
+        env = CompactActions(env)
+        policy = get_policy(schedule.blueprint, epsilon=0.0, env=env)
+    obs, info = env.reset(seed=seed)
     curve: list[float] = []
     actions: list[str] = []
     t0 = time.perf_counter()
     done = False
     while not done:
-        a = _action(base, schedule, int(info["epoch"]))
+        if policy is not None:
+            action: Any = int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))
+            a = env.actions[action]
+        else:
+            a = _action(base, schedule, int(info["epoch"]))
+            action = a.to_array()
         if a.op != Op.WAIT:
             actions.append(f"{Op(a.op).name}({a.slot})@{info['epoch']}")
-        _, _, terminated, truncated, info = env.step(a.to_array())
+        obs, _, terminated, truncated, info = env.step(action)
         curve.append(float(info["val_accuracy"]))
         done = terminated or truncated
     env.close()
