@@ -56,7 +56,7 @@ class BehaviorPolicyConfig:
     #: PRUNE a blended seed whose host has not improved for this many epochs since the seed was
     #: germinated (and whose last measured contribution is not positive).
     cull_after_epochs_without_improvement: int = 5
-    #: Blueprint order for GERMINATE: None (the default order), "rotate" (cycle through all 12),
+    #: Blueprint order for GERMINATE: None (the default order), "rotate" (cycle through all of them),
     #: or an explicit sequence of blueprint names, most preferred first.
     blueprint_preference: tuple[str, ...] | str | None = None
     #: Probability of the uniform-over-legal branch of epsilon-greedy.

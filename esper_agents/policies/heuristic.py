@@ -75,9 +75,9 @@ LIFECYCLE_STEPS = (
 
 
 def blueprint_order(config: BehaviorPolicyConfig, view: ObservationView) -> list[str]:
-    """All 12 blueprints, most preferred first, for a GERMINATE decided at ``view``.
+    """All real blueprints, most preferred first, for a GERMINATE decided at ``view``.
 
-    ``"rotate"`` starts the canonical order at ``epoch mod 12`` and moves blueprints already in
+    ``"rotate"`` starts the canonical order at ``epoch mod (number of real blueprints)`` and moves blueprints already in
     use in another slot (live or fossilized) to the back, so one episode's seeds differ and the
     starting blueprint cycles with the epoch across episodes. The policy stays a function of the
     observation alone.
