@@ -122,3 +122,17 @@ def test_seed_learning_rate_multiplier(test_data: ImageSplits) -> None:
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="seed_lr_multiplier"):
             EnvironmentConfig(**{**config.to_dict(), "seed_lr_multiplier": bad})
+
+
+def test_register_host_rejects_bad_specs_and_redefinitions() -> None:
+    from esper_env.hosts import HOST_SPECS, HostSpec, register_host
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_host("HostCNN", HostSpec("cnn", (8, 8, 8), pooled=(True, True, True)))
+    with pytest.raises(ValueError, match="one 'pooled' flag per block"):
+        register_host("bad-cnn", HostSpec("cnn", (8, 16)))
+    with pytest.raises(ValueError, match="kind must be"):
+        register_host("bad-kind", HostSpec("mlp", (8,)))
+    with pytest.raises(TypeError, match="HostSpec"):
+        register_host("bad-type", {"kind": "cnn"})  # type: ignore[arg-type]
+    register_host("HostCNN", HOST_SPECS["HostCNN"])  # the same spec again is a no-op
