@@ -1,4 +1,9 @@
-"""The ``esper`` command. Each subcommand lives in its own ``add_*_parser`` function."""
+"""The ``esper`` command. Each subcommand lives in its own ``add_*_parser`` function.
+
+Bad command-line values are refused by argparse (usage, then ``esper CMD: error: ...``, exit 2);
+an error the library raises for something the user gave (a bad value, a missing file, a bad
+pack or saved agent) prints the single line ``esper: error: ...`` and exits 2 as well.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,39 @@ import sys
 from typing import Sequence
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+# argparse names the type in its message ("invalid positive_int value: '0'") unless __name__ reads well.
+positive_int.__name__ = "positive integer"
+non_negative_int.__name__ = "non-negative integer"
+unit_float.__name__ = "number in [0, 1]"
+
+
 def add_episode_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("episode", help="run one episode of a masked random agent and print its summary")
-    p.add_argument("--env", default="Esper-SynthCIFAR-v0", help="environment id")
+    p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
     p.add_argument("--fidelity", default="tiny", help="full, fast, tiny or test")
     p.add_argument("--config", default="baseline", help="environment preset")
-    p.add_argument("--max-epochs", type=int, default=25)
+    p.add_argument("--max-epochs", type=positive_int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--render", action="store_true", help="print the env after every step")
     p.set_defaults(func=run_episode)
@@ -58,7 +90,9 @@ def add_health_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pack", metavar="DIR", help="pack directory")
     p.add_argument("--out", default=None, help="report directory (default: DIR/health)")
-    p.add_argument("--clusters", type=int, default=None, help="k-means clusters (default: min(100, N // 10))")
+    p.add_argument("--clusters", type=positive_int, default=None, help="k-means clusters (default: min(100, N // 10))")
+    p.add_argument("--partial", action="store_true",
+                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.set_defaults(func=run_health)
 
 
@@ -68,26 +102,26 @@ def run_health(args: argparse.Namespace) -> int:
     from esper_agents.generation.health import check_pack
 
     out = Path(args.out) if args.out else Path(args.pack) / "health"
-    return check_pack(args.pack, out, n_clusters=args.clusters)
+    return check_pack(args.pack, out, n_clusters=args.clusters, partial=args.partial)
 
 
 def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-offline",
         help="train an offline agent (cql, iql, bc, rwbc) on a pack",
-        description="Train a masked offline agent on a pack's episodes and write OUT/model.d3 (load it with "
-        "d3rlpy.load_learnable after importing esper_agents.offline), OUT/summary.json and d3rlpy's logs and "
-        "checkpoints in OUT/logs/. Prints a JSON summary.",
+        description="Train a masked offline agent on a pack's episodes and write the saved agent OUT/agent/ "
+        "(agent.json + weights.pt; load it with esper_agents.offline.load_agent), OUT/summary.json and "
+        "d3rlpy's logs and checkpoints (saved agents too) in OUT/logs/. Prints a JSON summary.",
     )
     algos = "masked discrete CQL, discrete IQL, class-weighted BC, or reward-weighted BC"
     modes = ("shaped", "sparse", "contribution")
     p.add_argument("--algo", required=True, choices=("cql", "iql", "bc", "rwbc"), help=algos)
     p.add_argument("--pack", required=True, metavar="DIR", help="pack directory")
-    p.add_argument("--steps", type=int, required=True, help="gradient steps")
+    p.add_argument("--steps", type=positive_int, required=True, help="gradient steps")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--steps-per-epoch", type=int, default=None, help="d3rlpy log/checkpoint period (min(steps, 1000))"
+        "--steps-per-epoch", type=positive_int, default=None, help="d3rlpy log/checkpoint period (min(steps, 1000))"
     )
     p.add_argument(
         "--rwbc-mode",
@@ -96,7 +130,7 @@ def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
         help="rwbc: keep the best episodes (option C) or weight them by final accuracy (option A)",
     )
     p.add_argument(
-        "--rwbc-quantile", type=float, default=0.5, help="rwbc filter: keep final acc >= this quantile"
+        "--rwbc-quantile", type=unit_float, default=0.5, help="rwbc filter: keep final acc >= this quantile"
     )
     p.add_argument(
         "--rwbc-baseline", type=float, default=None, help="rwbc weight: baseline (default: lowest acc)"
@@ -108,8 +142,10 @@ def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
         "--reward-mode", default=None, choices=modes, help="relabel the pack's rewards (default: as logged)"
     )
     p.add_argument(
-        "--fqe-steps", type=int, default=0, help="also estimate the policy's value with DiscreteFQE"
+        "--fqe-steps", type=non_negative_int, default=0, help="also estimate the policy's value with DiscreteFQE"
     )
+    p.add_argument("--partial", action="store_true",
+                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train_offline)
 
@@ -129,23 +165,26 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "--pack, also agreement with the logged actions, action mixes and (--fqe-steps) a DiscreteFQE "
         "estimate.",
     )
-    policy = "a saved model (model.d3), or a behavior policy name such as 'baseline' (acts greedily)"
+    policy = ("a saved agent directory (OUT/agent of train-offline), or a behavior policy name such as "
+              "'baseline' (acts greedily); a path that is also a policy name must be written ./NAME")
     modes = ("shaped", "sparse", "contribution")
     p.add_argument("--policy", required=True, metavar="PATH", help=policy)
-    p.add_argument("--env", default="Esper-SynthCIFAR-v0", help="environment id")
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
+    p.add_argument("--episodes", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fidelity", default=None, help="full, fast, tiny or test (default: the env id's)")
-    p.add_argument("--max-epochs", type=int, default=25)
+    p.add_argument("--max-epochs", type=positive_int, default=25)
     p.add_argument("--config", default="baseline", help="environment preset")
     p.add_argument("--pack", default=None, metavar="DIR", help="also evaluate on this pack's logged states")
     p.add_argument(
-        "--fqe-steps", type=int, default=0, help="with --pack: DiscreteFQE gradient steps (0: skip)"
+        "--fqe-steps", type=non_negative_int, default=0, help="with --pack: DiscreteFQE gradient steps (0: skip)"
     )
     p.add_argument(
         "--reward-mode", default=None, choices=modes, help="with --pack: relabel its rewards for FQE"
     )
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON summary here")
+    p.add_argument("--partial", action="store_true",
+                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.set_defaults(func=run_evaluate)
 
 
@@ -164,13 +203,13 @@ def add_imitate_classic_parser(sub: argparse._SubParsersAction) -> None:
         "the held-out balanced accuracy, per-class accuracy and confusion matrix (also written to "
         "OUT/phase1.json).",
     )
-    p.add_argument("--episodes", type=int, default=40)
-    p.add_argument("--steps", type=int, default=3000, help="BC gradient steps")
+    p.add_argument("--episodes", type=positive_int, default=40)
+    p.add_argument("--steps", type=positive_int, default=3000, help="BC gradient steps")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (model, logs, phase1.json)")
     p.add_argument("--policy", default="baseline", help="behavior policy (a threshold heuristic variant)")
-    p.add_argument("--env", default="Esper-SynthCIFAR-v0", help="environment id")
+    p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
     p.add_argument("--fidelity", default="test", help="full, fast, tiny or test")
-    p.add_argument("--max-epochs", type=int, default=25)
+    p.add_argument("--max-epochs", type=positive_int, default=25)
     p.add_argument("--config", default="baseline", help="environment preset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -194,7 +233,7 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--spec", required=True, metavar="FILE", help="TOML generation spec")
     p.add_argument("--out", required=True, metavar="DIR", help="pack directory (created, or resumed)")
-    p.add_argument("--workers", type=int, default=1, help="parallel episodes (processes or Ray tasks), one core each")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel episodes (processes or Ray tasks), one core each")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: this process or a spawn process pool; ray: ray.remote tasks (pip install 'esper[ray]')")
     p.add_argument("--force", action="store_true", help="overwrite a pack generated from another spec")
@@ -214,7 +253,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a pack to a d3rlpy ReplayBuffer (.h5) or a Minari dataset",
         description="d3rlpy: ReplayBuffer.dump to OUT (an .h5 file), every transition of truncated episodes kept; "
-        "load with esper_agents.generation.exports.load_d3rlpy(OUT) or ReplayBuffer.load(f, InfiniteBuffer()). "
+        "ReplayBuffer.load(f, InfiniteBuffer()) reads it with the true action size (the printed 'load' line "
+        "says so, or names esper_agents.generation.exports.load_d3rlpy when every episode terminated). "
         "minari: a dataset under the Minari root OUT; load with MINARI_DATASETS_PATH=OUT and "
         "minari.load_dataset(ID).",
     )
@@ -226,6 +266,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-id", default=None, help="minari: dataset id (default esper/<pack name>-v0)")
     p.add_argument("--append-mask", action="store_true", help="d3rlpy: append the action mask to observations")
     p.add_argument("--force", action="store_true", help="overwrite an existing export")
+    p.add_argument("--partial", action="store_true",
+                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.set_defaults(func=run_export)  # fmt: skip
 
 
@@ -265,10 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the user gave something wrong (each message names it)."""
+    import gymnasium
+
+    from esper_agents.generation.packs import PackError
+
+    return ValueError, OSError, PackError, gymnasium.error.Error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except user_errors() as err:  # evaluated only when something was raised
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

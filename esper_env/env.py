@@ -111,8 +111,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     1. Truncation: ``max_epochs`` epochs trained (``termination_reason="max_epochs"``). With
        ``gymnasium.make(..., max_episode_steps=K)`` the env's ``max_epochs`` is ``min(max_epochs,
-       K)``, so Gymnasium's TimeLimit and the env end on the same step and that step's info
-       carries the summary below.
+       K)`` (:meth:`limit_epochs`), so Gymnasium's TimeLimit and the env end on the same step and
+       that step's info carries the summary below.
     2. Termination: training diverged: non-finite loss or validation accuracy at chance for
        several epochs (``"diverged"``).
     3. Termination: no validation improvement for ``early_stop_patience`` epochs, when set
@@ -180,6 +180,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.fidelity = get_fidelity(fidelity)
         self.reward_config = get_reward_config(reward)
         self._max_epochs = _check_int("max_epochs", max_epochs, 1)
+        self._time_limit: int | None = None
         self.num_slots = _check_int("num_slots", num_slots, 1)
         self.early_stop_patience = _check_int("early_stop_patience", early_stop_patience, 1, optional=True)
         self.num_threads = _check_int("num_threads", num_threads, 1, optional=True)
@@ -215,10 +216,16 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     @property
     def max_epochs(self) -> int:
-        """Epochs per episode: the ``max_epochs`` argument, or the spec's ``max_episode_steps``
-        when smaller (``gymnasium.make(..., max_episode_steps=K)``), so that both end the same step."""
-        limit = self.spec.max_episode_steps if self.spec is not None else None
-        return self._max_epochs if limit is None else min(self._max_epochs, int(limit))
+        """Epochs per episode: the ``max_epochs`` argument, or a smaller time limit set by
+        :meth:`limit_epochs` (what ``gymnasium.make(..., max_episode_steps=K)`` does)."""
+        return self._max_epochs if self._time_limit is None else min(self._max_epochs, self._time_limit)
+
+    def limit_epochs(self, max_episode_steps: int) -> None:
+        """End episodes after ``min(max_epochs, max_episode_steps)`` epochs, so that a Gymnasium
+        TimeLimit of ``max_episode_steps`` and the env truncate on the same step (the observation's
+        budget counts against it and the last info carries the summary). Applied to every Esper
+        id by :class:`esper_env.wrappers.MatchTimeLimit`."""
+        self._time_limit = _check_int("max_episode_steps", max_episode_steps, 1)
 
     # ------------------------------------------------------------------ gymnasium API
 

@@ -5,6 +5,8 @@
   PRUNE and FOSSILIZE per slot). Its mask is exact: an index is legal iff the env would execute it.
 * :class:`ClassicActions`: ``Discrete(4)``, seed 002's WAIT / GERMINATE / ADVANCE / CULL.
 * :class:`ClassicObservation`: seed 002's 27-feature training snapshot.
+* :class:`MatchTimeLimit`: makes ``gymnasium.make(..., max_episode_steps=K)`` and the env's
+  ``max_epochs`` agree (registered on every id; not for direct use).
 * :func:`encode_joint` / :func:`decode_joint`: one integer per canonical factored action, for
   datasets that need a single discrete action.
 """
@@ -20,7 +22,7 @@ from gymnasium import spaces
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import ALPHA_TARGETS, LIVE_STAGES, Op, Stage
-from esper_env.spaces import NOOP_INDEX, WAIT_ACTION, FactoredAction, head_sizes
+from esper_env.spaces import NOOP_INDEX, WAIT_ACTION, FactoredAction, check_discrete_action, head_sizes
 
 
 def _unwrapped(env: gym.Env) -> EsperEnv:
@@ -76,10 +78,7 @@ class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
         self.action_space = spaces.Discrete(len(self.actions))
 
     def action(self, action: Any) -> np.ndarray:
-        index = int(action)
-        if not self.action_space.contains(index) or isinstance(action, bool):
-            raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
-        return self.actions[index].to_array()
+        return self.actions[check_discrete_action(action, self.action_space)].to_array()
 
     def index_of(self, action: FactoredAction) -> int:
         """Index of a factored action's canonical form; KeyError if it has none here."""
@@ -93,6 +92,21 @@ class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
         return np.array(
             [legal[a.op, a.slot] and not (a.op == Op.GERMINATE and a.blueprint == NOOP_INDEX) for a in self.actions]
         )
+
+
+class MatchTimeLimit(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Registered on every Esper id, so Gymnasium applies it outside its ``TimeLimit``: with
+    ``gymnasium.make(id, max_episode_steps=K)`` the env's ``max_epochs`` becomes
+    ``min(max_epochs, K)`` (:meth:`EsperEnv.limit_epochs`). Without it the TimeLimit would cut
+    the episode with no final summary while the observation still counted toward ``max_epochs``.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        if limit is not None:
+            _unwrapped(env).limit_epochs(limit)
 
 
 _ALWAYS_ILLEGAL = FactoredAction(Op.GERMINATE, 0, blueprint=NOOP_INDEX)
@@ -141,10 +155,7 @@ class ClassicActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
         ]
 
     def action(self, action: Any) -> np.ndarray:
-        index = int(action)
-        if not self.action_space.contains(index):
-            raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
-        chosen = self._choices()[index]
+        chosen = self._choices()[check_discrete_action(action, self.action_space)]
         # An illegal classic action is sent as GERMINATE(noop), which is never legal, so the env
         # reports action_valid=False and runs WAIT, exactly as for the full space.
         return (chosen or _ALWAYS_ILLEGAL).to_array()

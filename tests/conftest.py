@@ -19,3 +19,21 @@ def test_data() -> ImageSplits:
 @pytest.fixture(scope="session")
 def micro_data() -> ImageSplits:
     return load_dataset("synthcifar", MICRO)
+
+
+@pytest.fixture(scope="session")
+def tiny_pack(tmp_path_factory: pytest.TempPathFactory):
+    """A complete 4-episode pack: baseline and random on the SynthCIFAR id, 3 epochs at "test"."""
+    from esper_agents.generation.orchestrator import generate, parse_spec
+    from esper_env import ENV_IDS
+
+    env_id = next(i for i, kw in ENV_IDS.items() if kw["dataset"] == "synthcifar")
+    doc = {
+        "name": "tiny",
+        "env": {"id": env_id, "fidelity": "test", "max_epochs": 3},
+        "matrix": {"policies": ["baseline", "random"], "configs": ["baseline"], "epsilons": [0.2],
+                   "episodes_per_cell": 2, "policy": {"random": {"epsilons": [1.0]}}},
+    }  # fmt: skip
+    out = tmp_path_factory.mktemp("tiny") / "pack"
+    generate(parse_spec(doc), out, workers=1, progress=False, log=lambda message: None)
+    return out

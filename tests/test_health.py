@@ -349,7 +349,7 @@ def test_cli_health_exit_code_and_report(tmp_path, monkeypatch, capsys, spec: Sp
     from esper_agents.generation import health
 
     data = make_data(spec)
-    monkeypatch.setattr(health, "load_health_input", lambda path: data)
+    monkeypatch.setattr(health, "load_health_input", lambda path, partial=False: data)
     assert cli.main(["health", str(tmp_path)]) == code
     out = capsys.readouterr().out
     for name, _ in ALL_CHECKS:
@@ -385,12 +385,16 @@ def write_synthetic_pack(path, data: HealthInput) -> None:
     from esper_agents.generation.packs import PackWriter
     from esper_agents.generation.schema import STEP_ARRAYS, EpisodeMetadata
 
+    from esper_env import ENV_IDS
+
     n, d = len(data.action_names), data.observations.shape[1]
+    env_id = next(i for i in ENV_IDS if ENV_IDS[i]["dataset"] == "synthcifar")
     header = {
         "generation_spec": {"name": "synthetic", "matrix": {"policies": ["a", "b", "c"], "configs": ["x", "y"]}},
         "environment": {
+            "env_id": env_id, "dataset": "synthcifar", "fidelity": "test",
             "actions": [{"name": a} for a in data.action_names], "n_actions": n, "observation_dim": d,
-            "num_slots": 3, "max_epochs": data.max_epochs, "reward": {},
+            "num_slots": 3, "max_epochs": data.max_epochs, "reward": {"mode": "shaped", "intervention_costs": {}},
         },
     }  # fmt: skip
     with PackWriter.open(path, header) as writer:
@@ -402,6 +406,7 @@ def write_synthetic_pack(path, data: HealthInput) -> None:
             for name, (dtype, shape) in STEP_ARRAYS.items():
                 dims = shape.split("]")[0].strip("[").split(",")
                 arrays[name] = np.zeros([sizes[x.strip().split()[0]] for x in dims], dtype=dtype)
+            arrays["masks"][:] = True
             arrays["observations"][:t] = data.observations[rows]
             arrays["actions"][:] = data.actions[rows]
             arrays["rewards"][:] = data.rewards[rows]
@@ -456,4 +461,4 @@ def test_cli_health_bad_pack_is_a_clear_error(tmp_path, capsys) -> None:
 
     assert cli.main(["health", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
-    assert "esper health: error:" in err and "missing" in err
+    assert err.startswith("esper: error:") and "missing" in err and len(err.strip().splitlines()) == 1

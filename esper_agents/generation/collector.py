@@ -39,7 +39,7 @@ from esper_env.wrappers import CompactActions, encode_joint
 class EnvSettings:
     """The env arguments shared by every episode of a generation run (the config varies)."""
 
-    env_id: str = "Esper-SynthCIFAR-v0"
+    env_id: str = "Esper-SynthCIFAR-v1"
     fidelity: str = "tiny"
     max_epochs: int = 25
     num_slots: int = 3
@@ -252,7 +252,8 @@ def round_(x: float) -> float:
 
 
 def environment_metadata(env: gym.Env) -> dict[str, Any]:
-    """The host config plus the env arguments that shaped the episode."""
+    """The host config plus the env arguments that shaped the episode, and the torch version and
+    thread count it ran under (an episode is reproducible bit for bit only under both)."""
     base = env.unwrapped
     spec = getattr(base, "spec", None)
     return {
@@ -265,4 +266,6 @@ def environment_metadata(env: gym.Env) -> dict[str, Any]:
         "num_slots": base.num_slots,
         "early_stop_patience": base.early_stop_patience,
         "reward": base.reward_config.to_dict(),
+        "torch_version": base.metadata["torch_version"],
+        "torch_num_threads": base.metadata["torch_num_threads"],
     }

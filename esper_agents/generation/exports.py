@@ -3,16 +3,19 @@
 * :func:`to_d3rlpy`: a ``d3rlpy.dataset.ReplayBuffer`` (InfiniteBuffer) with the compact action
   index as the discrete action. d3rlpy counts ``size - 1`` transitions in an episode that did not
   terminate (it needs a next observation), so a TRUNCATED episode is stored with ``T + 1``
-  observations (its final state last) and a dummy WAIT action and 0 reward in row ``T``: all
+  observations (its final state last) and a dummy row ``T`` (reward 0, action ``n - 1``): all
   ``T`` real transitions are sampled, the last one bootstrapping from the true final state. A
   TERMINATED episode stores its ``T`` states and d3rlpy gives its last transition a zero next
   observation and ``terminal = 1``. (``d3rlpy.dataset.MDPDataset`` would drop the last transition
   of every timed-out episode, and ``d3rlpy.datasets.get_minari`` misaligns observations across
   episodes; neither is used.)
-* :func:`save_d3rlpy` writes it with ``ReplayBuffer.dump`` (HDF5) and records the action count as
-  a file attribute; :func:`load_d3rlpy` reads it back with the right ``action_size`` (plain
-  ``ReplayBuffer.load(f, InfiniteBuffer())`` works too but guesses the action count from the
-  largest action present).
+* Action size: a plain ``ReplayBuffer.load(f, InfiniteBuffer())`` takes ``1 +`` the largest
+  action stored in any row (``d3rlpy.dataset.ReplayBuffer.__init__``), which undercounts when
+  the last actions never occur. The dummy row's action is ``n - 1`` so that a plain load finds
+  the true ``n``; no transition ever reads it (it is never sampled, and no algorithm here uses
+  d3rlpy's ``next_action``). A pack whose episodes all terminate has no dummy row: then
+  :func:`load_d3rlpy`, which reads the count from an HDF5 attribute :func:`save_d3rlpy` writes,
+  is the one loader that knows it (``esper export`` prints which line to use).
 * :func:`to_minari`: a Minari dataset (``minari.load_dataset``), one Minari episode per pack
   episode, observations ``[T + 1, D]``, actions ``[T]``, the exact action mask in ``infos``.
 * Rewards can be relabeled (``reward_mode``) from the logged components with
@@ -69,20 +72,22 @@ def iter_records(pack: Pack | str | os.PathLike) -> Iterator[EpisodeRecord]:
 def d3rlpy_episode(record: EpisodeRecord, rewards: np.ndarray, append_mask: bool = False) -> Any:
     """One logged episode as a d3rlpy ``Episode`` (see :func:`episode_from_arrays`)."""
     obs = np.asarray(record.arrays["observations"], dtype=np.float32)
+    masks = record.arrays["masks"]
     if append_mask:
-        obs = np.concatenate([obs, record.arrays["masks"].astype(np.float32)], axis=1)
-    return episode_from_arrays(obs, record.arrays["actions"], rewards, bool(record.metadata.done))
+        obs = np.concatenate([obs, masks.astype(np.float32)], axis=1)
+    return episode_from_arrays(obs, record.arrays["actions"], rewards, bool(record.metadata.done), masks.shape[1])
 
 
 def episode_from_arrays(
-    observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: bool
+    observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: bool, n_actions: int
 ) -> Any:
     """A d3rlpy ``Episode`` from ``T + 1`` observations (the final state last), ``T`` actions and rewards.
 
     A terminated episode keeps its ``T`` states (d3rlpy gives the last transition a zero next
-    observation). A truncated one keeps all ``T + 1``, with a dummy WAIT action and reward 0 on row
-    ``T``, which d3rlpy never samples as a transition: it only supplies the last next-observation,
-    so no transition is dropped (d3rlpy's own timeout handling drops the last one).
+    observation). A truncated one keeps all ``T + 1``, with a dummy row ``T`` (action
+    ``n_actions - 1``, reward 0) that d3rlpy never samples as a transition: it only supplies the
+    last next-observation, so no transition is dropped (d3rlpy's own timeout handling drops the
+    last one), and its action makes d3rlpy's inferred action size the true one.
     """
     from d3rlpy.dataset import Episode
 
@@ -92,7 +97,7 @@ def episode_from_arrays(
     if terminated:
         obs = obs[:-1]
     else:
-        actions = np.append(actions, 0)
+        actions = np.append(actions, n_actions - 1)
         rewards = np.append(rewards, np.float32(0.0))
     return Episode(
         observations=obs,
@@ -138,18 +143,28 @@ def _replay_buffer(episodes: Sequence[Any], action_size: int | None) -> Any:
 
 
 def save_d3rlpy(buffer: Any, path: str | os.PathLike, action_size: int | None = None) -> Path:
-    """``buffer.dump`` to ``path`` (.h5), plus the action count as an HDF5 attribute."""
+    """``buffer.dump`` to ``path`` (.h5), plus the action count as an HDF5 attribute.
+
+    Written to a temporary file beside ``path`` and renamed over it; nothing is left behind
+    if that fails. ``path`` must not be a directory.
+    """
     import h5py
 
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p} is a directory; the d3rlpy export is one .h5 file")
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".tmp-{p.name}")
-    with open(tmp, "w+b") as f:  # h5py reads back what it writes
-        buffer.dump(f)
-    size = action_size if action_size is not None else buffer.dataset_info.action_size
-    with h5py.File(tmp, "a") as h5:
-        h5.attrs[D3RLPY_ACTION_SIZE_ATTR] = int(size)
-    os.replace(tmp, p)
+    try:
+        with open(tmp, "w+b") as f:  # h5py reads back what it writes
+            buffer.dump(f)
+        size = action_size if action_size is not None else buffer.dataset_info.action_size
+        with h5py.File(tmp, "a") as h5:
+            h5.attrs[D3RLPY_ACTION_SIZE_ATTR] = int(size)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return p
 
 

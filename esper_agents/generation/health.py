@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -404,6 +403,7 @@ def cluster_states(
     """Deterministic k-means labels of the standardised observations, and the cluster count."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
 
     n = len(observations)
     k = config.n_clusters_for(n) if n_clusters is None else int(n_clusters)
@@ -415,11 +415,13 @@ def cluster_states(
         rng = np.random.default_rng(config.random_state)
         fit = z[np.sort(rng.choice(n, size=config.fit_sample, replace=False))]
     model = KMeans(n_clusters=k, n_init=1, max_iter=config.max_iter, random_state=config.random_state)
-    with warnings.catch_warnings():
+    # One thread: k-means' parallel reductions round differently with the thread count, and a
+    # health figure must not depend on the machine (or on what set torch's threads before).
+    with warnings.catch_warnings(), threadpool_limits(1):
         # Fewer distinct states than clusters is what the coverage check measures, not an error.
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(fit)
-    labels = model.labels_ if fit is z else model.predict(z)
+        labels = model.labels_ if fit is z else model.predict(z)
     return labels.astype(np.int64), k
 
 
@@ -694,20 +696,25 @@ def format_table(report: HealthReport) -> str:
     return "\n".join(lines)
 
 
-def load_health_input(path: str | Path) -> HealthInput:
-    """Load a pack directory as a :class:`HealthInput` (checksums verified)."""
-    return HealthInput.from_pack(path)
+def load_health_input(path: str | Path, *, partial: bool = False) -> HealthInput:
+    """Load a pack directory as a :class:`HealthInput` (checksums verified; an incomplete pack
+    is an error unless ``partial``)."""
+    from esper_agents.generation.packs import open_pack
+
+    return HealthInput.from_pack(open_pack(path, partial=partial))
 
 
-def check_pack(path: str | Path, out_dir: str | Path, *, n_clusters: int | None = None) -> int:
-    """``esper health DIR``: check a pack, print the table, write the report; 1 if a blocking check fails."""
-    from esper_agents.generation.packs import PackError
+def check_pack(
+    path: str | Path, out_dir: str | Path, *, n_clusters: int | None = None, partial: bool = False
+) -> int:
+    """``esper health DIR``: check a pack, print the table, write the report; 1 if a blocking check fails.
 
-    try:
-        data = load_health_input(path)
-    except (PackError, OSError, ValueError) as exc:
-        print(f"esper health: error: {exc}", file=sys.stderr)
-        return 2
+    A pack that cannot be read raises :class:`~esper_agents.generation.packs.PackError`; an
+    incomplete one too, unless ``partial``.
+    """
+    if Path(out_dir).is_file():
+        raise ValueError(f"--out {out_dir} is a file; the health report is a directory")
+    data = load_health_input(path, partial=partial)
     report = run_health_checks(data, n_clusters=n_clusters)
     print(format_table(report))
     paths = write_report(report, data, out_dir)

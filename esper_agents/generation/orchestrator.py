@@ -6,7 +6,7 @@ Spec (``datasets/*.toml``, read with :mod:`tomllib`)::
     description = "..."                  # optional
 
     [env]
-    id = "Esper-SynthCIFAR-v0"           # any esper_env id
+    id = "Esper-SynthCIFAR-v1"           # any esper_env id
     fidelity = "test"                    # full, fast, tiny, test
     max_epochs = 8
     num_slots = 3                        # optional, default 3
@@ -229,7 +229,7 @@ def parse_spec(doc: Mapping[str, Any], source: str = "spec") -> GenerationSpec:
         max_epochs=_positive(_take(env_t, "max_epochs", int, w), f"{w}.max_epochs"),
         num_slots=_positive(_take(env_t, "num_slots", int, w, 3), f"{w}.num_slots"),
         reward=reward,
-        synth_seed=_take(env_t, "synth_seed", int, w, 0),
+        synth_seed=_positive(_take(env_t, "synth_seed", int, w, 0), f"{w}.synth_seed", allow_zero=True),
         early_stop_patience=_positive(patience, f"{w}.early_stop_patience", allow_zero=True) or None,
     )
     _no_extra(
@@ -676,6 +676,8 @@ def code_version() -> str:
 
 def pack_header(spec: GenerationSpec) -> dict[str, Any]:
     """``pack.json`` content for a spec: the spec plus env, config, policy and action tables."""
+    import torch
+
     from esper_agents.generation.schema import REWARD_COMPONENTS, STEP_ARRAYS
     from esper_agents.policies import get_policy
     from esper_env import ENV_IDS
@@ -692,6 +694,8 @@ def pack_header(spec: GenerationSpec) -> dict[str, Any]:
         "code_version": code_version(),
         "environment": {
             "env_id": s.env_id,
+            "torch_version": torch.__version__,
+            "torch_num_threads": s.num_threads,
             "dataset": ENV_IDS[s.env_id]["dataset"],
             "fidelity": s.fidelity,
             "max_epochs": s.max_epochs,
@@ -717,6 +721,17 @@ def pack_header(spec: GenerationSpec) -> dict[str, Any]:
         "policies": {p: get_policy(p).config.to_dict() for p in spec.policies},
         "step_arrays": {k: {"dtype": d, "shape": sh} for k, (d, sh) in STEP_ARRAYS.items()},
     }
+
+
+def check_buildable(spec: GenerationSpec) -> None:
+    """Build (and close) the env of every config of ``spec``, so that a spec that cannot run (a
+    slot count the host lacks, CIFAR not downloaded) fails with a :class:`SpecError` before the
+    pack exists."""
+    for config_id in spec.configs:
+        try:
+            spec.env.make(config_id).close()
+        except (ValueError, OSError) as err:
+            raise SpecError(f"spec {spec.name!r}: the env for config {config_id!r} cannot be built: {err}") from None
 
 
 def _health_inputs(
@@ -778,6 +793,7 @@ def generate(
     new_eps = new_trans = 0
     cpu = 0.0
 
+    check_buildable(spec)  # before anything is written: a spec that cannot run leaves no pack behind
     with PackWriter.open(out, pack_header(spec), force=force) as writer:
         rounds = read_plan(writer.root)
         if not rounds:

@@ -15,8 +15,11 @@ fsynced, so a process killed at any moment leaves complete episodes, at most one
 ``.json`` never landed, and ``.tmp-*`` files; :meth:`PackWriter.open` removes the last two.
 Nothing is read with pickle and nothing existing is overwritten unless ``force=True``.
 
-Loading (:func:`open_pack`) checks the format and schema versions and, per episode, the JSON
-checksum and the ``.npz`` sha256; any problem raises :class:`PackError` naming the file.
+Loading (:func:`open_pack`) checks the format and schema versions, the header's types and env
+version, that every planned episode is present (unless ``partial``) and, per episode, the JSON
+checksum and the ``.npz`` sha256; loading an episode checks its arrays against the header
+(:mod:`~esper_agents.generation.validation`). Any problem raises :class:`PackError` naming the
+file.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import numpy as np
 
 from esper_agents.generation.collector import EpisodeRecord
 from esper_agents.generation.schema import SCHEMA_VERSION, STEP_ARRAYS, EpisodeMetadata, _jsonable
+from esper_agents.generation.validation import check_env_version, check_episode, check_header
 
 FORMAT_NAME = "esper-pack"
 FORMAT_VERSION = 1
@@ -91,10 +95,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` all-or-nothing: temp file in the same directory, fsync, rename."""
+    """Write ``data`` to ``path`` all-or-nothing: temp file in the same directory, fsync, rename.
+
+    The file gets the usual mode of a new file (``0o666`` less the umask), not mkstemp's 0600.
+    """
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + "-", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -107,11 +122,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (the pack format stores non-finite numbers as null)")
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(path.read_bytes(), parse_constant=_reject_constant)
     except FileNotFoundError:
         raise PackError(f"{path}: {what} is missing") from None
+    except RecursionError:
+        raise PackError(f"{path}: {what} is nested too deeply to be a pack file") from None
     except (OSError, ValueError) as err:
         raise PackError(f"{path}: {what} is not valid JSON ({err})") from None
     if not isinstance(doc, dict):
@@ -187,6 +208,7 @@ class Pack:
     def __init__(self, path: Path, header: dict[str, Any], entries: list[EpisodeEntry], verify: bool) -> None:
         self.path = path
         self.header = header
+        self.env = check_header(header)
         self.entries = entries
         self._by_id = {e.episode_id: e for e in entries}
         self._verify = verify
@@ -262,12 +284,11 @@ class Pack:
                 f"{sha256_bytes(data)}): the file is corrupt"
             )
         arrays = decode_arrays(data, e.npz_path)
-        record = EpisodeRecord(e.metadata, arrays)
         try:
-            record.check()
+            check_episode(arrays, e.metadata.episode_length, self.env)
         except ValueError as err:
-            raise PackError(f"{e.npz_path}: {err}") from None
-        return record
+            raise PackError(f"{e.npz_path}: episode {episode_id!r}: {err}") from None
+        return EpisodeRecord(e.metadata, arrays)
 
     def __iter__(self) -> Iterator[EpisodeRecord]:
         for e in self.entries:
@@ -293,6 +314,10 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         )
     check_schema_version(header.get("schema_version"), hp)
     _check_checksum(hp, header, "the pack header")
+    try:
+        check_header(header)
+    except ValueError as err:
+        raise PackError(f"{hp}: {err}") from None
     return header
 
 
@@ -310,10 +335,17 @@ def _read_entry(json_path: Path, verify: bool) -> EpisodeEntry:
         raise PackError(
             f"{json_path}: metadata names episode {meta.get('episode_id')!r}, the file name {episode_id!r}"
         )
-    arrays = doc.get("arrays") or {}
-    npz_path = json_path.with_name(str(arrays.get("file", "")))
-    if npz_path.name != episode_id + ".npz":
-        raise PackError(f"{json_path}: arrays file {arrays.get('file')!r} should be {episode_id + '.npz'!r}")
+    arrays = doc.get("arrays")
+    expected = episode_id + ".npz"
+    if not isinstance(arrays, dict) or arrays.get("file") != expected:
+        got = arrays.get("file") if isinstance(arrays, dict) else arrays
+        raise PackError(f"{json_path}: arrays.file is {got!r}; it must be {expected!r}")
+    if not isinstance(arrays.get("sha256"), str):
+        raise PackError(f"{json_path}: arrays.sha256 must be a string, got {arrays.get('sha256')!r}")
+    task = doc.get("task", {})
+    if not isinstance(task, dict):
+        raise PackError(f"{json_path}: task must be an object, got {type(task).__name__}")
+    npz_path = json_path.with_name(expected)
     if not npz_path.is_file():
         raise PackError(f"{npz_path}: missing (listed by {json_path.name})")
     if verify:
@@ -327,20 +359,41 @@ def _read_entry(json_path: Path, verify: bool) -> EpisodeEntry:
         metadata = EpisodeMetadata.from_dict(meta)
     except (TypeError, ValueError) as err:
         raise PackError(f"{json_path}: {err}") from None
-    return EpisodeEntry(
-        episode_id, metadata, dict(doc.get("task") or {}), npz_path, str(arrays.get("sha256")), json_path
-    )
+    return EpisodeEntry(episode_id, metadata, dict(task), npz_path, arrays["sha256"], json_path)
 
 
-def open_pack(path: str | os.PathLike | Pack, *, verify: bool = True) -> Pack:
-    """Open the pack at ``path``; with ``verify`` every checksum is checked now (PackError if not)."""
+def open_pack(path: str | os.PathLike | Pack, *, verify: bool = True, partial: bool = False) -> Pack:
+    """Open the pack at ``path``; with ``verify`` every checksum is checked now (PackError if not).
+
+    Every episode is checked against the header when it is loaded. A pack generated with
+    another version of its env is refused, and so is one that lacks episodes its plan lists
+    (a generation that did not finish) unless ``partial``.
+    """
     if isinstance(path, Pack):
         return path
     root = Path(path)
     header = read_header(root)
+    try:
+        check_env_version(header["environment"]["env_id"])
+    except ValueError as err:
+        raise PackError(f"{root / HEADER}: {err}") from None
     ep_dir = root / EPISODES
     entries = [_read_entry(p, verify) for p in sorted(ep_dir.glob("*.json")) if not p.name.startswith(".")]
+    if not partial:
+        _check_complete(root, {e.episode_id for e in entries})
     return Pack(root, header, entries, verify)
+
+
+def _check_complete(root: Path, present: set[str]) -> None:
+    planned = [t["episode_id"] for r in read_plan(root) for t in r.get("episodes", []) if isinstance(t, dict)]
+    missing = sorted(set(planned) - present)
+    if missing:
+        raise PackError(
+            f"{root}: holds {len(planned) - len(missing)} of the {len(planned)} planned episodes (missing "
+            f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): its generation did not finish. "
+            f"Resume it by rerunning the same command (esper generate --spec SPEC --out {root}), or pass "
+            "--partial (partial=True) to read only the episodes present"
+        )
 
 
 def read_plan(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -4,8 +4,10 @@
   ``concat(features, mask)``; :class:`MaskInObservation` does it in the env.
 * :mod:`~esper_agents.offline.encoders`: a features-only encoder and a mask-preserving scaler.
 * :class:`MaskedDiscreteCQL`, :class:`DiscreteIQL`, :class:`MaskedDiscreteBC` (effective-number
-  class weights), :class:`RewardWeightedBC`: d3rlpy configs + implementations, registered, so
-  ``d3rlpy.load_learnable(path)`` reloads any of them once this package is imported.
+  class weights), :class:`RewardWeightedBC`: d3rlpy configs + implementations, registered with
+  d3rlpy's config registry.
+* :mod:`~esper_agents.offline.saved`: :func:`save_agent` / :func:`load_agent`, a directory of
+  JSON and tensors that loads without unpickling anything (d3rlpy's pickled ``model.d3`` is not used).
 * :func:`train_offline` trains one on logged episodes (:class:`OfflineEpisode`);
   :mod:`~esper_agents.offline.evaluate` runs agents in the env and on datasets (FQE, agreement).
 
@@ -36,16 +38,17 @@ from esper_agents.offline.evaluate import (
     evaluate_in_env,
     evaluate_on_dataset,
     fqe_estimate,
-    load_agent,
     make_eval_env,
     mean_ci,
 )
 from esper_agents.offline.iql import DiscreteIQL, DiscreteIQLConfig, expectile_loss
 from esper_agents.offline.masks import MaskInObservation, with_mask
+from esper_agents.offline.saved import AgentFileError, load_agent, save_agent
 from esper_agents.offline.train import ALGORITHMS, make_config, train_offline
 
 __all__ = [
     "ALGORITHMS",
+    "AgentFileError",
     "DiscreteIQL",
     "DiscreteIQLConfig",
     "OfflineEpisode",
@@ -74,6 +77,7 @@ __all__ = [
     "rollout",
     "run_episode",
     "rwbc_dataset",
+    "save_agent",
     "split_episodes",
     "train_offline",
     "with_mask",

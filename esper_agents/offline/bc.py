@@ -15,8 +15,8 @@ multiplied by a non-negative weight that the training data carries in its reward
 episodes whose final accuracy clears a quantile, with weight 1; option A weights every step of
 an episode by ``max(0, (final_acc - baseline) / scale)``).
 
-Both are d3rlpy algorithms (config + implementation, registered), so ``save`` /
-``d3rlpy.load_learnable`` and d3rlpy's ``fit`` logging work as for CQL and IQL. The policy is
+Both are d3rlpy algorithms (config + implementation, registered), so saving
+(:mod:`esper_agents.offline.saved`) and d3rlpy's ``fit`` logging work as for CQL and IQL. The policy is
 a categorical MLP over the features; its softmax and argmax run over the legal actions only.
 
 The loss, per mini-batch, with ``cw`` the class weight of the logged action and ``sw`` the

@@ -12,7 +12,13 @@ import numpy as np
 
 from esper_agents.offline.datasets import Agent, load_pack
 
-__all__ = ["behavior_agent", "evaluate_command", "imitate_classic_command", "train_offline_command"]
+__all__ = [
+    "behavior_agent",
+    "evaluate_command",
+    "imitate_classic_command",
+    "resolve_policy",
+    "train_offline_command",
+]
 
 
 def _logs_to_stderr() -> None:
@@ -37,7 +43,9 @@ def train_offline_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.train import train_offline
 
     _logs_to_stderr()
-    records, source = load_pack(args.pack, reward_mode=args.reward_mode)
+    if os.path.isfile(args.out):
+        raise ValueError(f"--out {args.out} is a file; train-offline writes a directory")
+    records, source = load_pack(args.pack, reward_mode=args.reward_mode, partial=args.partial)
     result = train_offline(
         args.algo, records, args.steps, args.out, seed=args.seed, n_steps_per_epoch=args.steps_per_epoch,
         rwbc_mode=args.rwbc_mode, rwbc_quantile=args.rwbc_quantile, rwbc_baseline=args.rwbc_baseline,
@@ -86,60 +94,74 @@ def behavior_agent(name: str, env: Any) -> Agent:
     return act
 
 
+def resolve_policy(value: str) -> tuple[str, str]:
+    """``("policy", name)`` for a built-in behavior policy, ``("agent", path)`` for a saved agent.
+
+    A built-in name always means the built-in policy; a value that is both a built-in name and
+    an existing path is ambiguous and refused (write ``./NAME`` for the path). Any other value
+    is the path of a saved agent directory.
+    """
+    from esper_agents.policies import POLICY_IDS
+
+    if value in POLICY_IDS:
+        if os.path.lexists(value):
+            raise ValueError(
+                f"--policy {value!r} is both a built-in behavior policy and a path in the current directory; "
+                f"write --policy ./{value} for the saved agent, or run from another directory for the policy"
+            )
+        return "policy", value
+    if not os.path.lexists(value):
+        raise ValueError(
+            f"--policy {value!r} is neither a saved agent directory nor a behavior policy; behavior policies "
+            f"are: {', '.join(POLICY_IDS)}"
+        )
+    return "agent", value
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.evaluate import (
         agent_action_set,
         check_agent_fits,
         evaluate_in_env,
         evaluate_on_dataset,
-        load_agent,
         make_eval_env,
     )
+    from esper_agents.offline.saved import load_agent
 
     _logs_to_stderr()
     env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
     if args.fidelity is not None:
         env_kwargs["fidelity"] = args.fidelity
+    kind, target = resolve_policy(args.policy)
+    if args.pack is not None and kind != "agent":
+        raise ValueError("--pack needs a saved agent as --policy")
+    if args.out is not None and os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a directory; evaluate writes its JSON summary to a file")
+    records = None
+    if args.pack is not None:
+        records = load_pack(args.pack, reward_mode=args.reward_mode, partial=args.partial)[0]
     algo = None
-    if os.path.isfile(args.policy):
-        algo = load_agent(args.policy)
+    if kind == "agent":
+        algo = load_agent(target)
         env = make_eval_env(args.env, agent_action_set(algo), **env_kwargs)
-        try:
-            check_agent_fits(algo, env)
-        except ValueError as err:
-            print(f"esper evaluate: {err}", file=sys.stderr)
-            return 2
+        check_agent_fits(algo, env)
         agent: Agent = algo.predict
-        kind = "model"
+        description = "saved agent"
     else:
-        from esper_agents.policies import POLICY_IDS
-
-        if args.policy not in POLICY_IDS:
-            print(
-                f"esper evaluate: --policy {args.policy!r} is neither a saved model file nor a behavior "
-                "policy; "
-                f"behavior policies are: {', '.join(POLICY_IDS)}",
-                file=sys.stderr,
-            )
-            return 2
         env = make_eval_env(args.env, "compact", **env_kwargs)
-        agent = behavior_agent(args.policy, env)
-        kind = "behavior policy (greedy)"
+        agent = behavior_agent(target, env)
+        description = "behavior policy (greedy)"
     summary: dict[str, Any] = {
         "policy": args.policy,
-        "kind": kind,
+        "kind": description,
         "env": args.env,
         "env_kwargs": env_kwargs,
         **evaluate_in_env(agent, env, args.episodes, seed=args.seed),
     }
     env.close()
-    if args.pack is not None:
-        if algo is None:
-            print("esper evaluate: --pack needs a saved model as --policy", file=sys.stderr)
-            return 2
+    if records is not None:
         from esper_agents.offline.datasets import build_replay_buffer
 
-        records, _ = load_pack(args.pack, reward_mode=args.reward_mode)
         summary["dataset"] = {
             "pack": args.pack,
             **evaluate_on_dataset(

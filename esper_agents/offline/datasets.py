@@ -100,7 +100,7 @@ class OfflineEpisode:
 
     def to_d3rlpy(self) -> Episode:
         obs = with_mask(self.features, self.masks)
-        return episode_from_arrays(obs, self.actions, self.rewards, self.terminated)
+        return episode_from_arrays(obs, self.actions, self.rewards, self.terminated, self.n_actions)
 
 
 def build_replay_buffer(records: Sequence[OfflineEpisode]) -> ReplayBuffer:
@@ -267,7 +267,7 @@ def rollout(
 
 
 def load_pack(
-    path: str | os.PathLike, reward_mode: str | None = None
+    path: str | os.PathLike, reward_mode: str | None = None, *, partial: bool = False
 ) -> tuple[list[OfflineEpisode], dict[str, Any]]:
     """The episodes of a generation pack as :class:`OfflineEpisode` (exact masks included), and
     a description of the source for training summaries.
@@ -277,11 +277,12 @@ def load_pack(
     ``reward_mode`` relabels the rewards from the logged components ("shaped", "sparse",
     "contribution"); None keeps the logged ones. :func:`build_replay_buffer` of the result holds
     the same transitions as ``exports.to_d3rlpy(pack, reward_mode, append_mask=True)``.
+    An incomplete pack (planned episodes missing) is an error unless ``partial``.
     """
     from esper_agents.generation import exports
     from esper_agents.generation.packs import open_pack
 
-    pack = open_pack(path)
+    pack = open_pack(path, partial=partial)
     if len(pack) == 0:
         raise ValueError(f"the pack {str(path)!r} has no episodes")
     cfg = None if reward_mode is None else exports.reward_config(pack, reward_mode)

@@ -1,8 +1,8 @@
 """The encoder and observation scaler that keep networks off the mask and the mask off the scaler.
 
 Both are registered with d3rlpy's config registries, so a saved model's config names them
-(``"esper_masked_vector"``, ``"esper_masked_standard"``) and ``d3rlpy.load_learnable`` rebuilds
-them once this package is imported.
+(``"esper_masked_vector"``, ``"esper_masked_standard"``) and a saved agent's ``agent.json``
+rebuilds them (:func:`esper_agents.offline.load_agent`) once this package is imported.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ __all__ = [
     "evaluate_in_env",
     "evaluate_on_dataset",
     "fqe_estimate",
-    "load_agent",
     "make_eval_env",
     "mean_ci",
     "t_quantile_975",
@@ -110,17 +109,8 @@ def action_mix(actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------- agents
 
 
-def load_agent(path: str, device: str = "cpu:0") -> Any:
-    """A saved model of any algorithm of this package (or of d3rlpy) by its file."""
-    import d3rlpy
-
-    import esper_agents.offline  # noqa: F401  (registers the configs)
-
-    return d3rlpy.load_learnable(path, device=device)
-
-
 def make_eval_env(
-    env_id: str = "Esper-SynthCIFAR-v0",
+    env_id: str = "Esper-SynthCIFAR-v1",
     action_set: str = "compact",
     **env_kwargs: Any,
 ) -> MaskInObservation:
@@ -268,6 +258,8 @@ def fqe_estimate(
 
     from esper_agents.offline.encoders import MaskedVectorEncoderFactory
 
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"FQE steps must be a positive integer, got {n_steps!r}")
     gamma = float(algo.config.gamma if gamma is None else gamma)
     d3rlpy.seed(seed)
     n_actions = algo.impl.action_size

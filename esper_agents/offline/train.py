@@ -12,9 +12,10 @@ rwbc     :class:`RewardWeightedBCConfig`             phase 2, options C (filter)
 Every config gets the mask-preserving observation scaler (features standardized over the data,
 mask untouched) and a features-only MLP encoder. Training writes into ``out``:
 
-* ``model.d3``: the trained model (``d3rlpy.load_learnable`` or :func:`esper_agents.offline.load_agent`);
-* ``logs/<algo>_<timestamp>/``: d3rlpy's logs (params.json, one CSV per loss, a checkpoint
-  ``model_<step>.d3`` per logging epoch);
+* ``agent/``: the trained agent as a saved-agent directory (``agent.json`` + ``weights.pt``,
+  :mod:`esper_agents.offline.saved`; load it with :func:`esper_agents.offline.load_agent`);
+* ``logs/<algo>_<timestamp>/``: d3rlpy's logs (params.json, one CSV per loss) and a checkpoint
+  ``model_<step>/`` per logging epoch, in the same saved-agent format;
 * ``summary.json``: what was trained on what, and the metrics on the training data
   (agreement, action mixes, and for bc/rwbc the balanced accuracy and confusion matrix).
 """
@@ -40,10 +41,13 @@ from esper_agents.offline.cql import MaskedDiscreteCQLConfig
 from esper_agents.offline.datasets import OfflineEpisode, build_replay_buffer, dataset_arrays, rwbc_dataset
 from esper_agents.offline.encoders import MaskedStandardObservationScaler
 from esper_agents.offline.iql import DiscreteIQLConfig
+from esper_agents.offline.saved import AgentCheckpoints, save_agent
 
-__all__ = ["ALGORITHMS", "TrainResult", "make_config", "train_offline"]
+__all__ = ["AGENT_DIR", "ALGORITHMS", "TrainResult", "make_config", "train_offline"]
 
 ALGORITHMS: tuple[str, ...] = ("cql", "iql", "bc", "rwbc")
+#: Where :func:`train_offline` saves the agent inside its output directory.
+AGENT_DIR = "agent"
 
 
 def make_config(algo: str, n_actions: int, n_steps: int, **overrides: Any) -> Any:
@@ -107,15 +111,20 @@ def train_offline(
     ``source`` (e.g. the pack path and its metadata) is copied into the summary.
     """
     import d3rlpy
-    from d3rlpy.logging import FileAdapterFactory
 
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if n_steps_per_epoch is not None and (
+        isinstance(n_steps_per_epoch, bool) or not isinstance(n_steps_per_epoch, int) or n_steps_per_epoch < 1
+    ):
+        raise ValueError(f"n_steps_per_epoch must be a positive integer or None, got {n_steps_per_epoch!r}")
     if not episodes:
         raise ValueError("no episodes to train on")
     out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"output {out!r} exists and is not a directory")
     os.makedirs(out, exist_ok=True)
-    per_epoch = min(n_steps, n_steps_per_epoch or 1000)
+    per_epoch = min(n_steps, 1000 if n_steps_per_epoch is None else n_steps_per_epoch)
     if n_steps % per_epoch:
         # d3rlpy runs n_steps // n_steps_per_epoch whole epochs: the remainder would be dropped.
         raise ValueError(
@@ -153,12 +162,11 @@ def train_offline(
         n_steps_per_epoch=per_epoch,
         experiment_name=algo,
         with_timestamp=True,
-        logger_adapter=FileAdapterFactory(root_dir=os.path.join(out, "logs")),
+        logger_adapter=AgentCheckpoints(root_dir=os.path.join(out, "logs")),
         show_progress=show_progress,
     )
     seconds = time.perf_counter() - started
-    model_path = os.path.join(out, "model.d3")
-    learner.save(model_path)
+    model_path = os.fspath(save_agent(learner, os.path.join(out, AGENT_DIR)))
 
     from esper_agents.offline.evaluate import evaluate_on_dataset
 

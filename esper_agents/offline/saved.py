@@ -1,0 +1,204 @@
+"""Saved agents: a directory of JSON and tensors, loaded without running anything from it.
+
+::
+
+    AGENT/
+      agent.json    format, versions, the d3rlpy config with observation shape and action size
+                    (d3rlpy's own JSON serialization), and the sha256 of weights.pt
+      weights.pt    the state dicts of the networks and optimizers (``torch.save``)
+
+:func:`load_agent` rebuilds the algorithm from ``agent.json`` (only the config types of
+:data:`AGENT_CONFIG_TYPES` are accepted) and reads ``weights.pt`` with
+``torch.load(..., weights_only=True)``, which refuses any pickled object that is not a tensor or
+a plain container. d3rlpy's ``save`` / ``load_learnable`` (``model.d3``) pickle the whole file,
+so a crafted ``model.d3`` runs code when loaded: this package neither writes nor reads them.
+:class:`AgentCheckpoints` makes d3rlpy's ``fit`` write its per-epoch checkpoints in this format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from d3rlpy.logging import FileAdapter
+
+from esper_agents.offline.bc import MaskedDiscreteBCConfig, RewardWeightedBCConfig
+from esper_agents.offline.cql import MaskedDiscreteCQLConfig
+from esper_agents.offline.iql import DiscreteIQLConfig
+
+__all__ = [
+    "AGENT_CONFIG_TYPES",
+    "AGENT_FILE",
+    "AGENT_FORMAT",
+    "AGENT_FORMAT_VERSION",
+    "WEIGHTS_FILE",
+    "AgentCheckpoints",
+    "AgentFileError",
+    "is_saved_agent",
+    "load_agent",
+    "save_agent",
+]
+
+AGENT_FORMAT = "esper-agent"
+AGENT_FORMAT_VERSION = 1
+AGENT_FILE = "agent.json"
+WEIGHTS_FILE = "weights.pt"
+#: The d3rlpy config types a saved agent may name (the algorithms ``esper train-offline`` saves).
+AGENT_CONFIG_TYPES: tuple[str, ...] = tuple(
+    c.get_type()
+    for c in (MaskedDiscreteCQLConfig, DiscreteIQLConfig, MaskedDiscreteBCConfig, RewardWeightedBCConfig)
+)
+
+
+class AgentFileError(ValueError):
+    """A saved agent that cannot be loaded; the message names the file and the problem."""
+
+
+def _modules(algo: Any) -> dict[str, Any]:
+    """The algorithm's networks and optimizers by name (what d3rlpy's checkpointer saves)."""
+    from d3rlpy.torch_utility import asdict_without_copy
+    from d3rlpy.types import OptimizerWrapperProto
+
+    if algo.impl is None:
+        raise ValueError("the algorithm has no networks yet (fit it or build it first)")
+    return {
+        k: v
+        for k, v in asdict_without_copy(algo.impl.modules).items()
+        if isinstance(v, (torch.nn.Module, OptimizerWrapperProto))
+    }
+
+
+def save_agent(algo: Any, path: str | os.PathLike) -> Path:
+    """Write ``algo`` (a fitted d3rlpy algorithm) as the directory ``path``; returns it."""
+    import d3rlpy
+    from d3rlpy.base import LearnableConfigWithShape
+
+    from esper_agents.generation.packs import atomic_write, canonical_json
+
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise AgentFileError(f"{root}: exists and is not a directory (a saved agent is a directory)")
+    root.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({k: v.state_dict() for k, v in _modules(algo).items()}, buf)
+    weights = buf.getvalue()
+    config = LearnableConfigWithShape(
+        observation_shape=algo.impl.observation_shape, action_size=algo.impl.action_size, config=algo.config
+    )
+    doc = {
+        "format": AGENT_FORMAT,
+        "format_version": AGENT_FORMAT_VERSION,
+        "d3rlpy_version": d3rlpy.__version__,
+        "torch_version": torch.__version__,
+        "config": json.loads(config.serialize()),
+        "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest()},
+    }
+    atomic_write(root / WEIGHTS_FILE, weights)
+    atomic_write(root / AGENT_FILE, canonical_json(doc))
+    return root
+
+
+def is_saved_agent(path: str | os.PathLike) -> bool:
+    return (Path(path) / AGENT_FILE).is_file()
+
+
+def _read_doc(root: Path) -> dict[str, Any]:
+    jp = root / AGENT_FILE
+    if root.is_file():
+        raise AgentFileError(
+            f"{root}: is a file; a saved agent is a directory holding {AGENT_FILE} and {WEIGHTS_FILE} "
+            "(d3rlpy's pickled model.d3 files are not loaded: unpickling runs code from the file)"
+        )
+    try:
+        doc = json.loads(jp.read_bytes())
+    except FileNotFoundError:
+        raise AgentFileError(f"{jp}: missing; {root} is not a saved agent") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise AgentFileError(f"{jp}: is not valid JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != AGENT_FORMAT:
+        raise AgentFileError(f"{jp}: is not an {AGENT_FORMAT!r} file")
+    if doc.get("format_version") != AGENT_FORMAT_VERSION:
+        raise AgentFileError(
+            f"{jp}: format_version {doc.get('format_version')!r} is not supported "
+            f"(this reader reads {AGENT_FORMAT_VERSION})"
+        )
+    return doc
+
+
+def _build(jp: Path, doc: dict[str, Any], device: str) -> Any:
+    from d3rlpy.base import LearnableConfigWithShape
+
+    config = doc.get("config")
+    kind = config.get("config", {}).get("type") if isinstance(config, dict) else None
+    if kind not in AGENT_CONFIG_TYPES:
+        raise AgentFileError(
+            f"{jp}: config type {kind!r} is not one of the saved-agent algorithms {list(AGENT_CONFIG_TYPES)}"
+        )
+    try:
+        return LearnableConfigWithShape.deserialize_from_dict(config).create(device)
+    except (TypeError, ValueError, KeyError, AssertionError) as err:
+        raise AgentFileError(f"{jp}: config cannot build the algorithm ({type(err).__name__}: {err})") from None
+
+
+def _read_weights(root: Path, doc: dict[str, Any], device: str) -> Any:
+    from d3rlpy.torch_utility import map_location
+
+    weights = doc.get("weights")
+    if not isinstance(weights, dict) or weights.get("file") != WEIGHTS_FILE:
+        raise AgentFileError(f"{root / AGENT_FILE}: weights must be {{'file': {WEIGHTS_FILE!r}, 'sha256': ...}}")
+    wp = root / WEIGHTS_FILE
+    try:
+        data = wp.read_bytes()
+    except OSError as err:
+        raise AgentFileError(f"{wp}: cannot be read ({err})") from None
+    if hashlib.sha256(data).hexdigest() != weights.get("sha256"):
+        raise AgentFileError(f"{wp}: sha256 does not match {AGENT_FILE}: the file is corrupt or was replaced")
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location(device), weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AgentFileError(f"{wp}: not a tensors-only weights file ({first})") from None
+
+
+def load_agent(path: str | os.PathLike, device: str = "cpu:0") -> Any:
+    """The d3rlpy algorithm saved by :func:`save_agent` at ``path``; nothing in it is executed.
+
+    Raises :class:`AgentFileError` naming the file for anything that is not a valid saved agent.
+    """
+    root = Path(path)
+    doc = _read_doc(root)
+    algo = _build(root / AGENT_FILE, doc, device)
+    state = _read_weights(root, doc, device)
+    modules = _modules(algo)
+    if not isinstance(state, dict) or set(state) != set(modules):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise AgentFileError(f"{root / WEIGHTS_FILE}: holds {got}, the algorithm needs {sorted(modules)}")
+    for name, module in modules.items():
+        try:
+            module.load_state_dict(state[name])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise AgentFileError(f"{root / WEIGHTS_FILE}: {name!r} does not fit the config ({err})") from None
+    return algo
+
+
+class _AgentFileAdapter(FileAdapter):
+    def save_model(self, epoch: int, algo: Any) -> None:
+        save_agent(algo, os.path.join(self.logdir, f"model_{epoch}"))
+
+
+@dataclasses.dataclass
+class AgentCheckpoints:
+    """A d3rlpy logger adapter factory: d3rlpy's file logs (params.json, one CSV per metric), but
+    each checkpoint is a saved agent ``model_<step>/`` instead of a pickled ``model_<step>.d3``."""
+
+    root_dir: str
+
+    def create(self, algo: Any, experiment_name: str, n_steps_per_epoch: int) -> FileAdapter:
+        return _AgentFileAdapter(algo, os.path.join(self.root_dir, experiment_name))

@@ -1,0 +1,73 @@
+"""Every bad input the user can give the ``esper`` command ends in one clear line and exit 2."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from esper_agents import cli
+
+# argparse refuses these values itself: usage, then "esper CMD: error: argument ...", exit 2.
+ARGPARSE_CASES = [
+    (["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "0"], "--steps: must be a positive integer"),
+    (["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "-5"], "--steps: must be a positive"),
+    (["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "4", "--steps-per-epoch", "0"],
+     "--steps-per-epoch: must be a positive integer"),
+    (["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "4", "--fqe-steps", "-1"],
+     "--fqe-steps: must be a non-negative integer"),
+    (["train-offline", "--algo", "rwbc", "--pack", "P", "--out", "O", "--steps", "4", "--rwbc-quantile", "2"],
+     "--rwbc-quantile: must be a number in \\[0, 1\\]"),
+    (["evaluate", "--policy", "baseline", "--episodes", "0"], "--episodes: must be a positive integer"),
+    (["evaluate", "--policy", "baseline", "--episodes", "-1"], "--episodes: must be a positive integer"),
+    (["episode", "--max-epochs", "0"], "--max-epochs: must be a positive integer"),
+    (["evaluate", "--policy", "baseline", "--max-epochs", "-3"], "--max-epochs: must be a positive integer"),
+    (["health", "P", "--clusters", "0"], "--clusters: must be a positive integer"),
+    (["health", "P", "--clusters", "-3"], "--clusters: must be a positive integer"),
+    (["imitate-classic", "--out", "O", "--episodes", "0"], "--episodes: must be a positive integer"),
+    (["generate", "--spec", "S", "--out", "O", "--workers", "0"], "--workers: must be a positive integer"),
+    (["validate", "P", "--episodes", "0"], "--episodes: must be a positive integer"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "message"), ARGPARSE_CASES)
+def test_argparse_refuses_bad_numbers(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(rf"esper {argv[0]}: error: argument {message}", last), last
+
+
+def library_cases(tmp_path: Path, tiny_pack: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    missing = str(tmp_path / "missing")
+    train = ["train-offline", "--algo", "bc", "--steps", "2"]
+    return [
+        (["health", str(tiny_pack), "--clusters", "100000", "--out", str(tmp_path / "h")], "n_clusters must be in 1.."),
+        (["health", missing], "not a directory"),
+        (["health", str(tiny_pack), "--out", str(a_file)], "is a file"),
+        (["episode", "--config", "nope", "--fidelity", "test"], "unknown config 'nope'"),
+        (["episode", "--fidelity", "nope"], "unknown fidelity 'nope'"),
+        (["episode", "--env", "Nope-v0", "--fidelity", "test"], "Nope"),
+        (["evaluate", "--policy", "baseline", "--config", "nope", "--fidelity", "test"], "unknown config 'nope'"),
+        (["evaluate", "--policy", "baseline", "--env", "Nope-v0"], "Nope"),
+        (["evaluate", "--policy", "baseline", "--pack", missing], "--pack needs a saved agent"),
+        (["evaluate", "--policy", "baseline", "--out", str(tmp_path)], "is a directory"),
+        ([*train, "--pack", missing, "--out", str(tmp_path / "t")], "not a directory"),
+        ([*train, "--pack", str(tiny_pack), "--out", str(a_file)], "is a file"),
+        (["export", missing, "--format", "d3rlpy", "--out", str(tmp_path / "x.h5")], "not a directory"),
+        (["validate", missing], "not a directory"),
+        (["generate", "--spec", missing, "--out", str(tmp_path / "g")], "spec file not found"),
+    ]  # fmt: skip
+
+
+def test_library_errors_are_one_line_and_exit_2(tmp_path: Path, tiny_pack: Path, capsys) -> None:
+    for argv, message in library_cases(tmp_path, tiny_pack):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("esper: error: ") and message in lines[0], (argv, err)
+        assert "Traceback" not in err
