@@ -277,6 +277,28 @@ def run_export(args: argparse.Namespace) -> int:
     return export_command(args)
 
 
+def add_validate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="replay a pack's episodes and check that every observation and reward matches; exit 1 if not",
+        description="Rerun logged episodes from their reset seeds with their logged actions, in the env the "
+        "pack's spec describes and under the torch thread count it recorded, and compare every observation, "
+        "mask, reward and end flag with the log, bit for bit. Prints one line per episode and exits 1 if any "
+        "differs.",
+    )
+    p.add_argument("pack", metavar="DIR", help="pack directory")
+    p.add_argument("--episodes", type=positive_int, default=None, help="replay the first N episodes (by id)")
+    p.add_argument("--partial", action="store_true",
+                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
+    p.set_defaults(func=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from esper_agents.generation.commands import validate_command
+
+    return validate_command(args)
+
+
 def add_download_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)")
     p.add_argument("dataset", choices=["cifar10", "cifar100"])
@@ -303,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_imitate_classic_parser(sub)
     add_generate_parser(sub)
     add_export_parser(sub)
+    add_validate_parser(sub)
     add_download_parser(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""``esper generate`` and ``esper export``: the command-line side of generation and exports."""
+"""``esper generate``, ``esper export`` and ``esper validate``: the command-line side of packs."""
 
 from __future__ import annotations
 
@@ -66,3 +66,21 @@ def export_command(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=2))
     return 0
 
+
+def validate_command(args: argparse.Namespace) -> int:
+    from esper_agents.generation.packs import open_pack
+    from esper_agents.generation.replay import replay_pack, version_note
+
+    pack = open_pack(args.pack, partial=args.partial)
+    note = version_note(pack)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    results = []
+    for result in replay_pack(pack, args.episodes):
+        print(result.describe(), flush=True)
+        results.append(result)
+    same = sum(r.identical for r in results)
+    threads = pack.environment.get("torch_num_threads")
+    print(f"{same} of {len(results)} replayed episodes identical (torch threads {threads}, torch "
+          f"{pack.environment.get('torch_version')})")  # fmt: skip
+    return 0 if same == len(results) else 1

@@ -1,0 +1,109 @@
+"""Replay a pack's logged episodes and check that the env reproduces them bit for bit.
+
+CompilerGym's ``validate`` for packs (``esper validate PACK``): each episode is rerun from its
+reset seed with the actions it logged, in an env built from the pack header's generation spec
+and under the torch thread count the pack recorded, and every observation, mask, reward and
+end flag is compared for exact equality with the logged one. The promise this checks (README,
+"Determinism"): same env version, same torch version, same thread count, CPU, same seed and
+actions give the same episode, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from esper_agents.generation.collector import EnvSettings
+from esper_agents.generation.packs import Pack
+from esper_env.wrappers import CompactActions
+
+__all__ = ["ReplayResult", "replay_episode", "replay_pack", "replay_settings", "version_note"]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One replayed episode: ``mismatch`` is None when every step matched, else the first difference."""
+
+    episode_id: str
+    steps: int
+    mismatch: str | None
+
+    @property
+    def identical(self) -> bool:
+        return self.mismatch is None
+
+    def describe(self) -> str:
+        if self.identical:
+            return f"identical  {self.episode_id}: {self.steps} steps, every observation, mask and reward"
+        return f"DIFFERENT  {self.episode_id}: {self.mismatch}"
+
+
+def replay_settings(pack: Pack) -> EnvSettings:
+    """The env arguments the pack was generated with, under its recorded torch thread count."""
+    env = dict(pack.header["generation_spec"]["env"])
+    return EnvSettings(**env, num_threads=pack.environment.get("torch_num_threads", 1))
+
+
+def _first_difference(name: str, index: int, logged: Any, replayed: Any) -> str | None:
+    logged, replayed = np.asarray(logged), np.asarray(replayed)
+    if logged.shape != replayed.shape:
+        return f"{name}[{index}]: shape {replayed.shape} replayed, {logged.shape} logged"
+    if np.array_equal(logged, replayed, equal_nan=logged.dtype.kind == "f"):
+        return None
+    if logged.dtype.kind in "fc":
+        gap = float(np.nanmax(np.abs(logged.astype(np.float64) - replayed.astype(np.float64))))
+        return f"{name}[{index}]: max |difference| {gap:.3g}"
+    return f"{name}[{index}]: {replayed.tolist()} replayed, {logged.tolist()} logged"
+
+
+def replay_episode(pack: Pack, episode_id: str, env: CompactActions) -> ReplayResult:
+    """Rerun one episode of ``pack`` in ``env`` (built with :func:`replay_settings` for the
+    episode's config) and compare it with the log, step by step."""
+    record = pack.load(episode_id)
+    if env.base.config.config_id != record.metadata.config_id:
+        raise ValueError(f"episode {episode_id!r} ran on config {record.metadata.config_id!r}, the env is another")
+    a = record.arrays
+    obs, info = env.reset(seed=int(record.metadata.random_seed))
+    replayed: dict[str, Any] = {"observations": obs, "masks": info["action_mask"]}
+    for t in range(len(record) + 1):
+        # replayed holds observations/masks of state t and, after a step, rewards/flags of step t - 1.
+        for name, value in replayed.items():
+            index = t if name in ("observations", "masks") else t - 1
+            mismatch = _first_difference(name, index, a[name][index], value)
+            if mismatch:
+                return ReplayResult(episode_id, t, mismatch)
+        if t == len(record):
+            return ReplayResult(episode_id, t, None)
+        obs, reward, terminated, truncated, info = env.step(int(a["actions"][t]))
+        replayed = {"observations": obs, "masks": info["action_mask"], "rewards": reward,
+                    "terminated": terminated, "truncated": truncated}  # fmt: skip
+    raise AssertionError("unreachable: the loop returns at t == len(record)")
+
+
+def replay_pack(pack: Pack, episodes: int | None = None) -> Iterator[ReplayResult]:
+    """Replay the first ``episodes`` episodes of ``pack`` (by id; all if None), one env per config."""
+    if episodes is not None and (isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1):
+        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    settings = replay_settings(pack)
+    envs: dict[str, CompactActions] = {}
+    try:
+        for episode_id in pack.episode_ids[:episodes]:
+            config_id = pack.metadata(episode_id).config_id
+            if config_id not in envs:
+                envs[config_id] = settings.make(config_id)
+            yield replay_episode(pack, episode_id, envs[config_id])
+    finally:
+        for env in envs.values():
+            env.close()
+
+
+def version_note(pack: Pack) -> str | None:
+    """A warning when this torch differs from the pack's (the promise covers one torch version)."""
+    recorded = pack.environment.get("torch_version")
+    if recorded is not None and recorded != torch.__version__:
+        return f"the pack was generated with torch {recorded}, this is torch {torch.__version__}: differences may come from that"
+    return None
