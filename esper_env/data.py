@@ -102,7 +102,7 @@ __all__ = [
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "synthcifar")
 
 _NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthcifar": 10}
-_ENV_IDS = {"cifar10": "Esper-CIFAR10-v0", "cifar100": "Esper-CIFAR100-v0"}
+_ENV_IDS = {"cifar10": "Esper-CIFAR10-v1", "cifar100": "Esper-CIFAR100-v1"}
 #: Pool sizes shared by all datasets so a fidelity valid for one is valid for all.
 _TRAIN_POOL, _VAL_POOL, _TEST_POOL = 45_000, 5_000, 10_000
 _VAL_SPLIT_SEED = 0xE5BE2  # fixed: changing it would change every published validation number
@@ -238,7 +238,7 @@ def _read_cifar(name: str, root: str, *, train: bool) -> tuple[Tensor, Tensor]:
             f"{name} not found (or corrupted) in {root!r} (looked for {cls.base_folder!r} there). "
             f"Get it with download=True, e.g. gymnasium.make({_ENV_IDS[name]!r}, download=True), "
             f"or run `esper download {name} --data-dir DIR`; pass data_dir= or set $ESPER_DATA_DIR "
-            f"to use another directory. 'Esper-SynthCIFAR-v0' works offline with no download."
+            f"to use another directory. 'Esper-SynthCIFAR-v1' works offline with no download."
         ) from err
     # torchvision keeps the raw numpy array (N, 32, 32, 3): convert it whole, never per PIL image.
     x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 import esper_env  # noqa: F401  (registers the ids)
 from esper_env import FactoredAction, Op
+from esper_env.blueprints import BLUEPRINTS
 from esper_env.spaces import WAIT_ACTION
 from esper_env.wrappers import CompactActions
 
-ENV = gym.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=12, device="cpu")
-COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=12, device="cpu"))
+ENV = gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=12, device="cpu")
+COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=12, device="cpu"))
 
 
 def legal_action(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
@@ -28,7 +29,7 @@ def legal_action(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
     a = env.action_space.sample()
     a[0], a[1] = ops[k], slots[k]
     if a[0] == Op.GERMINATE and a[2] == 0:
-        a[2] = rng.integers(1, 13)
+        a[2] = rng.integers(1, len(BLUEPRINTS))
     return a
 
 

@@ -17,7 +17,7 @@ from esper_agents.generation.packs import open_pack, read_plan
 SPEC = """
 name = "resume"
 [env]
-id = "Esper-SynthCIFAR-v0"
+id = "Esper-SynthCIFAR-v1"
 fidelity = "test"
 max_epochs = 2
 [matrix]

@@ -51,7 +51,7 @@ CLASSIC_OF_OP: dict[int, int] = _classic_of_op()
 def collect_classic_episodes(
     episodes: int,
     policy: str = "baseline",
-    env_id: str = "Esper-SynthCIFAR-v0",
+    env_id: str = "Esper-SynthCIFAR-v1",
     seed: int = 0,
     epsilon: float = 0.0,
     progress: Callable[[int], None] | None = None,
