@@ -310,18 +310,23 @@ def run_all(tasks: list[tuple[str, Schedule, int]], args: argparse.Namespace, ca
     if not todo:
         return
     print(f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached) on {args.workers} worker(s)", flush=True)
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool, cache.open("a") as log:
-        futures = {
-            pool.submit(run_episode, c, s, seed, args.fidelity, args.max_epochs, args.seed_lr_multiplier): (c, s, seed)
-            for c, s, seed in todo
-        }
-        for f in as_completed(futures):
-            e = f.result()
+    run_args = [(c, s, seed, args.fidelity, args.max_epochs, args.seed_lr_multiplier) for c, s, seed in todo]
+    with cache.open("a") as log:
+
+        def record(e: dict) -> None:
             done[_key(e["config"], e["schedule"], e["seed"])] = e
             log.write(json.dumps(e) + "\n")
             log.flush()
             print(f"{e['config']:<9} {e['schedule']:<26} seed {e['seed']} final {e['final_val_accuracy']:.3f} "
                   f"size {e['size_ratio']:.2f}x ({e['seconds']:.0f} s)", flush=True)  # fmt: skip
+
+        if args.workers == 1:  # in this process (no pickling: also for tests and debugging)
+            for a in run_args:
+                record(run_episode(*a))
+            return
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            for f in as_completed([pool.submit(run_episode, *a) for a in run_args]):
+                record(f.result())
 
 
 def main(argv: list[str] | None = None) -> int:
