@@ -14,9 +14,11 @@ same host initialisation and data order, so differences to WAIT are paired. The 
   ``--sweep-seeds`` seeds); the capacity blueprints run on all seeds.
 * ``now:<blueprint>@<slot>``: the same in one slot only; ``from<E>:<blueprint>``: the same, no
   seed before epoch E (timing).
-* ``hold-then-prune:<blueprint>``: grow-now but never fossilize, prune every seed at epoch 20
-  (an agent that loses its nerve), and ``churn:<blueprint>``: germinate in slot 0, prune the seed
-  as soon as it is HOLDING, again and again: schedules that should hurt.
+* ``hold-then-prune:<blueprint>``: grow-now but never fossilize, prune every seed from epoch 20
+  (MEDIUM ramp: an agent that loses its nerve); ``prune-at-23:<blueprint>@0``: the best schedule
+  but the seed is held, not fossilized, and pruned at once at epoch 23 (an agent that dodges the
+  rent on the final size); ``churn:<blueprint>``: germinate in slot 0, prune the seed as soon as
+  it is HOLDING, again and again: schedules that should hurt.
 * ``heuristic:<policy>``: a behavior policy of ``esper_agents.policies`` acting greedily through
   ``CompactActions`` (``capacity``, the benchmarks' default heuristic, and seed 000's ``baseline``).
 * ``static-x<size>``: a static host of the preset's architecture scaled to the parameter count of
@@ -26,7 +28,8 @@ Prints a markdown table (final val accuracy, paired delta vs WAIT with its 95% t
 benchmark score ``final acc - 0.03 log2(size ratio)``, size ratio, seeds fossilized) and writes
 ``growth_headroom[_TAG].{json,md,png}`` under ``--out`` (the PNG: mean validation accuracy per
 epoch for each schedule). Episodes are cached one JSON line each in
-``growth_headroom[_TAG].episodes.jsonl``, so a killed run resumes where it stopped.
+``growth_headroom[_TAG].episodes.jsonl``, so a killed run resumes where it stopped, and
+``--report-only`` reports what a partial run has so far (each row says how many seeds it has).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, ORIGINAL_BLUEPRINTS
 from esper_env.configs import EnvironmentConfig, get_config
 from esper_env.hosts import HOST_SPECS, build_host, count_parameters, register_host
-from esper_env.lifecycle import Op, Stage, Tempo
+from esper_env.lifecycle import AlphaSpeed, Op, Stage, Tempo
 from esper_env.rewards import DEFAULT_RENT_WEIGHT, benchmark_score
 from esper_env.spaces import FactoredAction
 from esper_env.wrappers import CompactActions
@@ -61,7 +64,6 @@ ENV_ID = "Esper-SynthCIFAR-v1"
 RESULTS = Path(__file__).parent / "results"
 CAPACITY_BLUEPRINTS = tuple(b for b in BLUEPRINTS if b not in ORIGINAL_BLUEPRINTS)
 REAL_BLUEPRINTS = tuple(b for b in BLUEPRINTS if b != NOOP_BLUEPRINT)
-PRUNE_EPOCH = 20
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Schedule:
     slots: tuple[int, ...] = (0, 1, 2)
     start: int = 0
     size: float = 1.0  # static hosts: parameters / the preset's host parameters
+    prune_at: int = 20  # hold-then-prune: first epoch of the prunes
+    prune_speed: AlphaSpeed = AlphaSpeed.MEDIUM
 
 
 def _grow(blueprint: str, slots: tuple[int, ...] = (0, 1, 2), start: int = 0) -> Schedule:
@@ -89,6 +93,8 @@ def schedules_for(config: str) -> list[Schedule]:
     out += [_grow("widen_4x", (s,)) for s in (0, 1, 2)]
     out += [_grow("widen_4x", (0,), start=e) for e in (5, 10, 15)]
     out += [Schedule("hold-then-prune:widen_4x", "hold-then-prune", "widen_4x")]
+    out += [Schedule("prune-at-23:widen_4x@0", "hold-then-prune", "widen_4x", (0,), prune_at=23,
+                     prune_speed=AlphaSpeed.INSTANT)]  # fmt: skip
     out += [Schedule("churn:widen_4x", "churn", "widen_4x", (0,))]
     out += [Schedule(f"heuristic:{p}", "heuristic", p) for p in (DEFAULT_HEURISTIC, "baseline")]
     if config != "impaired":  # a wider host trains 4-16x slower per seed: the main lines only
@@ -105,10 +111,10 @@ def _action(env: Any, s: Schedule, epoch: int) -> FactoredAction:
     if s.kind in ("wait", "static"):
         return FactoredAction(Op.WAIT, 0)
     stages = [slot.stage for slot in env.engine.slots]
-    if s.kind == "hold-then-prune" and epoch >= PRUNE_EPOCH:
+    if s.kind == "hold-then-prune" and epoch >= s.prune_at:
         for k in s.slots:
             if legal[Op.PRUNE, k]:
-                return FactoredAction(Op.PRUNE, k)
+                return FactoredAction(Op.PRUNE, k, alpha_speed=s.prune_speed)
         return FactoredAction(Op.WAIT, 0)
     for k in s.slots:
         if legal[Op.ADVANCE, k]:
@@ -117,7 +123,7 @@ def _action(env: Any, s: Schedule, epoch: int) -> FactoredAction:
             return FactoredAction(Op.PRUNE, k)
         if s.kind == "grow" and legal[Op.FOSSILIZE, k]:
             return FactoredAction(Op.FOSSILIZE, k)
-    if epoch >= s.start and not (s.kind == "hold-then-prune" and epoch >= PRUNE_EPOCH - 5):
+    if epoch >= s.start and not (s.kind == "hold-then-prune" and epoch >= s.prune_at - 5):
         assert s.blueprint is not None
         for k in s.slots:
             if legal[Op.GERMINATE, k]:
@@ -307,7 +313,7 @@ def _key(config: str, name: str, seed: int) -> str:
 
 def run_all(tasks: list[tuple[str, Schedule, int]], args: argparse.Namespace, cache: Path, done: dict[str, dict]) -> None:
     todo = [t for t in tasks if _key(t[0], t[1].name, t[2]) not in done]
-    if not todo:
+    if not todo or args.report_only:
         return
     print(f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached) on {args.workers} worker(s)", flush=True)
     run_args = [(c, s, seed, args.fidelity, args.max_epochs, args.seed_lr_multiplier) for c, s, seed in todo]
@@ -342,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="episodes run in parallel (one torch thread each)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--tag", default="", help="suffix of the output files (for ablations)")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: report the cached episodes")
     args = parser.parse_args(argv)
     for name in ("seeds", "sweep_seeds", "max_epochs", "workers"):
         if getattr(args, name) < 1:
