@@ -98,7 +98,7 @@ def schedules_for(config: str) -> list[Schedule]:
     out += [Schedule("churn:widen_4x", "churn", "widen_4x", (0,))]
     out += [Schedule(f"heuristic:{p}", "heuristic", p) for p in (DEFAULT_HEURISTIC, "baseline")]
     if config != "impaired":  # a wider host trains 4-16x slower per seed: the main lines only
-        out = [s for s in out if s.name in ("wait", "now:widen_4x@0", f"heuristic:{DEFAULT_HEURISTIC}")]
+        out = [s for s in out if s.name in ("wait", "now:conv_heavy", "now:widen_4x@0", f"heuristic:{DEFAULT_HEURISTIC}")]
     return out
 
 
@@ -369,13 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.config:
         plan = schedules_for(config)
         if args.schedules:
-            known = {s.name for s in plan}
+            known = {s.name for c in args.config for s in schedules_for(c)}
             unknown = sorted(set(args.schedules) - known - {"static"})
             if unknown:
-                parser.error(f"unknown schedules {unknown} for {config}; valid: {', '.join(sorted(known))}")
+                parser.error(f"unknown schedules {unknown}; valid: {', '.join(sorted(known))}")
             plan = [s for s in plan if s.name in args.schedules or s.name == "wait"]
+        full = len(schedules_for(config)) > 10  # presets with the trimmed list run every schedule on all seeds
         for s in plan:
-            sweep = s.kind == "grow" and s.slots == (0, 1, 2) and s.start == 0 and s.blueprint in ORIGINAL_BLUEPRINTS
+            sweep = full and s.kind == "grow" and s.slots == (0, 1, 2) and s.start == 0 and s.blueprint in ORIGINAL_BLUEPRINTS
             (sweeps if sweep else tasks).extend((config, s, seed) for seed in range(args.sweep_seeds if sweep else args.seeds))
     run_all(tasks, args, cache, done)
 
