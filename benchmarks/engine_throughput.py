@@ -19,8 +19,8 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,9 @@ def main() -> None:
     parser.add_argument("--fidelity", default="tiny")
     parser.add_argument("--config", default="baseline")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: leave torch alone)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: leave torch alone)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -138,7 +140,9 @@ def main() -> None:
     print(f"# Engine throughput ({result['architecture']}, {fidelity.name} fidelity, {n} images/epoch, "
           f"{result['threads']} threads, median of {args.repeats})\n")  # fmt: skip
     print("| measure | value | promise |\n|---|---|---|")
-    print(f"| plain PyTorch loop, channels_last (as the engine) | {result['plain_images_per_s']:,.0f} img/s | |")
+    print(
+        f"| plain PyTorch loop, channels_last (as the engine) | {result['plain_images_per_s']:,.0f} img/s | |"
+    )
     print(f"| plain PyTorch loop, default layout | {result['plain_contiguous_images_per_s']:,.0f} img/s | |")
     print(f"| engine, no seed | {result['engine_images_per_s']:,.0f} img/s | |")
     print(f"| engine slowdown vs plain | {result['engine_slowdown']:.3f}x | <= 1.10x |")

@@ -98,7 +98,11 @@ def schedules_for(config: str) -> list[Schedule]:
     out += [Schedule("churn:widen_4x", "churn", "widen_4x", (0,))]
     out += [Schedule(f"heuristic:{p}", "heuristic", p) for p in (DEFAULT_HEURISTIC, "baseline")]
     if config != "impaired":  # a wider host trains 4-16x slower per seed: the main lines only
-        out = [s for s in out if s.name in ("wait", "now:conv_heavy", "now:widen_4x@0", f"heuristic:{DEFAULT_HEURISTIC}")]
+        out = [
+            s
+            for s in out
+            if s.name in ("wait", "now:conv_heavy", "now:widen_4x@0", f"heuristic:{DEFAULT_HEURISTIC}")
+        ]
     return out
 
 
@@ -127,7 +131,9 @@ def _action(env: Any, s: Schedule, epoch: int) -> FactoredAction:
         assert s.blueprint is not None
         for k in s.slots:
             if legal[Op.GERMINATE, k]:
-                return FactoredAction(Op.GERMINATE, k, blueprint=BLUEPRINTS.index(s.blueprint), tempo=Tempo.FAST)
+                return FactoredAction(
+                    Op.GERMINATE, k, blueprint=BLUEPRINTS.index(s.blueprint), tempo=Tempo.FAST
+                )
     return FactoredAction(Op.WAIT, 0)
 
 
@@ -154,7 +160,9 @@ def scaled_host(architecture: str, size: float, num_classes: int = 10) -> str:
     return name
 
 
-def run_episode(config: str, schedule: Schedule, seed: int, fidelity: str, max_epochs: int, seed_lr: float | None) -> dict:
+def run_episode(
+    config: str, schedule: Schedule, seed: int, fidelity: str, max_epochs: int, seed_lr: float | None
+) -> dict:
     torch.set_num_threads(1)
     cfg: EnvironmentConfig = get_config(config)
     if seed_lr is not None:
@@ -217,11 +225,20 @@ def summarise(episodes: list[dict], config: str) -> list[dict]:
     for name in dict.fromkeys(e["schedule"] for e in here):
         eps = sorted((e for e in here if e["schedule"] == name), key=lambda e: e["seed"])
         row: dict[str, Any] = {"config": config, "schedule": name, "seeds": [e["seed"] for e in eps]}
-        for key in ("final_val_accuracy", "test_accuracy", "score", "size_ratio", "seeds_fossilized", "seeds_pruned"):
+        for key in (
+            "final_val_accuracy",
+            "test_accuracy",
+            "score",
+            "size_ratio",
+            "seeds_fossilized",
+            "seeds_pruned",
+        ):
             row[key] = mean_ci([e[key] for e in eps])
         paired = [e for e in eps if e["seed"] in wait]
         if name != "wait" and paired:
-            row["delta_vs_wait"] = mean_ci([e["final_val_accuracy"] - wait[e["seed"]]["final_val_accuracy"] for e in paired])
+            row["delta_vs_wait"] = mean_ci(
+                [e["final_val_accuracy"] - wait[e["seed"]]["final_val_accuracy"] for e in paired]
+            )
             row["score_delta_vs_wait"] = mean_ci([e["score"] - wait[e["seed"]]["score"] for e in paired])
         row["seconds_per_episode"] = float(np.mean([e["seconds"] for e in eps]))
         rows.append(row)
@@ -253,7 +270,11 @@ def markdown(rows: list[dict]) -> str:
 
 def findings(rows: list[dict]) -> dict[str, Any]:
     """The issue's must-show figures for one preset, computed from its rows."""
-    grown = [r for r in rows if r["schedule"] != "wait" and not r["schedule"].startswith("static") and "delta_vs_wait" in r]
+    grown = [
+        r
+        for r in rows
+        if r["schedule"] != "wait" and not r["schedule"].startswith("static") and "delta_vs_wait" in r
+    ]
     if not grown:
         return {}
     best = max(grown, key=lambda r: r["final_val_accuracy"]["mean"])
@@ -284,7 +305,9 @@ def plot(episodes: list[dict], configs: list[str], path: Path) -> None:
         names = list(dict.fromkeys(e["schedule"] for e in here))
         for name in names:
             curves = np.array([e["val_accuracy_curve"] for e in here if e["schedule"] == name])
-            style = "k-" if name == "wait" else ("--" if name.startswith(("static", "hold", "churn")) else "-")
+            style = (
+                "k-" if name == "wait" else ("--" if name.startswith(("static", "hold", "churn")) else "-")
+            )
             ax.plot(np.arange(1, curves.shape[1] + 1), 100 * curves.mean(0), style, lw=2 if name == "wait" else 1,
                     label=f"{name} (n={len(curves)})")  # fmt: skip
         ax.set(title=f"{config}: validation accuracy (mean over seeds)", xlabel="epoch", ylabel="val acc (%)")
@@ -300,7 +323,9 @@ def plot(episodes: list[dict], configs: list[str], path: Path) -> None:
 
 def provenance() -> dict[str, Any]:
     def git(*cmd: str) -> str | None:
-        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), *cmd], capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parents[1]), *cmd], capture_output=True, text=True
+        )
         return out.stdout.strip() if out.returncode == 0 else None
 
     return {"git_commit": git("rev-parse", "HEAD"), "esper_env_dirty": bool(git("status", "--porcelain", "esper_env")),
@@ -311,11 +336,16 @@ def _key(config: str, name: str, seed: int) -> str:
     return f"{config}|{name}|{seed}"
 
 
-def run_all(tasks: list[tuple[str, Schedule, int]], args: argparse.Namespace, cache: Path, done: dict[str, dict]) -> None:
+def run_all(
+    tasks: list[tuple[str, Schedule, int]], args: argparse.Namespace, cache: Path, done: dict[str, dict]
+) -> None:
     todo = [t for t in tasks if _key(t[0], t[1].name, t[2]) not in done]
     if not todo or args.report_only:
         return
-    print(f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached) on {args.workers} worker(s)", flush=True)
+    print(
+        f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached) on {args.workers} worker(s)",
+        flush=True,
+    )
     run_args = [(c, s, seed, args.fidelity, args.max_epochs, args.seed_lr_multiplier) for c, s, seed in todo]
     with cache.open("a") as log:
 
@@ -340,12 +370,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--config", nargs="+", default=["impaired", "baseline"], help="environment presets")
     parser.add_argument("--seeds", type=int, default=5, help="reset seeds 0..N-1 for the main schedules")
-    parser.add_argument("--sweep-seeds", type=int, default=3, help="seeds for the sweep over original blueprints")
+    parser.add_argument(
+        "--sweep-seeds", type=int, default=3, help="seeds for the sweep over original blueprints"
+    )
     parser.add_argument("--fidelity", default="tiny", choices=["full", "fast", "tiny", "test"])
     parser.add_argument("--max-epochs", type=int, default=25)
     parser.add_argument("--schedules", nargs="+", default=None, help="run only these schedule names")
     parser.add_argument("--seed-lr-multiplier", type=float, default=None, help="override the presets' value")
-    parser.add_argument("--workers", type=int, default=2, help="episodes run in parallel (one torch thread each)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="episodes run in parallel (one torch thread each)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--tag", default="", help="suffix of the output files (for ablations)")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the cached episodes")
@@ -374,10 +408,20 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 parser.error(f"unknown schedules {unknown}; valid: {', '.join(sorted(known))}")
             plan = [s for s in plan if s.name in args.schedules or s.name == "wait"]
-        full = len(schedules_for(config)) > 10  # presets with the trimmed list run every schedule on all seeds
+        full = (
+            len(schedules_for(config)) > 10
+        )  # presets with the trimmed list run every schedule on all seeds
         for s in plan:
-            sweep = full and s.kind == "grow" and s.slots == (0, 1, 2) and s.start == 0 and s.blueprint in ORIGINAL_BLUEPRINTS
-            (sweeps if sweep else tasks).extend((config, s, seed) for seed in range(args.sweep_seeds if sweep else args.seeds))
+            sweep = (
+                full
+                and s.kind == "grow"
+                and s.slots == (0, 1, 2)
+                and s.start == 0
+                and s.blueprint in ORIGINAL_BLUEPRINTS
+            )
+            (sweeps if sweep else tasks).extend(
+                (config, s, seed) for seed in range(args.sweep_seeds if sweep else args.seeds)
+            )
     run_all(tasks, args, cache, done)
 
     # Static references: a host trained from scratch at the size of the grown networks that matter
@@ -387,13 +431,20 @@ def main(argv: list[str] | None = None) -> int:
         for config in (c for c in args.config if len(schedules_for(c)) > 10):
             rows = summarise(list(done.values()), config)
             grown = [r for r in rows if r["schedule"] not in ("wait",) and len(r["seeds"]) >= args.seeds]
-            refs = {max(grown, key=lambda r: r["score"]["mean"])["schedule"], "now:widen_4x"} if grown else set()
+            refs = (
+                {max(grown, key=lambda r: r["score"]["mean"])["schedule"], "now:widen_4x"} if grown else set()
+            )
             for r in rows:
                 if r["schedule"] in refs:
                     size = round(r["size_ratio"]["mean"], 2)
-                    static += [(config, Schedule(f"static-x{size:.2f}", "static", size=size), seed) for seed in range(args.seeds)]
+                    static += [
+                        (config, Schedule(f"static-x{size:.2f}", "static", size=size), seed)
+                        for seed in range(args.seeds)
+                    ]
         run_all(static, args, cache, done)
-    run_all(sweeps, args, cache, done)  # the sweep over the original blueprints last: the longest, least decisive
+    run_all(
+        sweeps, args, cache, done
+    )  # the sweep over the original blueprints last: the longest, least decisive
     tasks += sweeps
 
     episodes = list(done.values())
@@ -403,10 +454,18 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows)
     print("\n" + table)
     result = {
-        "settings": {"env": ENV_ID, "configs": args.config, "fidelity": args.fidelity, "max_epochs": args.max_epochs,
-                     "seeds": args.seeds, "sweep_seeds": args.sweep_seeds, "rent_weight": DEFAULT_RENT_WEIGHT,
-                     "seed_lr_multiplier": args.seed_lr_multiplier or "preset default",
-                     "schedules": {s.name: asdict(s) for _, s, _ in tasks + static}, **provenance()},  # fmt: skip
+        "settings": {
+            "env": ENV_ID,
+            "configs": args.config,
+            "fidelity": args.fidelity,
+            "max_epochs": args.max_epochs,
+            "seeds": args.seeds,
+            "sweep_seeds": args.sweep_seeds,
+            "rent_weight": DEFAULT_RENT_WEIGHT,
+            "seed_lr_multiplier": args.seed_lr_multiplier or "preset default",
+            "schedules": {s.name: asdict(s) for _, s, _ in tasks + static},
+            **provenance(),
+        },  # fmt: skip
         "findings": {c: findings([r for r in rows if r["config"] == c]) for c in args.config},
         "summary": rows,
         "table": table,

@@ -38,6 +38,7 @@ from esper_env.wrappers import CompactActions
 RESULTS = Path(__file__).parent / "results"
 WAIT = "wait"
 
+
 def mean_ci(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval."""
     summary = interval(values)
@@ -166,7 +167,9 @@ def main() -> None:
     parser.add_argument("--fidelity", default="tiny", help="full, fast, tiny or test")
     parser.add_argument("--config", nargs="+", default=["baseline", "impaired"], help="environment presets")
     parser.add_argument("--max-epochs", type=int, default=25)
-    parser.add_argument("--policies", nargs="+", default=[DEFAULT_HEURISTIC, "baseline"], help="policy ids compared with WAIT")
+    parser.add_argument(
+        "--policies", nargs="+", default=[DEFAULT_HEURISTIC, "baseline"], help="policy ids compared with WAIT"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "heuristic_vs_wait.json")
     args = parser.parse_args()
     if args.seeds < 1 or args.max_epochs < 1:

@@ -107,7 +107,7 @@ def main() -> None:
               f"± {acc['half_width']:.3f}  illegal {in_env['illegal_actions']}  "
               f"({rows[-1]['eval_seconds']:.0f} s)", flush=True)  # fmt: skip
 
-    wait = lambda obs: np.zeros(len(np.atleast_2d(obs)), dtype=np.int64)  # noqa: E731
+    wait = lambda obs: np.zeros(len(np.atleast_2d(obs)), dtype=np.int64)
     heuristic = behavior_agent("baseline", env)
     add("WAIT", wait, dataset_agreement(wait, buffer, n_actions), None, {})
     add("heuristic", heuristic, dataset_agreement(heuristic, buffer, n_actions), None, {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def positive_int(text: str) -> int:
@@ -90,7 +90,9 @@ def add_health_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pack", metavar="DIR", help="pack directory")
     p.add_argument("--out", default=None, help="report directory (default: DIR/health)")
-    p.add_argument("--clusters", type=positive_int, default=None, help="k-means clusters (default: min(100, N // 10))")
+    p.add_argument(
+        "--clusters", type=positive_int, default=None, help="k-means clusters (default: min(100, N // 10))"
+    )
     p.add_argument("--partial", action="store_true",
                    help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.set_defaults(func=run_health)
@@ -121,7 +123,10 @@ def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--steps-per-epoch", type=positive_int, default=None, help="d3rlpy log/checkpoint period (min(steps, 1000))"
+        "--steps-per-epoch",
+        type=positive_int,
+        default=None,
+        help="d3rlpy log/checkpoint period (min(steps, 1000))",
     )
     p.add_argument(
         "--rwbc-mode",
@@ -142,7 +147,10 @@ def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
         "--reward-mode", default=None, choices=modes, help="relabel the pack's rewards (default: as logged)"
     )
     p.add_argument(
-        "--fqe-steps", type=non_negative_int, default=0, help="also estimate the policy's value with DiscreteFQE"
+        "--fqe-steps",
+        type=non_negative_int,
+        default=0,
+        help="also estimate the policy's value with DiscreteFQE",
     )
     p.add_argument("--partial", action="store_true",
                    help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
@@ -165,8 +173,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "--pack, also agreement with the logged actions, action mixes and (--fqe-steps) a DiscreteFQE "
         "estimate.",
     )
-    policy = ("a saved agent directory (OUT/agent of train-offline), or a behavior policy name such as "
-              "'baseline' (acts greedily); a path that is also a policy name must be written ./NAME")
+    policy = (
+        "a saved agent directory (OUT/agent of train-offline), or a behavior policy name such as "
+        "'baseline' (acts greedily); a path that is also a policy name must be written ./NAME"
+    )
     modes = ("shaped", "sparse", "contribution")
     p.add_argument("--policy", required=True, metavar="PATH", help=policy)
     p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
@@ -177,7 +187,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="baseline", help="environment preset")
     p.add_argument("--pack", default=None, metavar="DIR", help="also evaluate on this pack's logged states")
     p.add_argument(
-        "--fqe-steps", type=non_negative_int, default=0, help="with --pack: DiscreteFQE gradient steps (0: skip)"
+        "--fqe-steps",
+        type=non_negative_int,
+        default=0,
+        help="with --pack: DiscreteFQE gradient steps (0: skip)",
     )
     p.add_argument(
         "--reward-mode", default=None, choices=modes, help="with --pack: relabel its rewards for FQE"
@@ -233,9 +246,18 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--spec", required=True, metavar="FILE", help="TOML generation spec")
     p.add_argument("--out", required=True, metavar="DIR", help="pack directory (created, or resumed)")
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel episodes (processes or Ray tasks), one core each")
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="local: this process or a spawn process pool; ray: ray.remote tasks (pip install 'esper[ray]')")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="parallel episodes (processes or Ray tasks), one core each",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process or a spawn process pool; ray: ray.remote tasks (pip install 'esper[ray]')",
+    )
     p.add_argument("--force", action="store_true", help="overwrite a pack generated from another spec")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -260,11 +282,19 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pack", metavar="DIR", help="pack directory")
     p.add_argument("--format", required=True, choices=("d3rlpy", "minari"))
-    p.add_argument("--out", required=True, metavar="PATH", help="d3rlpy: .h5 file; minari: datasets root directory")
-    p.add_argument("--reward-mode", choices=("shaped", "sparse", "contribution"), default=None,
-                   help="relabel rewards from the logged components (default: the rewards as logged)")
+    p.add_argument(
+        "--out", required=True, metavar="PATH", help="d3rlpy: .h5 file; minari: datasets root directory"
+    )
+    p.add_argument(
+        "--reward-mode",
+        choices=("shaped", "sparse", "contribution"),
+        default=None,
+        help="relabel rewards from the logged components (default: the rewards as logged)",
+    )
     p.add_argument("--dataset-id", default=None, help="minari: dataset id (default esper/<pack name>-v0)")
-    p.add_argument("--append-mask", action="store_true", help="d3rlpy: append the action mask to observations")
+    p.add_argument(
+        "--append-mask", action="store_true", help="d3rlpy: append the action mask to observations"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing export")
     p.add_argument("--partial", action="store_true",
                    help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
@@ -302,7 +332,9 @@ def run_validate(args: argparse.Namespace) -> int:
 def add_download_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)")
     p.add_argument("dataset", choices=["cifar10", "cifar100"])
-    p.add_argument("--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)")
+    p.add_argument(
+        "--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)"
+    )
     p.set_defaults(func=run_download)
 
 

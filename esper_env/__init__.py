@@ -46,5 +46,9 @@ ENV_IDS: dict[str, dict[str, object]] = {
 for _env_id, _kwargs in ENV_IDS.items():
     if _env_id not in registry:
         # MatchTimeLimit runs outside Gymnasium's TimeLimit: max_episode_steps=K becomes the env's epoch budget.
-        register(id=_env_id, entry_point="esper_env.env:EsperEnv", kwargs=dict(_kwargs),
-                 additional_wrappers=(WrapperSpec("MatchTimeLimit", "esper_env.wrappers:MatchTimeLimit", {}),))
+        register(
+            id=_env_id,
+            entry_point="esper_env.env:EsperEnv",
+            kwargs=dict(_kwargs),
+            additional_wrappers=(WrapperSpec("MatchTimeLimit", "esper_env.wrappers:MatchTimeLimit", {}),),
+        )

@@ -19,8 +19,8 @@ statistics), so ``forward`` draws no random numbers and behaves the same in trai
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -73,7 +73,7 @@ class SlotGeometry:
     consumer: Consumer
 
     @classmethod
-    def plain(cls, channels: int) -> "SlotGeometry":
+    def plain(cls, channels: int) -> SlotGeometry:
         return cls(channels, max(3, channels // 2), Consumer("conv", 2 * channels))
 
 
@@ -87,7 +87,9 @@ def _groups(channels: int, max_groups: int = 8) -> int:
     return next(g for g in range(min(max_groups, channels), 0, -1) if channels % g == 0)
 
 
-def _conv(c_in: int, c_out: int, k: int = 1, *, groups: int = 1, dilation: int = 1, bias: bool = True) -> nn.Conv2d:
+def _conv(
+    c_in: int, c_out: int, k: int = 1, *, groups: int = 1, dilation: int = 1, bias: bool = True
+) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, k, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=bias)
 
 
@@ -341,7 +343,9 @@ class Widen(Blueprint):
         return self.output_layer(e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise TypeError(f"{self.name} adds channels, it has no same-width delta; the engine calls injection()")
+        raise TypeError(
+            f"{self.name} adds channels, it has no same-width delta; the engine calls injection()"
+        )
 
 
 class Widen2x(Widen):
@@ -445,7 +449,7 @@ def build_blueprint(
         return _construct(cls, channels, geometry)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _param_count(name: str, channels: int, geometry: SlotGeometry | None) -> int:
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         module = _construct(_REGISTRY[name], channels, geometry)

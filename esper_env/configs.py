@@ -6,8 +6,9 @@ Everything here is plain frozen data. Looking a name up goes through :func:`get_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

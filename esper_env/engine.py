@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +163,10 @@ class TrainingEngine:
         self.history = TrainingHistory()
         self.counters = SeedCounters()
         self._bn_buffers = [
-            b for m in self.host.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()
+            b
+            for m in self.host.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for b in m.buffers()
         ]
 
     # ------------------------------------------------------------------ lifecycle operations
@@ -197,7 +201,9 @@ class TrainingEngine:
             return f"slot {slot} is {st.stage.name}; ADVANCE needs GERMINATED, TRAINING or BLENDING"
         if op == Op.SET_ALPHA_TARGET:
             ok = st.stage in (Stage.BLENDING, Stage.HOLDING)
-            return None if ok else f"slot {slot} is {st.stage.name}; SET_ALPHA_TARGET needs BLENDING or HOLDING"
+            return (
+                None if ok else f"slot {slot} is {st.stage.name}; SET_ALPHA_TARGET needs BLENDING or HOLDING"
+            )
         if op == Op.PRUNE:
             ok = st.stage in LIVE_STAGES
             return None if ok else f"slot {slot} is {st.stage.name}; PRUNE needs a live seed"
@@ -210,7 +216,9 @@ class TrainingEngine:
         raise AssertionError(op)
 
     def _seed_optimizer(self, seed: Seed) -> torch.optim.Optimizer:
-        return build_optimizer(self.config, list(seed.parameters()), lr_multiplier=self.config.seed_lr_multiplier)
+        return build_optimizer(
+            self.config, list(seed.parameters()), lr_multiplier=self.config.seed_lr_multiplier
+        )
 
     def is_legal(self, op: Op | int, slot: int) -> bool:
         return self.illegal_reason(op, slot) is None
@@ -231,12 +239,18 @@ class TrainingEngine:
         blueprint: str | int,
         style: BlendStyle | int | str = BlendStyle.ADDITIVE,
         tempo: Tempo | int | str = Tempo.STANDARD,
-        alpha_target: float | int = 1.0,
+        alpha_target: float = 1.0,
     ) -> None:
         """Create a seed in a DORMANT slot. ``alpha_target`` is a value in ALPHA_TARGETS or its index."""
-        name = BLUEPRINTS[blueprint] if _is_index(blueprint, len(BLUEPRINTS)) else BLUEPRINTS[blueprint_index(blueprint)]
+        name = (
+            BLUEPRINTS[blueprint]
+            if _is_index(blueprint, len(BLUEPRINTS))
+            else BLUEPRINTS[blueprint_index(blueprint)]
+        )
         if name == NOOP_BLUEPRINT:
-            raise IllegalTransitionError("GERMINATE with the 'noop' blueprint is illegal (it is always masked)")
+            raise IllegalTransitionError(
+                "GERMINATE with the 'noop' blueprint is illegal (it is always masked)"
+            )
         style = enum_value(BlendStyle, style)
         tempo = enum_value(Tempo, tempo)
         target = _alpha_target(alpha_target)
@@ -276,7 +290,7 @@ class TrainingEngine:
     def set_alpha_target(
         self,
         slot: int,
-        alpha_target: float | int,
+        alpha_target: float,
         speed: AlphaSpeed | int | str = AlphaSpeed.MEDIUM,
         curve: AlphaCurve | int | str = AlphaCurve.LINEAR,
     ) -> None:
@@ -442,7 +456,9 @@ class TrainingEngine:
                 b.copy_(v)
 
     @torch.no_grad()
-    def evaluate(self, x: Tensor, y: Tensor, measured: Sequence[int] = ()) -> tuple[float, float, list[float]]:
+    def evaluate(
+        self, x: Tensor, y: Tensor, measured: Sequence[int] = ()
+    ) -> tuple[float, float, list[float]]:
         """Loss and accuracy on ``(x, y)``, plus the accuracy with each measured slot's alpha at 0.
 
         The counterfactuals are fused into the same pass: at the first measured slot the batch is
@@ -459,8 +475,14 @@ class TrainingEngine:
         loss_sum = torch.zeros((), device=self.device)
         data = self.data
         for xb, yb in iterate_batches(
-            x, y, self.val_batch_size, generator=self.generator, mean=data.mean, std=data.std,
-            augment=False, shuffle=False,
+            x,
+            y,
+            self.val_batch_size,
+            generator=self.generator,
+            mean=data.mean,
+            std=data.std,
+            augment=False,
+            shuffle=False,
         ):
             b = len(yb)
             xb = xb.contiguous(memory_format=self.memory_format)
@@ -595,7 +617,9 @@ class TrainingEngine:
 
     def host_parameters(self) -> int:
         """Parameters of the host, fossilized seeds included."""
-        fossils = sum(count_parameters(s.seed) for s in self.slots if s.seed is not None and s.stage == Stage.FOSSILIZED)
+        fossils = sum(
+            count_parameters(s.seed) for s in self.slots if s.seed is not None and s.stage == Stage.FOSSILIZED
+        )
         return count_parameters(self.host) + fossils
 
     def seed_parameters(self) -> int:
@@ -633,13 +657,17 @@ class TrainingEngine:
         """Bring the engine back to ``snap`` exactly; continuing then equals never having left."""
         version = snap.get("version")
         if version != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {version!r} is not supported; this engine reads version {SNAPSHOT_VERSION}")
+            raise ValueError(
+                f"snapshot version {version!r} is not supported; this engine reads version {SNAPSHOT_VERSION}"
+            )
         if len(snap["slots"]) != len(self.slots):
             raise ValueError(f"snapshot has {len(snap['slots'])} slots, this engine has {len(self.slots)}")
         self.host.load_state_dict(snap["host"])
         self.host_optimizer.load_state_dict(_clone_tree(snap["host_optimizer"]))
         self.generator.set_state(snap["generator"].clone())
-        self.history = TrainingHistory(**{k: (list(v) if isinstance(v, list) else v) for k, v in snap["history"].items()})
+        self.history = TrainingHistory(
+            **{k: (list(v) if isinstance(v, list) else v) for k, v in snap["history"].items()}
+        )
         self.counters = SeedCounters(**snap["counters"])
         for s, saved in zip(self.slots, snap["slots"]):
             s.state = SlotState.from_dict(saved["state"])
@@ -662,13 +690,15 @@ def _is_index(value: object, n: int) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= int(value) < n
 
 
-def _alpha_target(value: float | int) -> float:
+def _alpha_target(value: float) -> float:
     """Accept an alpha target value (0.5, 0.7, 1.0) or its index (0, 1, 2)."""
     if _is_index(value, len(ALPHA_TARGETS)):
         return ALPHA_TARGETS[value]
     if isinstance(value, float) and value in ALPHA_TARGETS:
         return value
-    raise ValueError(f"unknown alpha target {value!r}; valid are the values {ALPHA_TARGETS} or their indices 0..2")
+    raise ValueError(
+        f"unknown alpha target {value!r}; valid are the values {ALPHA_TARGETS} or their indices 0..2"
+    )
 
 
 def _clone_tree(obj: Any) -> Any:

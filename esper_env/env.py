@@ -17,8 +17,24 @@ from esper_env.data import DATASETS, load_dataset
 from esper_env.engine import EpochResult, TrainingEngine
 from esper_env.env_card import feature_table
 from esper_env.hosts import count_parameters
-from esper_env.lifecycle import ALPHA_TARGETS, LIVE_STAGES, AlphaCurve, AlphaSpeed, BlendStyle, Op, Stage, Tempo
-from esper_env.rewards import RewardConfig, benchmark_score, get_reward_config, log_size_ratio, potential, relabel
+from esper_env.lifecycle import (
+    ALPHA_TARGETS,
+    LIVE_STAGES,
+    AlphaCurve,
+    AlphaSpeed,
+    BlendStyle,
+    Op,
+    Stage,
+    Tempo,
+)
+from esper_env.rewards import (
+    RewardConfig,
+    benchmark_score,
+    get_reward_config,
+    log_size_ratio,
+    potential,
+    relabel,
+)
 from esper_env.spaces import (
     NOOP_INDEX,
     WAIT_ACTION,
@@ -186,11 +202,15 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.num_threads = _check_int("num_threads", num_threads, 1, optional=True)
         _check_int("synth_seed", synth_seed, 0)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unknown render_mode {render_mode!r}; valid are: {self.metadata['render_modes']}")
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; valid are: {self.metadata['render_modes']}"
+            )
         self.metadata = {
             **type(self).metadata,
             "torch_version": torch.__version__,
-            "torch_num_threads": self.num_threads if self.num_threads is not None else torch.get_num_threads(),
+            "torch_num_threads": self.num_threads
+            if self.num_threads is not None
+            else torch.get_num_threads(),
         }
         self.dataset = dataset
         self.synth_seed = int(synth_seed)
@@ -204,7 +224,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         )  # fmt: skip
         with torch_threads(self.num_threads):
             # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
-            self.data = load_dataset(dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed)
+            self.data = load_dataset(
+                dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed
+            )
             self.action_space = make_action_space(self.num_slots)
             self.observation_space = make_observation_space(self.num_slots)
             self.observation_schema = observation_schema(self.num_slots)
@@ -229,7 +251,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ------------------------------------------------------------------ gymnasium API
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._episode_seed = int(self.np_random.integers(2**31 - 1))
         with torch_threads(self.num_threads):
@@ -256,7 +280,10 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         terminated, truncated, reason = False, False, None
         if result.diverged:
             terminated, reason = True, "diverged"
-        elif self.early_stop_patience is not None and self.engine.history.plateau_epochs >= self.early_stop_patience:
+        elif (
+            self.early_stop_patience is not None
+            and self.engine.history.plateau_epochs >= self.early_stop_patience
+        ):
             terminated, reason = True, "early_stop"
         if not terminated and self.engine.history.epoch >= self.max_epochs:
             truncated, reason = True, "max_epochs"
@@ -320,7 +347,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             return
         if op == Op.GERMINATE:
             self.engine.germinate(
-                a.slot, BLUEPRINTS[a.blueprint], BlendStyle(a.style), Tempo(a.tempo), ALPHA_TARGETS[a.alpha_target]
+                a.slot,
+                BLUEPRINTS[a.blueprint],
+                BlendStyle(a.style),
+                Tempo(a.tempo),
+                ALPHA_TARGETS[a.alpha_target],
             )
         elif op == Op.ADVANCE:
             self.engine.advance(a.slot)
@@ -361,7 +392,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         loss_delta = h.val_loss[-1] - h.val_loss[-2] if len(h.val_loss) >= 2 else -1.0
         last_op = np.zeros(len(Op))
         last_op[self._last_op] = 1.0
-        fossil = sum(count_parameters(s.seed) for s in e.slots if s.seed is not None and s.stage == Stage.FOSSILIZED)
+        fossil = sum(
+            count_parameters(s.seed) for s in e.slots if s.seed is not None and s.stage == Stage.FOSSILIZED
+        )
         parts: list[Any] = [
             h.epoch / T, max(T - h.epoch, 0) / T, last(h.val_accuracy), last(h.val_loss),
             last(h.train_accuracy), last(h.train_loss), acc_delta, loss_delta, min(h.plateau_epochs / T, 1.0),
@@ -406,7 +439,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         prev_loss = h.val_loss[-2] if len(h.val_loss) >= 2 else float(np.log(self.data.num_classes))
         acc = result.val_accuracy
         potential_prev = self._potential
-        potential_next = 0.0 if terminated else potential(h.best_val_accuracy, h.plateau_epochs, self.reward_config.patience)
+        potential_next = (
+            0.0
+            if terminated
+            else potential(h.best_val_accuracy, h.plateau_epochs, self.reward_config.patience)
+        )
         self._potential = potential_next
         total = self._total_params()
         added = total - self._base_host_params
@@ -464,7 +501,10 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "engine": self.engine.snapshot(),
             "np_random": _copy_state(self.np_random.bit_generator.state),
             "episode_seed": getattr(self, "_episode_seed", 0),
-            "history": [{**vars(r), "contributions": {str(k): v for k, v in r.contributions.items()}} for r in self._history],
+            "history": [
+                {**vars(r), "contributions": {str(k): v for k, v in r.contributions.items()}}
+                for r in self._history
+            ],
             "last_action_valid": self._last_action_valid,
             "last_op": int(self._last_op),
             "done": self._done,
@@ -489,19 +529,25 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         if not isinstance(snap, dict):
             raise ValueError(f"an env snapshot is a dict, got {type(snap).__name__}")
         if snap.get("version") != ENV_SNAPSHOT_VERSION:
-            raise ValueError(f"env snapshot version {snap.get('version')!r} is not supported (expected {ENV_SNAPSHOT_VERSION})")
+            raise ValueError(
+                f"env snapshot version {snap.get('version')!r} is not supported (expected {ENV_SNAPSHOT_VERSION})"
+            )
         missing = [k for k in SNAPSHOT_KEYS if k not in snap]
         if missing:
             raise ValueError(f"the env snapshot lacks keys {missing}")
         ours, theirs = self._settings(), snap["settings"]
-        differ = [f"{k}: snapshot {theirs.get(k)!r}, env {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        differ = [
+            f"{k}: snapshot {theirs.get(k)!r}, env {v!r}" for k, v in ours.items() if theirs.get(k) != v
+        ]
         if differ:
             raise ValueError(f"the snapshot comes from an incompatible env ({'; '.join(differ)})")
         engine = self._new_engine(int(snap["episode_seed"]))
         try:
             engine.restore(snap["engine"])
         except (KeyError, RuntimeError, TypeError, ValueError) as err:
-            raise ValueError(f"the snapshot's engine state does not fit this env ({type(err).__name__}: {err})") from None
+            raise ValueError(
+                f"the snapshot's engine state does not fit this env ({type(err).__name__}: {err})"
+            ) from None
         self.engine = engine
         self.np_random.bit_generator.state = _copy_state(snap["np_random"])
         self._episode_seed = int(snap["episode_seed"])
@@ -515,7 +561,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self._episode_return = float(snap["episode_return"])
         self._potential = float(snap["potential"])
 
-    def fork(self) -> "EsperEnv":
+    def fork(self) -> EsperEnv:
         """An independent copy in the same state: run alternative actions from here."""
         other = EsperEnv(**{**self._init_kwargs, "max_epochs": self.max_epochs})
         other.reset()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from esper_env.blueprints import blueprint_table_markdown
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
@@ -37,7 +37,11 @@ INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("host_params", "last step", "host parameters, fossilized seeds included"),
     ("base_host_params", "last step", "parameters of the host before any growth"),
     ("seed_params", "last step", "parameters of seeds not fossilized"),
-    ("score", "last step", "benchmark score: final val accuracy - 0.03 x log2(network size / base host size)"),
+    (
+        "score",
+        "last step",
+        "benchmark score: final val accuracy - 0.03 x log2(network size / base host size)",
+    ),
     ("seeds_created", "last step", "seeds germinated in the episode"),
     ("seeds_fossilized", "last step", "seeds fossilized"),
     ("seeds_pruned", "last step", "seeds pruned"),
@@ -60,9 +64,7 @@ def feature_table(num_slots: int = 3) -> str:
         rows.append(f"| {idx} | `{name}` | {f.low:g} | {f.high:g} | {f.description} |")
         start += f.size
     if shown_slot:
-        per_slot = sum(f.size for f in observation_features(1)) - sum(
-            f.size for f in observation_features(0)
-        )
+        per_slot = sum(f.size for f in observation_features(1)) - sum(f.size for f in observation_features(0))
         rows.append(
             f"| ... | `slotK/*`, K = 1..{num_slots - 1} | | | the same {per_slot} features, offset by {per_slot} x K |"
         )
@@ -92,9 +94,13 @@ def head_table() -> str:
             "| head | values |",
             "|---|---|",
             "| style | " + ", ".join(f"{int(s)} {s.name}" for s in BlendStyle) + " |",
-            "| tempo | " + ", ".join(f"{int(t)} {t.name} ({n} epochs)" for t, n in TEMPO_EPOCHS.items()) + " |",
+            "| tempo | "
+            + ", ".join(f"{int(t)} {t.name} ({n} epochs)" for t, n in TEMPO_EPOCHS.items())
+            + " |",
             "| alpha_target | " + ", ".join(f"{i} = {a}" for i, a in enumerate(ALPHA_TARGETS)) + " |",
-            "| alpha_speed | " + ", ".join(f"{int(s)} {s.name} ({n} epochs)" for s, n in SPEED_EPOCHS.items()) + " |",
+            "| alpha_speed | "
+            + ", ".join(f"{int(s)} {s.name} ({n} epochs)" for s, n in SPEED_EPOCHS.items())
+            + " |",
             "| alpha_curve | " + ", ".join(f"{int(c)} {c.name}" for c in AlphaCurve) + " |",
         ]
     )
@@ -159,7 +165,7 @@ def render(text: str) -> str:
             raise ValueError(f"unknown generated block {name!r}; valid blocks are: {', '.join(BLOCKS)}")
         return f"<!-- BEGIN {name} -->\n{BLOCKS[name]()}\n<!-- END {name} -->"
 
-    return re.sub(r"<!-- BEGIN (\S+) -->.*?<!-- END \1 -->", fill, text, flags=re.S)
+    return re.sub(r"<!-- BEGIN (\S+) -->.*?<!-- END \1 -->", fill, text, flags=re.DOTALL)
 
 
 def main(argv: list[str] | None = None) -> int:

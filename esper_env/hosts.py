@@ -23,9 +23,9 @@ from .configs import lookup
 
 __all__ = [
     "HOSTS",
+    "HOST_SPECS",
     "HostNetwork",
     "HostSpec",
-    "HOST_SPECS",
     "build_host",
     "count_parameters",
     "host_slots",
@@ -161,7 +161,9 @@ class HostNetwork(nn.Module):
             consumer = Consumer("linear", linear.out_features)
         else:
             conv = nxt[0].conv1 if isinstance(nxt[0], BasicBlock) else nxt[0]
-            consumer = Consumer("conv", conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0])
+            consumer = Consumer(
+                "conv", conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0]
+            )
         return SlotGeometry(self.slot_channels[index], first_conv.in_channels, consumer)
 
     def extra_repr(self) -> str:
@@ -222,7 +224,9 @@ def _build_segments(spec: HostSpec, num_classes: int) -> list[nn.Module]:
             segments.append(_conv_block(c_in, c_out, pool))
             c_in = c_out
     else:  # resnet: CIFAR stem (conv3x3 stride 1, no max-pool) folded into the first segment
-        stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        stem = nn.Sequential(
+            nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
         c_in = 64
         for i, (c_out, n_blocks) in enumerate(zip(spec.channels, spec.blocks)):
             stage = _resnet_stage(c_in, c_out, n_blocks, stride=1 if i == 0 else 2)

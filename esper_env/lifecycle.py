@@ -197,9 +197,13 @@ class AlphaSchedule:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "AlphaSchedule":
+    def from_dict(cls, d: dict) -> AlphaSchedule:
         return cls(
-            float(d["start"]), float(d["target"]), int(d["duration"]), AlphaCurve(int(d["curve"])), int(d["elapsed"])
+            float(d["start"]),
+            float(d["target"]),
+            int(d["duration"]),
+            AlphaCurve(int(d["curve"])),
+            int(d["elapsed"]),
         )
 
 

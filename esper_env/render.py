@@ -18,7 +18,7 @@ def _sparkline(values: list[float]) -> str:
     return "".join(_SPARK[min(int(max(v, 0.0) * (len(_SPARK) - 1) + 0.5), len(_SPARK) - 1)] for v in values)
 
 
-def render_ansi(env: "EsperEnv") -> str:
+def render_ansi(env: EsperEnv) -> str:
     e, h = env.engine, env.engine.history
     acc = f"{h.val_accuracy[-1]:.3f}" if h.val_accuracy else "-"
     best = f"{h.best_val_accuracy:.3f}" if h.best_val_accuracy is not None else "-"
@@ -45,12 +45,12 @@ _STAGE_COLORS = {
 }  # fmt: skip
 
 
-def render_rgb(env: "EsperEnv") -> np.ndarray:
+def render_rgb(env: EsperEnv) -> np.ndarray:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     e, h = env.engine, env.engine.history
     fig = Figure(figsize=(6.4, 4.0), dpi=80)
@@ -63,12 +63,16 @@ def render_rgb(env: "EsperEnv") -> np.ndarray:
     ax_curve.set_ylim(0, 1)
     ax_curve.set_ylabel("accuracy")
     ax_curve.legend(loc="lower right", fontsize=7)
-    ax_curve.set_title(f"{env.dataset} / {env.config.config_id}  epoch {h.epoch}/{env.max_epochs}", fontsize=9)
+    ax_curve.set_title(
+        f"{env.dataset} / {env.config.config_id}  epoch {h.epoch}/{env.max_epochs}", fontsize=9
+    )
     for s in e.slots:
         st = s.state
         ax_slots.barh(s.index, 1.0, color=_STAGE_COLORS[st.stage])
         ax_slots.barh(s.index, st.alpha, color="black", height=0.2)
-        ax_slots.text(0.02, s.index, f"{s.name}: {st.stage.name} {st.blueprint or ''}", va="center", fontsize=7)
+        ax_slots.text(
+            0.02, s.index, f"{s.name}: {st.stage.name} {st.blueprint or ''}", va="center", fontsize=7
+        )
     ax_slots.set_xlim(0, 1)
     ax_slots.set_yticks([])
     ax_slots.set_xlabel("alpha (black bar); color = stage", fontsize=7)

@@ -30,8 +30,9 @@ terminal (diverged) state, which keeps the shaping potential-based and the optim
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,9 @@ def relabel(components: Mapping[str, Any], mode: str | RewardConfig = "shaped", 
         gain = np.asarray(c["accuracy_delta"]) - cfg.rent_weight * np.asarray(c["log_size_ratio_delta"])
         r = cfg.accuracy_weight * gain + cfg.shaping_weight * shaping + np.asarray(c["intervention_cost"])
     elif cfg.mode == "sparse":
-        r = np.asarray(c["terminal"]) * (np.asarray(c["sparse"]) - cfg.rent_weight * np.asarray(c["log_size_ratio"]))
+        r = np.asarray(c["terminal"]) * (
+            np.asarray(c["sparse"]) - cfg.rent_weight * np.asarray(c["log_size_ratio"])
+        )
     else:
         contrib = np.asarray(c["contributions"], dtype=np.float64)
         total = contrib.sum(axis=-1) if contrib.ndim else contrib

@@ -35,7 +35,12 @@ class Seed(nn.Module):
     """
 
     def __init__(
-        self, blueprint: str, channels: int, style: BlendStyle, seed: int, geometry: SlotGeometry | None = None
+        self,
+        blueprint: str,
+        channels: int,
+        style: BlendStyle,
+        seed: int,
+        geometry: SlotGeometry | None = None,
     ) -> None:
         super().__init__()
         self.blueprint = blueprint
@@ -120,7 +125,7 @@ class SlotState:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SlotState":
+    def from_dict(cls, d: dict[str, Any]) -> SlotState:
         return cls(
             stage=Stage(int(d["stage"])),
             blueprint=d["blueprint"],

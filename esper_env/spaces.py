@@ -83,11 +83,13 @@ class FactoredAction(NamedTuple):
     def to_array(self) -> np.ndarray:
         return np.array(self, dtype=np.int64)
 
-    def canonical(self) -> "FactoredAction":
+    def canonical(self) -> FactoredAction:
         """The same action with the heads its op ignores set to their defaults."""
         used = OP_HEADS[Op(self.op)]
         default = FactoredAction(op=self.op)
-        return FactoredAction(*(v if h == "op" or h in used else getattr(default, h) for h, v in zip(HEADS, self)))
+        return FactoredAction(
+            *(v if h == "op" or h in used else getattr(default, h) for h, v in zip(HEADS, self))
+        )
 
     def describe(self) -> str:
         op = Op(self.op)
@@ -103,7 +105,10 @@ class FactoredAction(NamedTuple):
         if "alpha_target" in OP_HEADS[op]:
             parts.append(f"alpha_target={ALPHA_TARGETS[self.alpha_target]}")
         if "alpha_speed" in OP_HEADS[op]:
-            parts += [f"speed={AlphaSpeed(self.alpha_speed).name}", f"curve={AlphaCurve(self.alpha_curve).name}"]
+            parts += [
+                f"speed={AlphaSpeed(self.alpha_speed).name}",
+                f"curve={AlphaCurve(self.alpha_curve).name}",
+            ]
         return f"{op.name}({', '.join(parts)})"
 
 
@@ -120,8 +125,13 @@ def check_action(action: object, space: spaces.MultiDiscrete) -> FactoredAction:
         arr = np.asarray(action)
     except (ValueError, TypeError):  # ragged nesting: numpy cannot make an array of it
         arr = None
-    integral = arr is not None and arr.shape == space.nvec.shape and (
-        arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr) & (np.mod(arr, 1) == 0))))
+    integral = (
+        arr is not None
+        and arr.shape == space.nvec.shape
+        and (
+            arr.dtype.kind in "iu"
+            or (arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr) & (np.mod(arr, 1) == 0))))
+        )
     )
     if not integral:
         raise ValueError(

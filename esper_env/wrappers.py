@@ -90,7 +90,10 @@ class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
     def action_masks(self) -> np.ndarray:
         legal = self.base.legal_actions()
         return np.array(
-            [legal[a.op, a.slot] and not (a.op == Op.GERMINATE and a.blueprint == NOOP_INDEX) for a in self.actions]
+            [
+                legal[a.op, a.slot] and not (a.op == Op.GERMINATE and a.blueprint == NOOP_INDEX)
+                for a in self.actions
+            ]
         )
 
 
@@ -146,7 +149,9 @@ class ClassicActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
                 advance = FactoredAction(Op.ADVANCE, s.index)
                 break
         live = [s for s in slots if legal[Op.PRUNE, s.index]]
-        cull = min(live, key=lambda s: -2.0 if s.state.contribution is None else s.state.contribution, default=None)
+        cull = min(
+            live, key=lambda s: -2.0 if s.state.contribution is None else s.state.contribution, default=None
+        )
         return [
             WAIT_ACTION,
             None if germ is None else FactoredAction(Op.GERMINATE, germ, blueprint=self.blueprint),

@@ -52,7 +52,9 @@ def test_names() -> None:
     assert BLUEPRINTS[13:] == ("conv_wide", "widen_2x", "widen_4x")
     assert WIDENING == ["widen_2x", "widen_4x"]
     assert set(BLUEPRINT_DESCRIPTIONS) == set(BLUEPRINTS)
-    assert all(BLUEPRINT_DESCRIPTIONS[n].strip() and "\n" not in BLUEPRINT_DESCRIPTIONS[n] for n in BLUEPRINTS)
+    assert all(
+        BLUEPRINT_DESCRIPTIONS[n].strip() and "\n" not in BLUEPRINT_DESCRIPTIONS[n] for n in BLUEPRINTS
+    )
     for i, name in enumerate(BLUEPRINTS):
         assert blueprint_index(name) == i
 
@@ -108,9 +110,9 @@ def test_gradients_reach_every_parameter(name: str, channels: int) -> None:
     bp = build_blueprint(name, channels, seed=1)
     params = dict(bp.named_parameters())
     out_params = {id(p) for p in bp.output_layer.parameters()}
-    assert out_params and all(
-        torch.count_nonzero(p) == 0 for p in bp.output_layer.parameters()
-    ), "the output layer must start at zero"
+    assert out_params and all(torch.count_nonzero(p) == 0 for p in bp.output_layer.parameters()), (
+        "the output layer must start at zero"
+    )
     x = _features(channels, seed=2)
     target = _features(channels, seed=3)
 

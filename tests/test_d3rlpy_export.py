@@ -25,5 +25,7 @@ def test_a_plain_d3rlpy_load_gets_the_true_action_size(tiny_pack: Path, tmp_path
     with open(out, "rb") as f:
         buffer = ReplayBuffer.load(f, InfiniteBuffer())
     assert buffer.dataset_info.action_size == n
-    sampled = np.concatenate([np.asarray(ep.actions).reshape(-1)[: ep.transition_count] for ep in buffer.episodes])
+    sampled = np.concatenate(
+        [np.asarray(ep.actions).reshape(-1)[: ep.transition_count] for ep in buffer.episodes]
+    )
     np.testing.assert_array_equal(np.sort(sampled), np.sort(logged))  # the padding row is never a transition

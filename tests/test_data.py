@@ -70,7 +70,7 @@ def test_synthcifar_prefix_property() -> None:
 
 
 def test_synthcifar_annotation_noise_changes_labels_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    import esper_env.data as data
+    from esper_env import data
 
     noisy_x, noisy_y = make_synthcifar(2000, "train")
     monkeypatch.setattr(data, "_LABEL_NOISE", 0.0)

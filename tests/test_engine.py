@@ -154,7 +154,11 @@ def test_restore_then_continue_equals_never_snapshotting(test_data: ImageSplits)
 
 
 def test_same_seed_same_results_and_different_seed_differs(test_data: ImageSplits) -> None:
-    a, b, c = build_busy_engine(test_data, 5), build_busy_engine(test_data, 5), build_busy_engine(test_data, 6)
+    a, b, c = (
+        build_busy_engine(test_data, 5),
+        build_busy_engine(test_data, 5),
+        build_busy_engine(test_data, 6),
+    )
     assert run_script(a, 2) == run_script(b, 2)
     assert_same_tensors(host_state(a), host_state(b))
     assert run_script(c, 2) != run_script(a, 2)

@@ -10,8 +10,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import esper_env
 from esper_env import DatasetNotFoundError, EsperEnv, FactoredAction, Op, relabel
-from esper_env.lifecycle import Stage
 from esper_env.blueprints import BLUEPRINTS
+from esper_env.lifecycle import Stage
 from esper_env.rewards import DEFAULT_RENT_WEIGHT, REWARD_MODES, benchmark_score, log_size_ratio
 from esper_env.spaces import WAIT_ACTION, observation_features
 from esper_env.wrappers import (
@@ -123,7 +123,9 @@ def run_random(env: gym.Env, steps: int, seed: int) -> list[dict]:
     infos = []
     env.reset(seed=seed)
     for _ in range(steps):
-        _, _, term, trunc, info = env.step(env.action_space.sample() if rng.random() < 0.5 else WAIT_ACTION.to_array())
+        _, _, term, trunc, info = env.step(
+            env.action_space.sample() if rng.random() < 0.5 else WAIT_ACTION.to_array()
+        )
         infos.append(info)
         if term or trunc:
             break
@@ -135,11 +137,15 @@ def test_relabel_reproduces_the_returned_reward(mode: str) -> None:
     env = make(max_epochs=5, reward=mode)
     env.reset(seed=1)
     env.action_space.seed(1)
-    actions = [germinate(0), FactoredAction(Op.ADVANCE, 0).to_array()] + [env.action_space.sample() for _ in range(3)]
+    actions = [germinate(0), FactoredAction(Op.ADVANCE, 0).to_array()] + [
+        env.action_space.sample() for _ in range(3)
+    ]
     for a in actions:
         _, reward, term, trunc, info = env.step(a)
         assert reward == pytest.approx(relabel(info["reward_components"], mode), abs=1e-12)
-        assert reward == pytest.approx(relabel(info["reward_components"], env.unwrapped.reward_config), abs=1e-12)
+        assert reward == pytest.approx(
+            relabel(info["reward_components"], env.unwrapped.reward_config), abs=1e-12
+        )
         if term or trunc:
             break
     assert trunc and info["reward_components"]["terminal"] == 1.0
@@ -150,7 +156,9 @@ def test_shaped_potential_term_telescopes() -> None:
     env.reset(seed=2)
     gamma = env.unwrapped.reward_config.gamma
     comps = []
-    for a in [germinate(1), WAIT_ACTION.to_array(), FactoredAction(Op.ADVANCE, 1).to_array()] + [WAIT_ACTION.to_array()] * 3:
+    for a in [germinate(1), WAIT_ACTION.to_array(), FactoredAction(Op.ADVANCE, 1).to_array()] + [
+        WAIT_ACTION.to_array()
+    ] * 3:
         *_, info = env.step(a)
         comps.append(info["reward_components"])
     for prev, nxt in zip(comps, comps[1:]):
@@ -174,16 +182,24 @@ def test_rent_is_on_the_log_size_and_every_mode_agrees_with_the_benchmark_score(
     sizes = [c["log_size_ratio"] for c in comps]
     assert sizes[0] > 0 and sizes[-1] == 0.0  # a seed costs rent while it lives, nothing once pruned
     assert sum(c["log_size_ratio_delta"] for c in comps) == pytest.approx(sizes[-1], abs=1e-12)
-    assert info["score"] == pytest.approx(benchmark_score(info["final_val_accuracy"], info["host_params"] + info["seed_params"], base._base_host_params))
+    assert info["score"] == pytest.approx(
+        benchmark_score(
+            info["final_val_accuracy"], info["host_params"] + info["seed_params"], base._base_host_params
+        )
+    )
     assert relabel(comps[-1], "sparse") == pytest.approx(info["score"], abs=1e-12)
     # The accuracy and rent terms of "shaped" telescope to accuracy_weight * (score - chance).
     w = base.reward_config
     accuracy_terms = sum(
-        relabel(c, "shaped") - w.shaping_weight * (w.gamma * c["potential_next"] - c["potential_prev"]) - c["intervention_cost"]
+        relabel(c, "shaped")
+        - w.shaping_weight * (w.gamma * c["potential_next"] - c["potential_prev"])
+        - c["intervention_cost"]
         for c in comps
     )
     assert accuracy_terms == pytest.approx(w.accuracy_weight * (info["score"] - 0.1), abs=1e-9)
-    assert log_size_ratio(2, 1) == 1.0 and benchmark_score(0.8, 200, 100) == pytest.approx(0.8 - DEFAULT_RENT_WEIGHT)
+    assert log_size_ratio(2, 1) == 1.0 and benchmark_score(0.8, 200, 100) == pytest.approx(
+        0.8 - DEFAULT_RENT_WEIGHT
+    )
     with pytest.raises(ValueError, match="positive"):
         log_size_ratio(0, 10)
 
@@ -224,7 +240,10 @@ def test_forks_replay_identically_and_diverge_on_different_actions() -> None:
     same = [WAIT_ACTION.to_array(), germinate(2), WAIT_ACTION.to_array()]
     ta = [a.step(x)[:2] for x in same]
     tb = [b.step(x)[:2] for x in same]
-    tc = [c.step(x)[:2] for x in [FactoredAction(Op.PRUNE, 0).to_array(), WAIT_ACTION.to_array(), WAIT_ACTION.to_array()]]
+    tc = [
+        c.step(x)[:2]
+        for x in [FactoredAction(Op.PRUNE, 0).to_array(), WAIT_ACTION.to_array(), WAIT_ACTION.to_array()]
+    ]
     assert all(np.array_equal(x[0], y[0]) and x[1] == y[1] for x, y in zip(ta, tb))
     assert not all(np.array_equal(x[0], y[0]) for x, y in zip(ta, tc))
     # The original is untouched by its forks.
@@ -268,7 +287,9 @@ def test_render_modes() -> None:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_make_vec(mode: str) -> None:
-    envs = gym.make_vec(SYNTH, num_envs=2, vectorization_mode=mode, fidelity="test", max_epochs=2, device="cpu")
+    envs = gym.make_vec(
+        SYNTH, num_envs=2, vectorization_mode=mode, fidelity="test", max_epochs=2, device="cpu"
+    )
     try:
         obs, infos = envs.reset(seed=[0, 1])
         assert obs.shape == (2, envs.single_observation_space.shape[0])
@@ -297,7 +318,9 @@ def test_compact_mask_is_exact_and_classic_wrappers_have_their_shapes() -> None:
     obs, _, _, _, info = classic.step(ClassicActions.GERMINATE)
     assert info["action_valid"] and obs[CLASSIC_FEATURES.index("has_active_seed")] == 1.0
     _, _, _, _, info = classic.step(ClassicActions.CULL)
-    assert info["action_valid"] and info["slot_stages"][0] == "EMBARGOED"  # alpha was 0: pruned within the epoch
+    assert (
+        info["action_valid"] and info["slot_stages"][0] == "EMBARGOED"
+    )  # alpha was 0: pruned within the epoch
 
 
 def test_joint_encoding_round_trips_canonical_actions() -> None:

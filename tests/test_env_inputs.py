@@ -39,7 +39,9 @@ def test_bad_constructor_values_are_named(kwargs: dict, shown: str) -> None:
 def test_compact_actions_refuse_what_is_not_an_integer(action: object) -> None:
     env = CompactActions(micro_env())
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=rf"action {re.escape(repr(action))} is not in the action space Discrete"):
+    with pytest.raises(
+        ValueError, match=rf"action {re.escape(repr(action))} is not in the action space Discrete"
+    ):
         env.step(action)
 
 
@@ -48,7 +50,9 @@ def test_compact_actions_show_the_value_given_and_take_integers() -> None:
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"action 1e\+20 is not"):
         env.step(1e20)
-    with pytest.raises(ValueError, match=rf"action {env.action_space.n} is not .* valid 0..{env.action_space.n - 1}"):
+    with pytest.raises(
+        ValueError, match=rf"action {env.action_space.n} is not .* valid 0..{env.action_space.n - 1}"
+    ):
         env.step(int(env.action_space.n))
     for ok in (0, np.int64(0), np.array(0)):
         env.step(ok)
@@ -58,7 +62,9 @@ def test_factored_action_errors_show_the_action_as_given() -> None:
     env = micro_env()
     env.reset(seed=0)
     ragged = [0, [1, 2], 0, 0, 0, 0, 0, 0]
-    with pytest.raises(ValueError, match=r"action \[0, \[1, 2\], 0, 0, 0, 0, 0, 0\] is not in the action space"):
+    with pytest.raises(
+        ValueError, match=r"action \[0, \[1, 2\], 0, 0, 0, 0, 0, 0\] is not in the action space"
+    ):
         env.step(ragged)
     with pytest.raises(ValueError, match=r"op=1e\+20 \(valid 0..5\)"):
         env.step([1e20, 0, 0, 0, 0, 0, 0, 0])
@@ -116,7 +122,11 @@ def test_a_gymnasium_time_limit_ends_with_the_summary() -> None:
     assert not (terminated or truncated)
     obs, _, terminated, truncated, info = env.step(FactoredAction(Op.WAIT, 0).to_array())
     assert truncated and not terminated
-    assert info["termination_reason"] == "max_epochs" and "final_val_accuracy" in info and "test_accuracy" in info
+    assert (
+        info["termination_reason"] == "max_epochs"
+        and "final_val_accuracy" in info
+        and "test_accuracy" in info
+    )
     assert obs[env.unwrapped.observation_schema["budget_remaining"]][0] == 0.0
     fork = env.unwrapped.fork()
     assert fork.max_epochs == 2

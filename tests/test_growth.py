@@ -22,7 +22,9 @@ CAPACITY = [b for b in BLUEPRINTS if b not in ORIGINAL_BLUEPRINTS]
 HOST_PRESETS = ["impaired", "deep", "resnet18"]
 
 
-def make_engine(data: ImageSplits, config: str | EnvironmentConfig = "impaired", seed: int = 0, **kw) -> TrainingEngine:
+def make_engine(
+    data: ImageSplits, config: str | EnvironmentConfig = "impaired", seed: int = 0, **kw
+) -> TrainingEngine:
     engine = TrainingEngine(config, data, device="cpu", seed=seed, **kw)
     engine.val_batch_size = 64
     return engine
@@ -60,7 +62,9 @@ def test_graft_preserves_the_function_exactly(test_data: ImageSplits, config: st
 
 @pytest.mark.parametrize("config", ["impaired", "deep"])
 @pytest.mark.parametrize("blueprint", ["widen_4x", "conv_wide"])
-def test_training_seed_leaves_the_host_bitwise_unchanged(test_data: ImageSplits, config: str, blueprint: str) -> None:
+def test_training_seed_leaves_the_host_bitwise_unchanged(
+    test_data: ImageSplits, config: str, blueprint: str
+) -> None:
     plain, grafted = make_engine(test_data, config), make_engine(test_data, config)
     grafted.germinate(1, blueprint)
     grafted.advance(1)
@@ -110,7 +114,10 @@ def test_snapshot_restores_widening_seeds_exactly(test_data: ImageSplits) -> Non
     other = make_engine(test_data, "impaired", seed=99)
     other.restore(snap)
     assert [other.run_epoch().val_loss for _ in range(2)] == expected
-    assert other.host_parameters() + other.seed_parameters() == engine.host_parameters() + engine.seed_parameters()
+    assert (
+        other.host_parameters() + other.seed_parameters()
+        == engine.host_parameters() + engine.seed_parameters()
+    )
 
 
 def test_seed_learning_rate_multiplier(test_data: ImageSplits) -> None:

@@ -30,7 +30,9 @@ def test_growth_headroom_runs_resumes_and_reports(tmp_path: Path, monkeypatch, c
     grown = next(r for r in result["summary"] if r["schedule"] == "now:widen_4x@0")
     assert grown["size_ratio"]["mean"] > 1.0 and grown["score"]["mean"] < grown["final_val_accuracy"]["mean"]
     static = next(r for r in result["summary"] if r["schedule"].startswith("static-x"))
-    assert static["size_ratio"]["mean"] == pytest.approx(float(static["schedule"][len("static-x"):]), rel=0.05)
+    assert static["size_ratio"]["mean"] == pytest.approx(
+        float(static["schedule"][len("static-x") :]), rel=0.05
+    )
     assert (tmp_path / "growth_headroom.png").stat().st_size > 0
     assert result["table"] in (tmp_path / "growth_headroom.md").read_text()
     episodes = (tmp_path / "growth_headroom.episodes.jsonl").read_text().splitlines()

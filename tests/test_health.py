@@ -91,7 +91,11 @@ def make_data(spec: Spec) -> HealthInput:
                 rews.append(r)
                 ep_idx.append(np.full(length, e))
                 ts.append(t)
-                ret = r.sum() if spec.return_level is None else spec.return_level + rng.normal(0, spec.return_noise)
+                ret = (
+                    r.sum()
+                    if spec.return_level is None
+                    else spec.return_level + rng.normal(0, spec.return_noise)
+                )
                 returns.append(ret)
                 lengths.append(length)
                 policies.append(f"policy{p}")
@@ -172,7 +176,9 @@ def test_state_determined_ops_fail_cluster_checks_but_not_op_share() -> None:
 
 
 @pytest.mark.parametrize(("share", "trips"), [(0.019, True), (0.021, False)])
-def test_op_share_error_trips_exactly_below_two_percent(healthy: HealthInput, share: float, trips: bool) -> None:
+def test_op_share_error_trips_exactly_below_two_percent(
+    healthy: HealthInput, share: float, trips: bool
+) -> None:
     report = run_health_checks(with_op_share(healthy, "FOSSILIZE", share))
     check = report.get("min_op_share", "error")
     assert check.figure == pytest.approx(round(share * healthy.n_transitions) / healthy.n_transitions)
@@ -276,7 +282,9 @@ def test_cells_name_the_culprits_for_allocation() -> None:
     healthy = make_data(Spec(n_policies=5, n_configs=1, episodes_per_cell=8))
     stuck = make_data(Spec(n_policies=1, n_configs=1, episodes_per_cell=40, state_determines_op=True, seed=1))
     # Its own policy name and states, far from the healthy blobs.
-    stuck = replace(stuck, episode_policy=np.full(stuck.n_episodes, "heuristic"), observations=stuck.observations + 200)
+    stuck = replace(
+        stuck, episode_policy=np.full(stuck.n_episodes, "heuristic"), observations=stuck.observations + 200
+    )
     report = run_health_checks(HealthInput.concatenate([healthy, stuck]))
     assert report.get("single_action_clusters", "error").cells == [("heuristic", "config0")]
     assert report.get("cluster_op_entropy", "warning").cells == [("heuristic", "config0")]
@@ -370,7 +378,10 @@ def test_cluster_diversity_benchmark_uses_one_clustering() -> None:
     full = HealthInput.concatenate([make_data(Spec()), heuristic])
     result = bench.compare_cluster_diversity({"heuristic-only": heuristic, "full-matrix": full})
     h, f = result["packs"]["heuristic-only"], result["packs"]["full-matrix"]
-    assert result["n_clusters"] == 100 and result["n_transitions"] == heuristic.n_transitions + full.n_transitions
+    assert (
+        result["n_clusters"] == 100
+        and result["n_transitions"] == heuristic.n_transitions + full.n_transitions
+    )
     assert h["single_action_fraction"] > 0.9 and f["single_action_fraction"] < 0.1
     assert h["op_entropy"] < 0.05 < 0.5 < f["op_entropy"]
     assert h["single_action_clusters"] <= h["occupied_clusters"] <= 100
@@ -384,7 +395,6 @@ def write_synthetic_pack(path, data: HealthInput) -> None:
     from esper_agents.generation.collector import EpisodeRecord
     from esper_agents.generation.packs import PackWriter
     from esper_agents.generation.schema import STEP_ARRAYS, EpisodeMetadata
-
     from esper_env import ENV_IDS
 
     n, d = len(data.action_names), data.observations.shape[1]

@@ -14,7 +14,7 @@ BATCH = 4
 EXPECTED_HOSTS = ("HostCNN", "HostCNN-Wide", "HostCNN-Narrow", "HostCNN-Deep", "ResNet-18", "ResNet-34")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _host(name: str) -> HostNetwork:
     """One eval-mode host per architecture, shared by the read-only tests."""
     return build_host(name, NUM_CLASSES, seed=0).eval()
@@ -68,7 +68,9 @@ def test_slot_layouts() -> None:
     assert host_slots("HostCNN") == (("block1", 32), ("block2", 64), ("block3", 128))
     assert host_slots("HostCNN-Wide") == (("block1", 64), ("block2", 128), ("block3", 256))
     assert host_slots("HostCNN-Narrow") == (("block1", 8), ("block2", 16), ("block3", 32))
-    assert host_slots("HostCNN-Deep") == tuple((f"block{i + 1}", c) for i, c in enumerate((32, 64, 128, 128, 256)))
+    assert host_slots("HostCNN-Deep") == tuple(
+        (f"block{i + 1}", c) for i, c in enumerate((32, 64, 128, 128, 256))
+    )
     for name in ("ResNet-18", "ResNet-34"):
         assert host_slots(name) == (("layer1", 64), ("layer2", 128), ("layer3", 256), ("layer4", 512))
 

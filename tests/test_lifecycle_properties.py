@@ -69,8 +69,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         tempo=st.sampled_from(list(Tempo)),
         alpha_target=st.sampled_from(ALPHA_TARGETS),
     )
-    def germinate(self, slot: int, blueprint: str, style: BlendStyle, tempo: Tempo, alpha_target: float) -> None:
-        self.attempt(Op.GERMINATE, slot, blueprint=blueprint, style=style, tempo=tempo, alpha_target=alpha_target)
+    def germinate(
+        self, slot: int, blueprint: str, style: BlendStyle, tempo: Tempo, alpha_target: float
+    ) -> None:
+        self.attempt(
+            Op.GERMINATE, slot, blueprint=blueprint, style=style, tempo=tempo, alpha_target=alpha_target
+        )
 
     @rule(slot=slots)
     def advance(self, slot: int) -> None:

@@ -230,7 +230,6 @@ def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkey
 
 def test_pack_loads_as_the_generation_export_does(pack_dir) -> None:
     from esper_agents.generation.exports import to_d3rlpy
-
     from esper_agents.offline import load_pack
 
     episodes, source = load_pack(pack_dir)

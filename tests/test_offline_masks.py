@@ -67,7 +67,7 @@ def make_batch(
     obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, terminals: np.ndarray | None = None
 ) -> TorchMiniBatch:
     n = len(obs)
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))
     return TorchMiniBatch(
         observations=t(obs),
         actions=t(actions).view(-1, 1),
@@ -232,7 +232,7 @@ def test_classification_report() -> None:
 def test_q_network_sees_only_the_features() -> None:
     algo = build(MaskedDiscreteCQLConfig())
     feats = np.random.default_rng(0).normal(size=(4, F)).astype(np.float32)
-    q = lambda m: algo.impl._q_func_forwarder.compute_expected_q(torch.as_tensor(with_mask(feats, m)))  # noqa: E731
+    q = lambda m: algo.impl._q_func_forwarder.compute_expected_q(torch.as_tensor(with_mask(feats, m)))
     torch.testing.assert_close(q(MASKS), q(~MASKS | MASKS[2]))
 
 

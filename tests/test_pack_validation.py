@@ -66,13 +66,18 @@ def _set(name: str, value: Callable[[np.ndarray], np.ndarray]) -> Callable[[dict
         (_set("actions", lambda a: np.where(np.arange(len(a)) == 0, -5, a)), "actions", "outside the"),
         (_set("observations", lambda a: a[:, :10]), "observations", "shape"),
         (_set("rewards", lambda a: np.full_like(a, np.nan)), "rewards", "non-finite"),
-        (_set("observations", lambda a: np.where(np.arange(a.shape[1]) == 3, np.inf, a).astype(a.dtype)),
-         "observations", "non-finite"),
+        (
+            _set("observations", lambda a: np.where(np.arange(a.shape[1]) == 3, np.inf, a).astype(a.dtype)),
+            "observations",
+            "non-finite",
+        ),
         (_set("masks", np.zeros_like), "masks", "no legal action"),
         (_set("rewards", lambda a: a.astype(np.float32)), "rewards", "dtype float32"),
     ],
 )
-def test_resigned_bad_content_is_refused_naming_file_and_field(tiny_pack, tmp_path, edit, field, message) -> None:
+def test_resigned_bad_content_is_refused_naming_file_and_field(
+    tiny_pack, tmp_path, edit, field, message
+) -> None:
     pack = _copy(tiny_pack, tmp_path)
     npz = _resign_arrays(pack, edit)
     with pytest.raises(PackError, match=rf"{npz.name}.*field '{field}'.*{message}"):
@@ -95,7 +100,9 @@ def test_a_missing_planned_episode_is_an_error_unless_partial(tiny_pack, tmp_pat
     pack = _copy(tiny_pack, tmp_path)
     jp, _ = _first_episode(pack)
     jp.unlink()
-    with pytest.raises(PackError, match=r"holds 3 of the 4 planned episodes.*Resume it by rerunning.*--partial"):
+    with pytest.raises(
+        PackError, match=r"holds 3 of the 4 planned episodes.*Resume it by rerunning.*--partial"
+    ):
         open_pack(pack)
     assert len(open_pack(pack, partial=True)) == 3
     assert cli.main(["health", str(pack), "--clusters", "2"]) == 2
@@ -106,7 +113,10 @@ def test_a_missing_planned_episode_is_an_error_unless_partial(tiny_pack, tmp_pat
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (lambda doc: doc.replace('"final_accuracy":', '"final_accuracy": NaN, "x":', 1), "NaN is not a JSON number"),
+        (
+            lambda doc: doc.replace('"final_accuracy":', '"final_accuracy": NaN, "x":', 1),
+            "NaN is not a JSON number",
+        ),
         (lambda doc: doc[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
     ],
 )
@@ -129,7 +139,13 @@ def test_a_bad_arrays_file_names_the_file(tiny_pack, tmp_path, value) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("n_actions", "many"), ("num_slots", "3"), ("observation_dim", 2.5), ("max_epochs", True), ("env_id", 7)],
+    [
+        ("n_actions", "many"),
+        ("num_slots", "3"),
+        ("observation_dim", 2.5),
+        ("max_epochs", True),
+        ("env_id", 7),
+    ],
 )
 def test_wrong_types_in_the_header_environment_are_named(tiny_pack, tmp_path, key, value) -> None:
     pack = _copy(tiny_pack, tmp_path)
@@ -143,14 +159,18 @@ def test_another_env_version_is_refused(tiny_pack, tmp_path) -> None:
     env_id = open_pack(pack).environment["env_id"]
     other = env_id.rpartition("-")[0] + "-v99"
     _resign_json(pack / "pack.json", lambda doc: doc["environment"].__setitem__("env_id", other))
-    with pytest.raises(PackError, match=rf"generated with {other} \(env version v99\); this code has {env_id}"):
+    with pytest.raises(
+        PackError, match=rf"generated with {other} \(env version v99\); this code has {env_id}"
+    ):
         open_pack(pack)
 
 
 def test_the_pack_records_env_version_torch_version_and_threads(tiny_pack) -> None:
     pack = open_pack(tiny_pack)
     assert pack.environment["env_id"] in ENV_IDS
-    assert pack.environment["torch_version"] == torch.__version__ and pack.environment["torch_num_threads"] == 1
+    assert (
+        pack.environment["torch_version"] == torch.__version__ and pack.environment["torch_num_threads"] == 1
+    )
     meta = pack.metadata(pack.episode_ids[0]).environment
     assert meta["torch_version"] == torch.__version__ and meta["torch_num_threads"] == 1
 
@@ -167,7 +187,12 @@ def _spec(env_id: str, **env: object) -> dict:
     return {
         "name": "build-check",
         "env": {"id": env_id, "fidelity": "test", "max_epochs": 1, **env},
-        "matrix": {"policies": ["baseline"], "configs": ["baseline"], "epsilons": [0.0], "episodes_per_cell": 1},
+        "matrix": {
+            "policies": ["baseline"],
+            "configs": ["baseline"],
+            "epsilons": [0.0],
+            "episodes_per_cell": 1,
+        },
     }
 
 

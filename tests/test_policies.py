@@ -17,10 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import esper_env  # noqa: F401  (registers the env ids)
-from esper_env.blueprints import BLUEPRINTS
-from esper_env.lifecycle import Op, Stage
-from esper_env.wrappers import CompactActions
-
 from esper_agents.policies import (
     CONTRASTIVE_POLICY_IDS,
     DEFAULT_BLUEPRINT_ORDER,
@@ -39,6 +35,9 @@ from esper_agents.policies import (
     masked_softmax,
     sample_decision,
 )
+from esper_env.blueprints import BLUEPRINTS
+from esper_env.lifecycle import Op, Stage
+from esper_env.wrappers import CompactActions
 
 T = 30
 SPEC = PolicySpec.from_args(max_epochs=T, num_slots=3)
@@ -233,10 +232,15 @@ def test_capacity_variant_grows_early_when_the_host_underfits_and_stops_at_its_b
     assert greedy_choice("capacity", epoch=8, val_accuracy=0.6, train_accuracy=0.75) == "WAIT"
     # Once fossils make the network 1.5x the base host, the budget stops growth.
     over = ({"stage": Stage.FOSSILIZED, "blueprint": "widen_4x"},)
-    assert greedy_choice("capacity", epoch=9, val_accuracy=0.6, train_accuracy=0.6, fossil_params=0.6, slots=over) == "WAIT"
-    assert greedy_choice("capacity", epoch=9, val_accuracy=0.6, train_accuracy=0.6, fossil_params=0.3, slots=over).startswith(
-        "GERMINATE(slot=1"
+    assert (
+        greedy_choice(
+            "capacity", epoch=9, val_accuracy=0.6, train_accuracy=0.6, fossil_params=0.6, slots=over
+        )
+        == "WAIT"
     )
+    assert greedy_choice(
+        "capacity", epoch=9, val_accuracy=0.6, train_accuracy=0.6, fossil_params=0.3, slots=over
+    ).startswith("GERMINATE(slot=1")
     with pytest.raises(ValueError, match="germinate_trigger 'loss'"):
         BehaviorPolicyConfig("x", germinate_trigger="loss")
     with pytest.raises(ValueError, match="max_size_ratio"):
@@ -318,8 +322,11 @@ def test_registry_has_the_eleven_policies_of_seed_000() -> None:
     assert set(CONTRASTIVE_POLICY_IDS) == {"random", "anti-heuristic", "periodic"}
     table = {p: get_policy(p).config for p in THRESHOLD_POLICY_IDS}
     got = {
-        p: (c.min_epochs_before_germinate, c.plateau_epochs_to_germinate,
-            c.cull_after_epochs_without_improvement)
+        p: (
+            c.min_epochs_before_germinate,
+            c.plateau_epochs_to_germinate,
+            c.cull_after_epochs_without_improvement,
+        )
         for p, c in table.items()
     }
     assert got == {

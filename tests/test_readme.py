@@ -12,12 +12,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def python_blocks(text: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_readme_custom_agent_example_runs(capsys) -> None:
     block = next(b for b in python_blocks(README.read_text()) if "legal_actions" in b)
-    code_lines = [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("import")]
+    code_lines = [
+        line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("import")
+    ]
     assert len(code_lines) <= 14, "the quickstart example should stay short"
     exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out

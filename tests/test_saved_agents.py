@@ -51,7 +51,9 @@ def _replace_weights(agent: Path, data: bytes) -> None:
 
 
 def _evaluate(policy: str | Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    code = cli.main(["evaluate", "--policy", str(policy), "--episodes", "1", "--fidelity", "test", "--max-epochs", "1"])
+    code = cli.main(
+        ["evaluate", "--policy", str(policy), "--episodes", "1", "--fidelity", "test", "--max-epochs", "1"]
+    )
     return code, capsys.readouterr().err
 
 
@@ -84,7 +86,9 @@ def test_a_pickled_model_file_is_refused_and_runs_nothing(tmp_path: Path, capsys
 
 
 @pytest.mark.parametrize("form", ["torch.save", "raw pickle"])
-def test_weights_holding_code_are_refused_and_run_nothing(agent_dir: Path, tmp_path: Path, capsys, form) -> None:
+def test_weights_holding_code_are_refused_and_run_nothing(
+    agent_dir: Path, tmp_path: Path, capsys, form
+) -> None:
     marker, agent = tmp_path / "ran", _copy_agent(agent_dir, tmp_path)
     if form == "torch.save":
         buf = __import__("io").BytesIO()

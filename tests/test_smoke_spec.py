@@ -15,7 +15,10 @@ SMOKE = Path(__file__).resolve().parents[1] / "datasets" / "smoke.toml"
 @pytest.mark.slow
 def test_smoke_pack_is_healthy_and_replays(tmp_path: Path, capsys) -> None:
     out = tmp_path / "smoke"
-    assert cli.main(["generate", "--spec", str(SMOKE), "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    assert (
+        cli.main(["generate", "--spec", str(SMOKE), "--out", str(out), "--workers", "2", "--no-progress"])
+        == 0
+    )
     assert cli.main(["health", str(out)]) == 0, capsys.readouterr().out
     assert cli.main(["validate", str(out), "--episodes", "3"]) == 0
     assert "3 of 3 replayed episodes identical" in capsys.readouterr().out

@@ -42,7 +42,12 @@ def scripted_episode() -> dict[str, list]:
         out["mask"].append(info["action_mask"].astype(int).tolist())
         out["action"].append(action)
         out["reward"].append(float(reward))
-        out["components"].append({k: np.asarray(v, dtype=float).ravel().tolist() for k, v in sorted(info["reward_components"].items())})
+        out["components"].append(
+            {
+                k: np.asarray(v, dtype=float).ravel().tolist()
+                for k, v in sorted(info["reward_components"].items())
+            }
+        )
         done = terminated or truncated
         step += 1
     env.close()
@@ -93,7 +98,9 @@ def test_behavior_policies_log_the_pinned_episodes() -> None:
     assert got.keys() == pinned.keys()
     for name in got:
         assert got[name]["actions"] == pinned[name]["actions"], name
-        np.testing.assert_allclose(got[name]["rewards"], pinned[name]["rewards"], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            got[name]["rewards"], pinned[name]["rewards"], rtol=1e-4, atol=1e-5, err_msg=name
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from esper_agents import cli
 from esper_agents.generation.packs import decode_arrays, encode_arrays, with_checksum
 
 
-def test_validate_replays_every_episode_identically_whatever_the_callers_threads(tiny_pack: Path, capsys) -> None:
+def test_validate_replays_every_episode_identically_whatever_the_callers_threads(
+    tiny_pack: Path, capsys
+) -> None:
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)  # the replay runs under the pack's recorded thread count, not this one

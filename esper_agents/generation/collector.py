@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import gymnasium as gym
@@ -211,7 +211,7 @@ def collect_episode(
         environment = environment_metadata(env)
     meta = EpisodeMetadata(
         episode_id=episode_id,
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         behavior_policy=behavior.config.to_dict(),
         environment=dict(environment),
         random_seed=int(seed),

@@ -75,7 +75,9 @@ def d3rlpy_episode(record: EpisodeRecord, rewards: np.ndarray, append_mask: bool
     masks = record.arrays["masks"]
     if append_mask:
         obs = np.concatenate([obs, masks.astype(np.float32)], axis=1)
-    return episode_from_arrays(obs, record.arrays["actions"], rewards, bool(record.metadata.done), masks.shape[1])
+    return episode_from_arrays(
+        obs, record.arrays["actions"], rewards, bool(record.metadata.done), masks.shape[1]
+    )
 
 
 def episode_from_arrays(
@@ -334,6 +336,7 @@ def transition_count(pack: Pack | str | os.PathLike) -> int:
 
 __all__: Sequence[str] = (
     "EXPORT_FORMATS",
+    "episode_from_arrays",
     "episode_rewards",
     "export_d3rlpy",
     "health_input",
@@ -341,7 +344,6 @@ __all__: Sequence[str] = (
     "load_d3rlpy",
     "reward_config",
     "save_d3rlpy",
-    "episode_from_arrays",
     "to_d3rlpy",
     "to_minari",
     "transition_count",

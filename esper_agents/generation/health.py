@@ -80,9 +80,10 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -196,7 +197,7 @@ class HealthInput:
     @classmethod
     def from_pack(
         cls, pack: Any, *, reward_mode: str | None = None, expected_cells: int | None = None
-    ) -> "HealthInput":
+    ) -> HealthInput:
         """The transitions of a pack (a :class:`~esper_agents.generation.packs.Pack` or its path).
 
         Built by :func:`esper_agents.generation.exports.health_input` (the one pack-to-arrays
@@ -209,7 +210,7 @@ class HealthInput:
         return health_input(pack, reward_mode=reward_mode, expected_cells=expected_cells)
 
     @classmethod
-    def concatenate(cls, parts: Sequence["HealthInput"]) -> "HealthInput":
+    def concatenate(cls, parts: Sequence[HealthInput]) -> HealthInput:
         """One input holding every part's transitions and episodes (episode indices shifted)."""
         if not parts:
             raise ValueError("nothing to concatenate")
@@ -584,8 +585,12 @@ def run_health_checks(
         cells_text += f" of {data.expected_cells} expected"
     checks.append(
         CheckResult(
-            "policy_diversity", "warning", float(len(policies)), float(cfg.min_policies),
-            len(policies) >= cfg.min_policies, f"policies: {', '.join(policies)}; {cells_text}",
+            "policy_diversity",
+            "warning",
+            float(len(policies)),
+            float(cfg.min_policies),
+            len(policies) >= cfg.min_policies,
+            f"policies: {', '.join(policies)}; {cells_text}",
         )  # fmt: skip
     )
 
@@ -606,7 +611,11 @@ def run_health_checks(
     }
     checks.append(
         CheckResult(
-            "return_spread", "warning", ret_spread, cfg.return_spread_min, ret_spread >= cfg.return_spread_min,
+            "return_spread",
+            "warning",
+            ret_spread,
+            cfg.return_spread_min,
+            ret_spread >= cfg.return_spread_min,
             f"episode returns: mean {returns.mean():.4g}, std {returns.std():.4g} over {len(returns)} episodes",
             _sorted_cells(cell_spread, lambda v: v < cfg.return_spread_min, False),
         )  # fmt: skip
@@ -628,7 +637,11 @@ def run_health_checks(
     cell_ratio = {c: late_per_cell[i] / early_per_cell[i] for i, c in enumerate(cells) if early_per_cell[i]}
     checks.append(
         CheckResult(
-            "late_state_coverage", "warning", ratio, cfg.late_coverage_min, ratio >= cfg.late_coverage_min,
+            "late_state_coverage",
+            "warning",
+            ratio,
+            cfg.late_coverage_min,
+            ratio >= cfg.late_coverage_min,
             f"late states (timestep >= 2/3 of {data.max_epochs}) visit {n_late} clusters, early states "
             f"(< 1/3) visit {n_early}; {int(late.sum())} late and {int(early.sum())} early transitions",
             _sorted_cells(cell_ratio, lambda v: v < cfg.late_coverage_min, False),
@@ -643,7 +656,11 @@ def run_health_checks(
     cell_var = {c: float(reward_var[i]) for i, c in enumerate(cells) if count[i] >= 2}
     checks.append(
         CheckResult(
-            "reward_variance", "warning", var, cfg.reward_variance_min, var >= cfg.reward_variance_min,
+            "reward_variance",
+            "warning",
+            var,
+            cfg.reward_variance_min,
+            var >= cfg.reward_variance_min,
             f"per-step rewards: mean {rewards.mean():.4g}, variance {var:.4g} over {len(rewards)} transitions",
             _sorted_cells(cell_var, lambda v: v < cfg.reward_variance_min, False),
         )  # fmt: skip
@@ -661,8 +678,12 @@ def run_health_checks(
     )
     checks.append(
         CheckResult(
-            "episode_length_variety", "warning", float(len(distinct)), float(cfg.min_episode_lengths),
-            len(distinct) >= cfg.min_episode_lengths, length_detail,
+            "episode_length_variety",
+            "warning",
+            float(len(distinct)),
+            float(cfg.min_episode_lengths),
+            len(distinct) >= cfg.min_episode_lengths,
+            length_detail,
         )  # fmt: skip
     )
 
@@ -865,7 +886,7 @@ def _plot_returns(data: HealthInput, path: Path) -> Path:
         ax.axvline(float(mine.mean()), color="black", linewidth=0.8)
         ax.set_title(f"{policy} (n={len(mine)})", fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(policies):]:
+    for ax in list(axes.flat)[len(policies) :]:
         ax.set_visible(False)
     fig.suptitle("Episode return per behavior policy (line: mean)")
     fig.supxlabel("episode return", fontsize=9)

@@ -58,6 +58,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -65,7 +66,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from esper_agents.generation.collector import EnvSettings, EpisodeRecord
 
@@ -731,7 +731,9 @@ def check_buildable(spec: GenerationSpec) -> None:
         try:
             spec.env.make(config_id).close()
         except (ValueError, OSError) as err:
-            raise SpecError(f"spec {spec.name!r}: the env for config {config_id!r} cannot be built: {err}") from None
+            raise SpecError(
+                f"spec {spec.name!r}: the env for config {config_id!r} cannot be built: {err}"
+            ) from None
 
 
 def _health_inputs(

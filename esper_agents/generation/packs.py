@@ -36,7 +36,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -504,7 +504,7 @@ class PackWriter:
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 "schema_version": SCHEMA_VERSION,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 **{
                     k: v
                     for k, v in header.items()

@@ -65,7 +65,9 @@ def replay_episode(pack: Pack, episode_id: str, env: CompactActions) -> ReplayRe
     episode's config) and compare it with the log, step by step."""
     record = pack.load(episode_id)
     if env.base.config.config_id != record.metadata.config_id:
-        raise ValueError(f"episode {episode_id!r} ran on config {record.metadata.config_id!r}, the env is another")
+        raise ValueError(
+            f"episode {episode_id!r} ran on config {record.metadata.config_id!r}, the env is another"
+        )
     a = record.arrays
     obs, info = env.reset(seed=int(record.metadata.random_seed))
     replayed: dict[str, Any] = {"observations": obs, "masks": info["action_mask"]}

@@ -55,7 +55,8 @@ class EnvHeader:
             if not isinstance(env.get(key), str):
                 raise ValueError(f"environment.{key} must be a string, got {env.get(key)!r}")
         header = cls(
-            env["env_id"], *(_positive_int(env, k) for k in ("n_actions", "observation_dim", "num_slots", "max_epochs"))
+            env["env_id"],
+            *(_positive_int(env, k) for k in ("n_actions", "observation_dim", "num_slots", "max_epochs")),
         )
         actions = env.get("actions")
         if not isinstance(actions, list) or len(actions) != header.n_actions:
@@ -69,7 +70,9 @@ class EnvHeader:
             raise ValueError(f"environment.reward must be a reward config object, got {reward!r}")
         threads = env.get("torch_num_threads")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"environment.torch_num_threads must be a positive integer or null, got {threads!r}")
+            raise ValueError(
+                f"environment.torch_num_threads must be a positive integer or null, got {threads!r}"
+            )
         return header
 
 
@@ -104,7 +107,9 @@ def check_env_version(env_id: str) -> None:
             f"{', '.join(same)}: episodes of another env version are not what the env does now, so they "
             "are not read; regenerate the pack with this version (esper generate)"
         )
-    raise ValueError(f"the pack names env {env_id!r}, which this code does not register ({', '.join(ENV_IDS)})")
+    raise ValueError(
+        f"the pack names env {env_id!r}, which this code does not register ({', '.join(ENV_IDS)})"
+    )
 
 
 def _expected_shape(name: str, T: int, env: EnvHeader, n_heads: int) -> tuple[int, ...]:
@@ -156,7 +161,9 @@ def check_episode(arrays: Mapping[str, np.ndarray], episode_length: int, env: En
     masks = arrays["masks"]
     empty = np.flatnonzero(~masks.any(axis=1))
     if len(empty):
-        raise ValueError(f"field 'masks': no legal action at rows {empty[:5].tolist()} (WAIT is always legal)")
+        raise ValueError(
+            f"field 'masks': no legal action at rows {empty[:5].tolist()} (WAIT is always legal)"
+        )
     taken = masks[np.arange(T), arrays["actions"]]
     if not taken.all():
         steps = np.flatnonzero(~taken)[:5].tolist()

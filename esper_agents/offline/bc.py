@@ -31,7 +31,8 @@ over the dataset, so the denominator does not depend on them.)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -211,7 +212,7 @@ class MaskedDiscreteBCConfig(LearnableConfig):
             self, class_weights=[float(w) for w in weights], class_weight_beta=float(beta)
         )
 
-    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "MaskedDiscreteBC":
+    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> MaskedDiscreteBC:
         return MaskedDiscreteBC(self, device, enable_ddp)
 
     @staticmethod
@@ -263,7 +264,7 @@ class RewardWeightedBCConfig(MaskedDiscreteBCConfig):
     episode_baseline: float = 0.0
     episode_scale: float = 1.0
 
-    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "RewardWeightedBC":
+    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> RewardWeightedBC:
         return RewardWeightedBC(self, device, enable_ddp)
 
     @staticmethod

@@ -25,7 +25,8 @@ held-out episodes, as seed 001's phase-1 table does (98.2% on its V1 data).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -60,10 +61,9 @@ def collect_classic_episodes(
     """Episodes of behavior policy ``policy`` (greedy unless ``epsilon``), logged in the classic
     view; episode ``i`` is reset with seed ``seed + i``. ``progress(i)`` is called after each."""
     import esper_env  # noqa: F401  (registers the ids)
+    from esper_agents.policies import EpsilonGreedy, get_policy
     from esper_env.lifecycle import Op
     from esper_env.wrappers import ClassicActions, ClassicObservation, CompactActions
-
-    from esper_agents.policies import EpsilonGreedy, get_policy
 
     env = CompactActions(gym.make(env_id, **env_kwargs))
     classic_obs = ClassicObservation(env)  # read-only views of the same env state
@@ -127,10 +127,9 @@ def reproduce_phase1(
     import dataclasses
     import tempfile
 
-    from esper_env.wrappers import ClassicActions
-
     from esper_agents.offline.encoders import MaskedVectorEncoderFactory
     from esper_agents.offline.train import holdout_report, train_offline
+    from esper_env.wrappers import ClassicActions
 
     train, val = split_episodes(records, val_fraction=val_fraction, seed=seed)
     out = os.fspath(out or tempfile.mkdtemp(prefix="esper_phase1_"))
@@ -155,7 +154,7 @@ def reproduce_phase1(
     # Seed 002's setup: no mask at all (every action legal in training and prediction), so the 27
     # features alone must decide. (The masked model cannot be scored without its mask: its loss
     # never trains the logits of illegal actions.)
-    unmask = lambda rs: [dataclasses.replace(r, masks=np.ones_like(r.masks)) for r in rs]  # noqa: E731
+    unmask = lambda rs: [dataclasses.replace(r, masks=np.ones_like(r.masks)) for r in rs]
     _, unmasked = fit_and_score(unmask(train), unmask(val), os.path.join(out, "unmasked"))
     labels = np.concatenate([r.actions for r in records])
     return {
@@ -163,7 +162,7 @@ def reproduce_phase1(
         "heldout_unmasked": unmasked,
         "train_episodes": len(train),
         "val_episodes": len(val),
-        "decisions": int(len(labels)),
+        "decisions": len(labels),
         "label_mix": {names[c]: float(np.mean(labels == c)) for c in range(len(names))},
         "model": result.model_path,
         "train_summary": result.summary,

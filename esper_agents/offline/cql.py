@@ -71,7 +71,7 @@ class MaskedDiscreteCQLConfig(DiscreteCQLConfig):
 
     encoder_factory: EncoderFactory = make_masked_encoder_field()
 
-    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "MaskedDiscreteCQL":
+    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> MaskedDiscreteCQL:
         return MaskedDiscreteCQL(self, device, enable_ddp)
 
     @staticmethod

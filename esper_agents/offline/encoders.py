@@ -8,7 +8,8 @@ rebuilds them (:func:`esper_agents.offline.load_agent`) once this package is imp
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class MaskedVectorEncoderFactory(VectorEncoderFactory):
             when the algorithm builds its networks (:func:`resolve_encoder_factory`).
     """
 
-    mask_size: Optional[int] = None
+    mask_size: int | None = None
 
     def _features(self, observation_shape: Shape) -> int:
         if self.mask_size is None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -78,7 +79,7 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
         "ci95": [mean - half, mean + half],
         "half_width": half,
         "std": std,
-        "n": int(len(x)),
+        "n": len(x),
     }
 
 
@@ -221,7 +222,7 @@ def evaluate_on_dataset(
     to_op = np.array([op_index[n] for n in names])
     op_report = classification_report(to_op[predicted], to_op[data["actions"]], len(op_index))
     result: dict[str, Any] = {
-        "transitions": int(len(predicted)),
+        "transitions": len(predicted),
         "agreement": report["accuracy"],
         "balanced_accuracy": report["balanced_accuracy"],
         "op_agreement": op_report["accuracy"],

@@ -226,7 +226,7 @@ class DiscreteIQLConfig(LearnableConfig):
     weight_temp: float = 3.0
     max_weight: float = 100.0
 
-    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DiscreteIQL":
+    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> DiscreteIQL:
         return DiscreteIQL(self, device, enable_ddp)
 
     @staticmethod

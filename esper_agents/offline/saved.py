@@ -144,7 +144,9 @@ def _build(jp: Path, doc: dict[str, Any], device: str) -> Any:
     try:
         return LearnableConfigWithShape.deserialize_from_dict(config).create(device)
     except (TypeError, ValueError, KeyError, AssertionError) as err:
-        raise AgentFileError(f"{jp}: config cannot build the algorithm ({type(err).__name__}: {err})") from None
+        raise AgentFileError(
+            f"{jp}: config cannot build the algorithm ({type(err).__name__}: {err})"
+        ) from None
 
 
 def _read_weights(root: Path, doc: dict[str, Any], device: str) -> Any:
@@ -152,7 +154,9 @@ def _read_weights(root: Path, doc: dict[str, Any], device: str) -> Any:
 
     weights = doc.get("weights")
     if not isinstance(weights, dict) or weights.get("file") != WEIGHTS_FILE:
-        raise AgentFileError(f"{root / AGENT_FILE}: weights must be {{'file': {WEIGHTS_FILE!r}, 'sha256': ...}}")
+        raise AgentFileError(
+            f"{root / AGENT_FILE}: weights must be {{'file': {WEIGHTS_FILE!r}, 'sha256': ...}}"
+        )
     wp = root / WEIGHTS_FILE
     try:
         data = wp.read_bytes()

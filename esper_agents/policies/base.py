@@ -15,10 +15,9 @@ from abc import ABC, abstractmethod
 import gymnasium as gym
 import numpy as np
 
-from esper_env.env import EsperEnv
-
 from esper_agents.policies.config import BehaviorPolicyConfig
 from esper_agents.policies.observation import ObservationView, PolicySpec, as_spec
+from esper_env.env import EsperEnv
 
 __all__ = ["Policy", "masked_softmax"]
 
@@ -69,7 +68,7 @@ class Policy(ABC):
             raise RuntimeError(f"policy {self.policy_id!r} is not bound; call policy.bind(env) first")
         return self._spec
 
-    def bind(self, source: PolicySpec | gym.Env | EsperEnv) -> "Policy":
+    def bind(self, source: PolicySpec | gym.Env | EsperEnv) -> Policy:
         """A copy of this policy bound to an env's observation layout and action table."""
         bound = copy.copy(self)
         bound._spec = as_spec(source)

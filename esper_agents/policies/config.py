@@ -9,7 +9,13 @@ import numpy as np
 
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT
 
-__all__ = ["DEFAULT_BLUEPRINT_ORDER", "GERMINATE_TRIGGERS", "REAL_BLUEPRINTS", "ROTATE", "BehaviorPolicyConfig"]
+__all__ = [
+    "DEFAULT_BLUEPRINT_ORDER",
+    "GERMINATE_TRIGGERS",
+    "REAL_BLUEPRINTS",
+    "ROTATE",
+    "BehaviorPolicyConfig",
+]
 
 #: The blueprints a policy may germinate (``noop`` is always masked).
 REAL_BLUEPRINTS: tuple[str, ...] = tuple(b for b in BLUEPRINTS if b != NOOP_BLUEPRINT)
@@ -132,5 +138,5 @@ class BehaviorPolicyConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BehaviorPolicyConfig":
+    def from_dict(cls, d: dict[str, Any]) -> BehaviorPolicyConfig:
         return cls(**d)

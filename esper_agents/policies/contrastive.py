@@ -18,12 +18,10 @@ growth leads to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
-
-from esper_env.lifecycle import Op, Stage
 
 from esper_agents.policies.base import Policy
 from esper_agents.policies.config import DEFAULT_BLUEPRINT_ORDER, BehaviorPolicyConfig
@@ -35,6 +33,7 @@ from esper_agents.policies.scores import (
     REVERSE_SCORE,
     ScoreBoard,
 )
+from esper_env.lifecycle import Op, Stage
 
 __all__ = ["CONTRASTIVE_VARIANTS", "AntiHeuristicPolicy", "PeriodicPolicy", "RandomPolicy"]
 

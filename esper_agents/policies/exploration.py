@@ -23,11 +23,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from esper_env.env import EsperEnv
-
 from esper_agents.policies.base import Policy
 from esper_agents.policies.config import BehaviorPolicyConfig
 from esper_agents.policies.observation import PolicySpec
+from esper_env.env import EsperEnv
 
 __all__ = [
     "MATRIX_EPSILONS",
@@ -162,7 +161,7 @@ class EpsilonGreedy:
         """The policy's config with the epsilon actually used (what episode metadata records)."""
         return replace(self.policy.config, epsilon=self.epsilon)
 
-    def bind(self, source: PolicySpec | gym.Env | EsperEnv) -> "EpsilonGreedy":
+    def bind(self, source: PolicySpec | gym.Env | EsperEnv) -> EpsilonGreedy:
         return EpsilonGreedy(self.policy.bind(source), self.epsilon)
 
     def decide(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> ActionDecision:

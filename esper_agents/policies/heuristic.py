@@ -32,12 +32,10 @@ epochs in the current stage plus the shortest possible time in the earlier stage
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
-
-from esper_env.lifecycle import TEMPO_EPOCHS, Gates, Op, Stage, Tempo
 
 from esper_agents.policies.base import Policy
 from esper_agents.policies.config import (
@@ -54,6 +52,7 @@ from esper_agents.policies.scores import (
     REVERSE_SCORE,
     ScoreBoard,
 )
+from esper_env.lifecycle import TEMPO_EPOCHS, Gates, Op, Stage, Tempo
 
 __all__ = [
     "DEFAULT_HEURISTIC",

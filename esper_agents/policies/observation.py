@@ -45,12 +45,12 @@ class PolicySpec:
             )
 
     @classmethod
-    def from_args(cls, *, max_epochs: int = 25, num_slots: int = 3) -> "PolicySpec":
+    def from_args(cls, *, max_epochs: int = 25, num_slots: int = 3) -> PolicySpec:
         table = tuple(compact_action_table(num_slots))
         return cls(observation_schema(num_slots), int(max_epochs), int(num_slots), table)
 
     @classmethod
-    def from_env(cls, env: gym.Env | EsperEnv) -> "PolicySpec":
+    def from_env(cls, env: gym.Env | EsperEnv) -> PolicySpec:
         base = env.unwrapped
         if not isinstance(base, EsperEnv):
             raise TypeError(f"a policy needs an EsperEnv underneath, got {type(base).__name__}")
@@ -110,7 +110,7 @@ class PolicySpec:
         return self.actions[int(index)].describe()
 
 
-def as_spec(source: "PolicySpec | gym.Env | EsperEnv") -> PolicySpec:
+def as_spec(source: PolicySpec | gym.Env | EsperEnv) -> PolicySpec:
     """A :class:`PolicySpec` from a spec or an env."""
     return source if isinstance(source, PolicySpec) else PolicySpec.from_env(source)
 
@@ -168,7 +168,7 @@ class ObservationView:
     slots: tuple[SlotView, ...]
 
     @classmethod
-    def decode(cls, obs: np.ndarray, spec: PolicySpec) -> "ObservationView":
+    def decode(cls, obs: np.ndarray, spec: PolicySpec) -> ObservationView:
         obs = np.asarray(obs, dtype=np.float64)
         if obs.shape != (spec.obs_size,):
             raise ValueError(f"observation has shape {obs.shape}; this spec expects ({spec.obs_size},)")

@@ -3,19 +3,18 @@ the growth variants (``capacity``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Mapping
 
 import gymnasium as gym
-
-from esper_env.env import EsperEnv
 
 from esper_agents.policies.base import Policy
 from esper_agents.policies.config import BehaviorPolicyConfig
 from esper_agents.policies.contrastive import CONTRASTIVE_VARIANTS
 from esper_agents.policies.heuristic import GROWTH_VARIANTS, THRESHOLD_VARIANTS, ThresholdPolicy
 from esper_agents.policies.observation import PolicySpec
+from esper_env.env import EsperEnv
 
 __all__ = [
     "CONTRASTIVE_POLICY_IDS",

@@ -12,14 +12,13 @@ GERMINATE actions do not drown WAIT.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from esper_env.lifecycle import ALPHA_TARGETS, Op
-
 from esper_agents.policies.config import DEFAULT_BLUEPRINT_ORDER
 from esper_agents.policies.observation import PolicySpec
+from esper_env.lifecycle import ALPHA_TARGETS, Op
 
 __all__ = [
     "ADVANCE_SCORE",
