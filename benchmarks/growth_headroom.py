@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
-from esper_agents.offline.evaluate import mean_ci
+from esper_agents.common.stats import mean_ci
 from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, ORIGINAL_BLUEPRINTS
 from esper_env.configs import EnvironmentConfig, get_config
@@ -253,8 +253,10 @@ def _pct(s: dict, signed: bool = False) -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| config | schedule | n | final val acc | paired delta vs WAIT, points (95% CI) | score | score delta vs WAIT "
-        "| size vs host | fossilized | pruned |",
+        (
+            "| config | schedule | n | final val acc | paired delta vs WAIT, points (95% CI) | score | score delta vs WAIT "
+            "| size vs host | fossilized | pruned |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -324,7 +326,10 @@ def plot(episodes: list[dict], configs: list[str], path: Path) -> None:
 def provenance() -> dict[str, Any]:
     def git(*cmd: str) -> str | None:
         out = subprocess.run(
-            ["git", "-C", str(Path(__file__).resolve().parents[1]), *cmd], capture_output=True, text=True
+            ["git", "-C", str(Path(__file__).resolve().parents[1]), *cmd],
+            check=False,
+            capture_output=True,
+            text=True,
         )
         return out.stdout.strip() if out.returncode == 0 else None
 
@@ -465,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed_lr_multiplier": args.seed_lr_multiplier or "preset default",
             "schedules": {s.name: asdict(s) for _, s, _ in tasks + static},
             **provenance(),
-        },  # fmt: skip
+        },
         "findings": {c: findings([r for r in rows if r["config"] == c]) for c in args.config},
         "summary": rows,
         "table": table,

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
-from esper_agents.offline.evaluate import mean_ci as interval
+from esper_agents.common.stats import mean_ci as interval
 from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.lifecycle import Op
 from esper_env.wrappers import CompactActions
@@ -52,7 +52,9 @@ def provenance() -> dict[str, Any]:
 
     def git(*cmd: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(root), *cmd], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                ["git", "-C", str(root), *cmd], check=False, capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -145,8 +147,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         return f"{m:.1%} ± {h:.1%}" if pct else f"{m:.1f} ± {h:.1f}"
 
     lines = [
-        "| config | policy | final val acc | paired delta vs WAIT (wins/losses) | test acc | score | seeds created "
-        "| fossilized | pruned | param overhead |",
+        (
+            "| config | policy | final val acc | paired delta vs WAIT (wins/losses) | test acc | score | seeds created "
+            "| fossilized | pruned | param overhead |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -32,16 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.common.evaluation import action_mix, action_names, evaluate_in_env, make_eval_env
+from esper_agents.offline.algorithms import ALGORITHMS
 from esper_agents.offline.commands import behavior_agent
 from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, load_pack
-from esper_agents.offline.evaluate import (
-    action_mix,
-    action_names,
-    evaluate_in_env,
-    fqe_estimate,
-    make_eval_env,
-)
-from esper_agents.offline.train import ALGORITHMS, train_offline
+from esper_agents.offline.evaluate import fqe_estimate
+from esper_agents.offline.train import train_offline
 
 RESULTS = Path(__file__).parent / "results"
 OPS = ("WAIT", "GERMINATE", "ADVANCE", "SET_ALPHA_TARGET", "PRUNE", "FOSSILIZE")
@@ -142,8 +138,10 @@ def markdown(rows: list[dict[str, Any]], behavior_mix: dict[str, float]) -> str:
         return " / ".join(f"{m.get(op, 0.0):.0%}" for op in OPS)
 
     lines = [
-        "| agent | agreement with behavior | action mix (W / G / A / S / P / F) | FQE value (behavior MC) "
-        "| final val acc (95% CI) | illegal |",
+        (
+            "| agent | agreement with behavior | action mix (W / G / A / S / P / F) | FQE value (behavior MC) "
+            "| final val acc (95% CI) | illegal |"
+        ),
         "|---|---:|---|---:|---:|---:|",
         f"| behavior (pack) | - | {mix(behavior_mix)} | - | - | - |",
     ]

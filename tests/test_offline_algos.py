@@ -10,7 +10,7 @@ import pytest
 
 from esper_agents.offline import (
     ALGORITHMS,
-    OfflineEpisode,
+    LoggedEpisode,
     build_replay_buffer,
     dataset_arrays,
     evaluate_in_env,
@@ -27,7 +27,7 @@ from esper_env.wrappers import compact_action_table
 N_ACTIONS, N_FEATURES = 7, 10
 
 
-def synthetic_records(n: int = 12, seed: int = 0) -> list[OfflineEpisode]:
+def synthetic_records(n: int = 12, seed: int = 0) -> list[LoggedEpisode]:
     rng = np.random.default_rng(seed)
     records = []
     for i in range(n):
@@ -36,7 +36,7 @@ def synthetic_records(n: int = 12, seed: int = 0) -> list[OfflineEpisode]:
         masks[:, 0] = True
         actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks[:T]])
         records.append(
-            OfflineEpisode(
+            LoggedEpisode(
                 rng.normal(size=(T + 1, N_FEATURES)),
                 masks,
                 actions,
@@ -71,7 +71,7 @@ def eval_env():
 
 
 @pytest.fixture(scope="module")
-def env_records(eval_env) -> list[OfflineEpisode]:
+def env_records(eval_env) -> list[LoggedEpisode]:
     records, illegal = rollout(eval_env, random_agent(), episodes=6, seed=100)
     assert illegal == 0
     return records
@@ -96,7 +96,7 @@ def test_illegal_logged_actions_are_refused() -> None:
     masks = np.ones((3, 4), dtype=bool)
     masks[0, 2] = False
     with pytest.raises(ValueError, match="illegal under their masks at steps \\[0\\]"):
-        OfflineEpisode(np.zeros((3, 2)), masks, [2, 1], [0.0, 0.0], False, 0.5)
+        LoggedEpisode(np.zeros((3, 2)), masks, [2, 1], [0.0, 0.0], False, 0.5)
 
 
 def test_rwbc_dataset_options() -> None:
@@ -215,7 +215,7 @@ def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkey
     runpy.run_path(str(script), run_name="__main__")
     result = json.loads(out.read_text())
     assert result["settings"]["env_kwargs"]["config"] == "baseline"  # the pack's only preset
-    assert [r["agent"] for r in result["rows"]] == ["WAIT", "heuristic", "cql", "iql", "bc", "rwbc"]
+    assert [r["agent"] for r in result["rows"]] == ["WAIT", "heuristic", *ALGORITHMS]
     for row in result["rows"]:
         assert row["env"]["illegal_actions"] == 0 and row["env"]["final_val_accuracy"]["n"] == 2
         assert 0.0 <= row["dataset"]["agreement"] <= 1.0

@@ -10,6 +10,8 @@ from d3rlpy.algos import DiscreteCQLConfig
 from d3rlpy.models.encoders import VectorEncoderFactory
 from d3rlpy.torch_utility import TorchMiniBatch
 
+from esper_agents.common.masks import strip_mask
+from esper_agents.common.stats import t_quantile_975
 from esper_agents.offline import (
     DiscreteIQLConfig,
     MaskedDiscreteBCConfig,
@@ -22,8 +24,7 @@ from esper_agents.offline import (
     mean_ci,
     with_mask,
 )
-from esper_agents.offline.evaluate import t_quantile_975
-from esper_agents.offline.masks import legal_mask, masked_argmax, strip_mask
+from esper_agents.offline.masks import legal_mask, masked_argmax
 
 F, N = 6, 5  # features, actions
 

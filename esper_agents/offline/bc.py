@@ -186,9 +186,9 @@ class MaskedDiscreteBCConfig(LearnableConfig):
     """Config of :class:`MaskedDiscreteBC`.
 
     Args:
-        learning_rate: Adam learning rate (seed 002's 1e-3).
+        learning_rate: Adam learning rate (the original imitation design's 1e-3).
         optim_factory: optimizer.
-        encoder_factory: default a features-only MLP; seed 002 used (64, 32).
+        encoder_factory: default a features-only MLP; the original imitation design used (64, 32).
         batch_size: mini-batch size.
         class_weights: one weight per action (empty: all 1). :meth:`with_class_weights` fills
             them from a dataset with :func:`effective_number_weights`.
@@ -197,8 +197,9 @@ class MaskedDiscreteBCConfig(LearnableConfig):
 
     batch_size: int = 100
     learning_rate: float = 1e-3
-    optim_factory: OptimizerFactory = make_optimizer_field()
-    encoder_factory: EncoderFactory = make_masked_encoder_field()
+    # The make_*_field helpers return dataclasses.field(default_factory=...): d3rlpy's idiom.
+    optim_factory: OptimizerFactory = make_optimizer_field()  # noqa: RUF009
+    encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
     class_weights: list[float] = dataclasses.field(default_factory=list)
     class_weight_beta: float = 0.0
 

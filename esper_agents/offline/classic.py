@@ -2,7 +2,7 @@
 
 The heuristic (called Kasmina in the original design) acts on Esper's full observation and the
 compact actions. :func:`collect_classic_episodes` runs it and logs, for each decision, the
-classic view of the same state: the 27-feature snapshot of seed 002
+classic view of the same state: the 27-feature snapshot of the original imitation design
 (:class:`esper_env.wrappers.ClassicObservation`), the classic mask
 (:class:`esper_env.wrappers.ClassicActions`) and the classic label of the heuristic's action:
 
@@ -16,10 +16,11 @@ PRUNE                  CULL
 SET_ALPHA_TARGET       WAIT (the threshold heuristic never chooses it greedily)
 =====================  ===============
 
-:func:`reproduce_phase1` splits the episodes 80/20 by episode (seed 002), trains
-:class:`~esper_agents.offline.bc.MaskedDiscreteBC` with effective-number class weights
-(beta 0.999) and reports balanced accuracy, per-class accuracy and the confusion matrix on the
-held-out episodes, as seed 001's phase-1 table does (98.2% on its V1 data).
+:func:`reproduce_phase1` splits the episodes 80/20 by episode (as the original imitation design
+does), trains :class:`~esper_agents.offline.bc.MaskedDiscreteBC` with effective-number class
+weights (beta 0.999) and reports balanced accuracy, per-class accuracy and the confusion matrix
+on the held-out episodes, as the original improvement roadmap's phase-1 table does (98.2% on its
+V1 data).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from esper_agents.offline.datasets import OfflineEpisode, split_episodes
+from esper_agents.common.episodes import LoggedEpisode
+from esper_agents.offline.datasets import split_episodes
 
 __all__ = ["CLASSIC_OF_OP", "collect_classic_episodes", "reproduce_phase1"]
 
@@ -57,7 +59,7 @@ def collect_classic_episodes(
     epsilon: float = 0.0,
     progress: Callable[[int], None] | None = None,
     **env_kwargs: Any,
-) -> list[OfflineEpisode]:
+) -> list[LoggedEpisode]:
     """Episodes of behavior policy ``policy`` (greedy unless ``epsilon``), logged in the classic
     view; episode ``i`` is reset with seed ``seed + i``. ``progress(i)`` is called after each."""
     import esper_env  # noqa: F401  (registers the ids)
@@ -91,7 +93,7 @@ def collect_classic_episodes(
             labels.append(label)
             rewards.append(float(reward))
         records.append(
-            OfflineEpisode(
+            LoggedEpisode(
                 np.stack(feats),
                 np.stack(masks),
                 np.array(labels),
@@ -108,7 +110,7 @@ def collect_classic_episodes(
 
 
 def reproduce_phase1(
-    records: list[OfflineEpisode],
+    records: list[LoggedEpisode],
     n_steps: int = 3000,
     out: str | os.PathLike | None = None,
     seed: int = 0,
@@ -118,11 +120,12 @@ def reproduce_phase1(
 ) -> dict[str, Any]:
     """Train class-weighted BC on 80% of ``records`` (by episode) and score the other 20%.
 
-    ``hidden_units`` defaults to seed 002's MLP (27 -> 64 -> 32 -> 4). Returns the held-out
-    classification report (balanced accuracy, per-class accuracy keyed by classic action name,
-    confusion matrix with rows = heuristic's action) of the agent as it acts (argmax over the
-    legal classic actions), the same for a model trained and scored without masks
-    (``heldout_unmasked``, seed 002's setup), and the masked model's training summary.
+    ``hidden_units`` defaults to the original imitation design's MLP (27 -> 64 -> 32 -> 4).
+    Returns the held-out classification report (balanced accuracy, per-class accuracy keyed by
+    classic action name, confusion matrix with rows = heuristic's action) of the agent as it acts
+    (argmax over the legal classic actions), the same for a model trained and scored without
+    masks (``heldout_unmasked``, the original imitation design's setup), and the masked model's
+    training summary.
     """
     import dataclasses
     import tempfile
@@ -136,7 +139,7 @@ def reproduce_phase1(
     names = ClassicActions.NAMES
 
     def fit_and_score(
-        train: list[OfflineEpisode], val: list[OfflineEpisode], where: str
+        train: list[LoggedEpisode], val: list[LoggedEpisode], where: str
     ) -> tuple[Any, dict[str, Any]]:
         result = train_offline(
             "bc", train, n_steps, where, seed=seed, show_progress=show_progress,

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from esper_agents.offline.datasets import Agent, load_pack
+from esper_agents.common.rollout import Agent
+from esper_agents.offline.datasets import load_pack
 
 __all__ = [
     "behavior_agent",
@@ -119,13 +120,8 @@ def resolve_policy(value: str) -> tuple[str, str]:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from esper_agents.offline.evaluate import (
-        agent_action_set,
-        check_agent_fits,
-        evaluate_in_env,
-        evaluate_on_dataset,
-        make_eval_env,
-    )
+    from esper_agents.common.evaluation import evaluate_in_env, make_eval_env
+    from esper_agents.offline.evaluate import agent_action_set, check_agent_fits, evaluate_on_dataset
     from esper_agents.offline.saved import load_agent
 
     _logs_to_stderr()

@@ -69,7 +69,8 @@ class MaskedDiscreteCQLConfig(DiscreteCQLConfig):
     ``observation_scaler`` must be :class:`~esper_agents.offline.encoders.MaskedStandardObservationScaler`.
     """
 
-    encoder_factory: EncoderFactory = make_masked_encoder_field()
+    # make_masked_encoder_field returns dataclasses.field(default_factory=...): d3rlpy's idiom.
+    encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> MaskedDiscreteCQL:
         return MaskedDiscreteCQL(self, device, enable_ddp)

@@ -1,9 +1,9 @@
-"""Offline datasets: logged episodes, d3rlpy ReplayBuffers with masks, RWBC relabeling, rollouts.
+"""Offline datasets: packs as logged episodes, d3rlpy ReplayBuffers with masks, RWBC relabeling.
 
-An :class:`OfflineEpisode` is one logged episode in the shape offline training needs: features
-and exact masks for all ``T + 1`` states (the final state included), ``T`` actions and rewards,
-whether it terminated, and its final validation accuracy. :func:`build_replay_buffer` turns
-records into a d3rlpy ReplayBuffer whose observations are ``concat(features, mask)``:
+:func:`load_pack` reads a generation pack as :class:`~esper_agents.common.episodes.LoggedEpisode`
+records (features and exact masks for all ``T + 1`` states, ``T`` actions and rewards).
+:func:`build_replay_buffer` turns records into a d3rlpy ReplayBuffer whose observations are
+``concat(features, mask)``:
 
 * a TRUNCATED episode (the usual ``max_epochs`` end) keeps all ``T`` transitions: its final
   state is stored as a ``T + 1``-th observation with a dummy WAIT action and reward 0, which
@@ -20,91 +20,34 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import Episode, InfiniteBuffer, ReplayBuffer
 
+from esper_agents.common.episodes import LoggedEpisode
+from esper_agents.common.masks import with_mask
 from esper_agents.generation.exports import episode_from_arrays
-from esper_agents.offline.masks import MaskInObservation, strip_mask, with_mask
 
 __all__ = [
-    "OfflineEpisode",
     "build_replay_buffer",
     "dataset_arrays",
-    "rollout",
-    "run_episode",
+    "episode_to_d3rlpy",
+    "load_pack",
     "rwbc_dataset",
     "split_episodes",
 ]
 
-#: An agent: masked observations ``(batch, features + n_actions)`` -> actions ``(batch,)``.
-#: A d3rlpy algorithm's ``predict`` is one.
-Agent = Callable[[np.ndarray], np.ndarray]
+
+def episode_to_d3rlpy(record: LoggedEpisode) -> Episode:
+    """``record`` as a d3rlpy ``Episode`` of masked observations (see the module docstring)."""
+    obs = with_mask(record.features, record.masks)
+    return episode_from_arrays(obs, record.actions, record.rewards, record.terminated, record.n_actions)
 
 
-@dataclasses.dataclass
-class OfflineEpisode:
-    """One logged episode.
-
-    Attributes:
-        features: ``(T + 1, F)`` float32 observations without the mask (the final state last).
-        masks: ``(T + 1, n_actions)`` booleans: the exact legality in each state.
-        actions: ``(T,)`` discrete actions taken.
-        rewards: ``(T,)`` rewards.
-        terminated: the episode ended by termination (not truncation).
-        final_accuracy: final validation accuracy (a fraction), for reward-weighted imitation.
-        info: the last step's info summary (JSON-able scalars), if any.
-    """
-
-    features: np.ndarray
-    masks: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminated: bool
-    final_accuracy: float
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.features = np.asarray(self.features, dtype=np.float32)
-        self.masks = np.asarray(self.masks, dtype=bool)
-        self.actions = np.asarray(self.actions, dtype=np.int64).reshape(-1)
-        self.rewards = np.asarray(self.rewards, dtype=np.float32).reshape(-1)
-        T = len(self.actions)
-        if T < 1 or self.rewards.shape != (T,):
-            raise ValueError(
-                f"an episode needs T >= 1 actions and T rewards, got {T} and {self.rewards.shape}"
-            )
-        if self.features.ndim != 2 or len(self.features) != T + 1 or self.masks.shape[0] != T + 1:
-            raise ValueError(
-                f"features {self.features.shape} and masks {self.masks.shape} must have T + 1 = {T + 1} rows"
-            )
-        if (self.actions < 0).any() or (self.actions >= self.n_actions).any():
-            raise ValueError(
-                f"actions must be in 0..{self.n_actions - 1}, got {sorted(set(self.actions.tolist()))}"
-            )
-        illegal = np.flatnonzero(~self.masks[np.arange(T), self.actions])
-        if len(illegal):
-            raise ValueError(
-                f"logged actions are illegal under their masks at steps {illegal.tolist()}: a masked learner "
-                "cannot imitate or evaluate them (log the executed action, or the legal one taken)"
-            )
-
-    @property
-    def n_actions(self) -> int:
-        return int(self.masks.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    def to_d3rlpy(self) -> Episode:
-        obs = with_mask(self.features, self.masks)
-        return episode_from_arrays(obs, self.actions, self.rewards, self.terminated, self.n_actions)
-
-
-def build_replay_buffer(records: Sequence[OfflineEpisode]) -> ReplayBuffer:
+def build_replay_buffer(records: Sequence[LoggedEpisode]) -> ReplayBuffer:
     """A d3rlpy ReplayBuffer (masked observations) holding every transition of ``records``."""
     if not records:
         raise ValueError("no episodes to build a dataset from")
@@ -114,7 +57,7 @@ def build_replay_buffer(records: Sequence[OfflineEpisode]) -> ReplayBuffer:
         raise ValueError(f"episodes disagree on action count {n_actions} or feature count {n_features}")
     return ReplayBuffer(
         InfiniteBuffer(),
-        episodes=[r.to_d3rlpy() for r in records],
+        episodes=[episode_to_d3rlpy(r) for r in records],
         action_space=ActionSpace.DISCRETE,
         action_size=n_actions.pop(),
     )
@@ -141,31 +84,32 @@ def dataset_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
 
 
 def split_episodes(
-    records: Sequence[OfflineEpisode], val_fraction: float = 0.2, seed: int = 0
-) -> tuple[list[OfflineEpisode], list[OfflineEpisode]]:
-    """Split by episode, not by decision (seed 002: decisions of one episode are correlated)."""
+    records: Sequence[LoggedEpisode], val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[LoggedEpisode], list[LoggedEpisode]]:
+    """Split by episode, not by decision (as the original imitation design notes, the decisions of
+    one episode are correlated)."""
     if not 0.0 < val_fraction < 1.0 or len(records) < 2:
         raise ValueError(
             f"need >= 2 episodes and val_fraction in (0, 1), got {len(records)} and {val_fraction!r}"
         )
     order = np.random.default_rng(seed).permutation(len(records))
-    n_val = min(max(1, int(round(val_fraction * len(records)))), len(records) - 1)
+    n_val = min(max(1, round(val_fraction * len(records))), len(records) - 1)
     return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
 
 
 def rwbc_dataset(
-    records: Sequence[OfflineEpisode],
+    records: Sequence[LoggedEpisode],
     mode: str = "filter",
     quantile: float = 0.5,
     baseline: float | None = None,
     scale: float | None = None,
-) -> tuple[list[OfflineEpisode], dict[str, float]]:
+) -> tuple[list[LoggedEpisode], dict[str, float]]:
     """Relabel episodes for reward-weighted imitation: every step's reward becomes its
     episode's weight (what :class:`~esper_agents.offline.bc.RewardWeightedBC` multiplies the
     loss by).
 
-    * ``mode="filter"`` (seed 001, option C): keep the episodes whose final accuracy is at or
-      above the ``quantile`` of final accuracies, each with weight 1.
+    * ``mode="filter"`` (the original improvement roadmap, option C): keep the episodes whose
+      final accuracy is at or above the ``quantile`` of final accuracies, each with weight 1.
     * ``mode="weight"`` (option A): weight ``max(0, (final_acc - baseline) / scale)``; ``baseline``
       defaults to the lowest final accuracy, ``scale`` to their standard deviation (1 if 0).
       Episodes of weight 0 are dropped and the weights are normalised to mean 1 per transition.
@@ -211,66 +155,13 @@ def rwbc_dataset(
     return out, {**used, "kept_episodes": int(keep.sum()), "episodes": len(records)}
 
 
-# --------------------------------------------------------------------------------------------- rollouts
-
-
-def run_episode(env: MaskInObservation, agent: Agent, seed: int | None = None) -> tuple[OfflineEpisode, int]:
-    """Run one episode of ``agent`` (masked observations in, actions out) in ``env``.
-
-    Returns the record and the number of illegal actions the agent chose (the env runs those
-    as WAIT; the record logs WAIT, the action executed, so that it stays a legal dataset).
-    """
-    if not isinstance(env, MaskInObservation):
-        raise TypeError(
-            f"run_episode needs the env wrapped in MaskInObservation (outermost), got {type(env).__name__}"
-        )
-    n = env.n_actions
-    obs, info = env.reset(seed=seed)
-    observations, actions, rewards = [obs], [], []
-    illegal, terminated, truncated = 0, False, False
-    while not (terminated or truncated):
-        action = int(np.asarray(agent(obs[None])).reshape(-1)[0])
-        legal = bool(obs[-n + action] > 0.5) if 0 <= action < n else False
-        if not legal:
-            illegal += 1
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        actions.append(action if legal else 0)
-        rewards.append(float(reward))
-    features, masks = strip_mask(np.stack(observations), n)
-    summary = {
-        k: v
-        for k, v in info.items()
-        if isinstance(v, (int, float, str, bool, np.integer, np.floating)) or v is None
-    }
-    final = summary.get("final_val_accuracy", summary.get("val_accuracy", float("nan")))
-    return (
-        OfflineEpisode(
-            features, masks, np.array(actions), np.array(rewards), bool(terminated), float(final), summary
-        ),
-        illegal,
-    )
-
-
-def rollout(
-    env: MaskInObservation, agent: Agent, episodes: int, seed: int = 0
-) -> tuple[list[OfflineEpisode], int]:
-    """``episodes`` episodes seeded ``seed, seed + 1, ...``; the records and total illegal actions."""
-    records, illegal = [], 0
-    for i in range(episodes):
-        record, bad = run_episode(env, agent, seed=seed + i)
-        records.append(record)
-        illegal += bad
-    return records, illegal
-
-
 # --------------------------------------------------------------------------------------------- packs
 
 
 def load_pack(
     path: str | os.PathLike, reward_mode: str | None = None, *, partial: bool = False
-) -> tuple[list[OfflineEpisode], dict[str, Any]]:
-    """The episodes of a generation pack as :class:`OfflineEpisode` (exact masks included), and
+) -> tuple[list[LoggedEpisode], dict[str, Any]]:
+    """The episodes of a generation pack as :class:`LoggedEpisode` (exact masks included), and
     a description of the source for training summaries.
 
     Reads through the generation package's export API (:mod:`esper_agents.generation.exports`:
@@ -291,7 +182,7 @@ def load_pack(
     for record in exports.iter_records(pack):
         meta = record.metadata
         episodes.append(
-            OfflineEpisode(
+            LoggedEpisode(
                 features=record.arrays["observations"],
                 masks=record.arrays["masks"],
                 actions=record.arrays["actions"],

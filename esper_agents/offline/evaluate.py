@@ -1,131 +1,29 @@
-"""Evaluate offline agents: in the env (with masks), and on a dataset (FQE, agreement, action mix).
+"""Evaluate d3rlpy agents: fit to an env, and on a dataset (FQE, agreement, action mix).
 
-In the env, :func:`evaluate_in_env` runs ``N`` seeded episodes of an agent and returns a
-JSON-able summary: mean and 95% confidence interval (Student t) of final validation accuracy,
-test accuracy and return, the action mix (share of each op), and the number of illegal actions
-the agent chose (0 for every agent of this package: their argmax runs over legal actions).
+In-env evaluation is algorithm-neutral and lives in :mod:`esper_agents.common.evaluation`;
+:func:`agent_action_set` and :func:`check_agent_fits` match a d3rlpy agent to the env it runs in.
 
-On a dataset (seed 001's results table), :func:`evaluate_on_dataset` reports the agreement with
-the behavior policy (share of logged states where the agent's greedy action equals the logged
-action), the agent's and the behavior's action mix over those states, and, for agents with a
-value to evaluate, an off-policy estimate of the agent's value by d3rlpy's
+On a dataset (the original improvement roadmap's results table), :func:`evaluate_on_dataset` reports the
+agreement with the behavior policy (share of logged states where the agent's greedy action
+equals the logged action), the agent's and the behavior's action mix over those states, and, for
+agents with a value to evaluate, an off-policy estimate of the agent's value by d3rlpy's
 :class:`~d3rlpy.ope.DiscreteFQE` (mean of ``Q_FQE(s0, pi(s0))`` over the episodes' initial
 states, beside the behavior's own discounted return from them).
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from esper_agents.offline.datasets import Agent, OfflineEpisode, dataset_arrays, rollout
-from esper_agents.offline.masks import MaskInObservation
+from esper_agents.common.evaluation import action_mix, action_names
+from esper_agents.common.masks import MaskInObservation
+from esper_agents.offline.datasets import dataset_arrays
 
-__all__ = [
-    "action_mix",
-    "action_names",
-    "evaluate_in_env",
-    "evaluate_on_dataset",
-    "fqe_estimate",
-    "make_eval_env",
-    "mean_ci",
-    "t_quantile_975",
-]
-
-# Two-sided 95% Student t quantiles (0.975) for 1..30 degrees of freedom.
-_T975 = (
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
-)  # fmt: skip
-
-
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (error < 1e-4).
-
-    A table up to 30; beyond, the Cornish-Fisher expansion around the normal quantile.
-    """
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df!r}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z, v = 1.959963984540054, float(df)
-    return (
-        z
-        + (z**3 + z) / (4 * v)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
-    )
-
-
-def mean_ci(values: Sequence[float]) -> dict[str, Any]:
-    """Mean, sample std and 95% t-interval ``mean +- t(0.975, n-1) * std / sqrt(n)``.
-
-    With one value the interval is that value (half-width 0) and ``std`` is 0.
-    """
-    x = np.asarray([float(v) for v in values], dtype=np.float64)
-    if not len(x):
-        raise ValueError("no values to summarise")
-    mean = float(x.mean())
-    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
-    half = t_quantile_975(len(x) - 1) * std / math.sqrt(len(x)) if len(x) > 1 else 0.0
-    return {
-        "mean": mean,
-        "ci95": [mean - half, mean + half],
-        "half_width": half,
-        "std": std,
-        "n": len(x),
-    }
-
-
-def action_names(n_actions: int) -> list[str]:
-    """The op name of each discrete action: the 4 classic actions, or a compact action set
-    (WAIT, GERMINATE, ADVANCE, SET_ALPHA_TARGET, PRUNE, FOSSILIZE) for some number of slots;
-    ``action_<i>`` for any other action count."""
-    from esper_env.lifecycle import Op
-    from esper_env.wrappers import ClassicActions, compact_action_table
-
-    if n_actions == len(ClassicActions.NAMES):
-        return list(ClassicActions.NAMES)
-    for slots in range(1, 17):
-        table = compact_action_table(slots)
-        if len(table) == n_actions:
-            return [Op(a.op).name for a in table]
-    return [f"action_{i}" for i in range(n_actions)]
-
-
-def action_mix(actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-    """The share of each op (by ``names[action]``) among ``actions``, every op listed."""
-    counts = Counter(names[int(a)] for a in actions)
-    total = max(len(actions), 1)
-    order = list(dict.fromkeys(names))
-    return {op: counts.get(op, 0) / total for op in order}
-
+__all__ = ["agent_action_set", "check_agent_fits", "evaluate_on_dataset", "fqe_estimate"]
 
 # --------------------------------------------------------------------------------------------- agents
-
-
-def make_eval_env(
-    env_id: str = "Esper-SynthCIFAR-v1",
-    action_set: str = "compact",
-    **env_kwargs: Any,
-) -> MaskInObservation:
-    """The env stack an agent of this package acts in: ``CompactActions`` (or, for
-    ``action_set="classic"``, ``ClassicActions`` + ``ClassicObservation``) + ``MaskInObservation``."""
-    import esper_env  # noqa: F401  (registers the ids)
-    from esper_env.wrappers import ClassicActions, ClassicObservation, CompactActions
-
-    env = gym.make(env_id, **env_kwargs)
-    if action_set == "compact":
-        return MaskInObservation(CompactActions(env))
-    if action_set == "classic":
-        return MaskInObservation(ClassicObservation(ClassicActions(env)))
-    raise ValueError(f"unknown action_set {action_set!r}; valid are: 'compact', 'classic'")
 
 
 def agent_action_set(algo: Any) -> str:
@@ -134,6 +32,7 @@ def agent_action_set(algo: Any) -> str:
 
 
 def check_agent_fits(algo: Any, env: MaskInObservation) -> None:
+    """Refuse an env whose observations or action count differ from what ``algo`` was trained on."""
     shape = tuple(int(d) for d in np.atleast_1d(algo.impl.observation_shape))
     if algo.impl.action_size != env.n_actions or shape != env.observation_space.shape:
         raise ValueError(
@@ -141,55 +40,6 @@ def check_agent_fits(algo: Any, env: MaskInObservation) -> None:
             f"{env.observation_space.shape} and {env.n_actions} (check --env, the slot count and the "
             "action set)"
         )
-
-
-# --------------------------------------------------------------------------------------------- in the env
-
-
-def summarize_episodes(
-    records: Sequence[OfflineEpisode], illegal: int, names: Sequence[str]
-) -> dict[str, Any]:
-    """The JSON summary of evaluation episodes (see the module docstring)."""
-
-    def field(key: str) -> list[float]:
-        return [float(r.info[key]) for r in records if r.info.get(key) is not None]
-
-    actions = np.concatenate([r.actions for r in records])
-    overhead = [
-        (r.info["host_params"] + r.info["seed_params"] - r.info["base_host_params"])
-        / r.info["base_host_params"]
-        for r in records
-        if {"host_params", "seed_params", "base_host_params"} <= r.info.keys()
-    ]
-    summary: dict[str, Any] = {
-        "episodes": len(records),
-        "final_val_accuracy": mean_ci([r.final_accuracy for r in records]),
-        "test_accuracy": mean_ci(field("test_accuracy")) if field("test_accuracy") else None,
-        "return": mean_ci([float(np.sum(r.rewards)) for r in records]),
-        "episode_length": float(np.mean([len(r) for r in records])),
-        "illegal_actions": int(illegal),
-        "action_mix": action_mix(actions, names),
-        "param_overhead": mean_ci(overhead) if overhead else None,
-        "termination_reasons": dict(Counter(str(r.info.get("termination_reason")) for r in records)),
-    }
-    for key in ("seeds_created", "seeds_fossilized", "seeds_pruned"):
-        if field(key):
-            summary[key] = float(np.mean(field(key)))
-    return summary
-
-
-def evaluate_in_env(agent: Agent, env: MaskInObservation, episodes: int, seed: int = 0) -> dict[str, Any]:
-    """Run ``episodes`` episodes (reset seeds ``seed .. seed + episodes - 1``) and summarise them.
-
-    ``agent`` maps masked observations ``(batch, features + n_actions)`` to actions, e.g. a d3rlpy
-    algorithm's ``predict``.
-    """
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes!r}")
-    records, illegal = rollout(env, agent, episodes, seed)
-    summary = summarize_episodes(records, illegal, action_names(env.n_actions))
-    summary["seed"] = int(seed)
-    return summary
 
 
 # --------------------------------------------------------------------------------------------- on a dataset

@@ -29,9 +29,7 @@ from typing import Any
 import torch
 from d3rlpy.logging import FileAdapter
 
-from esper_agents.offline.bc import MaskedDiscreteBCConfig, RewardWeightedBCConfig
-from esper_agents.offline.cql import MaskedDiscreteCQLConfig
-from esper_agents.offline.iql import DiscreteIQLConfig
+from esper_agents.offline.algorithms import CONFIG_TYPES
 
 __all__ = [
     "AGENT_CONFIG_TYPES",
@@ -51,10 +49,7 @@ AGENT_FORMAT_VERSION = 1
 AGENT_FILE = "agent.json"
 WEIGHTS_FILE = "weights.pt"
 #: The d3rlpy config types a saved agent may name (the algorithms ``esper train-offline`` saves).
-AGENT_CONFIG_TYPES: tuple[str, ...] = tuple(
-    c.get_type()
-    for c in (MaskedDiscreteCQLConfig, DiscreteIQLConfig, MaskedDiscreteBCConfig, RewardWeightedBCConfig)
-)
+AGENT_CONFIG_TYPES: tuple[str, ...] = tuple(c.get_type() for c in CONFIG_TYPES.values())
 
 
 class AgentFileError(ValueError):

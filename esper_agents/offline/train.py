@@ -1,16 +1,7 @@
 """One entry point for the four offline algorithms: ``train_offline(algo, episodes, ...)``.
 
-=======  ==========================================  ====================================
-name     config                                      seed 001
-=======  ==========================================  ====================================
-cql      :class:`MaskedDiscreteCQLConfig`            phase 3, CQL (alpha 5 was the stable one)
-iql      :class:`DiscreteIQLConfig`                  phase 3, IQL (expectile 0.7)
-bc       :class:`MaskedDiscreteBCConfig`             phase 1, class-weighted imitation
-rwbc     :class:`RewardWeightedBCConfig`             phase 2, options C (filter) and A (weight)
-=======  ==========================================  ====================================
-
-Every config gets the mask-preserving observation scaler (features standardized over the data,
-mask untouched) and a features-only MLP encoder. Training writes into ``out``:
+The algorithms and their default configs are in :mod:`esper_agents.offline.algorithms`.
+Training writes into ``out``:
 
 * ``agent/``: the trained agent as a saved-agent directory (``agent.json`` + ``weights.pt``,
   :mod:`esper_agents.offline.saved`; load it with :func:`esper_agents.offline.load_agent`);
@@ -32,51 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from esper_agents.offline.bc import (
-    DEFAULT_BETA,
-    MaskedDiscreteBCConfig,
-    RewardWeightedBCConfig,
-    classification_report,
-)
-from esper_agents.offline.cql import MaskedDiscreteCQLConfig
-from esper_agents.offline.datasets import OfflineEpisode, build_replay_buffer, dataset_arrays, rwbc_dataset
-from esper_agents.offline.encoders import MaskedStandardObservationScaler
-from esper_agents.offline.iql import DiscreteIQLConfig
+from esper_agents.common.episodes import LoggedEpisode
+from esper_agents.offline.algorithms import ALGORITHMS, make_config
+from esper_agents.offline.bc import DEFAULT_BETA, classification_report
+from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, rwbc_dataset
 from esper_agents.offline.saved import AgentCheckpoints, save_agent
 
-__all__ = ["AGENT_DIR", "ALGORITHMS", "TrainResult", "make_config", "train_offline"]
+#: ``ALGORITHMS`` (the names ``train_offline`` accepts) is part of this module's API; it is defined
+#: in :mod:`esper_agents.offline.algorithms`.
+__all__ = ["AGENT_DIR", "ALGORITHMS", "TrainResult", "holdout_report", "train_offline"]
 
-ALGORITHMS: tuple[str, ...] = ("cql", "iql", "bc", "rwbc")
 #: Where :func:`train_offline` saves the agent inside its output directory.
 AGENT_DIR = "agent"
-
-
-def make_config(algo: str, n_actions: int, n_steps: int, **overrides: Any) -> Any:
-    """The default config of ``algo`` for ``n_actions`` actions and a run of ``n_steps``.
-
-    Defaults that differ from d3rlpy's: CQL alpha 5.0 (seed 001: lower alphas diverged) and a
-    learning rate of 3e-4; target networks synced every ``min(1000, n_steps // 10)`` steps (at
-    least 1) so that short runs bootstrap at all. ``overrides`` are config fields.
-    """
-    scaler = MaskedStandardObservationScaler(mask_size=n_actions)
-    interval = max(1, min(1000, n_steps // 10))
-    if algo == "cql":
-        config: Any = MaskedDiscreteCQLConfig(
-            observation_scaler=scaler,
-            alpha=5.0,
-            learning_rate=3e-4,
-            batch_size=128,
-            target_update_interval=interval,
-        )
-    elif algo == "iql":
-        config = DiscreteIQLConfig(observation_scaler=scaler, batch_size=128, expectile=0.7, weight_temp=3.0)
-    elif algo == "bc":
-        config = MaskedDiscreteBCConfig(observation_scaler=scaler)
-    elif algo == "rwbc":
-        config = RewardWeightedBCConfig(observation_scaler=scaler)
-    else:
-        raise ValueError(f"unknown algorithm {algo!r}; valid are: {', '.join(ALGORITHMS)}")
-    return dataclasses.replace(config, **overrides) if overrides else config
 
 
 @dataclasses.dataclass
@@ -88,7 +46,7 @@ class TrainResult:
 
 def train_offline(
     algo: str,
-    episodes: Sequence[OfflineEpisode],
+    episodes: Sequence[LoggedEpisode],
     n_steps: int,
     out: str | os.PathLike,
     seed: int = 0,
@@ -102,7 +60,7 @@ def train_offline(
     config_overrides: dict[str, Any] | None = None,
     source: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``algo`` (cql, iql, bc, rwbc) on ``episodes`` for ``n_steps`` gradient steps.
+    """Train ``algo`` (one of :data:`ALGORITHMS`) on ``episodes`` for ``n_steps`` gradient steps.
 
     ``n_steps_per_epoch`` (default ``min(n_steps, 1000)``) is d3rlpy's logging and checkpoint
     period; it is capped at ``n_steps`` because d3rlpy trains zero steps otherwise, and must
@@ -209,7 +167,7 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def holdout_report(learner: Any, episodes: Sequence[OfflineEpisode], masked: bool = True) -> dict[str, Any]:
+def holdout_report(learner: Any, episodes: Sequence[LoggedEpisode], masked: bool = True) -> dict[str, Any]:
     """Classification metrics of ``learner``'s greedy actions against held-out logged actions.
 
     ``masked=False`` predicts with every action marked legal: what the features alone decide.
