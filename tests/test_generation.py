@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -20,18 +21,16 @@ from esper_agents.generation.exports import (
     save_d3rlpy,
     to_d3rlpy,
 )
-from esper_agents.generation.orchestrator import (
+from esper_agents.generation.orchestrator import generate
+from esper_agents.generation.packs import PackError, PackWriter, open_pack
+from esper_agents.generation.planning import (
     EpisodeTask,
-    SpecError,
     adaptive_targets,
     episode_id,
-    generate,
-    pack_header,
-    parse_spec,
     plan_extra,
     plan_uniform,
 )
-from esper_agents.generation.packs import PackError, PackWriter, open_pack
+from esper_agents.generation.provenance import pack_header
 from esper_agents.generation.schema import (
     SCHEMA_VERSION,
     STEP_ARRAYS,
@@ -39,6 +38,7 @@ from esper_agents.generation.schema import (
     state_hash,
     trajectory_quality,
 )
+from esper_agents.generation.spec import SpecError, parse_spec
 from esper_agents.policies import EpsilonGreedy, get_policy
 from esper_env.rewards import relabel
 from esper_env.spaces import make_observation_space
@@ -158,7 +158,7 @@ def test_adaptive_targets_from_failed_checks() -> None:
     spec = parse_spec(small_spec_doc())
 
     class Report:
-        checks = [
+        checks: ClassVar[list[CheckResult]] = [
             CheckResult("min_op_share", "error", 0.0, 0.02, False, "", ["PRUNE"]),
             CheckResult("single_action_clusters", "error", 0.9, 0.5, False, "", [("baseline", "fast-lr")]),
             CheckResult("return_spread", "warning", 0.0, 0.1, False, "", [("random", "baseline")]),
@@ -271,9 +271,11 @@ def test_nothing_overwritten_without_force(pack_dir: Path, tmp_path: Path, recor
 
 def test_second_writer_is_locked_out(tmp_path: Path) -> None:
     header = pack_header(parse_spec(small_spec_doc()))
-    with PackWriter.open(tmp_path / "p", header):
-        with pytest.raises(PackError, match="another process is writing"):
-            PackWriter.open(tmp_path / "p", header)
+    with (
+        PackWriter.open(tmp_path / "p", header),
+        pytest.raises(PackError, match="another process is writing"),
+    ):
+        PackWriter.open(tmp_path / "p", header)
 
 
 def test_crash_between_arrays_and_metadata_leaves_no_episode(
@@ -446,7 +448,7 @@ def test_killed_at_every_write_resumes_exactly(
 ) -> None:
     """Kill generation at each file commit in turn (temp files left behind, as after SIGKILL),
     resume, and find exactly the planned episodes and no stray file."""
-    from esper_agents.generation import orchestrator
+    from esper_agents.generation import backends
 
     template = next(iter(open_pack(pack_dir)))
 
@@ -455,7 +457,7 @@ def test_killed_at_every_write_resumes_exactly(
                        config_id=task.config_id, trajectory_hash=task.episode_id)  # fmt: skip
         return EpisodeRecord(meta, template.arrays)
 
-    monkeypatch.setattr(orchestrator, "run_task", fake_run_task)
+    monkeypatch.setattr(backends, "run_task", fake_run_task)
     spec = parse_spec(small_spec_doc())
     planned = sorted(t.episode_id for t in plan_uniform(spec))
     real_replace, real_unlink = os.replace, os.unlink
