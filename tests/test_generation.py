@@ -15,7 +15,6 @@ from esper_agents.generation import packs
 from esper_agents.generation.collector import EnvSettings, EpisodeRecord, collect_episode
 from esper_agents.generation.exports import (
     episode_rewards,
-    health_input,
     load_d3rlpy,
     reward_config,
     save_d3rlpy,
@@ -153,7 +152,7 @@ def test_plan_is_deterministic_and_unique() -> None:
 
 
 def test_adaptive_targets_from_failed_checks() -> None:
-    from esper_agents.generation.health import CheckResult
+    from esper_agents.generation.health.results import CheckResult
 
     spec = parse_spec(small_spec_doc())
 
@@ -395,11 +394,12 @@ def test_minari_export(pack_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
         assert ep.infos["action_mask"].shape == (T + 1, N_ACTIONS)
 
 
-def test_health_input_from_pack(pack_dir: Path) -> None:
-    from esper_agents.generation.health import run_health_checks
+def test_load_health_input_from_pack(pack_dir: Path) -> None:
+    from esper_agents.generation.health.checks import run_health_checks
+    from esper_agents.generation.health.inputs import load_health_input
 
     pack = open_pack(pack_dir)
-    data = health_input(pack)
+    data = load_health_input(pack)
     assert data.n_transitions == pack.n_transitions and data.n_episodes == len(pack)
     assert data.expected_cells == 4
     report = run_health_checks(data)

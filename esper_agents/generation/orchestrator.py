@@ -76,7 +76,7 @@ def _health_inputs(
     pack_path: Path, spec: GenerationSpec
 ) -> tuple[Any, dict[tuple[str, str], dict[str, float]]]:
     """The pack as a HealthInput, and each cell's mean behavior probability per op."""
-    from esper_agents.generation.exports import health_input
+    from esper_agents.generation.health.inputs import load_health_input
     from esper_agents.generation.packs import open_pack
 
     pack = open_pack(pack_path)
@@ -90,15 +90,13 @@ def _health_inputs(
         sums[cell] += (rec.arrays["behavior_probs"] @ onehot).sum(axis=0)
         steps[cell] += len(rec)
     mass = {c: dict(zip(op_names, (v / max(steps[c], 1)).tolist())) for c, v in sums.items()}
-    return health_input(pack, expected_cells=len(spec.cells)), mass
+    return load_health_input(pack, expected_cells=len(spec.cells)), mass
 
 
 def _run_health(pack_path: Path, spec: GenerationSpec) -> tuple[Any, dict] | None:
-    try:
-        from esper_agents.generation.health import run_health_checks
-    except ImportError as err:  # the checks need scikit-learn
-        print(f"warning: health checks unavailable ({err}); skipping adaptive allocation", file=sys.stderr)
-        return None
+    """The health report of the pack so far and each cell's op mass, or None if the checks cannot run."""
+    from esper_agents.generation.health.checks import run_health_checks
+
     try:
         data, mass = _health_inputs(pack_path, spec)
         return run_health_checks(data), mass
