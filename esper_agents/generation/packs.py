@@ -43,7 +43,7 @@ from typing import Any, Self
 import numpy as np
 
 from esper_agents.generation.collector import EpisodeRecord
-from esper_agents.generation.schema import SCHEMA_VERSION, STEP_ARRAYS, EpisodeMetadata, _jsonable
+from esper_agents.generation.schema import SCHEMA_VERSION, STEP_ARRAYS, EpisodeMetadata, jsonable
 from esper_agents.generation.validation import check_env_version, check_episode, check_header
 
 FORMAT_NAME = "esper-pack"
@@ -512,7 +512,7 @@ class PackWriter:
                 },
             }
         )
-        atomic_write(hp, canonical_json(_jsonable(full)))
+        atomic_write(hp, canonical_json(jsonable(full)))
         (root / EPISODES).mkdir(exist_ok=True)
         (root / PLAN).mkdir(exist_ok=True)
         return full
@@ -572,7 +572,7 @@ class PackWriter:
             {
                 "format": EPISODE_FORMAT,
                 "metadata": record.metadata.to_dict(),
-                "task": _jsonable(dict(task or {})),
+                "task": jsonable(dict(task or {})),
                 "arrays": {"file": np_path.name, "sha256": sha256_bytes(data), "bytes": len(data)},
             }
         )
@@ -586,7 +586,7 @@ class PackWriter:
         p = self.plan_dir / f"round-{k:03d}.json"
         if p.exists():
             raise PackError(f"{p}: plan round {k} already exists")
-        atomic_write(p, canonical_json(with_checksum(_jsonable(dict(round_doc)))))
+        atomic_write(p, canonical_json(with_checksum(jsonable(dict(round_doc)))))
         return p
 
     def _check_open(self) -> None:

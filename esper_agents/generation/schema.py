@@ -133,7 +133,7 @@ class EpisodeMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EpisodeMetadata:
@@ -178,18 +178,24 @@ def return_to_go(rewards: np.ndarray) -> np.ndarray:
     return np.cumsum(r[::-1])[::-1].copy()
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types: numpy scalars to Python, NaN/inf to None, tuples to lists."""
+def jsonable(x: Any) -> Any:
+    """Plain JSON types: numpy scalars to Python, NaN/inf to None, tuples and arrays to lists.
+
+    The one such helper of the package: the pack writer applies it to every document, and it
+    works as ``json.dump(..., default=jsonable)`` too. A value JSON cannot hold is a TypeError.
+    """
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if isinstance(x, (int, np.integer)):
         return int(x)
     if isinstance(x, (float, np.floating)):
         return float(x) if np.isfinite(x) else None
-    return x
+    if x is None or isinstance(x, str):
+        return x
+    raise TypeError(f"{type(x).__name__} is not JSON serializable")

@@ -30,8 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
+from esper_agents.generation.schema import jsonable
 from esper_agents.offline.bc import (
     DEFAULT_BETA,
     MaskedDiscreteBCConfig,
@@ -195,18 +194,8 @@ def train_offline(
     if rwbc_info is not None:
         summary["rwbc"] = {"mode": rwbc_mode, **rwbc_info}
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=_jsonable)
+        json.dump(summary, f, indent=2, default=jsonable)
     return TrainResult(learner, model_path, summary)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 def holdout_report(learner: Any, episodes: Sequence[OfflineEpisode], masked: bool = True) -> dict[str, Any]:
