@@ -246,6 +246,23 @@ def test_wrong_schema_version_raises_pack_error(pack_dir: Path, tmp_path: Path) 
         open_pack(d)
 
 
+def test_schema_2_0_episodes_are_read_with_seeds_culled_mapped(pack_dir: Path, tmp_path: Path) -> None:
+    """Schema 2.0 named the metadata's pruned-seed count ``seeds_culled``; such a pack still reads."""
+    d = _copy(pack_dir, tmp_path)
+    hp = d / "pack.json"
+    header = json.loads(hp.read_text())
+    hp.write_text(json.dumps(packs.with_checksum({**header, "schema_version": "2.0.0"})))
+    jp = min((d / "episodes").glob("*.json"))
+    doc = json.loads(jp.read_text())
+    pruned = doc["metadata"].pop("seeds_pruned")
+    doc["metadata"].update(seeds_culled=pruned + 1, schema_version="2.0.0")
+    jp.write_text(json.dumps(packs.with_checksum(doc)))
+    pack = open_pack(d)
+    meta = pack.metadata(jp.stem)
+    assert meta.seeds_pruned == pruned + 1 and "seeds_culled" not in meta.to_dict()
+    assert all("seeds_pruned" in pack.metadata(i).to_dict() for i in pack.episode_ids)
+
+
 def test_nothing_overwritten_without_force(pack_dir: Path, tmp_path: Path, record: EpisodeRecord) -> None:
     d = _copy(pack_dir, tmp_path)
     header = json.loads((d / "pack.json").read_text())

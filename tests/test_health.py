@@ -423,7 +423,7 @@ def write_synthetic_pack(path, data: HealthInput) -> None:
                 random_seed=e, final_accuracy=0.5, best_accuracy=0.5, test_accuracy=0.5,
                 total_return=float(data.episode_returns[e]), return_to_go_at_start=float(data.episode_returns[e]),
                 episode_length=t, termination_reason="max_epochs", done=False, truncated=True, num_interventions=0,
-                action_counts={}, seeds_created=0, seeds_fossilized=0, seeds_culled=0, trajectory_quality="partial",
+                action_counts={}, seeds_created=0, seeds_fossilized=0, seeds_pruned=0, trajectory_quality="partial",
                 trajectory_hash="0", policy_id=str(data.episode_policy[e]), config_id=str(data.episode_config[e]),
             )  # fmt: skip
             writer.write_episode(EpisodeRecord(meta, arrays))

@@ -151,11 +151,14 @@ def _check_checksum(path: Path, doc: Mapping[str, Any], what: str) -> None:
 
 
 def check_schema_version(version: Any, path: Path) -> None:
-    """Schema 2.0.x is readable; anything else is refused."""
-    ok = isinstance(version, str) and version.split(".")[:2] == SCHEMA_VERSION.split(".")[:2]
+    """Schemas 2.0.x up to this reader's minor version (2.1.x) are readable; anything else is refused."""
+    major, minor = SCHEMA_VERSION.split(".")[:2]
+    parts = version.split(".") if isinstance(version, str) else []
+    ok = len(parts) >= 2 and parts[0] == major and parts[1].isdigit() and int(parts[1]) <= int(minor)
     if not ok:
         raise PackError(
-            f"{path}: schema_version {version!r} is not supported (this reader reads {SCHEMA_VERSION})"
+            f"{path}: schema_version {version!r} is not supported (this reader reads {major}.0 to "
+            f"{SCHEMA_VERSION})"
         )
 
 
