@@ -21,7 +21,8 @@ from esper_agents.generation.exports import (
     to_d3rlpy,
 )
 from esper_agents.generation.orchestrator import generate
-from esper_agents.generation.packs import PackError, PackWriter, open_pack
+from esper_agents.generation.pack_writer import PackWriter
+from esper_agents.generation.packs import PackError, open_pack
 from esper_agents.generation.planning import (
     EpisodeTask,
     adaptive_targets,

@@ -390,7 +390,7 @@ def test_cluster_diversity_benchmark_uses_one_clustering() -> None:
 def write_synthetic_pack(path, data: HealthInput) -> None:
     """Write ``data`` as a pack through the pack API (arrays the checks do not read are zeros)."""
     from esper_agents.generation.collector import EpisodeRecord
-    from esper_agents.generation.packs import PackWriter
+    from esper_agents.generation.pack_writer import PackWriter
     from esper_agents.generation.schema import STEP_ARRAYS, EpisodeMetadata
     from esper_env import ENV_IDS
 

@@ -1,6 +1,6 @@
 """Generation run loop: a spec -> a pack, in parallel, resumable, adaptive.
 
-:func:`generate` opens the pack (:class:`~esper_agents.generation.packs.PackWriter`), plans round
+:func:`generate` opens the pack (:class:`~esper_agents.generation.pack_writer.PackWriter`), plans round
 0 (:mod:`~esper_agents.generation.planning`) unless the pack already records a plan, runs every
 planned episode it lacks on a backend (:mod:`~esper_agents.generation.backends`) and writes each
 one as it finishes. Then, while the spec's ``[adaptive]`` budget remains, each round runs the
@@ -29,7 +29,8 @@ import numpy as np
 
 from esper_agents.generation.backends import BACKENDS, Backend
 from esper_agents.generation.collector import EpisodeRecord
-from esper_agents.generation.packs import PackError, PackWriter, read_plan
+from esper_agents.generation.pack_writer import PackWriter
+from esper_agents.generation.packs import PackError, read_plan
 from esper_agents.generation.planning import EpisodeTask, adaptive_targets, plan_extra, plan_uniform, schedule
 from esper_agents.generation.provenance import code_version, pack_header
 from esper_agents.generation.spec import GenerationSpec, check_buildable, load_spec
