@@ -32,9 +32,9 @@ Spec (read with :mod:`tomllib`)::
     tiers = ["error"]                    # failed checks of these tiers direct the extra episodes
     cells_per_op = 3                     # per under-represented op: the cells whose behavior favors it most
 
-:func:`load_spec` reads a file, :func:`parse_spec` validates a parsed document and
-:func:`spec_from_dict` reads back the normalized form a pack stores (:meth:`GenerationSpec.to_dict`);
-:func:`check_buildable` builds every config's env once. Every error is a :class:`SpecError`
+:func:`load_spec` reads a file and :func:`parse_spec` validates a parsed document;
+:meth:`GenerationSpec.to_dict` is the normalized form a pack stores, and :func:`check_buildable`
+builds every config's env once. Every error is a :class:`SpecError`
 naming the bad key or value and, where there is a list, the valid ones.
 """
 
@@ -266,13 +266,6 @@ def load_spec(path: str | os.PathLike) -> GenerationSpec:
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{p}: not valid TOML ({err})") from None
     return parse_spec(doc, str(p))
-
-
-def spec_from_dict(d: Mapping[str, Any]) -> GenerationSpec:
-    """Inverse of :meth:`GenerationSpec.to_dict` (what ``pack.json`` stores)."""
-    env = dict(d["env"])
-    env_doc = {"id": env.pop("env_id"), **{k: v for k, v in env.items() if v is not None}}
-    return parse_spec({**{k: v for k, v in d.items() if k != "env"}, "env": env_doc}, "pack spec")
 
 
 def check_buildable(spec: GenerationSpec) -> None:
