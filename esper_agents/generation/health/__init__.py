@@ -1,13 +1,16 @@
-"""Tiered dataset health checks (the original design's "Dataset Health Checks" and "State Coverage Check").
+"""Tiered dataset health checks: the original design's "Dataset Health Checks" and "State Coverage
+Check".
 
 The dataset this fixes had 87% of its state clusters with a single action (13 of 103 clusters had
 any counterfactual data): the deterministic heuristic (called Kasmina in the original design)
 always does the same thing in the same state, so offline RL cannot learn when to act differently.
 These checks measure that and the other failure modes the original design lists, on plain arrays
-(:class:`HealthInput`), so they do not depend on how a pack is stored.
+(:class:`~esper_agents.generation.health.inputs.HealthInput`), so they do not depend on how a pack is stored.
 
-Checks, in the original design's order (:data:`~esper_agents.generation.health.checks.CHECKS`). A check *fails* when its figure is on the wrong side of its
-threshold; a failed ``error`` blocks generation, a failed ``warning`` is logged for review.
+Checks, in the original design's order (the table
+:data:`~esper_agents.generation.health.checks.CHECKS`). A check *fails* when its figure is on the
+wrong side of its threshold; a failed ``error`` blocks generation, a failed ``warning`` is logged
+for review.
 
 =======  ==========================  =====================================================  ======
 tier     name                        figure                                                 passes
