@@ -1,10 +1,10 @@
-"""Single-action state clusters: a heuristic-only pack against a full-matrix pack (seed 000's gain).
+"""Single-action state clusters: a heuristic-only pack against a full-matrix pack (the original design's gain).
 
     python benchmarks/cluster_diversity.py HEURISTIC_PACK FULL_MATRIX_PACK [--clusters K]
 
 The original dataset had 87% of its state clusters with a single action (13 of 103 clusters with
 any counterfactual data). This prints the same figure for two packs, on the SAME clustering: k-means
-(the health check's settings, ``esper_agents.generation.health``) is fit once on the union of both
+(the health check's settings, ``esper_agents.generation.health.clusters``) is fit once on the union of both
 packs' observations, standardised together, and each pack's fraction is then computed over the
 clusters it occupies (>= 5 of its own states), from its own op counts in those clusters. Separate
 clusterings would each adapt to their own pack and the two fractions would not be comparable.
@@ -23,20 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from esper_agents.generation.health import (
-    HealthConfig,
-    HealthInput,
+from esper_agents.generation.health.clusters import (
     cluster_states,
     mean_cluster_entropy,
     single_action_fraction,
     summarize_clusters,
 )
+from esper_agents.generation.health.config import DEFAULT_CONFIG, HealthConfig
+from esper_agents.generation.health.inputs import HealthInput
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def compare_cluster_diversity(
-    packs: Mapping[str, HealthInput], *, n_clusters: int | None = None, config: HealthConfig = HealthConfig()
+    packs: Mapping[str, HealthInput], *, n_clusters: int | None = None, config: HealthConfig = DEFAULT_CONFIG
 ) -> dict[str, Any]:
     """Per-pack single-action-cluster figures on one clustering fit on the union of the packs."""
     if len(packs) < 2:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "cluster_diversity.json"))
     args = parser.parse_args(argv)
 
-    from esper_agents.generation.health import load_health_input
+    from esper_agents.generation.health.inputs import load_health_input
 
     result = compare_cluster_diversity(
         {

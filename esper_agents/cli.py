@@ -101,7 +101,7 @@ def add_health_parser(sub: argparse._SubParsersAction) -> None:
 def run_health(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from esper_agents.generation.health import check_pack
+    from esper_agents.generation.health.report import check_pack
 
     out = Path(args.out) if args.out else Path(args.pack) / "health"
     return check_pack(args.pack, out, n_clusters=args.clusters, partial=args.partial)

@@ -24,7 +24,8 @@ def micro_data() -> ImageSplits:
 @pytest.fixture(scope="session")
 def tiny_pack(tmp_path_factory: pytest.TempPathFactory):
     """A complete 4-episode pack: baseline and random on the SynthCIFAR id, 3 epochs at "test"."""
-    from esper_agents.generation.orchestrator import generate, parse_spec
+    from esper_agents.generation.orchestrator import generate
+    from esper_agents.generation.spec import parse_spec
     from esper_env import ENV_IDS
 
     env_id = next(i for i, kw in ENV_IDS.items() if kw["dataset"] == "synthcifar")

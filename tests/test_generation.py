@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -14,24 +15,22 @@ from esper_agents.generation import packs
 from esper_agents.generation.collector import EnvSettings, EpisodeRecord, collect_episode
 from esper_agents.generation.exports import (
     episode_rewards,
-    health_input,
     load_d3rlpy,
     reward_config,
     save_d3rlpy,
     to_d3rlpy,
 )
-from esper_agents.generation.orchestrator import (
+from esper_agents.generation.orchestrator import generate
+from esper_agents.generation.pack_writer import PackWriter
+from esper_agents.generation.packs import PackError, open_pack
+from esper_agents.generation.planning import (
     EpisodeTask,
-    SpecError,
     adaptive_targets,
     episode_id,
-    generate,
-    pack_header,
-    parse_spec,
     plan_extra,
     plan_uniform,
 )
-from esper_agents.generation.packs import PackError, PackWriter, open_pack
+from esper_agents.generation.provenance import pack_header
 from esper_agents.generation.schema import (
     SCHEMA_VERSION,
     STEP_ARRAYS,
@@ -39,6 +38,7 @@ from esper_agents.generation.schema import (
     state_hash,
     trajectory_quality,
 )
+from esper_agents.generation.spec import SpecError, parse_spec
 from esper_agents.policies import EpsilonGreedy, get_policy
 from esper_env.rewards import relabel
 from esper_env.spaces import make_observation_space
@@ -153,12 +153,12 @@ def test_plan_is_deterministic_and_unique() -> None:
 
 
 def test_adaptive_targets_from_failed_checks() -> None:
-    from esper_agents.generation.health import CheckResult
+    from esper_agents.generation.health.results import CheckResult
 
     spec = parse_spec(small_spec_doc())
 
     class Report:
-        checks = [
+        checks: ClassVar[list[CheckResult]] = [
             CheckResult("min_op_share", "error", 0.0, 0.02, False, "", ["PRUNE"]),
             CheckResult("single_action_clusters", "error", 0.9, 0.5, False, "", [("baseline", "fast-lr")]),
             CheckResult("return_spread", "warning", 0.0, 0.1, False, "", [("random", "baseline")]),
@@ -247,6 +247,23 @@ def test_wrong_schema_version_raises_pack_error(pack_dir: Path, tmp_path: Path) 
         open_pack(d)
 
 
+def test_schema_2_0_episodes_are_read_with_seeds_culled_mapped(pack_dir: Path, tmp_path: Path) -> None:
+    """Schema 2.0 named the metadata's pruned-seed count ``seeds_culled``; such a pack still reads."""
+    d = _copy(pack_dir, tmp_path)
+    hp = d / "pack.json"
+    header = json.loads(hp.read_text())
+    hp.write_text(json.dumps(packs.with_checksum({**header, "schema_version": "2.0.0"})))
+    jp = min((d / "episodes").glob("*.json"))
+    doc = json.loads(jp.read_text())
+    pruned = doc["metadata"].pop("seeds_pruned")
+    doc["metadata"].update(seeds_culled=pruned + 1, schema_version="2.0.0")
+    jp.write_text(json.dumps(packs.with_checksum(doc)))
+    pack = open_pack(d)
+    meta = pack.metadata(jp.stem)
+    assert meta.seeds_pruned == pruned + 1 and "seeds_culled" not in meta.to_dict()
+    assert all("seeds_pruned" in pack.metadata(i).to_dict() for i in pack.episode_ids)
+
+
 def test_nothing_overwritten_without_force(pack_dir: Path, tmp_path: Path, record: EpisodeRecord) -> None:
     d = _copy(pack_dir, tmp_path)
     header = json.loads((d / "pack.json").read_text())
@@ -271,9 +288,11 @@ def test_nothing_overwritten_without_force(pack_dir: Path, tmp_path: Path, recor
 
 def test_second_writer_is_locked_out(tmp_path: Path) -> None:
     header = pack_header(parse_spec(small_spec_doc()))
-    with PackWriter.open(tmp_path / "p", header):
-        with pytest.raises(PackError, match="another process is writing"):
-            PackWriter.open(tmp_path / "p", header)
+    with (
+        PackWriter.open(tmp_path / "p", header),
+        pytest.raises(PackError, match="another process is writing"),
+    ):
+        PackWriter.open(tmp_path / "p", header)
 
 
 def test_crash_between_arrays_and_metadata_leaves_no_episode(
@@ -393,11 +412,12 @@ def test_minari_export(pack_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
         assert ep.infos["action_mask"].shape == (T + 1, N_ACTIONS)
 
 
-def test_health_input_from_pack(pack_dir: Path) -> None:
-    from esper_agents.generation.health import run_health_checks
+def test_load_health_input_from_pack(pack_dir: Path) -> None:
+    from esper_agents.generation.health.checks import run_health_checks
+    from esper_agents.generation.health.inputs import load_health_input
 
     pack = open_pack(pack_dir)
-    data = health_input(pack)
+    data = load_health_input(pack)
     assert data.n_transitions == pack.n_transitions and data.n_episodes == len(pack)
     assert data.expected_cells == 4
     report = run_health_checks(data)
@@ -446,7 +466,7 @@ def test_killed_at_every_write_resumes_exactly(
 ) -> None:
     """Kill generation at each file commit in turn (temp files left behind, as after SIGKILL),
     resume, and find exactly the planned episodes and no stray file."""
-    from esper_agents.generation import orchestrator
+    from esper_agents.generation import backends
 
     template = next(iter(open_pack(pack_dir)))
 
@@ -455,7 +475,7 @@ def test_killed_at_every_write_resumes_exactly(
                        config_id=task.config_id, trajectory_hash=task.episode_id)  # fmt: skip
         return EpisodeRecord(meta, template.arrays)
 
-    monkeypatch.setattr(orchestrator, "run_task", fake_run_task)
+    monkeypatch.setattr(backends, "run_task", fake_run_task)
     spec = parse_spec(small_spec_doc())
     planned = sorted(t.episode_id for t in plan_uniform(spec))
     real_replace, real_unlink = os.replace, os.unlink

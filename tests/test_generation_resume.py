@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from esper_agents.generation.orchestrator import generate, load_spec, plan_uniform
+from esper_agents.generation.orchestrator import generate
 from esper_agents.generation.packs import open_pack, read_plan
+from esper_agents.generation.planning import plan_uniform
+from esper_agents.generation.spec import load_spec
 
 SPEC = """
 name = "resume"

@@ -180,7 +180,8 @@ def test_mask_in_observation_needs_discrete_actions() -> None:
 @pytest.fixture(scope="module")
 def pack_dir(tmp_path_factory):
     """A real pack from the generation package: 4 episodes of 3 epochs."""
-    from esper_agents.generation.orchestrator import generate, parse_spec
+    from esper_agents.generation.orchestrator import generate
+    from esper_agents.generation.spec import parse_spec
 
     spec = parse_spec(
         {

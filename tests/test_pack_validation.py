@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from esper_agents import cli
-from esper_agents.generation.orchestrator import SpecError, generate, parse_spec
+from esper_agents.generation.orchestrator import generate
 from esper_agents.generation.packs import PackError, decode_arrays, encode_arrays, open_pack, with_checksum
+from esper_agents.generation.spec import SpecError, parse_spec
 from esper_env import ENV_IDS
 
 

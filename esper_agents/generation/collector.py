@@ -1,4 +1,4 @@
-"""Run one episode of a behavior policy and log everything schema 2.0.0 asks for.
+"""Run one episode of a behavior policy and log everything the data schema (2.1.0) asks for.
 
 :func:`collect_episode` drives ``CompactActions(gymnasium.make(env_id, ...))`` with an
 :class:`~esper_agents.policies.EpsilonGreedy` policy and returns an :class:`EpisodeRecord`:
@@ -49,10 +49,15 @@ class EnvSettings:
     num_threads: int | None = 1
 
     def make(self, config_id: str) -> CompactActions:
-        kwargs: dict[str, Any] = dict(
-            config=config_id, fidelity=self.fidelity, max_epochs=self.max_epochs, num_slots=self.num_slots,
-            reward=self.reward, num_threads=self.num_threads, early_stop_patience=self.early_stop_patience,
-        )  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "config": config_id,
+            "fidelity": self.fidelity,
+            "max_epochs": self.max_epochs,
+            "num_slots": self.num_slots,
+            "reward": self.reward,
+            "num_threads": self.num_threads,
+            "early_stop_patience": self.early_stop_patience,
+        }
         if self.env_id.startswith("Esper-SynthCIFAR"):
             kwargs["synth_seed"] = self.synth_seed
         return CompactActions(gym.make(self.env_id, **kwargs))
@@ -228,7 +233,7 @@ def collect_episode(
         action_counts=action_counts,
         seeds_created=int(info["seeds_created"]),
         seeds_fossilized=int(info["seeds_fossilized"]),
-        seeds_culled=int(info["seeds_pruned"]),
+        seeds_pruned=int(info["seeds_pruned"]),
         trajectory_quality=trajectory_quality(
             reason, final_acc, best_acc, int(info["seeds_fossilized"]), chance
         ),

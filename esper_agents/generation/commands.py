@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 def generate_command(args: argparse.Namespace) -> int:
-    from esper_agents.generation.orchestrator import describe_plan, generate, load_spec
+    from esper_agents.generation.orchestrator import generate
+    from esper_agents.generation.planning import describe_plan
+    from esper_agents.generation.spec import load_spec
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = load_spec(args.spec)

@@ -1,4 +1,4 @@
-"""Pack exports: d3rlpy ReplayBuffer, Minari dataset, and the arrays the health checks read.
+"""Pack exports: a d3rlpy ReplayBuffer and a Minari dataset, and the pack's rewards (as logged or relabeled).
 
 * :func:`to_d3rlpy`: a ``d3rlpy.dataset.ReplayBuffer`` (InfiniteBuffer) with the compact action
   index as the discrete action. d3rlpy counts ``size - 1`` transitions in an episode that did not
@@ -284,67 +284,15 @@ def to_minari(pack: Pack | str | os.PathLike, dataset_id: str, path: str | os.Pa
     return dataset
 
 
-# ---------------------------------------------------------------------------------------------
-# Health checks
-
-
-def health_input(pack: Pack | str | os.PathLike, *, reward_mode: str | None = None,
-                 expected_cells: int | None = None) -> Any:  # fmt: skip
-    """The pack as the health checks' :class:`~esper_agents.generation.health.HealthInput`."""
-    from esper_agents.generation.health import HealthInput
-
-    pack = open_pack(pack)
-    if len(pack) == 0:
-        raise PackError(f"{pack.path}: the pack has no episodes to check")
-    cfg = None if reward_mode is None else reward_config(pack, reward_mode)
-    obs, actions, rewards, ep_index, timestep = [], [], [], [], []
-    returns, lengths, policies, configs = [], [], [], []
-    for i, r in enumerate(pack):
-        T = len(r)
-        rw = episode_rewards(r, cfg)
-        obs.append(r.arrays["observations"][:T])
-        actions.append(r.arrays["actions"])
-        rewards.append(rw)
-        ep_index.append(np.full(T, i, dtype=np.int64))
-        timestep.append(np.arange(T, dtype=np.int64))
-        returns.append(float(rw.sum()))
-        lengths.append(T)
-        policies.append(r.metadata.policy_id)
-        configs.append(r.metadata.config_id)
-    if expected_cells is None:
-        m = pack.header.get("generation_spec", {}).get("matrix", {})
-        expected_cells = len(m.get("policies", [])) * len(m.get("configs", [])) or None
-    return HealthInput(
-        observations=np.concatenate(obs),
-        actions=np.concatenate(actions),
-        rewards=np.concatenate(rewards),
-        action_names=pack.action_names,
-        episode_index=np.concatenate(ep_index),
-        timestep=np.concatenate(timestep),
-        episode_returns=np.asarray(returns),
-        episode_lengths=np.asarray(lengths),
-        episode_policy=np.asarray(policies),
-        episode_config=np.asarray(configs),
-        max_epochs=pack.max_epochs,
-        expected_cells=expected_cells,
-    )
-
-
-def transition_count(pack: Pack | str | os.PathLike) -> int:
-    return open_pack(pack).n_transitions
-
-
 __all__: Sequence[str] = (
     "EXPORT_FORMATS",
     "episode_from_arrays",
     "episode_rewards",
     "export_d3rlpy",
-    "health_input",
     "iter_records",
     "load_d3rlpy",
     "reward_config",
     "save_d3rlpy",
     "to_d3rlpy",
     "to_minari",
-    "transition_count",
 )

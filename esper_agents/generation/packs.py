@@ -1,4 +1,4 @@
-"""Packs: the one on-disk format of generated episodes (``datasets/PACK_FORMAT.md``).
+"""Packs: the one on-disk format of generated episodes (``datasets/PACK_FORMAT.md``), and reading it.
 
 ::
 
@@ -12,7 +12,8 @@
 An episode exists exactly when its ``.json`` does. Every file is written to a temporary file in
 the same directory, fsynced, then renamed over its final name (``os.replace``) and the directory
 fsynced, so a process killed at any moment leaves complete episodes, at most one ``.npz`` whose
-``.json`` never landed, and ``.tmp-*`` files; :meth:`PackWriter.open` removes the last two.
+``.json`` never landed, and ``.tmp-*`` files;
+:meth:`esper_agents.generation.pack_writer.PackWriter.open` removes the last two.
 Nothing is read with pickle and nothing existing is overwritten unless ``force=True``.
 
 Loading (:func:`open_pack`) checks the format and schema versions, the header's types and env
@@ -25,25 +26,22 @@ file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
 from esper_agents.generation.collector import EpisodeRecord
-from esper_agents.generation.schema import SCHEMA_VERSION, STEP_ARRAYS, EpisodeMetadata, _jsonable
+from esper_agents.generation.schema import SCHEMA_VERSION, EpisodeMetadata
 from esper_agents.generation.validation import check_env_version, check_episode, check_header
 
 FORMAT_NAME = "esper-pack"
@@ -87,7 +85,8 @@ def with_checksum(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {**body, "checksum": sha256_bytes(canonical_json(body))}
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so that a rename in it is durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -119,7 +118,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _reject_constant(name: str) -> Any:
@@ -151,11 +150,14 @@ def _check_checksum(path: Path, doc: Mapping[str, Any], what: str) -> None:
 
 
 def check_schema_version(version: Any, path: Path) -> None:
-    """Schema 2.0.x is readable; anything else is refused."""
-    ok = isinstance(version, str) and version.split(".")[:2] == SCHEMA_VERSION.split(".")[:2]
+    """Schemas 2.0.x up to this reader's minor version (2.1.x) are readable; anything else is refused."""
+    major, minor = SCHEMA_VERSION.split(".")[:2]
+    parts = version.split(".") if isinstance(version, str) else []
+    ok = len(parts) >= 2 and parts[0] == major and parts[1].isdigit() and int(parts[1]) <= int(minor)
     if not ok:
         raise PackError(
-            f"{path}: schema_version {version!r} is not supported (this reader reads {SCHEMA_VERSION})"
+            f"{path}: schema_version {version!r} is not supported (this reader reads {major}.0 to "
+            f"{SCHEMA_VERSION})"
         )
 
 
@@ -411,195 +413,3 @@ def read_plan(path: str | os.PathLike) -> list[dict[str, Any]]:
                 f"(found round {r.get('round')!r} at position {i})"
             )
     return rounds
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
-class PackWriter:
-    """Writes episodes into a pack; see :meth:`open`. Holds the pack's lock until :meth:`close`."""
-
-    def __init__(self, root: Path, header: dict[str, Any], lock_fd: int) -> None:
-        self.root = root
-        self.header = header
-        self._lock_fd: int | None = lock_fd
-        self.episodes_dir = root / EPISODES
-        self.plan_dir = root / PLAN
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, header: Mapping[str, Any], *, force: bool = False) -> PackWriter:
-        """Create the pack at ``path`` with ``header``, or reopen it to resume.
-
-        * ``path`` missing or empty: a new pack.
-        * ``path`` a pack with the same ``header["generation_spec"]``: reopened to add the episodes
-          it lacks (resuming); leftover temporary files and arrays without metadata are removed.
-        * ``path`` a pack generated from another spec: :class:`PackError`, unless ``force``, which
-          deletes its episodes and plan and starts over.
-        * ``path`` a non-empty directory that is not a pack, or a file: :class:`PackError`, even
-          with ``force`` (it is not ours to delete).
-        """
-        root = Path(path)
-        if root.exists() and not root.is_dir():
-            raise PackError(f"{root}: exists and is not a directory")
-        root.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock_fd)
-            raise PackError(f"{root}: another process is writing this pack (its {LOCK} is locked)") from None
-        try:
-            header = cls._prepare(root, dict(header), force)
-        except BaseException:
-            os.close(lock_fd)
-            raise
-        writer = cls(root, header, lock_fd)
-        writer.episodes_dir.mkdir(exist_ok=True)
-        writer.plan_dir.mkdir(exist_ok=True)
-        writer.cleanup()
-        return writer
-
-    @staticmethod
-    def _prepare(root: Path, header: dict[str, Any], force: bool) -> dict[str, Any]:
-        hp = root / HEADER
-        # What a writer killed while creating the pack can leave: the lock, temp files, empty dirs.
-        others = [
-            p.name
-            for p in root.iterdir()
-            if p.name != LOCK
-            and not p.name.startswith(TMP_PREFIX)
-            and not (p.name in (EPISODES, PLAN) and p.is_dir() and not any(p.iterdir()))
-        ]
-        if hp.exists():
-            same = False
-            try:
-                existing = read_header(root)
-                same = canonical_json(existing.get("generation_spec")) == canonical_json(
-                    header.get("generation_spec")
-                )
-            except PackError:
-                if not force:
-                    raise
-            if same and not force:
-                return existing
-            if not force:
-                raise PackError(
-                    f"{root}: already holds a pack generated from a different spec (name "
-                    f"{existing.get('generation_spec', {}).get('name')!r}); "
-                    "pass force=True (--force) to overwrite it, "
-                    "or choose another directory"
-                )
-            for name in (EPISODES, PLAN):
-                shutil.rmtree(root / name, ignore_errors=True)
-            hp.unlink()
-        elif others:
-            raise PackError(
-                f"{root}: is not empty and not a pack (contains {sorted(others)[:5]}); "
-                "refusing to write into it "
-                "(even with force): choose an empty or new directory"
-            )
-        full = with_checksum(
-            {
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "schema_version": SCHEMA_VERSION,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                **{
-                    k: v
-                    for k, v in header.items()
-                    if k not in ("format", "format_version", "schema_version", "checksum")
-                },
-            }
-        )
-        atomic_write(hp, canonical_json(_jsonable(full)))
-        (root / EPISODES).mkdir(exist_ok=True)
-        (root / PLAN).mkdir(exist_ok=True)
-        return full
-
-    def cleanup(self) -> list[Path]:
-        """Remove what a killed writer left: ``.tmp-*`` files and arrays whose metadata never landed."""
-        removed = []
-        for d in (self.root, self.episodes_dir, self.plan_dir):
-            if not d.is_dir():
-                continue
-            for p in d.iterdir():
-                if p.name.startswith(TMP_PREFIX):
-                    p.unlink(missing_ok=True)
-                    removed.append(p)
-        for p in self.episodes_dir.glob("*.npz"):
-            if not p.with_suffix(".json").exists():
-                p.unlink(missing_ok=True)
-                removed.append(p)
-        if removed:
-            _fsync_dir(self.episodes_dir)
-        return removed
-
-    def has_episode(self, episode_id: str) -> bool:
-        return (self.episodes_dir / f"{check_episode_id(episode_id)}.json").exists()
-
-    def completed_ids(self) -> set[str]:
-        return {
-            p.name[: -len(".json")] for p in self.episodes_dir.glob("*.json") if not p.name.startswith(".")
-        }
-
-    def write_episode(
-        self, record: EpisodeRecord, *, task: Mapping[str, Any] | None = None, force: bool = False
-    ) -> Path:
-        """Write one episode atomically: arrays first, metadata (the commit) last.
-
-        Raises :class:`PackError` if the episode already exists, unless ``force``.
-        """
-        self._check_open()
-        episode_id = check_episode_id(record.episode_id)
-        jp = self.episodes_dir / f"{episode_id}.json"
-        np_path = self.episodes_dir / f"{episode_id}.npz"
-        if jp.exists() and not force:
-            raise PackError(f"{jp}: episode {episode_id!r} already exists; pass force=True to overwrite it")
-        try:
-            record.check()
-        except ValueError as err:
-            raise PackError(f"{np_path}: {err}") from None
-        unknown = sorted(set(record.arrays) - set(STEP_ARRAYS))
-        if unknown:
-            raise PackError(f"{np_path}: arrays {unknown} are not in schema {SCHEMA_VERSION}")
-        data = encode_arrays(record.arrays)
-        if jp.exists():
-            jp.unlink()  # forced: un-commit first, so a crash in between leaves no stale metadata
-            _fsync_dir(self.episodes_dir)
-        atomic_write(np_path, data)
-        doc = with_checksum(
-            {
-                "format": EPISODE_FORMAT,
-                "metadata": record.metadata.to_dict(),
-                "task": _jsonable(dict(task or {})),
-                "arrays": {"file": np_path.name, "sha256": sha256_bytes(data), "bytes": len(data)},
-            }
-        )
-        atomic_write(jp, canonical_json(doc))
-        return jp
-
-    def write_plan_round(self, round_doc: Mapping[str, Any]) -> Path:
-        """Record a generation round's planned episodes (before running them); never overwritten."""
-        self._check_open()
-        k = int(round_doc["round"])
-        p = self.plan_dir / f"round-{k:03d}.json"
-        if p.exists():
-            raise PackError(f"{p}: plan round {k} already exists")
-        atomic_write(p, canonical_json(with_checksum(_jsonable(dict(round_doc)))))
-        return p
-
-    def _check_open(self) -> None:
-        if self._lock_fd is None:
-            raise PackError(f"{self.root}: the pack writer is closed")
-
-    def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -1,10 +1,11 @@
-"""Seed 000's data schema 2.0.0: per-episode metadata and per-step arrays.
+"""The data schema (2.1.0: the original design's 2.0.0, its ``seeds_culled`` now ``seeds_pruned``):
+per-episode metadata and per-step arrays.
 
 An episode is stored as one :class:`EpisodeMetadata` (JSON) and a set of per-step arrays
 (:data:`STEP_ARRAYS`, one ``.npz``). ``T`` is the number of steps (actions) of the episode;
 observations and masks have ``T + 1`` rows because the state the episode ended in is kept.
 
-Choices seed 000 leaves open, made here once:
+Choices the original design leaves open, made here once:
 
 * ``done`` (episode and step) means *natural termination* (the env's ``terminated``: divergence
   or early stop); ``truncated`` means the ``max_epochs`` budget ran out. They are exclusive.
@@ -14,7 +15,7 @@ Choices seed 000 leaves open, made here once:
 * ``best_seed_contribution[t]`` is the largest measured counterfactual contribution (accuracy with
   the seed minus with its alpha at 0) among live seeds, NaN when none is measured;
   ``best_seed_accuracy[t]`` is the host's validation accuracy with the live seeds in place, NaN
-  when no live seed has been measured (seed 000's ``None``).
+  when no live seed has been measured (the original design's ``None``).
 * ``return_to_go[t] = sum(rewards[t:])``, undiscounted, of the rewards as logged (the env's reward
   mode); ``return_to_go_at_start = return_to_go[0] = total_return``.
 * ``trajectory_hash`` is the sha256 of the actions (int64, little endian) followed by the
@@ -43,7 +44,9 @@ import numpy as np
 
 from esper_env.rewards import COMPONENT_NAMES
 
-SCHEMA_VERSION = "2.0.0"
+#: 2.1.0 renames the metadata's ``seeds_culled`` to ``seeds_pruned`` (the env's name for the count);
+#: 2.0.x episodes are still read, their ``seeds_culled`` mapped on load (:meth:`EpisodeMetadata.from_dict`).
+SCHEMA_VERSION = "2.1.0"
 
 #: A run that ends further than this below its best validation accuracy failed.
 FAILURE_DROP = 0.05
@@ -71,14 +74,14 @@ STEP_ARRAYS: dict[str, tuple[str, str]] = {
     "terminated": ("bool", "[T]"),
     "truncated": ("bool", "[T]"),
     "return_to_go": ("float64", "[T]"),
-    # behavior logs (seed 000's ActionProbabilities)
+    # behavior logs (the original design's ActionProbabilities)
     "behavior_prob": ("float64", "[T] mu(a_t|s_t)"),
     "greedy_probs": ("float64", "[T, n] pi(.|s_t)"),
     "behavior_probs": ("float64", "[T, n] mu(.|s_t)"),
     "greedy_action": ("int64", "[T]"),
     "was_exploratory": ("bool", "[T]"),
     "epsilon": ("float64", "[T]"),
-    # step metadata (seed 000's StepMetadata)
+    # step metadata (the original design's StepMetadata)
     "timestep": ("int64", "[T]"),
     "done": ("bool", "[T] natural termination at this step"),
     "state_hash": ("<U16", "[T] hash of observations[t]"),
@@ -92,7 +95,7 @@ STEP_ARRAYS: dict[str, tuple[str, str]] = {
 
 @dataclass
 class EpisodeMetadata:
-    """Seed 000's ``EpisodeMetadata`` (schema 2.0.0), plus the cell the episode belongs to.
+    """The original design's ``EpisodeMetadata`` (schema 2.1.0), plus the cell the episode belongs to.
 
     ``behavior_policy`` is the policy's full config (``BehaviorPolicyConfig.to_dict()``, with the
     epsilon used); ``environment`` is the host config (``EnvironmentConfig.to_dict()``) plus the
@@ -117,7 +120,7 @@ class EpisodeMetadata:
     action_counts: dict[str, int]
     seeds_created: int
     seeds_fossilized: int
-    seeds_culled: int
+    seeds_pruned: int
     trajectory_quality: str
     trajectory_hash: str
     # where the episode sits in the generation plan
@@ -133,10 +136,14 @@ class EpisodeMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EpisodeMetadata:
+        """Read metadata of schema 2.1 or 2.0 (whose ``seeds_culled`` is ``seeds_pruned``)."""
+        d = dict(d)
+        if "seeds_culled" in d and "seeds_pruned" not in d:
+            d["seeds_pruned"] = d.pop("seeds_culled")
         names = {f.name for f in dataclasses.fields(cls)}
         missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING and f.name not in d]  # fmt: skip
@@ -178,18 +185,24 @@ def return_to_go(rewards: np.ndarray) -> np.ndarray:
     return np.cumsum(r[::-1])[::-1].copy()
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types: numpy scalars to Python, NaN/inf to None, tuples to lists."""
+def jsonable(x: Any) -> Any:
+    """Plain JSON types: numpy scalars to Python, NaN/inf to None, tuples and arrays to lists.
+
+    The one such helper of the package: the pack writer applies it to every document, and it
+    works as ``json.dump(..., default=jsonable)`` too. A value JSON cannot hold is a TypeError.
+    """
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if isinstance(x, (int, np.integer)):
         return int(x)
     if isinstance(x, (float, np.floating)):
         return float(x) if np.isfinite(x) else None
-    return x
+    if x is None or isinstance(x, str):
+        return x
+    raise TypeError(f"{type(x).__name__} is not JSON serializable")

@@ -21,9 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from esper_agents.common.episodes import LoggedEpisode
+from esper_agents.generation.schema import jsonable
 from esper_agents.offline.algorithms import ALGORITHMS, make_config
 from esper_agents.offline.bc import DEFAULT_BETA, classification_report
 from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, rwbc_dataset
@@ -153,18 +152,8 @@ def train_offline(
     if rwbc_info is not None:
         summary["rwbc"] = {"mode": rwbc_mode, **rwbc_info}
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=_jsonable)
+        json.dump(summary, f, indent=2, default=jsonable)
     return TrainResult(learner, model_path, summary)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 def holdout_report(learner: Any, episodes: Sequence[LoggedEpisode], masked: bool = True) -> dict[str, Any]:
