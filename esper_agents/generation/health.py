@@ -71,7 +71,7 @@ coverage check, the cells whose states lie in the near-empty clusters (rare regi
 of their episodes would fill). Worst first. Policy diversity and episode-length variety name none.
 
 Checks run after each batch of episodes (the orchestrator calls :func:`run_health_checks` on the
-data so far), after generation, and before training (``esper health DIR``).
+data so far), after generation, and before training (``esper health --pack DIR``).
 """
 
 from __future__ import annotations
@@ -728,7 +728,7 @@ def load_health_input(path: str | Path, *, partial: bool = False) -> HealthInput
 def check_pack(
     path: str | Path, out_dir: str | Path, *, n_clusters: int | None = None, partial: bool = False
 ) -> int:
-    """``esper health DIR``: check a pack, print the table, write the report; 1 if a blocking check fails.
+    """``esper health --pack DIR``: check a pack, print the table, write the report; 1 if a blocking check fails.
 
     A pack that cannot be read raises :class:`~esper_agents.generation.packs.PackError`; an
     incomplete one too, unless ``partial``.

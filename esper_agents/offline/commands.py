@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.cli import env_kwargs as cli_env_kwargs
 from esper_agents.offline.datasets import Agent, load_pack
 
 __all__ = [
@@ -129,9 +130,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.saved import load_agent
 
     _logs_to_stderr()
-    env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
-    if args.fidelity is not None:
-        env_kwargs["fidelity"] = args.fidelity
+    env_kwargs = cli_env_kwargs(args)
     kind, target = resolve_policy(args.policy)
     if args.pack is not None and kind != "agent":
         raise ValueError("--pack needs a saved agent as --policy")
@@ -182,9 +181,7 @@ def imitate_classic_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.classic import collect_classic_episodes, reproduce_phase1
 
     _logs_to_stderr()
-    env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
-    if args.fidelity is not None:
-        env_kwargs["fidelity"] = args.fidelity
+    env_kwargs = cli_env_kwargs(args)
     bar = tqdm(total=args.episodes, desc=f"{args.policy} episodes", disable=args.no_progress)
     records = collect_classic_episodes(
         args.episodes, policy=args.policy, env_id=args.env, seed=args.seed, progress=lambda i: bar.update(1),
