@@ -135,7 +135,6 @@ def main() -> None:
     behavior_mix = action_mix(dataset_arrays(buffer)["actions"], action_names(n_actions))
     table = markdown(rows, behavior_mix)
     print("\n" + table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     settings = {
         "pack": source,
         "env_kwargs": env_kwargs,
