@@ -118,12 +118,21 @@ def progress_argument() -> argparse.ArgumentParser:
     return p
 
 
-def device_argument() -> argparse.ArgumentParser:
-    """``--device``, passed to the env (``gym.make(..., device=...)``)."""
+def device_argument(default: str = "auto", what: str = "the env's") -> argparse.ArgumentParser:
+    """``--device``, passed to the env (``gym.make(..., device=...)``) or to what trains."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="the env's torch device (auto: cuda when available)")  # fmt: skip
+    p.add_argument("--device", default=default, choices=DEVICES,
+                   help=f"{what} torch device (auto: cuda when available)")  # fmt: skip
     return p
+
+
+def torch_device(name: str) -> str:
+    """d3rlpy's device string for a ``--device`` value."""
+    if name == "auto":
+        import torch
+
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"{name}:0"
 
 
 def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
@@ -171,7 +180,11 @@ def add_health_parser(sub: argparse._SubParsersAction) -> None:
 def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-offline",
-        parents=[pack_arguments(required=True), progress_argument()],
+        parents=[
+            pack_arguments(required=True),
+            progress_argument(),
+            device_argument(default="cpu", what="the learner's"),
+        ],
         formatter_class=HelpFormatter,
         help="train an offline agent (cql, iql, bc, rwbc) on a pack",
         description="Train a masked offline agent on a pack's episodes and write the saved agent OUT/agent/ "

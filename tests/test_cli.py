@@ -82,3 +82,18 @@ def test_d3rlpy_commands_print_no_gym_banner() -> None:
     code = "import sys; from esper_agents import cli; cli.silence_gym_notice(); import d3rlpy"
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert "Gym has been unmaintained" not in err
+
+
+def test_device_reaches_the_env_and_the_learner() -> None:
+    parser = cli.build_parser()
+    episode = parser.parse_args(["episode", "--device", "cpu"])
+    assert cli.env_kwargs(episode) == {
+        "max_epochs": 25,
+        "config": "baseline",
+        "fidelity": "tiny",
+        "device": "cpu",
+    }
+    assert "device" not in cli.env_kwargs(parser.parse_args(["episode"]))  # auto: the env's own default
+    train = parser.parse_args(["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "1"])
+    assert train.device == "cpu" and cli.torch_device(train.device) == "cpu:0"
+    assert cli.torch_device("cuda") == "cuda:0"

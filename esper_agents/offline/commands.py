@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from esper_agents.cli import env_kwargs as cli_env_kwargs
+from esper_agents.cli import torch_device
 from esper_agents.offline.datasets import Agent, load_pack
 
 __all__ = [
@@ -51,6 +52,7 @@ def train_offline_command(args: argparse.Namespace) -> int:
         args.algo, records, args.steps, args.out, seed=args.seed, n_steps_per_epoch=args.steps_per_epoch,
         rwbc_mode=args.rwbc_mode, rwbc_quantile=args.rwbc_quantile, rwbc_baseline=args.rwbc_baseline,
         rwbc_scale=args.rwbc_scale, show_progress=not args.no_progress, source=source,
+        device=torch_device(args.device),
     )  # fmt: skip
     summary = result.summary
     if args.fqe_steps > 0:
