@@ -1,8 +1,8 @@
 """Engine throughput against a plain PyTorch loop, measured in the same run.
 
-    python benchmarks/engine_throughput.py [--fidelity tiny] [--config baseline] [--repeats 5]
+    python benchmarks/engine_throughput.py [--fidelity tiny] [--config baseline] [--repeats 5] [--out DIR]
 
-Prints (and writes to benchmarks/results/engine_throughput.json):
+Prints (and writes to OUT/engine_throughput_FIDELITY_CONFIG.json):
 * images/s of a plain PyTorch training loop: the same host, data, batch iterator and optimizer;
 * images/s of ``TrainingEngine.train_epoch`` with no seed, and the ratio (promise: <= 1.10x slower);
 * the extra cost of one TRAINING seed and of one BLENDING seed (vs the seedless engine);
@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from esper_env.configs import get_config, get_fidelity
+from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, get_config, get_fidelity
 from esper_env.data import ImageSplits, iterate_batches, load_dataset
 from esper_env.engine import TrainingEngine, build_optimizer
 from esper_env.hosts import build_host
 from esper_env.lifecycle import Tempo
 
-RESULTS = Path(__file__).parent / "results"
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 
 
 def plain_epoch_fn(
@@ -76,15 +76,31 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fidelity", default="tiny")
-    parser.add_argument("--config", default="baseline")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES, help="fidelity preset")
+    parser.add_argument(
+        "--config",
+        default="baseline",
+        choices=ENVIRONMENT_CONFIGS,
+        metavar="PRESET",
+        help="environment preset, one of: %(choices)s",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of plain and engine epochs (median)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: leave torch alone)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="RNG seed")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=LOCAL_RESULTS,
+        metavar="DIR",
+        help="results directory; benchmarks/results rewrites the committed figures",
+    )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be a positive integer, got {args.repeats}")
     if args.threads:
         torch.set_num_threads(args.threads)
     fidelity = get_fidelity(args.fidelity)
@@ -105,8 +121,8 @@ def main() -> None:
         times["plain_contiguous"].append(timed(plain_contiguous))
         for s, e in engines.items():
             times[s].append(timed(e.train_epoch))
-        for s in val_times:
-            val_times[s].append(timed(engines[s].validate))
+        for s, val in val_times.items():
+            val.append(timed(engines[s].validate))
     med = {k: statistics.median(v) for k, v in times.items()}
     vmed = {k: statistics.median(v) for k, v in val_times.items()}
 
@@ -134,8 +150,8 @@ def main() -> None:
         "validation_ms_one_measured_seed": vmed["blending"] * 1000,
         "snapshot_restore_ms": statistics.median(snap_ms),
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"engine_throughput_{fidelity.name}_{args.config}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"engine_throughput_{fidelity.name}_{args.config}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"# Engine throughput ({result['architecture']}, {fidelity.name} fidelity, {n} images/epoch, "
           f"{result['threads']} threads, median of {args.repeats})\n")  # fmt: skip

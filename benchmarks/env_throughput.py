@@ -1,8 +1,8 @@
 """Env step time against a plain training epoch, and vector-env scaling, measured in one run.
 
-    python benchmarks/env_throughput.py [--fidelity tiny] [--config baseline] [--steps 6]
+    python benchmarks/env_throughput.py [--fidelity tiny] [--config baseline] [--steps 6] [--out DIR]
 
-Prints (and writes to benchmarks/results/env_throughput_*.json):
+Prints (and writes to OUT/env_throughput_FIDELITY_CONFIG.json):
 * one ``EsperEnv.step`` (WAIT, no seed) against one epoch of a plain PyTorch loop on the same
   host and data, where the plain epoch is what a user's loop does per epoch: train on the
   training images, then evaluate on the validation images (promise: <= 1.10x);
@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 
 import esper_env  # noqa: F401  (registers the ids)
-from esper_env.configs import get_config, get_fidelity
+from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, get_config, get_fidelity
 from esper_env.data import iterate_batches, load_dataset
 from esper_env.engine import build_optimizer
 from esper_env.hosts import build_host
 from esper_env.spaces import WAIT_ACTION
 
-RESULTS = Path(__file__).parent / "results"
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 ENV_ID = "Esper-SynthCIFAR-v1"
 
 
@@ -94,11 +94,27 @@ def vector_steps_per_second(num_envs: int, mode: str, config_id: str, fidelity: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fidelity", default="tiny")
-    parser.add_argument("--config", default="baseline")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES, help="fidelity preset")
+    parser.add_argument(
+        "--config",
+        default="baseline",
+        choices=ENVIRONMENT_CONFIGS,
+        metavar="PRESET",
+        help="environment preset, one of: %(choices)s",
+    )
     parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=LOCAL_RESULTS,
+        metavar="DIR",
+        help="results directory; benchmarks/results rewrites the committed figures",
+    )
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be a positive integer, got {args.steps}")
     fidelity = get_fidelity(args.fidelity).name
 
     # Interleave plain epochs and env steps so background load affects both alike.
@@ -123,8 +139,8 @@ def main() -> None:
         "in_process_steps_per_s": in_process,
         "async2_over_in_process": two_async / in_process,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"env_throughput_{fidelity}_{args.config}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"env_throughput_{fidelity}_{args.config}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"# Env throughput ({args.config}, {fidelity} fidelity, median of {args.steps})\n")
     print("| measure | value | promise |\n|---|---|---|")

@@ -2,7 +2,7 @@
 
     python benchmarks/growth_headroom.py [--config impaired baseline] [--seeds 5] [--fidelity tiny]
         [--max-epochs 25] [--schedules NAME ...] [--sweep-seeds 3] [--seed-lr-multiplier M]
-        [--workers 2] [--out benchmarks/results] [--tag TAG]
+        [--workers 2] [--out DIR] [--tag TAG]
 
 Every schedule is a fixed rule run through the public API (``gymnasium.make`` and the factored
 action), on reset seeds 0..N-1, next to always-WAIT on the same seeds: the same seed gives the
@@ -20,7 +20,7 @@ same host initialisation and data order, so differences to WAIT are paired. The 
   rent on the final size); ``churn:<blueprint>``: germinate in slot 0, prune the seed as soon as
   it is HOLDING, again and again: schedules that should hurt.
 * ``heuristic:<policy>``: a behavior policy of ``esper_agents.policies`` acting greedily through
-  ``CompactActions`` (``capacity``, the benchmarks' default heuristic, and seed 000's ``baseline``).
+  ``CompactActions`` (``capacity``, the benchmarks' default heuristic, and the original design's ``baseline``).
 * ``static-x<size>``: a static host of the preset's architecture scaled to the parameter count of
   a grown network, trained from scratch (the width growth tries to reach).
 
@@ -53,7 +53,7 @@ import esper_env  # noqa: F401  (registers the env ids)
 from esper_agents.common.stats import mean_ci
 from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, ORIGINAL_BLUEPRINTS
-from esper_env.configs import EnvironmentConfig, get_config
+from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, EnvironmentConfig, get_config
 from esper_env.hosts import HOST_SPECS, build_host, count_parameters, register_host
 from esper_env.lifecycle import AlphaSpeed, Op, Stage, Tempo
 from esper_env.rewards import DEFAULT_RENT_WEIGHT, benchmark_score
@@ -61,7 +61,7 @@ from esper_env.spaces import FactoredAction
 from esper_env.wrappers import CompactActions
 
 ENV_ID = "Esper-SynthCIFAR-v1"
-RESULTS = Path(__file__).parent / "results"
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 CAPACITY_BLUEPRINTS = tuple(b for b in BLUEPRINTS if b not in ORIGINAL_BLUEPRINTS)
 REAL_BLUEPRINTS = tuple(b for b in BLUEPRINTS if b != NOOP_BLUEPRINT)
 
@@ -254,8 +254,8 @@ def _pct(s: dict, signed: bool = False) -> str:
 def markdown(rows: list[dict]) -> str:
     lines = [
         (
-            "| config | schedule | n | final val acc | paired delta vs WAIT, points (95% CI) | score | score delta vs WAIT "
-            "| size vs host | fossilized | pruned |"
+            "| config | schedule | n | final val acc | paired delta vs WAIT, points (95% CI) | score "
+            "| score delta vs WAIT | size vs host | fossilized | pruned |"
         ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -327,9 +327,9 @@ def provenance() -> dict[str, Any]:
     def git(*cmd: str) -> str | None:
         out = subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parents[1]), *cmd],
-            check=False,
             capture_output=True,
             text=True,
+            check=False,
         )
         return out.stdout.strip() if out.returncode == 0 else None
 
@@ -373,27 +373,27 @@ def run_all(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    parser.add_argument("--config", nargs="+", default=["impaired", "baseline"], help="environment presets")
+    parser.add_argument("--config", nargs="+", default=["impaired", "baseline"], choices=ENVIRONMENT_CONFIGS,
+                        metavar="PRESET", help="environment presets, one of: %(choices)s")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=5, help="reset seeds 0..N-1 for the main schedules")
     parser.add_argument(
         "--sweep-seeds", type=int, default=3, help="seeds for the sweep over original blueprints"
     )
-    parser.add_argument("--fidelity", default="tiny", choices=["full", "fast", "tiny", "test"])
-    parser.add_argument("--max-epochs", type=int, default=25)
+    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES, help="fidelity preset")
+    parser.add_argument("--max-epochs", type=int, default=25, help="epoch budget of an episode")
     parser.add_argument("--schedules", nargs="+", default=None, help="run only these schedule names")
     parser.add_argument("--seed-lr-multiplier", type=float, default=None, help="override the presets' value")
     parser.add_argument(
         "--workers", type=int, default=2, help="episodes run in parallel (one torch thread each)"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--out", type=Path, default=LOCAL_RESULTS, metavar="DIR",
+                        help="results directory; benchmarks/results resumes and rewrites the committed figures")  # fmt: skip
     parser.add_argument("--tag", default="", help="suffix of the output files (for ablations)")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the cached episodes")
     args = parser.parse_args(argv)
     for name in ("seeds", "sweep_seeds", "max_epochs", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    for config in args.config:
-        get_config(config)
     stem = "growth_headroom" + (f"_{args.tag}" if args.tag else "")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / f"{stem}.episodes.jsonl"

@@ -1,10 +1,10 @@
 """Does the heuristic beat never growing? Final accuracy of the heuristics vs always-WAIT.
 
     python benchmarks/heuristic_vs_wait.py [--seeds 5] [--fidelity tiny] [--config baseline impaired]
-                                           [--max-epochs 25] [--policies capacity baseline]
+                                           [--max-epochs 25] [--policies capacity baseline] [--out DIR]
 
 The default heuristic of the benchmarks is ``capacity`` (germinates when the host underfits);
-``baseline`` is seed 000's plateau rule.
+``baseline`` is the original design's plateau rule.
 
 Runs each policy on Esper-SynthCIFAR-v1 (CompactActions) for ``--seeds`` episodes per config,
 seeds 0..N-1, next to the always-WAIT policy on the same seeds. Policies act greedily (the argmax
@@ -13,7 +13,7 @@ seed gives the same host initialisation and data order, so differences to WAIT a
 
 Prints a markdown table (mean and 95% t-interval over seeds) and writes every episode, with the
 non-WAIT actions it took and the contributions behind its FOSSILIZE/PRUNE calls, to
-benchmarks/results/heuristic_vs_wait.json.
+OUT/heuristic_vs_wait.json.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import torch
 import esper_env  # noqa: F401  (registers the env ids)
 from esper_agents.common.stats import mean_ci as interval
 from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
+from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
 from esper_env.lifecycle import Op
 from esper_env.wrappers import CompactActions
 
-RESULTS = Path(__file__).parent / "results"
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 WAIT = "wait"
 
 
@@ -53,7 +54,7 @@ def provenance() -> dict[str, Any]:
     def git(*cmd: str) -> str | None:
         try:
             out = subprocess.run(
-                ["git", "-C", str(root), *cmd], check=False, capture_output=True, text=True, timeout=10
+                ["git", "-C", str(root), *cmd], capture_output=True, text=True, timeout=10, check=False
             )
         except (OSError, subprocess.SubprocessError):
             return None
@@ -148,8 +149,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         (
-            "| config | policy | final val acc | paired delta vs WAIT (wins/losses) | test acc | score | seeds created "
-            "| fossilized | pruned | param overhead |"
+            "| config | policy | final val acc | paired delta vs WAIT (wins/losses) | test acc | score "
+            "| seeds created | fossilized | pruned | param overhead |"
         ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -166,15 +167,23 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--seeds", type=int, default=5, help="episodes per policy and config (seeds 0..N-1)")
-    parser.add_argument("--fidelity", default="tiny", help="full, fast, tiny or test")
-    parser.add_argument("--config", nargs="+", default=["baseline", "impaired"], help="environment presets")
-    parser.add_argument("--max-epochs", type=int, default=25)
+    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES, help="fidelity preset")
+    parser.add_argument("--config", nargs="+", default=["baseline", "impaired"], choices=ENVIRONMENT_CONFIGS,
+                        metavar="PRESET", help="environment presets, one of: %(choices)s")  # fmt: skip
+    parser.add_argument("--max-epochs", type=int, default=25, help="epoch budget of an episode")
     parser.add_argument(
         "--policies", nargs="+", default=[DEFAULT_HEURISTIC, "baseline"], help="policy ids compared with WAIT"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS / "heuristic_vs_wait.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=LOCAL_RESULTS,
+        metavar="DIR",
+        help="results directory; benchmarks/results rewrites the committed figures",
+    )
     args = parser.parse_args()
     if args.seeds < 1 or args.max_epochs < 1:
         parser.error("--seeds and --max-epochs must be positive")
@@ -193,7 +202,7 @@ def main() -> None:
     rows = summarise(episodes, policies, args.config)
     table = markdown(rows)
     print("\n" + table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     settings = {
         "env": "Esper-SynthCIFAR-v1",
         "seeds": list(range(args.seeds)),
@@ -205,7 +214,7 @@ def main() -> None:
         **provenance(),
     }
     result = {"settings": settings, "summary": rows, "table": table, "episodes": episodes}
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "heuristic_vs_wait.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Seed 001's results table: offline agents trained on one pack, next to the heuristic and WAIT.
+"""The Policy V2 design note's results table: offline agents trained on one pack, next to the heuristic and WAIT.
 
     esper generate --spec datasets/offline-tiny.toml --out runs/offline-tiny --workers 2
     python benchmarks/offline_comparison.py --pack runs/offline-tiny [--steps 3000] [--seeds 5]
                                             [--fqe-steps 3000] [--config PRESET] [--algos cql iql bc rwbc]
+                                            [--out DIR]
 
 For each algorithm (masked DiscreteCQL, discrete IQL, class-weighted BC, reward-weighted BC) it
 trains on the whole pack, then reports:
@@ -18,7 +19,7 @@ trains on the whole pack, then reports:
   actions the agent chose.
 
 The greedy baseline heuristic and always-WAIT run on the same seeds, so differences are paired.
-Everything goes to benchmarks/results/offline_comparison.json; the markdown table is printed.
+Everything goes to OUT/offline_comparison.json; the markdown table is printed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, l
 from esper_agents.offline.evaluate import fqe_estimate
 from esper_agents.offline.train import train_offline
 
-RESULTS = Path(__file__).parent / "results"
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 OPS = ("WAIT", "GERMINATE", "ADVANCE", "SET_ALPHA_TARGET", "PRUNE", "FOSSILIZE")
 
 
@@ -54,17 +55,28 @@ def dataset_agreement(agent: Any, buffer: Any, n_actions: int) -> dict[str, Any]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pack", required=True, help="a generation pack (esper generate --out DIR)")
-    parser.add_argument("--algos", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument(
+        "--pack", required=True, metavar="DIR", help="a generation pack (esper generate --out DIR)"
+    )
+    parser.add_argument(
+        "--algos", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS, help="algorithms to train"
+    )
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps per algorithm")
-    parser.add_argument("--fqe-steps", type=int, default=3000)
+    parser.add_argument("--fqe-steps", type=int, default=3000, help="DiscreteFQE gradient steps per agent")
     parser.add_argument("--seeds", type=int, default=5, help="evaluation episodes per agent")
     parser.add_argument("--eval-seed", type=int, default=1000, help="first reset seed of the evaluation")
-    parser.add_argument("--train-seed", type=int, default=0)
+    parser.add_argument("--train-seed", type=int, default=0, help="RNG seed of the training")
     parser.add_argument("--config", default=None, help="evaluation preset (default: the pack's only one)")
     parser.add_argument("--models", type=Path, default=None, help="where to keep the models (default: temp)")
-    parser.add_argument("--output", type=Path, default=RESULTS / "offline_comparison.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=LOCAL_RESULTS,
+        metavar="DIR",
+        help="results directory; benchmarks/results rewrites the committed figures",
+    )
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error(f"--seeds must be >= 2 for a confidence interval, got {args.seeds}")
@@ -119,7 +131,6 @@ def main() -> None:
     behavior_mix = action_mix(dataset_arrays(buffer)["actions"], action_names(n_actions))
     table = markdown(rows, behavior_mix)
     print("\n" + table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     settings = {
         "pack": source,
         "env_kwargs": env_kwargs,
@@ -128,7 +139,8 @@ def main() -> None:
         "fqe_steps": args.fqe_steps,
         "train_seed": args.train_seed,
     }
-    args.output.write_text(json.dumps(
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "offline_comparison.json").write_text(json.dumps(
         {"settings": settings, "behavior_action_mix": behavior_mix, "rows": rows, "table": table},
         indent=2, default=str) + "\n")  # fmt: skip
 

@@ -9,7 +9,7 @@ learning gains several points there; a plateaued one about 0). HostCNN is run at
 fidelity; HostCNN-Wide and HostCNN-Narrow at "tiny" show what capacity does.
 Runs go to ``--workers`` processes with one torch thread each (accuracy does not depend on it;
 several multi-threaded torch processes on the same cores slow each other down many times over).
-Results go to benchmarks/results/synthcifar_difficulty.json.
+Results go to OUT/synthcifar_difficulty.json.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from esper_env.configs import EnvironmentConfig, get_config
+from esper_env.configs import FIDELITIES, EnvironmentConfig, get_config
 from esper_env.data import load_dataset
 from esper_env.engine import TrainingEngine
 
-RESULTS = Path(__file__).parent / "results"
+LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 CHECKPOINTS = (5, 10, 25)
 
 
@@ -41,12 +41,27 @@ def run(architecture: str, fidelity: str, seed: int, epochs: int) -> list[float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fidelities", nargs="+", default=["tiny", "fast"])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=25)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser.add_argument("--fidelities", nargs="+", default=["tiny", "fast"], choices=FIDELITIES,
+                        help="fidelity presets")  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=3, help="runs per host and fidelity (seeds 0..N-1)")
+    parser.add_argument("--epochs", type=int, default=25,
+                        help=f"epochs per run; the table reports epochs {', '.join(map(str, CHECKPOINTS))}")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=LOCAL_RESULTS,
+        metavar="DIR",
+        help="results directory; benchmarks/results rewrites the committed figures",
+    )
     args = parser.parse_args()
+    if args.epochs < CHECKPOINTS[0]:
+        parser.error(f"--epochs {args.epochs} is below the first reported epoch ({CHECKPOINTS[0]}); "
+                     f"the table reports epochs {', '.join(map(str, CHECKPOINTS))}")  # fmt: skip
+    if args.seeds < 1 or args.workers < 1:
+        parser.error(f"--seeds and --workers must be positive integers, got {args.seeds} and {args.workers}")
     checkpoints = [c for c in CHECKPOINTS if c <= args.epochs]
     jobs = [("HostCNN", f) for f in args.fidelities]
     if "tiny" in args.fidelities:
@@ -72,9 +87,9 @@ def main() -> None:
         print(f"{arch:<15} {fidelity:<5} " + "  ".join(
             f"ep{c}: {row[f'epoch_{c}_mean']:.3f}±{row[f'epoch_{c}_std']:.3f}" for c in checkpoints
         ), flush=True)  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(runs)} runs in {seconds:.0f} s on {args.workers} workers")
-    (RESULTS / "synthcifar_difficulty.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "synthcifar_difficulty.json").write_text(json.dumps(rows, indent=2) + "\n")
     head = " | ".join(f"epoch {c}" for c in checkpoints)
     plateau = args.epochs >= 25
     extra = " mean(21-25) - mean(16-20) |" if plateau else ""

@@ -3,14 +3,19 @@
 Bad command-line values are refused by argparse (usage, then ``esper CMD: error: ...``, exit 2);
 an error the library raises for something the user gave (a bad value, a missing file, a bad
 pack or saved agent) prints the single line ``esper: error: ...`` and exits 2 as well.
+
+Every name a flag accepts (env ids, presets, fidelities, reward modes, algorithms, backends,
+export formats) comes from the library's own registry, read when a value is checked or a
+subcommand's help is printed, so ``esper --help`` imports neither torch nor d3rlpy.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def positive_int(text: str) -> int:
@@ -40,93 +45,163 @@ non_negative_int.__name__ = "non-negative integer"
 unit_float.__name__ = "number in [0, 1]"
 
 
+class Names:
+    """The names of a library registry (``module.attr``, a tuple or a dict's keys), as argparse
+    ``choices``; the module is imported on first use, not when the parser is built."""
+
+    def __init__(self, module: str, attr: str) -> None:
+        self.module = module
+        self.attr = attr
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self.module), self.attr))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+ENV_IDS = Names("esper_env", "ENV_IDS")
+PRESETS = Names("esper_env.configs", "ENVIRONMENT_CONFIGS")
+FIDELITIES = Names("esper_env.configs", "FIDELITIES")
+REWARD_MODES = Names("esper_env.rewards", "REWARD_MODES")
+POLICY_IDS = Names("esper_agents.policies", "POLICY_IDS")
+ALGORITHMS = Names("esper_agents.offline.train", "ALGORITHMS")
+BACKENDS = Names("esper_agents.generation.backends", "BACKENDS")
+EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_ENV = "Esper-SynthCIFAR-v1"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every default, except where there is none to show (flags, required options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def env_arguments(fidelity: str | None) -> argparse.ArgumentParser:
+    """The env arguments every subcommand that runs the env takes (``parents=[...]``); ``fidelity``
+    is the subcommand's default (None: the env id's own)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--env", default=DEFAULT_ENV, choices=ENV_IDS, metavar="ID",
+                   help="environment id, one of: %(choices)s")  # fmt: skip
+    p.add_argument("--config", default="baseline", choices=PRESETS, metavar="PRESET",
+                   help="environment preset, one of: %(choices)s")  # fmt: skip
+    p.add_argument("--fidelity", default=fidelity, choices=FIDELITIES, metavar="NAME",
+                   help="fidelity preset, one of: %(choices)s" + ("" if fidelity else " (default: the env id's)"))  # fmt: skip
+    p.add_argument("--max-epochs", type=positive_int, default=25, help="epoch budget of an episode")
+    p.add_argument("--seed", type=int, default=0, help="RNG seed (the first episode's reset seed)")
+    return p
+
+
+def pack_arguments(required: bool, help: str = "pack directory") -> argparse.ArgumentParser:
+    """``--pack DIR`` and ``--partial``, the same in every subcommand that reads a pack."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--pack", required=required, default=None, metavar="DIR", help=help)
+    p.add_argument("--partial", action="store_true",
+                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
+    return p
+
+
+def progress_argument() -> argparse.ArgumentParser:
+    """``--no-progress``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def device_argument(default: str = "auto", what: str = "the env's") -> argparse.ArgumentParser:
+    """``--device``, passed to the env (``gym.make(..., device=...)``) or to what trains."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--device", default=default, choices=DEVICES,
+                   help=f"{what} torch device (auto: cuda when available)")  # fmt: skip
+    return p
+
+
+def torch_device(name: str) -> str:
+    """d3rlpy's device string for a ``--device`` value."""
+    if name == "auto":
+        import torch
+
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"{name}:0"
+
+
+def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The ``gym.make`` keyword arguments the env flags give (fidelity and device only when set)."""
+    kwargs: dict[str, object] = {"max_epochs": args.max_epochs, "config": args.config}
+    if args.fidelity is not None:
+        kwargs["fidelity"] = args.fidelity
+    if args.device != "auto":
+        kwargs["device"] = args.device
+    return kwargs
+
+
 def add_episode_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("episode", help="run one episode of a masked random agent and print its summary")
-    p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
-    p.add_argument("--fidelity", default="tiny", help="full, fast, tiny or test")
-    p.add_argument("--config", default="baseline", help="environment preset")
-    p.add_argument("--max-epochs", type=positive_int, default=25)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "episode",
+        parents=[env_arguments(fidelity="tiny"), device_argument()],
+        formatter_class=HelpFormatter,
+        help="run one episode of a masked random agent and print its summary",
+        description="Run one episode of an agent that WAITs 70% of the time and otherwise takes a uniformly "
+        "random legal action, and print the episode's summary as JSON.",
+    )
     p.add_argument("--render", action="store_true", help="print the env after every step")
     p.set_defaults(func=run_episode)
-
-
-def run_episode(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-    import numpy as np
-
-    import esper_env  # noqa: F401  (registers the ids)
-    from esper_env.wrappers import CompactActions
-
-    env = CompactActions(
-        gym.make(args.env, fidelity=args.fidelity, config=args.config, max_epochs=args.max_epochs,
-                 render_mode="ansi" if args.render else None)
-    )  # fmt: skip
-    rng = np.random.default_rng(args.seed)
-    obs, info = env.reset(seed=args.seed)
-    done = False
-    while not done:
-        mask = info["action_mask"]
-        # WAIT most of the time, otherwise a uniformly random legal action.
-        action = 0 if rng.random() < 0.7 else int(rng.choice(np.flatnonzero(mask)))
-        obs, reward, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-        if args.render:
-            print(env.describe(action), f"reward={reward:+.3f}")
-            print(env.render())
-    keys = ("termination_reason", "final_val_accuracy", "best_val_accuracy", "test_accuracy", "host_params",
-            "seed_params", "seeds_created", "seeds_fossilized", "seeds_pruned", "episode_return", "episode_length")  # fmt: skip
-    print(json.dumps({k: info[k] for k in keys}, indent=2))
-    return 0
 
 
 def add_health_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "health",
-        help="run seed 000's tiered health checks on a pack; exit 1 if a blocking check fails",
+        parents=[pack_arguments(required=True)],
+        formatter_class=HelpFormatter,
+        help="run the original design's tiered health checks on a pack; exit 1 if a blocking check fails",
         description="Run the dataset health checks on a pack, print every check with its figure and verdict, "
         "and write health.md, health.json and plots into DIR/health/. Exits 1 if a blocking (error) check "
         "fails, 0 otherwise (warnings do not fail).",
     )
-    p.add_argument("pack", metavar="DIR", help="pack directory")
-    p.add_argument("--out", default=None, help="report directory (default: DIR/health)")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="report directory (default: the pack's health/)"
+    )
     p.add_argument(
         "--clusters", type=positive_int, default=None, help="k-means clusters (default: min(100, N // 10))"
     )
-    p.add_argument("--partial", action="store_true",
-                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.set_defaults(func=run_health)
-
-
-def run_health(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from esper_agents.generation.health.report import check_pack
-
-    out = Path(args.out) if args.out else Path(args.pack) / "health"
-    return check_pack(args.pack, out, n_clusters=args.clusters, partial=args.partial)
 
 
 def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-offline",
+        parents=[
+            pack_arguments(required=True),
+            progress_argument(),
+            device_argument(default="cpu", what="the learner's"),
+        ],
+        formatter_class=HelpFormatter,
         help="train an offline agent (cql, iql, bc, rwbc) on a pack",
         description="Train a masked offline agent on a pack's episodes and write the saved agent OUT/agent/ "
         "(agent.json + weights.pt; load it with esper_agents.offline.load_agent), OUT/summary.json and "
         "d3rlpy's logs and checkpoints (saved agents too) in OUT/logs/. Prints a JSON summary.",
     )
-    algos = "masked discrete CQL, discrete IQL, class-weighted BC, or reward-weighted BC"
-    modes = ("shaped", "sparse", "contribution")
-    p.add_argument("--algo", required=True, choices=("cql", "iql", "bc", "rwbc"), help=algos)
-    p.add_argument("--pack", required=True, metavar="DIR", help="pack directory")
+    p.add_argument("--algo", required=True, choices=ALGORITHMS, metavar="ALGO",
+                   help="one of: %(choices)s (masked discrete CQL, discrete IQL, class-weighted BC, "
+                   "reward-weighted BC)")  # fmt: skip
     p.add_argument("--steps", type=positive_int, required=True, help="gradient steps")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="RNG seed")
     p.add_argument(
         "--steps-per-epoch",
         type=positive_int,
         default=None,
-        help="d3rlpy log/checkpoint period (min(steps, 1000))",
+        help="d3rlpy log/checkpoint period (default: min(steps, 1000))",
     )
     p.add_argument(
         "--rwbc-mode",
@@ -143,30 +218,26 @@ def add_train_offline_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rwbc-scale", type=float, default=None, help="rwbc weight: scale (default: std of accuracies)"
     )
-    p.add_argument(
-        "--reward-mode", default=None, choices=modes, help="relabel the pack's rewards (default: as logged)"
-    )
+    p.add_argument("--reward-mode", default=None, choices=REWARD_MODES, metavar="MODE",
+                   help="relabel the pack's rewards, one of: %(choices)s (default: as logged)")  # fmt: skip
     p.add_argument(
         "--fqe-steps",
         type=non_negative_int,
         default=0,
-        help="also estimate the policy's value with DiscreteFQE",
+        help="also estimate the policy's value with DiscreteFQE (0: skip)",
     )
-    p.add_argument("--partial", action="store_true",
-                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train_offline)
-
-
-def run_train_offline(args: argparse.Namespace) -> int:
-    from esper_agents.offline.commands import train_offline_command
-
-    return train_offline_command(args)
 
 
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
+        parents=[
+            env_arguments(fidelity=None),
+            device_argument(),
+            pack_arguments(required=False, help="also evaluate on this pack's logged states"),
+        ],
+        formatter_class=HelpFormatter,
         help="run a saved agent (or a behavior policy) in the env with masks and print a JSON summary",
         description="Run N seeded episodes (reset seeds S..S+N-1) and print mean and 95% t-interval of final "
         "validation accuracy, test accuracy and return, the action mix and the illegal-action count. With "
@@ -177,67 +248,44 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "a saved agent directory (OUT/agent of train-offline), or a behavior policy name such as "
         "'baseline' (acts greedily); a path that is also a policy name must be written ./NAME"
     )
-    modes = ("shaped", "sparse", "contribution")
     p.add_argument("--policy", required=True, metavar="PATH", help=policy)
-    p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
-    p.add_argument("--episodes", type=positive_int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fidelity", default=None, help="full, fast, tiny or test (default: the env id's)")
-    p.add_argument("--max-epochs", type=positive_int, default=25)
-    p.add_argument("--config", default="baseline", help="environment preset")
-    p.add_argument("--pack", default=None, metavar="DIR", help="also evaluate on this pack's logged states")
+    p.add_argument("--episodes", type=positive_int, default=10, help="episodes to run")
     p.add_argument(
         "--fqe-steps",
         type=non_negative_int,
         default=0,
         help="with --pack: DiscreteFQE gradient steps (0: skip)",
     )
-    p.add_argument(
-        "--reward-mode", default=None, choices=modes, help="with --pack: relabel its rewards for FQE"
-    )
+    p.add_argument("--reward-mode", default=None, choices=REWARD_MODES, metavar="MODE",
+                   help="with --pack: relabel its rewards for FQE, one of: %(choices)s")  # fmt: skip
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON summary here")
-    p.add_argument("--partial", action="store_true",
-                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
     p.set_defaults(func=run_evaluate)
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    from esper_agents.offline.commands import evaluate_command
-
-    return evaluate_command(args)
 
 
 def add_imitate_classic_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "imitate-classic",
-        help="seed 001 phase 1: imitate the heuristic on the classic 4 actions / 27 features",
+        parents=[env_arguments(fidelity="test"), device_argument(), progress_argument()],
+        formatter_class=HelpFormatter,
+        help="the Policy V2 design note's phase 1: imitate the heuristic on the classic 4 actions / 27 features",
         description="Run the heuristic for N episodes, log its decisions in the classic view (27-feature "
         "snapshot, WAIT/GERMINATE/ADVANCE/CULL), train class-weighted BC on 80% of the episodes and print "
         "the held-out balanced accuracy, per-class accuracy and confusion matrix (also written to "
         "OUT/phase1.json).",
     )
-    p.add_argument("--episodes", type=positive_int, default=40)
+    p.add_argument("--episodes", type=positive_int, default=40, help="heuristic episodes to log")
     p.add_argument("--steps", type=positive_int, default=3000, help="BC gradient steps")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (model, logs, phase1.json)")
-    p.add_argument("--policy", default="baseline", help="behavior policy (a threshold heuristic variant)")
-    p.add_argument("--env", default="Esper-SynthCIFAR-v1", help="environment id")
-    p.add_argument("--fidelity", default="test", help="full, fast, tiny or test")
-    p.add_argument("--max-epochs", type=positive_int, default=25)
-    p.add_argument("--config", default="baseline", help="environment preset")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--policy", default="baseline", choices=POLICY_IDS, metavar="NAME",
+                   help="behavior policy, one of: %(choices)s")  # fmt: skip
     p.set_defaults(func=run_imitate_classic)
-
-
-def run_imitate_classic(args: argparse.Namespace) -> int:
-    from esper_agents.offline.commands import imitate_classic_command
-
-    return imitate_classic_command(args)
 
 
 def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
+        parents=[progress_argument()],
+        formatter_class=HelpFormatter,
         help="generate (or resume) a pack of logged episodes from a TOML matrix spec",
         description="Run the behavior policies x environment presets of SPEC (datasets/*.toml), a uniform pass "
         "then adaptive rounds toward the cells behind failed health checks, and write the pack to OUT "
@@ -252,16 +300,123 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="parallel episodes (processes or Ray tasks), one core each",
     )
-    p.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="local: this process or a spawn process pool; ray: ray.remote tasks (pip install 'esper[ray]')",
-    )
+    p.add_argument("--backend", choices=BACKENDS, default="local", metavar="NAME",
+                   help="one of: %(choices)s; local: this process or a spawn process pool; ray: ray.remote "
+                   "tasks (pip install 'esper[ray]')")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite a pack generated from another spec")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_generate)  # fmt: skip
+    p.set_defaults(func=run_generate)
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        parents=[pack_arguments(required=True)],
+        formatter_class=HelpFormatter,
+        help="export a pack to a d3rlpy ReplayBuffer (.h5) or a Minari dataset",
+        description="d3rlpy: ReplayBuffer.dump to OUT (an .h5 file), every transition of truncated episodes kept; "
+        "ReplayBuffer.load(f, InfiniteBuffer()) reads it with the true action size (the printed 'load' line "
+        "says so, or names esper_agents.generation.exports.load_d3rlpy when every episode terminated). "
+        "minari: a dataset under the Minari root OUT; load with MINARI_DATASETS_PATH=OUT and "
+        "minari.load_dataset(ID).",
+    )
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, metavar="FORMAT",
+                   help="export format, one of: %(choices)s")  # fmt: skip
+    p.add_argument(
+        "--out", required=True, metavar="PATH", help="d3rlpy: .h5 file; minari: datasets root directory"
+    )
+    p.add_argument("--reward-mode", choices=REWARD_MODES, default=None, metavar="MODE",
+                   help="relabel rewards from the logged components, one of: %(choices)s "
+                   "(default: the rewards as logged)")  # fmt: skip
+    p.add_argument("--dataset-id", default=None, help="minari: dataset id (default: esper/<pack name>-v0)")
+    p.add_argument(
+        "--append-mask", action="store_true", help="d3rlpy: append the action mask to observations"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing export")
+    p.set_defaults(func=run_export)
+
+
+def add_validate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate",
+        parents=[pack_arguments(required=True)],
+        formatter_class=HelpFormatter,
+        help="replay a pack's episodes and check that every observation and reward matches; exit 1 if not",
+        description="Rerun logged episodes from their reset seeds with their logged actions, in the env the "
+        "pack's spec describes and under the torch thread count it recorded, and compare every observation, "
+        "mask, reward and end flag with the log, bit for bit. Prints one line per episode and exits 1 if any "
+        "differs.",
+    )
+    p.add_argument("--episodes", type=positive_int, default=None,
+                   help="replay the first N episodes, by id (default: all)")  # fmt: skip
+    p.set_defaults(func=run_validate)
+
+
+def add_download_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "download",
+        formatter_class=HelpFormatter,
+        help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)",
+        description="Download a CIFAR dataset through torchvision and split it as the env does.",
+    )
+    p.add_argument("dataset", choices=["cifar10", "cifar100"], help="the dataset to download")
+    p.add_argument(
+        "--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)"
+    )
+    p.set_defaults(func=run_download)
+
+
+def run_episode(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    import numpy as np
+
+    import esper_env  # noqa: F401  (registers the ids)
+    from esper_env.wrappers import CompactActions
+
+    env = CompactActions(gym.make(args.env, **env_kwargs(args), render_mode="ansi" if args.render else None))
+    rng = np.random.default_rng(args.seed)
+    _obs, info = env.reset(seed=args.seed)
+    done = False
+    while not done:
+        mask = info["action_mask"]
+        # WAIT most of the time, otherwise a uniformly random legal action.
+        action = 0 if rng.random() < 0.7 else int(rng.choice(np.flatnonzero(mask)))
+        _obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        if args.render:
+            print(env.describe(action), f"reward={reward:+.3f}")
+            print(env.render())
+    keys = ("termination_reason", "final_val_accuracy", "best_val_accuracy", "test_accuracy", "host_params",
+            "seed_params", "seeds_created", "seeds_fossilized", "seeds_pruned", "episode_return", "episode_length")  # fmt: skip
+    print(json.dumps({k: info[k] for k in keys}, indent=2))
+    return 0
+
+
+def run_health(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from esper_agents.generation.health.report import check_pack
+
+    out = Path(args.out) if args.out else Path(args.pack) / "health"
+    return check_pack(args.pack, out, n_clusters=args.clusters, partial=args.partial)
+
+
+def run_train_offline(args: argparse.Namespace) -> int:
+    from esper_agents.offline.commands import train_offline_command
+
+    return train_offline_command(args)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from esper_agents.offline.commands import evaluate_command
+
+    return evaluate_command(args)
+
+
+def run_imitate_classic(args: argparse.Namespace) -> int:
+    from esper_agents.offline.commands import imitate_classic_command
+
+    return imitate_classic_command(args)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -270,72 +425,16 @@ def run_generate(args: argparse.Namespace) -> int:
     return generate_command(args)
 
 
-def add_export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="export a pack to a d3rlpy ReplayBuffer (.h5) or a Minari dataset",
-        description="d3rlpy: ReplayBuffer.dump to OUT (an .h5 file), every transition of truncated episodes kept; "
-        "ReplayBuffer.load(f, InfiniteBuffer()) reads it with the true action size (the printed 'load' line "
-        "says so, or names esper_agents.generation.exports.load_d3rlpy when every episode terminated). "
-        "minari: a dataset under the Minari root OUT; load with MINARI_DATASETS_PATH=OUT and "
-        "minari.load_dataset(ID).",
-    )
-    p.add_argument("pack", metavar="DIR", help="pack directory")
-    p.add_argument("--format", required=True, choices=("d3rlpy", "minari"))
-    p.add_argument(
-        "--out", required=True, metavar="PATH", help="d3rlpy: .h5 file; minari: datasets root directory"
-    )
-    p.add_argument(
-        "--reward-mode",
-        choices=("shaped", "sparse", "contribution"),
-        default=None,
-        help="relabel rewards from the logged components (default: the rewards as logged)",
-    )
-    p.add_argument("--dataset-id", default=None, help="minari: dataset id (default esper/<pack name>-v0)")
-    p.add_argument(
-        "--append-mask", action="store_true", help="d3rlpy: append the action mask to observations"
-    )
-    p.add_argument("--force", action="store_true", help="overwrite an existing export")
-    p.add_argument("--partial", action="store_true",
-                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
-    p.set_defaults(func=run_export)  # fmt: skip
-
-
 def run_export(args: argparse.Namespace) -> int:
     from esper_agents.generation.commands import export_command
 
     return export_command(args)
 
 
-def add_validate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "validate",
-        help="replay a pack's episodes and check that every observation and reward matches; exit 1 if not",
-        description="Rerun logged episodes from their reset seeds with their logged actions, in the env the "
-        "pack's spec describes and under the torch thread count it recorded, and compare every observation, "
-        "mask, reward and end flag with the log, bit for bit. Prints one line per episode and exits 1 if any "
-        "differs.",
-    )
-    p.add_argument("pack", metavar="DIR", help="pack directory")
-    p.add_argument("--episodes", type=positive_int, default=None, help="replay the first N episodes (by id)")
-    p.add_argument("--partial", action="store_true",
-                   help="read a pack whose generation did not finish (only the episodes present)")  # fmt: skip
-    p.set_defaults(func=run_validate)
-
-
 def run_validate(args: argparse.Namespace) -> int:
     from esper_agents.generation.commands import validate_command
 
     return validate_command(args)
-
-
-def add_download_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("download", help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)")
-    p.add_argument("dataset", choices=["cifar10", "cifar100"])
-    p.add_argument(
-        "--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)"
-    )
-    p.set_defaults(func=run_download)
 
 
 def run_download(args: argparse.Namespace) -> int:
@@ -347,9 +446,22 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed ``esper`` distribution's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+
+    try:
+        return distribution_version("esper")
+    except PackageNotFoundError:
+        return "unknown (the esper distribution is not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esper", description="Esper: grow neural networks with RL.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print the esper version and exit")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="the subcommand")
     add_episode_parser(sub)
     add_health_parser(sub)
     add_train_offline_parser(sub)
@@ -371,7 +483,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return ValueError, OSError, PackError, gymnasium.error.Error
 
 
+def silence_gym_notice() -> None:
+    """d3rlpy imports the old ``gym``, whose import prints a deprecation banner from the
+    ``gym_notices`` package (gym/__init__.py prints it and ignores any error getting it, with no
+    switch to turn it off). Marking ``gym_notices`` as not importable skips the banner only."""
+    sys.modules.setdefault("gym_notices", None)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    silence_gym_notice()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -20,7 +20,7 @@ def test_a_plain_d3rlpy_load_gets_the_true_action_size(tiny_pack: Path, tmp_path
     logged = np.concatenate([r.arrays["actions"] for r in pack])
     assert logged.max() < n - 1  # the last action never occurs: d3rlpy's guess would be short
     out = tmp_path / "pack.h5"
-    assert cli.main(["export", str(tiny_pack), "--format", "d3rlpy", "--out", str(out)]) == 0
+    assert cli.main(["export", "--pack", str(tiny_pack), "--format", "d3rlpy", "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["load"].startswith("ReplayBuffer.load(")
     with open(out, "rb") as f:
         buffer = ReplayBuffer.load(f, InfiniteBuffer())

@@ -432,6 +432,7 @@ def test_cli_export(pack_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         main(
             [
                 "export",
+                "--pack",
                 str(pack_dir),
                 "--format",
                 "d3rlpy",
@@ -445,9 +446,9 @@ def test_cli_export(pack_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     summary = json.loads(capsys.readouterr().out)
     assert summary["transitions"] == open_pack(pack_dir).n_transitions and out.exists()
-    assert main(["export", str(pack_dir), "--format", "d3rlpy", "--out", str(out)]) == 2
+    assert main(["export", "--pack", str(pack_dir), "--format", "d3rlpy", "--out", str(out)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "nope"), "--format", "d3rlpy", "--out", str(out)]) == 2
+    assert main(["export", "--pack", str(tmp_path / "nope"), "--format", "d3rlpy", "--out", str(out)]) == 2
     assert "not a directory" in capsys.readouterr().err
 
 

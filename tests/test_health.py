@@ -355,7 +355,7 @@ def test_cli_health_exit_code_and_report(tmp_path, monkeypatch, capsys, spec: Sp
 
     data = make_data(spec)
     monkeypatch.setattr(report, "load_health_input", lambda path, partial=False: data)
-    assert cli.main(["health", str(tmp_path)]) == code
+    assert cli.main(["health", "--pack", str(tmp_path)]) == code
     out = capsys.readouterr().out
     for name, _ in ALL_CHECKS:
         assert name in out
@@ -453,7 +453,7 @@ def test_cli_health_on_a_pack(small_pack, capsys) -> None:
     from esper_agents import cli
 
     _data, path = small_pack
-    code = cli.main(["health", str(path)])
+    code = cli.main(["health", "--pack", str(path)])
     out = capsys.readouterr().out
     # 3 policies: the diversity warning fails, nothing blocks.
     assert code == 0
@@ -466,6 +466,6 @@ def test_cli_health_on_a_pack(small_pack, capsys) -> None:
 def test_cli_health_bad_pack_is_a_clear_error(tmp_path, capsys) -> None:
     from esper_agents import cli
 
-    assert cli.main(["health", str(tmp_path / "missing")]) == 2
+    assert cli.main(["health", "--pack", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("esper: error:") and "missing" in err and len(err.strip().splitlines()) == 1

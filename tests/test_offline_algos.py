@@ -203,18 +203,17 @@ def pack_dir(tmp_path_factory):
 
 
 def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkeypatch, capsys) -> None:
-    """benchmarks/offline_comparison.py (the README's seed-001 table) on a small pack, tiny budgets."""
+    """benchmarks/offline_comparison.py (the README's offline RL table) on a small pack, tiny budgets."""
     import runpy
     import sys
     from pathlib import Path
 
     script = Path(__file__).parents[1] / "benchmarks" / "offline_comparison.py"
-    out = tmp_path / "comparison.json"
     argv = [str(script), "--pack", str(pack_dir), "--steps", "20", "--fqe-steps", "20", "--seeds", "2",
-            "--models", str(tmp_path / "models"), "--output", str(out)]  # fmt: skip
+            "--models", str(tmp_path / "models"), "--out", str(tmp_path / "results")]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
-    result = json.loads(out.read_text())
+    result = json.loads((tmp_path / "results" / "offline_comparison.json").read_text())
     assert result["settings"]["env_kwargs"]["config"] == "baseline"  # the pack's only preset
     assert [r["agent"] for r in result["rows"]] == ["WAIT", "heuristic", *ALGORITHMS]
     for row in result["rows"]:

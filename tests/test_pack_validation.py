@@ -83,7 +83,9 @@ def test_resigned_bad_content_is_refused_naming_file_and_field(
     npz = _resign_arrays(pack, edit)
     with pytest.raises(PackError, match=rf"{npz.name}.*field '{field}'.*{message}"):
         _load_all(pack)
-    assert cli.main(["export", str(pack), "--format", "d3rlpy", "--out", str(tmp_path / "x.h5")]) == 2
+    assert (
+        cli.main(["export", "--pack", str(pack), "--format", "d3rlpy", "--out", str(tmp_path / "x.h5")]) == 2
+    )
 
 
 def test_an_action_the_mask_forbids_is_refused(tiny_pack, tmp_path) -> None:
@@ -106,9 +108,9 @@ def test_a_missing_planned_episode_is_an_error_unless_partial(tiny_pack, tmp_pat
     ):
         open_pack(pack)
     assert len(open_pack(pack, partial=True)) == 3
-    assert cli.main(["health", str(pack), "--clusters", "2"]) == 2
+    assert cli.main(["health", "--pack", str(pack), "--clusters", "2"]) == 2
     assert "did not finish" in capsys.readouterr().err
-    assert cli.main(["health", str(pack), "--clusters", "2", "--partial"]) in (0, 1)
+    assert cli.main(["health", "--pack", str(pack), "--clusters", "2", "--partial"]) in (0, 1)
 
 
 @pytest.mark.parametrize(
@@ -179,7 +181,10 @@ def test_the_pack_records_env_version_torch_version_and_threads(tiny_pack) -> No
 def test_export_over_a_directory_is_refused_and_leaves_nothing(tiny_pack, tmp_path, capsys) -> None:
     out = tmp_path / "exists"
     out.mkdir()
-    assert cli.main(["export", str(tiny_pack), "--format", "d3rlpy", "--out", str(out), "--force"]) == 2
+    assert (
+        cli.main(["export", "--pack", str(tiny_pack), "--format", "d3rlpy", "--out", str(out), "--force"])
+        == 2
+    )
     assert "is a directory" in capsys.readouterr().err
     assert list(tmp_path.rglob(".tmp-*")) == [] and list(out.iterdir()) == []
 

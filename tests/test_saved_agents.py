@@ -145,7 +145,7 @@ def test_a_pack_holding_pickles_is_refused_and_runs_nothing(tiny_pack: Path, tmp
     doc = json.loads(jp.read_text())
     doc["arrays"]["sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
     jp.write_text(json.dumps(with_checksum(doc)))
-    for argv in (["health", str(pack)], ["export", str(pack), "--format", "d3rlpy", "--out", str(tmp_path / "x.h5")],
+    for argv in (["health", "--pack", str(pack)], ["export", "--pack", str(pack), "--format", "d3rlpy", "--out", str(tmp_path / "x.h5")],
                  ["train-offline", "--algo", "bc", "--pack", str(pack), "--steps", "2", "--out", str(tmp_path / "t")]):  # fmt: skip
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err

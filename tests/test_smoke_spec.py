@@ -19,6 +19,6 @@ def test_smoke_pack_is_healthy_and_replays(tmp_path: Path, capsys) -> None:
         cli.main(["generate", "--spec", str(SMOKE), "--out", str(out), "--workers", "2", "--no-progress"])
         == 0
     )
-    assert cli.main(["health", str(out)]) == 0, capsys.readouterr().out
-    assert cli.main(["validate", str(out), "--episodes", "3"]) == 0
+    assert cli.main(["health", "--pack", str(out)]) == 0, capsys.readouterr().out
+    assert cli.main(["validate", "--pack", str(out), "--episodes", "3"]) == 0
     assert "3 of 3 replayed episodes identical" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Replay a pack's logged episodes and check that the env reproduces them bit for bit.
 
-CompilerGym's ``validate`` for packs (``esper validate PACK``): each episode is rerun from its
+CompilerGym's ``validate`` for packs (``esper validate --pack PACK``): each episode is rerun from its
 reset seed with the actions it logged, in an env built from the pack header's generation spec
 and under the torch thread count the pack recorded, and every observation, mask, reward and
 end flag is compared for exact equality with the logged one. The promise this checks (README,

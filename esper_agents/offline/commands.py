@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.cli import env_kwargs as cli_env_kwargs
+from esper_agents.cli import torch_device
 from esper_agents.common.rollout import Agent
 from esper_agents.offline.datasets import load_pack
 
@@ -51,6 +53,7 @@ def train_offline_command(args: argparse.Namespace) -> int:
         args.algo, records, args.steps, args.out, seed=args.seed, n_steps_per_epoch=args.steps_per_epoch,
         rwbc_mode=args.rwbc_mode, rwbc_quantile=args.rwbc_quantile, rwbc_baseline=args.rwbc_baseline,
         rwbc_scale=args.rwbc_scale, show_progress=not args.no_progress, source=source,
+        device=torch_device(args.device),
     )  # fmt: skip
     summary = result.summary
     if args.fqe_steps > 0:
@@ -125,9 +128,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.saved import load_agent
 
     _logs_to_stderr()
-    env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
-    if args.fidelity is not None:
-        env_kwargs["fidelity"] = args.fidelity
+    env_kwargs = cli_env_kwargs(args)
     kind, target = resolve_policy(args.policy)
     if args.pack is not None and kind != "agent":
         raise ValueError("--pack needs a saved agent as --policy")
@@ -178,9 +179,7 @@ def imitate_classic_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.classic import collect_classic_episodes, reproduce_phase1
 
     _logs_to_stderr()
-    env_kwargs: dict[str, Any] = {"max_epochs": args.max_epochs, "config": args.config}
-    if args.fidelity is not None:
-        env_kwargs["fidelity"] = args.fidelity
+    env_kwargs = cli_env_kwargs(args)
     bar = tqdm(total=args.episodes, desc=f"{args.policy} episodes", disable=args.no_progress)
     records = collect_classic_episodes(
         args.episodes, policy=args.policy, env_id=args.env, seed=args.seed, progress=lambda i: bar.update(1),

@@ -58,6 +58,7 @@ def train_offline(
     show_progress: bool = True,
     config_overrides: dict[str, Any] | None = None,
     source: dict[str, Any] | None = None,
+    device: str = "cpu:0",
 ) -> TrainResult:
     """Train ``algo`` (one of :data:`ALGORITHMS`) on ``episodes`` for ``n_steps`` gradient steps.
 
@@ -66,7 +67,8 @@ def train_offline(
     divide ``n_steps`` because d3rlpy trains whole epochs only. bc and rwbc
     get effective-number class weights (``class_weight_beta``) from the actions they train on;
     rwbc relabels the episodes with :func:`~esper_agents.offline.datasets.rwbc_dataset`.
-    ``source`` (e.g. the pack path and its metadata) is copied into the summary.
+    ``source`` (e.g. the pack path and its metadata) is copied into the summary. ``device`` is
+    d3rlpy's (``"cpu:0"``, ``"cuda:0"``).
     """
     import d3rlpy
 
@@ -112,7 +114,7 @@ def train_offline(
         config = config.with_class_weights(data["actions"], n_actions, beta=class_weight_beta)
 
     d3rlpy.seed(seed)
-    learner = config.create(device="cpu:0")
+    learner = config.create(device=device)
     started = time.perf_counter()
     learner.fit(
         buffer,

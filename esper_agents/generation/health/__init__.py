@@ -75,7 +75,7 @@ of their episodes would fill). Worst first. Policy diversity and episode-length 
 
 Checks run after each batch of episodes (the orchestrator calls
 :func:`~esper_agents.generation.health.checks.run_health_checks` on the data so far), after
-generation, and before training (``esper health DIR``).
+generation, and before training (``esper health --pack DIR``).
 
 Modules, one job each (nothing is imported here, so importing one stays light):
 
@@ -86,6 +86,6 @@ Modules, one job each (nothing is imported here, so importing one stays light):
 * :mod:`~esper_agents.generation.health.checks`: the table of checks and :func:`run_health_checks`;
 * :mod:`~esper_agents.generation.health.results`: :class:`CheckResult` and :class:`HealthReport`;
 * :mod:`~esper_agents.generation.health.report`: the text table, ``health.md``/``health.json`` and
-  ``esper health DIR`` (:func:`check_pack`);
+  ``esper health --pack DIR`` (:func:`check_pack`);
 * :mod:`~esper_agents.generation.health.plots`: the report's PNG plots.
 """

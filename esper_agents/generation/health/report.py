@@ -1,4 +1,4 @@
-"""Health report files (``health.md``, ``health.json``, plots) and ``esper health DIR``."""
+"""Health report files (``health.md``, ``health.json``, plots) and ``esper health --pack DIR``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def format_table(report: HealthReport) -> str:
 def check_pack(
     path: str | Path, out_dir: str | Path, *, n_clusters: int | None = None, partial: bool = False
 ) -> int:
-    """``esper health DIR``: check a pack, print the table, write the report; 1 if a blocking check fails.
+    """``esper health --pack DIR``: check a pack, print the table, write the report; 1 if a blocking check fails.
 
     A pack that cannot be read raises :class:`~esper_agents.generation.packs.PackError`; an
     incomplete one too, unless ``partial``.

@@ -1,0 +1,99 @@
+"""The ``esper`` parser's conventions: ``--version``, help on every flag, names from the library."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+
+from esper_agents import cli
+
+
+def walk(parser: argparse.ArgumentParser, name: str = "esper"):
+    """Every (name, parser) pair under ``parser``, itself first."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from walk(sub, f"{name} {sub_name}")
+
+
+def test_version_prints_the_distribution_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"esper {version('esper')}"
+
+
+def test_every_subcommand_has_a_description_and_every_flag_help() -> None:
+    parsers = list(walk(cli.build_parser()))
+    assert len(parsers) == 10
+    for name, parser in parsers:
+        assert parser.description and parser.description.strip(), name
+        for action in parser._actions:
+            assert action.help and action.help.strip(), (name, action.dest)
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert choice.help and choice.help.strip(), (name, choice.dest)
+
+
+@pytest.mark.parametrize("command", ["episode", "health", "train-offline", "evaluate", "imitate-classic",
+                                     "generate", "export", "validate", "download"])  # fmt: skip
+def test_help_formats_and_shows_defaults(command: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one line per flag: no wrap inside a default
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: esper {command}")
+    if command in ("episode", "evaluate", "imitate-classic"):
+        assert "(default: Esper-SynthCIFAR-v1)" in text and "(default: baseline)" in text
+
+
+def test_choices_are_the_library_registries() -> None:
+    import esper_env
+    from esper_agents.generation.exports import EXPORT_FORMATS
+    from esper_agents.generation.backends import BACKENDS
+    from esper_agents.offline.train import ALGORITHMS
+    from esper_agents.policies import POLICY_IDS
+    from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
+
+    assert tuple(cli.ENV_IDS) == tuple(esper_env.ENV_IDS)
+    assert tuple(cli.PRESETS) == tuple(ENVIRONMENT_CONFIGS)
+    assert tuple(cli.FIDELITIES) == tuple(FIDELITIES)
+    assert tuple(cli.REWARD_MODES) == esper_env.REWARD_MODES
+    assert tuple(cli.ALGORITHMS) == ALGORITHMS
+    assert tuple(cli.BACKENDS) == BACKENDS
+    assert tuple(cli.EXPORT_FORMATS) == EXPORT_FORMATS
+    assert tuple(cli.POLICY_IDS) == tuple(POLICY_IDS)
+
+
+def test_top_level_help_imports_neither_torch_nor_d3rlpy() -> None:
+    code = "import sys; from esper_agents import cli; cli.build_parser().format_help(); " \
+           "print('torch' in sys.modules, 'd3rlpy' in sys.modules)"  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_d3rlpy_commands_print_no_gym_banner() -> None:
+    code = "import sys; from esper_agents import cli; cli.silence_gym_notice(); import d3rlpy"
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert "Gym has been unmaintained" not in err
+
+
+def test_device_reaches_the_env_and_the_learner() -> None:
+    parser = cli.build_parser()
+    episode = parser.parse_args(["episode", "--device", "cpu"])
+    assert cli.env_kwargs(episode) == {
+        "max_epochs": 25,
+        "config": "baseline",
+        "fidelity": "tiny",
+        "device": "cpu",
+    }
+    assert "device" not in cli.env_kwargs(parser.parse_args(["episode"]))  # auto: the env's own default
+    train = parser.parse_args(["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "1"])
+    assert train.device == "cpu" and cli.torch_device(train.device) == "cpu:0"
+    assert cli.torch_device("cuda") == "cuda:0"
