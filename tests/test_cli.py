@@ -55,8 +55,8 @@ def test_help_formats_and_shows_defaults(command: str, capsys, monkeypatch) -> N
 
 def test_choices_are_the_library_registries() -> None:
     import esper_env
-    from esper_agents.generation.exports import EXPORT_FORMATS
     from esper_agents.generation.backends import BACKENDS
+    from esper_agents.generation.exports import EXPORT_FORMATS
     from esper_agents.offline.train import ALGORITHMS
     from esper_agents.policies import POLICY_IDS
     from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
@@ -66,7 +66,7 @@ def test_choices_are_the_library_registries() -> None:
     assert tuple(cli.FIDELITIES) == tuple(FIDELITIES)
     assert tuple(cli.REWARD_MODES) == esper_env.REWARD_MODES
     assert tuple(cli.ALGORITHMS) == ALGORITHMS
-    assert tuple(cli.BACKENDS) == BACKENDS
+    assert tuple(cli.BACKENDS) == tuple(BACKENDS)
     assert tuple(cli.EXPORT_FORMATS) == EXPORT_FORMATS
     assert tuple(cli.POLICY_IDS) == tuple(POLICY_IDS)
 
