@@ -29,7 +29,7 @@ from esper_agents.generation.health.clusters import (
     single_action_fraction,
     summarize_clusters,
 )
-from esper_agents.generation.health.config import DEFAULT_CONFIG, HealthConfig
+from esper_agents.generation.health.config import HealthConfig
 from esper_agents.generation.health.inputs import HealthInput
 
 LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch

@@ -198,8 +198,8 @@ class MaskedDiscreteBCConfig(LearnableConfig):
     batch_size: int = 100
     learning_rate: float = 1e-3
     # The make_*_field helpers return dataclasses.field(default_factory=...): d3rlpy's idiom.
-    optim_factory: OptimizerFactory = make_optimizer_field()  # noqa: RUF009
-    encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
+    optim_factory: OptimizerFactory = make_optimizer_field()
+    encoder_factory: EncoderFactory = make_masked_encoder_field()
     class_weights: list[float] = dataclasses.field(default_factory=list)
     class_weight_beta: float = 0.0
 

@@ -70,7 +70,7 @@ class MaskedDiscreteCQLConfig(DiscreteCQLConfig):
     """
 
     # make_masked_encoder_field returns dataclasses.field(default_factory=...): d3rlpy's idiom.
-    encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
+    encoder_factory: EncoderFactory = make_masked_encoder_field()
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> MaskedDiscreteCQL:
         return MaskedDiscreteCQL(self, device, enable_ddp)

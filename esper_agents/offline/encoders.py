@@ -173,7 +173,7 @@ def check_masked_config(config: LearnableConfig, action_size: int) -> None:
     if scaler is None:
         return
     if not isinstance(scaler, MaskedStandardObservationScaler):
-        raise ValueError(  # noqa: TRY004  (a bad config value: callers catch ValueError)
+        raise ValueError(
             f"observation_scaler {scaler.get_type()!r} would rescale the action mask carried in the "
             "observation; "
             "use MaskedStandardObservationScaler(mask_size=n_actions) or None"

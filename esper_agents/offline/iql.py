@@ -214,11 +214,11 @@ class DiscreteIQLConfig(LearnableConfig):
     actor_learning_rate: float = 3e-4
     critic_learning_rate: float = 3e-4
     # The make_*_field helpers return dataclasses.field(default_factory=...): d3rlpy's idiom.
-    actor_optim_factory: OptimizerFactory = make_optimizer_field()  # noqa: RUF009
-    critic_optim_factory: OptimizerFactory = make_optimizer_field()  # noqa: RUF009
-    actor_encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
-    critic_encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
-    value_encoder_factory: EncoderFactory = make_masked_encoder_field()  # noqa: RUF009
+    actor_optim_factory: OptimizerFactory = make_optimizer_field()
+    critic_optim_factory: OptimizerFactory = make_optimizer_field()
+    actor_encoder_factory: EncoderFactory = make_masked_encoder_field()
+    critic_encoder_factory: EncoderFactory = make_masked_encoder_field()
+    value_encoder_factory: EncoderFactory = make_masked_encoder_field()
     batch_size: int = 256
     gamma: float = 0.99
     tau: float = 0.005
