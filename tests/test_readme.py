@@ -31,3 +31,12 @@ def test_readme_generated_tables_are_current() -> None:
     assert "<!-- BEGIN features -->" in text and "<!-- BEGIN blueprints -->" in text
     assert render(text) == text, "run: python -m esper_env.env_card README.md"
     assert env_card_main(["--check", str(README)]) == 0
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    setup = README.read_text().split("## Set-up", 1)[1]
+    commands = re.search(r"```bash\n(.*?)```", setup, flags=re.DOTALL).group(1).strip().splitlines()
+    assert len(commands) == 2, "the set-up is two commands: install and run, then test"
+    ci_script = (README.parent / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_script[-1] == commands[1]
+    assert "ruff check" in commands[1] and "ruff format --check" in commands[1] and "pytest" in commands[1]
