@@ -1,4 +1,4 @@
-"""Seed 001, phase 1, on the classic 4-action / 27-feature variant: class-weighted BC imitates
+"""The original roadmap's phase 1, on the classic 4-action / 27-feature variant: class-weighted BC imitates
 the heuristic's decisions with high balanced accuracy on held-out episodes."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_bc_reproduces_phase1_balanced_accuracy(tmp_path) -> None:
     report = reproduce_phase1(records, n_steps=2000, out=tmp_path, seed=0)
     json.dumps(report)
     heldout = report["heldout"]
-    # Seed 001 reports 98.2% on 234 episodes; a few held-out episodes leave room for noise.
+    # The original roadmap reports 98.2% on 234 episodes; a few held-out episodes leave room for noise.
     assert heldout["balanced_accuracy"] >= 0.9, heldout
     assert heldout["per_class_accuracy"]["WAIT"] >= 0.9
     assert report["heldout_unmasked"]["balanced_accuracy"] > 0.25  # above chance without the mask

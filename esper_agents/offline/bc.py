@@ -1,6 +1,6 @@
 """Imitation: behavior cloning with effective-number class weights, and reward-weighted imitation.
 
-Seed 001, phase 1: a classifier from observation to the behavior policy's action, trained with
+The original roadmap's phase 1: a classifier from observation to the behavior policy's action, trained with
 cross-entropy weighted per class by the *effective number of samples* (Cui et al., 2019):
 
     w_c = (1 - beta) / (1 - beta ** n_c),  beta = 0.999,

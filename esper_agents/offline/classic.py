@@ -1,4 +1,4 @@
-"""Seed 001, phase 1, on the classic variant: imitate the heuristic with 4 actions and 27 features.
+"""The original roadmap's phase 1, on the classic variant: imitate the heuristic with 4 actions and 27 features.
 
 The heuristic (called Kasmina in the original design) acts on Esper's full observation and the
 compact actions. :func:`collect_classic_episodes` runs it and logs, for each decision, the
@@ -154,7 +154,7 @@ def reproduce_phase1(
         return result, report
 
     result, masked = fit_and_score(train, val, out)
-    # Seed 002's setup: no mask at all (every action legal in training and prediction), so the 27
+    # The original imitation design's setup: no mask at all (every action legal in training and prediction), so the 27
     # features alone must decide. (The masked model cannot be scored without its mask: its loss
     # never trains the logits of illegal actions.)
     unmask = lambda rs: [dataclasses.replace(r, masks=np.ones_like(r.masks)) for r in rs]
