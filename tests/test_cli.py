@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 import pytest
 
-from esper_agents import cli
+from esper_agents import cli, cli_options
 
 
 def walk(parser: argparse.ArgumentParser, name: str = "esper"):
@@ -61,14 +61,14 @@ def test_choices_are_the_library_registries() -> None:
     from esper_agents.policies import POLICY_IDS
     from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
 
-    assert tuple(cli.ENV_IDS) == tuple(esper_env.ENV_IDS)
-    assert tuple(cli.PRESETS) == tuple(ENVIRONMENT_CONFIGS)
-    assert tuple(cli.FIDELITIES) == tuple(FIDELITIES)
-    assert tuple(cli.REWARD_MODES) == esper_env.REWARD_MODES
-    assert tuple(cli.ALGORITHMS) == ALGORITHMS
-    assert tuple(cli.BACKENDS) == tuple(BACKENDS)
-    assert tuple(cli.EXPORT_FORMATS) == EXPORT_FORMATS
-    assert tuple(cli.POLICY_IDS) == tuple(POLICY_IDS)
+    assert tuple(cli_options.ENV_IDS) == tuple(esper_env.ENV_IDS)
+    assert tuple(cli_options.PRESETS) == tuple(ENVIRONMENT_CONFIGS)
+    assert tuple(cli_options.FIDELITIES) == tuple(FIDELITIES)
+    assert tuple(cli_options.REWARD_MODES) == esper_env.REWARD_MODES
+    assert tuple(cli_options.ALGORITHMS) == ALGORITHMS
+    assert tuple(cli_options.BACKENDS) == tuple(BACKENDS)
+    assert tuple(cli_options.EXPORT_FORMATS) == EXPORT_FORMATS
+    assert tuple(cli_options.POLICY_IDS) == tuple(POLICY_IDS)
 
 
 def test_top_level_help_imports_neither_torch_nor_d3rlpy() -> None:
@@ -87,13 +87,15 @@ def test_d3rlpy_commands_print_no_gym_banner() -> None:
 def test_device_reaches_the_env_and_the_learner() -> None:
     parser = cli.build_parser()
     episode = parser.parse_args(["episode", "--device", "cpu"])
-    assert cli.env_kwargs(episode) == {
+    assert cli_options.env_kwargs(episode) == {
         "max_epochs": 25,
         "config": "baseline",
         "fidelity": "tiny",
         "device": "cpu",
     }
-    assert "device" not in cli.env_kwargs(parser.parse_args(["episode"]))  # auto: the env's own default
+    assert "device" not in cli_options.env_kwargs(
+        parser.parse_args(["episode"])
+    )  # auto: the env's own default
     train = parser.parse_args(["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "1"])
-    assert train.device == "cpu" and cli.torch_device(train.device) == "cpu:0"
-    assert cli.torch_device("cuda") == "cuda:0"
+    assert train.device == "cpu" and cli_options.torch_device(train.device) == "cpu:0"
+    assert cli_options.torch_device("cuda") == "cuda:0"

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from esper_agents.cli import env_kwargs as cli_env_kwargs
-from esper_agents.cli import torch_device
+from esper_agents.cli_options import env_kwargs as cli_env_kwargs
+from esper_agents.cli_options import torch_device
 from esper_agents.common.rollout import Agent
 from esper_agents.offline.datasets import load_pack
 
