@@ -15,7 +15,7 @@ from esper_env.engine import TrainingEngine
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import Op, Stage
 from esper_env.rewards import REWARD_MODES, RewardConfig, benchmark_score, relabel
-from esper_env.spaces import FactoredAction
+from esper_env.spaces import FactoredAction, sample_mask
 
 __all__ = [
     "ENVIRONMENT_CONFIGS",
@@ -34,6 +34,7 @@ __all__ = [
     "benchmark_score",
     "load_dataset",
     "relabel",
+    "sample_mask",
 ]
 
 #: id -> default kwargs. CIFAR defaults to the "full" fidelity; SynthCIFAR to "tiny" (CPU friendly).

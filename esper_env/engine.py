@@ -350,7 +350,6 @@ class TrainingEngine:
         self,
         h: Tensor,
         start: int,
-        alphas: dict[int, Tensor] | None = None,
         capture: Sequence[int] = (),
         inject: Tensor | None = None,
     ) -> tuple[Tensor, dict[int, tuple[Tensor, Tensor]]]:
@@ -371,10 +370,8 @@ class TrainingEngine:
                     captured[i] = (x, h)
                 slot = self.slots[i]
                 if slot.in_forward:
-                    alpha: float | Tensor = slot.state.alpha
-                    if alphas is not None and i in alphas:
-                        alpha = alphas[i]
-                    elif alpha == 0.0:
+                    alpha = slot.state.alpha
+                    if alpha == 0.0:
                         continue  # exactly the identity
                     assert slot.seed is not None
                     h, inject = slot.seed.graft(h, x, alpha)

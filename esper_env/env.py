@@ -47,10 +47,10 @@ from esper_env.spaces import (
     observation_schema,
 )
 
-ENV_SNAPSHOT_VERSION = 2
+ENV_SNAPSHOT_VERSION = 3  # 3: no per-epoch result history (it was never read)
 #: The keys of an env snapshot (:meth:`EsperEnv.snapshot`).
 SNAPSHOT_KEYS: tuple[str, ...] = (
-    "version", "settings", "engine", "np_random", "episode_seed", "history", "last_action_valid", "last_op",
+    "version", "settings", "engine", "np_random", "episode_seed", "last_action_valid", "last_op",
     "done", "episode_return", "potential",
 )  # fmt: skip
 
@@ -163,13 +163,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v1: growth that adds capacity. Three blueprints after the original 13 (``conv_wide``, a
+    * v1: growth that adds capacity. Three blueprints after the original design's (``conv_wide``, a
       residual seed with 4x hidden width, and ``widen_2x``/``widen_4x``, Net2Net-style widening
       seeds that add channels to the block before the slot), so the blueprint head has 16 values
       and each slot's blueprint one-hot 16 features; presets gain ``seed_lr_multiplier``; the
       reward components gain ``log_size_ratio`` and the parameter rent is charged on the log2 of
       the network's size ratio (see the README's benchmark score).
-    * v0: initial release (13 blueprints, linear parameter rent).
+    * v0: initial release (the original design's blueprints, linear parameter rent).
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
@@ -275,7 +275,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self._execute(executed)
         result = self.engine.run_epoch()
         self._last_op = Op(executed.op)
-        self._history.append(result)
 
         terminated, truncated, reason = False, False, None
         if result.diverged:
@@ -370,7 +369,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         return TrainingEngine(self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed)
 
     def _reset_episode_state(self) -> None:
-        self._history: list[EpochResult] = []
         self._last_action_valid = True
         self._last_op = Op.WAIT
         self._done = False
@@ -501,10 +499,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "engine": self.engine.snapshot(),
             "np_random": _copy_state(self.np_random.bit_generator.state),
             "episode_seed": getattr(self, "_episode_seed", 0),
-            "history": [
-                {**vars(r), "contributions": {str(k): v for k, v in r.contributions.items()}}
-                for r in self._history
-            ],
             "last_action_valid": self._last_action_valid,
             "last_op": int(self._last_op),
             "done": self._done,
@@ -551,10 +545,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.engine = engine
         self.np_random.bit_generator.state = _copy_state(snap["np_random"])
         self._episode_seed = int(snap["episode_seed"])
-        self._history = [
-            EpochResult(**{**r, "contributions": {int(k): v for k, v in r["contributions"].items()}})
-            for r in snap["history"]
-        ]
         self._last_action_valid = bool(snap["last_action_valid"])
         self._last_op = Op(int(snap["last_op"]))
         self._done = bool(snap["done"])

@@ -226,7 +226,7 @@ def test_capacity_variant_grows_early_when_the_host_underfits_and_stops_at_its_b
     assert greedy_choice("capacity", epoch=1, val_accuracy=0.3, train_accuracy=0.25).startswith(
         "GERMINATE(slot=0, blueprint=widen_4x"
     )
-    # Seed 000's plateau rule waits there (too early, and no plateau).
+    # The original design's plateau rule waits there (too early, and no plateau).
     assert greedy_choice("baseline", epoch=1, val_accuracy=0.3, train_accuracy=0.25) == "WAIT"
     # An overfitting host (training accuracy well above validation) is not grown.
     assert greedy_choice("capacity", epoch=8, val_accuracy=0.6, train_accuracy=0.75) == "WAIT"

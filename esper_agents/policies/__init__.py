@@ -1,6 +1,6 @@
 """Behavior policies over the compact action set, and epsilon-greedy with logged probabilities.
 
-Seed 000's 11 policies: the threshold heuristic (called "Kasmina" in the original design) in 8
+The original design's 11 policies: the threshold heuristic (called "Kasmina" in the original design) in 8
 variants, and the contrastive ``random``, ``anti-heuristic`` and ``periodic``; then ``capacity``, the
 threshold heuristic with an underfitting trigger (:data:`DEFAULT_HEURISTIC`, what the benchmarks
 compare against). Every policy scores
