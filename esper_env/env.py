@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from esper_env.blueprints import BLUEPRINTS
-from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity, lookup
-from esper_env.data import DATASETS, load_dataset
+from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity
+from esper_env.data import load_dataset
+from esper_env.datasets import dataset_record
 from esper_env.engine import EpochResult, TrainingEngine
 from esper_env.env_card import feature_table
 from esper_env.hosts import count_parameters
@@ -191,7 +192,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         synth_seed: int = 0,
         early_stop_patience: int | None = None,
     ) -> None:
-        lookup("dataset", dataset, {d: d for d in DATASETS})
+        dataset_record(dataset)  # a ValueError naming the valid datasets
         self.config = get_config(config)
         self.fidelity = get_fidelity(fidelity)
         self.reward_config = get_reward_config(reward)
