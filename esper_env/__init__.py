@@ -15,6 +15,7 @@ from esper_env.datasets import ENV_IDS
 from esper_env.engine import TrainingEngine
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import Op, Stage
+from esper_env.observation import ObservationView, SlotView
 from esper_env.rewards import REWARD_MODES, RewardConfig, benchmark_score, relabel
 from esper_env.spaces import FactoredAction, sample_mask
 
@@ -28,8 +29,10 @@ __all__ = [
     "EsperEnv",
     "FactoredAction",
     "Fidelity",
+    "ObservationView",
     "Op",
     "RewardConfig",
+    "SlotView",
     "Stage",
     "TrainingEngine",
     "benchmark_score",

@@ -6,9 +6,10 @@ Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head
 
 Heads the chosen op does not use are ignored (WAIT ignores all but ``op``).
 
-Legality is exact per (op, slot) pair: :func:`joint_legality` gives the boolean matrix. The flat
-per-head mask that sb3-contrib's MaskablePPO expects (:func:`flat_action_mask`) is its projection:
-a head value is allowed when it is part of at least one legal action. Per-head masks cannot say
+Legality is exact per (op, slot) pair: :meth:`EsperEnv.legal_actions` gives the boolean matrix
+(from :func:`esper_env.lifecycle.illegal_reason`). The flat per-head mask that sb3-contrib's
+MaskablePPO expects (:func:`flat_action_mask`) is its projection: a head value is allowed when it
+is part of at least one legal action. Per-head masks cannot say
 "this slot only with this op"; the discrete wrappers in :mod:`esper_env.wrappers` are exact.
 :func:`sample_mask` gives either in the form ``action_space.sample(mask=...)`` takes.
 """
@@ -53,6 +54,27 @@ OP_HEADS: dict[Op, tuple[str, ...]] = {
     Op.FOSSILIZE: ("slot",),
 }
 NOOP_INDEX = BLUEPRINTS.index(NOOP_BLUEPRINT)
+
+
+def op_params(action: FactoredAction) -> dict[str, object]:
+    """The keyword arguments of :meth:`TrainingEngine.apply` for ``action`` (its op's heads, decoded)."""
+    op = Op(action.op)
+    if op == Op.GERMINATE:
+        return {
+            "blueprint": BLUEPRINTS[action.blueprint],
+            "style": BlendStyle(action.style),
+            "tempo": Tempo(action.tempo),
+            "alpha_target": ALPHA_TARGETS[action.alpha_target],
+        }
+    if op == Op.SET_ALPHA_TARGET:
+        return {
+            "alpha_target": ALPHA_TARGETS[action.alpha_target],
+            "speed": AlphaSpeed(action.alpha_speed),
+            "curve": AlphaCurve(action.alpha_curve),
+        }
+    if op == Op.PRUNE:
+        return {"speed": AlphaSpeed(action.alpha_speed), "curve": AlphaCurve(action.alpha_curve)}
+    return {}
 
 
 def head_sizes(num_slots: int) -> tuple[int, ...]:

@@ -21,13 +21,12 @@ from esper_agents.policies import (
     CONTRASTIVE_POLICY_IDS,
     DEFAULT_BLUEPRINT_ORDER,
     MATRIX_EPSILONS,
+    ORIGINAL_POLICY_IDS,
     POLICY_IDS,
-    SEED000_POLICY_IDS,
     THRESHOLD_POLICY_IDS,
     ActionDecision,
     BehaviorPolicyConfig,
     EpsilonGreedy,
-    ObservationView,
     PolicySpec,
     ThresholdPolicy,
     behavior_distribution,
@@ -35,6 +34,7 @@ from esper_agents.policies import (
     masked_softmax,
     sample_decision,
 )
+from esper_env import ObservationView
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.lifecycle import Op, Stage
 from esper_env.wrappers import CompactActions
@@ -317,8 +317,8 @@ def test_periodic_germinates_on_schedule_and_fossilizes_blindly() -> None:
 
 
 def test_registry_has_the_eleven_policies_of_seed_000() -> None:
-    assert len(SEED000_POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
-    assert POLICY_IDS == (*SEED000_POLICY_IDS, "capacity")
+    assert len(ORIGINAL_POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
+    assert POLICY_IDS == (*ORIGINAL_POLICY_IDS, "capacity")
     assert set(CONTRASTIVE_POLICY_IDS) == {"random", "anti-heuristic", "periodic"}
     table = {p: get_policy(p).config for p in THRESHOLD_POLICY_IDS}
     got = {

@@ -44,7 +44,7 @@ from esper_agents.policies.config import (
     ROTATE,
     BehaviorPolicyConfig,
 )
-from esper_agents.policies.observation import ObservationView, PolicySpec, SlotView
+from esper_agents.policies.observation import PolicySpec
 from esper_agents.policies.scores import (
     ADVANCE_SCORE,
     DECISIVE_SCORE,
@@ -53,6 +53,7 @@ from esper_agents.policies.scores import (
     ScoreBoard,
 )
 from esper_env.lifecycle import TEMPO_EPOCHS, Gates, Op, Stage, Tempo
+from esper_env.observation import ObservationView, SlotView
 
 __all__ = [
     "DEFAULT_HEURISTIC",

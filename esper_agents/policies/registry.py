@@ -18,9 +18,9 @@ from esper_env.env import EsperEnv
 
 __all__ = [
     "CONTRASTIVE_POLICY_IDS",
+    "ORIGINAL_POLICY_IDS",
     "POLICIES",
     "POLICY_IDS",
-    "SEED000_POLICY_IDS",
     "THRESHOLD_POLICY_IDS",
     "get_policy",
 ]
@@ -35,7 +35,7 @@ POLICIES: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxy
 )
 THRESHOLD_POLICY_IDS: tuple[str, ...] = tuple(THRESHOLD_VARIANTS)
 #: The original design's 11 behavior policies: the generation matrix of ``datasets/full.toml``.
-SEED000_POLICY_IDS: tuple[str, ...] = (*THRESHOLD_VARIANTS, *CONTRASTIVE_VARIANTS)
+ORIGINAL_POLICY_IDS: tuple[str, ...] = (*THRESHOLD_VARIANTS, *CONTRASTIVE_VARIANTS)
 CONTRASTIVE_POLICY_IDS: tuple[str, ...] = tuple(CONTRASTIVE_VARIANTS)
 POLICY_IDS: tuple[str, ...] = tuple(POLICIES)
 
