@@ -1,4 +1,5 @@
-"""The factored action space, its masks, and the observation schema and encoder.
+"""The factored action space, its masks, and the observation schema (its encoder and decoder are
+in :mod:`esper_env.observation`).
 
 Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head::
 
