@@ -1,7 +1,7 @@
 """Esper: a Gymnasium environment for growing a neural network while it trains.
 
 ``import esper_env`` registers ``Esper-CIFAR10-v1``, ``Esper-CIFAR100-v1`` and
-``Esper-SynthCIFAR-v1`` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
+``Esper-SynthCIFAR-v1``, the env ids of :data:`esper_env.datasets.DATASET_RECORDS` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
 registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v1")`` imports it for you).
 """
 
@@ -11,11 +11,13 @@ from gymnasium.envs.registration import WrapperSpec, register, registry
 
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, EnvironmentConfig, Fidelity
 from esper_env.data import DatasetNotFoundError, load_dataset
+from esper_env.datasets import ENV_IDS
 from esper_env.engine import TrainingEngine
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import Op, Stage
+from esper_env.observation import ObservationView, SlotView
 from esper_env.rewards import REWARD_MODES, RewardConfig, benchmark_score, relabel
-from esper_env.spaces import FactoredAction
+from esper_env.spaces import FactoredAction, sample_mask
 
 __all__ = [
     "ENVIRONMENT_CONFIGS",
@@ -27,21 +29,17 @@ __all__ = [
     "EsperEnv",
     "FactoredAction",
     "Fidelity",
+    "ObservationView",
     "Op",
     "RewardConfig",
+    "SlotView",
     "Stage",
     "TrainingEngine",
     "benchmark_score",
     "load_dataset",
     "relabel",
+    "sample_mask",
 ]
-
-#: id -> default kwargs. CIFAR defaults to the "full" fidelity; SynthCIFAR to "tiny" (CPU friendly).
-ENV_IDS: dict[str, dict[str, object]] = {
-    "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full"},
-    "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full"},
-    "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny"},
-}
 
 for _env_id, _kwargs in ENV_IDS.items():
     if _env_id not in registry:

@@ -1,4 +1,4 @@
-"""The seed module types ("blueprints"): the 13 of the original design, then 3 that add width.
+"""The seed module types ("blueprints"): the original design's, then 3 that add width.
 
 A *residual* blueprint maps a feature map ``[B, C, H, W]`` to a *delta* of the same shape, which
 the slot adds to (or blends into) the host's features: it adds depth at the slot's width. A
@@ -407,9 +407,13 @@ BLUEPRINT_DESCRIPTIONS: dict[str, str] = {
     "widen_2x": "Widening: C new channels of the block before the slot, into its consumer (2x width)",
     "widen_4x": "Widening: 3C new channels of the block before the slot, into its consumer (4x width)",
 }
-#: The blueprints of the original design (``-v0``); the ones after them add capacity.
-ORIGINAL_BLUEPRINTS: tuple[str, ...] = BLUEPRINTS[:13]
-assert BLUEPRINTS[0] == NOOP_BLUEPRINT and ORIGINAL_BLUEPRINTS[-1] == "inverted_residual"
+#: The blueprints of the original design (``-v0``), first in :data:`BLUEPRINTS` so they keep their
+#: action indices; the ones after them add capacity.
+ORIGINAL_BLUEPRINTS: tuple[str, ...] = (
+    "noop", "norm", "channel_attention", "spatial_attention", "depthwise", "conv_small", "conv_light",
+    "conv_heavy", "bottleneck", "lora", "mlp", "dilated", "inverted_residual",
+)  # fmt: skip
+assert BLUEPRINTS[0] == NOOP_BLUEPRINT and BLUEPRINTS[: len(ORIGINAL_BLUEPRINTS)] == ORIGINAL_BLUEPRINTS
 assert set(BLUEPRINT_DESCRIPTIONS) == set(BLUEPRINTS)
 
 

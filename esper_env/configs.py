@@ -24,7 +24,7 @@ def lookup(kind: str, name: str, table: Mapping[str, T]) -> T:
 
 @dataclass(frozen=True)
 class EnvironmentConfig:
-    """One training set-up of the host (seed 000's ``EnvironmentConfig``)."""
+    """One training set-up of the host (the original design's ``EnvironmentConfig``)."""
 
     config_id: str
     architecture: str
@@ -54,7 +54,7 @@ def _cfg(config_id: str, arch: str, lr: float, batch: int, opt: str, notes: str)
     return EnvironmentConfig(config_id, arch, lr, batch, opt, notes=notes)
 
 
-#: The 13 presets of seed 000, plus ``impaired`` (a deliberately narrow host: growth matters most).
+#: The original design's 13 presets, plus ``impaired`` (a deliberately narrow host: growth matters most).
 ENVIRONMENT_CONFIGS: dict[str, EnvironmentConfig] = {
     c.config_id: c
     for c in (
@@ -74,9 +74,6 @@ ENVIRONMENT_CONFIGS: dict[str, EnvironmentConfig] = {
         _cfg("impaired", "HostCNN-Narrow", 0.01, 128, "SGD", "Narrow host: rescue a weak host"),
     )
 }
-
-#: The 13 presets of seed 000 (the generation matrix); ``impaired`` is extra.
-SEED000_CONFIG_IDS: tuple[str, ...] = tuple(k for k in ENVIRONMENT_CONFIGS if k != "impaired")
 
 
 def get_config(name: str | EnvironmentConfig) -> EnvironmentConfig:

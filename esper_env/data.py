@@ -86,9 +86,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .configs import FIDELITIES, Fidelity, lookup
+from .datasets import dataset_record
 
 __all__ = [
-    "DATASETS",
     "DatasetNotFoundError",
     "ImageSplits",
     "clear_cache",
@@ -98,11 +98,6 @@ __all__ = [
     "make_synthcifar",
 ]
 
-#: Valid dataset names.
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "synthcifar")
-
-_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthcifar": 10}
-_ENV_IDS = {"cifar10": "Esper-CIFAR10-v1", "cifar100": "Esper-CIFAR100-v1"}
 #: Pool sizes shared by all datasets so a fidelity valid for one is valid for all.
 _TRAIN_POOL, _VAL_POOL, _TEST_POOL = 45_000, 5_000, 10_000
 _VAL_SPLIT_SEED = 0xE5BE2  # fixed: changing it would change every published validation number
@@ -167,9 +162,9 @@ def load_dataset(
     larger than the dataset, and :class:`DatasetNotFoundError` when CIFAR files are missing and
     ``download`` is False. Results are cached per process and shared: do not modify the tensors.
     """
-    lookup("dataset", name, dict.fromkeys(DATASETS))
+    record = dataset_record(name)
     fid = fidelity if isinstance(fidelity, Fidelity) else lookup("fidelity", fidelity, FIDELITIES)
-    if name == "synthcifar":
+    if record.torchvision_class is None:
         return _load_cached(name, fid, None, int(synth_seed))
     root = str((Path(data_dir).expanduser() if data_dir is not None else default_data_dir()).resolve())
     try:
@@ -191,7 +186,8 @@ def clear_cache() -> None:
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, fid: Fidelity, root: str | None, synth_seed: int) -> ImageSplits:
     wanted = {"train": fid.train_images, "val": fid.val_images, "test": fid.test_images}
-    if name == "synthcifar":
+    record = dataset_record(name)
+    if record.torchvision_class is None:
         pools = {"train": _TRAIN_POOL, "val": _VAL_POOL, "test": _TEST_POOL}
         for split, n in wanted.items():
             _check_size(name, split, n, pools[split])
@@ -209,7 +205,7 @@ def _load_cached(name: str, fid: Fidelity, root: str | None, synth_seed: int) ->
         splits = [(pool_x[tr], pool_y[tr]), (pool_x[va], pool_y[va]), (test_x[te], test_y[te])]
     (trx, tr_y), (vax, va_y), (tex, te_y) = [(_resize(x, fid.resolution), y) for x, y in splits]
     mean, std = _channel_stats(trx)
-    return ImageSplits(trx, tr_y, vax, va_y, tex, te_y, _NUM_CLASSES[name], mean, std, name)
+    return ImageSplits(trx, tr_y, vax, va_y, tex, te_y, record.num_classes, mean, std, name)
 
 
 def _check_size(name: str, split: str, wanted: int, available: int) -> None:
@@ -223,7 +219,7 @@ def _check_size(name: str, split: str, wanted: int, available: int) -> None:
 def _cifar_class(name: str) -> type:
     from torchvision import datasets  # imported lazily: SynthCIFAR-only users never pay for it
 
-    return datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    return getattr(datasets, str(dataset_record(name).torchvision_class))
 
 
 def _read_cifar(name: str, root: str, *, train: bool) -> tuple[Tensor, Tensor]:
@@ -236,7 +232,7 @@ def _read_cifar(name: str, root: str, *, train: bool) -> tuple[Tensor, Tensor]:
             raise
         raise DatasetNotFoundError(
             f"{name} not found (or corrupted) in {root!r} (looked for {cls.base_folder!r} there). "
-            f"Get it with download=True, e.g. gymnasium.make({_ENV_IDS[name]!r}, download=True), "
+            f"Get it with download=True, e.g. gymnasium.make({dataset_record(name).env_id!r}, download=True), "
             f"or run `esper download {name} --data-dir DIR`; pass data_dir= or set $ESPER_DATA_DIR "
             f"to use another directory. 'Esper-SynthCIFAR-v1' works offline with no download."
         ) from err

@@ -29,7 +29,6 @@ from esper_env.data import ImageSplits, iterate_batches
 from esper_env.hosts import HostNetwork, build_host, count_parameters
 from esper_env.lifecycle import (
     ALPHA_TARGETS,
-    LIVE_STAGES,
     MEASURED_STAGES,
     SEED_STAGES,
     SPEED_EPOCHS,
@@ -45,6 +44,7 @@ from esper_env.lifecycle import (
     Stage,
     Tempo,
     enum_value,
+    illegal_reason,
 )
 from esper_env.slots import Seed, Slot, SlotState
 
@@ -177,43 +177,10 @@ class TrainingEngine:
         return self.slots[int(slot)]
 
     def illegal_reason(self, op: Op | int, slot: int) -> str | None:
-        """Why ``op`` on ``slot`` is illegal now, or None if it is legal (gates included)."""
-        op = Op(int(op))
-        if op == Op.WAIT:
-            return None
-        st = self.slot(slot).state
-        if op == Op.GERMINATE:
-            return None if st.stage == Stage.DORMANT else f"slot {slot} is {st.stage.name}, not DORMANT"
-        if op == Op.ADVANCE:
-            if st.stage == Stage.GERMINATED:
-                return None
-            if st.stage == Stage.TRAINING:
-                if st.epochs_in_stage < self.gates.min_training_epochs:
-                    return (
-                        f"slot {slot} has trained {st.epochs_in_stage} epochs; the gate needs "
-                        f"{self.gates.min_training_epochs}"
-                    )
-                return None
-            if st.stage == Stage.BLENDING:
-                if st.schedule is not None and not st.schedule.done:
-                    return f"slot {slot} alpha {st.alpha:.3f} has not reached its target {st.alpha_target}"
-                return None
-            return f"slot {slot} is {st.stage.name}; ADVANCE needs GERMINATED, TRAINING or BLENDING"
-        if op == Op.SET_ALPHA_TARGET:
-            ok = st.stage in (Stage.BLENDING, Stage.HOLDING)
-            return (
-                None if ok else f"slot {slot} is {st.stage.name}; SET_ALPHA_TARGET needs BLENDING or HOLDING"
-            )
-        if op == Op.PRUNE:
-            ok = st.stage in LIVE_STAGES
-            return None if ok else f"slot {slot} is {st.stage.name}; PRUNE needs a live seed"
-        if op == Op.FOSSILIZE:
-            if st.stage != Stage.HOLDING:
-                return f"slot {slot} is {st.stage.name}; FOSSILIZE needs HOLDING"
-            if st.epochs_in_stage < self.gates.min_holding_epochs or not st.measured_in_stage:
-                return f"slot {slot} has no contribution measured in HOLDING yet"
-            return None
-        raise AssertionError(op)
+        """Why ``op`` on ``slot`` is illegal now, or None if it is legal (gates included).
+
+        The rule is :func:`esper_env.lifecycle.illegal_reason`; this applies it to the slot's state."""
+        return illegal_reason(Op(int(op)), self.slot(slot).state, self.gates, slot=int(slot))
 
     def _seed_optimizer(self, seed: Seed) -> torch.optim.Optimizer:
         return build_optimizer(
@@ -350,7 +317,6 @@ class TrainingEngine:
         self,
         h: Tensor,
         start: int,
-        alphas: dict[int, Tensor] | None = None,
         capture: Sequence[int] = (),
         inject: Tensor | None = None,
     ) -> tuple[Tensor, dict[int, tuple[Tensor, Tensor]]]:
@@ -371,10 +337,8 @@ class TrainingEngine:
                     captured[i] = (x, h)
                 slot = self.slots[i]
                 if slot.in_forward:
-                    alpha: float | Tensor = slot.state.alpha
-                    if alphas is not None and i in alphas:
-                        alpha = alphas[i]
-                    elif alpha == 0.0:
+                    alpha = slot.state.alpha
+                    if alpha == 0.0:
                         continue  # exactly the identity
                     assert slot.seed is not None
                     h, inject = slot.seed.graft(h, x, alpha)

@@ -11,22 +11,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from esper_env.blueprints import BLUEPRINTS
-from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity, lookup
-from esper_env.data import DATASETS, load_dataset
+from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity
+from esper_env.data import load_dataset
+from esper_env.datasets import dataset_record
 from esper_env.engine import EpochResult, TrainingEngine
 from esper_env.env_card import feature_table
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import (
-    ALPHA_TARGETS,
-    LIVE_STAGES,
-    AlphaCurve,
-    AlphaSpeed,
-    BlendStyle,
     Op,
-    Stage,
-    Tempo,
 )
+from esper_env.observation import encode_observation
 from esper_env.rewards import (
     RewardConfig,
     benchmark_score,
@@ -45,12 +39,13 @@ from esper_env.spaces import (
     make_observation_space,
     observation_features,
     observation_schema,
+    op_params,
 )
 
-ENV_SNAPSHOT_VERSION = 2
+ENV_SNAPSHOT_VERSION = 3  # 3: no per-epoch result history (it was never read)
 #: The keys of an env snapshot (:meth:`EsperEnv.snapshot`).
 SNAPSHOT_KEYS: tuple[str, ...] = (
-    "version", "settings", "engine", "np_random", "episode_seed", "history", "last_action_valid", "last_op",
+    "version", "settings", "engine", "np_random", "episode_seed", "last_action_valid", "last_op",
     "done", "episode_return", "potential",
 )  # fmt: skip
 
@@ -163,13 +158,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v1: growth that adds capacity. Three blueprints after the original 13 (``conv_wide``, a
+    * v1: growth that adds capacity. Three blueprints after the original design's (``conv_wide``, a
       residual seed with 4x hidden width, and ``widen_2x``/``widen_4x``, Net2Net-style widening
       seeds that add channels to the block before the slot), so the blueprint head has 16 values
       and each slot's blueprint one-hot 16 features; presets gain ``seed_lr_multiplier``; the
       reward components gain ``log_size_ratio`` and the parameter rent is charged on the log2 of
       the network's size ratio (see the README's benchmark score).
-    * v0: initial release (13 blueprints, linear parameter rent).
+    * v0: initial release (the original design's blueprints, linear parameter rent).
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
@@ -191,7 +186,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         synth_seed: int = 0,
         early_stop_patience: int | None = None,
     ) -> None:
-        lookup("dataset", dataset, {d: d for d in DATASETS})
+        dataset_record(dataset)  # a ValueError naming the valid datasets
         self.config = get_config(config)
         self.fidelity = get_fidelity(fidelity)
         self.reward_config = get_reward_config(reward)
@@ -275,7 +270,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self._execute(executed)
         result = self.engine.run_epoch()
         self._last_op = Op(executed.op)
-        self._history.append(result)
 
         terminated, truncated, reason = False, False, None
         if result.diverged:
@@ -342,27 +336,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.engine.is_legal(action.op, action.slot)
 
     def _execute(self, a: FactoredAction) -> None:
-        op = Op(a.op)
-        if op == Op.WAIT:
-            return
-        if op == Op.GERMINATE:
-            self.engine.germinate(
-                a.slot,
-                BLUEPRINTS[a.blueprint],
-                BlendStyle(a.style),
-                Tempo(a.tempo),
-                ALPHA_TARGETS[a.alpha_target],
-            )
-        elif op == Op.ADVANCE:
-            self.engine.advance(a.slot)
-        elif op == Op.SET_ALPHA_TARGET:
-            self.engine.set_alpha_target(
-                a.slot, ALPHA_TARGETS[a.alpha_target], AlphaSpeed(a.alpha_speed), AlphaCurve(a.alpha_curve)
-            )
-        elif op == Op.PRUNE:
-            self.engine.prune(a.slot, AlphaSpeed(a.alpha_speed), AlphaCurve(a.alpha_curve))
-        else:
-            self.engine.fossilize(a.slot)
+        self.engine.apply(a.op, a.slot, **op_params(a))
 
     # ------------------------------------------------------------------ observation, reward, info
 
@@ -370,7 +344,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         return TrainingEngine(self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed)
 
     def _reset_episode_state(self) -> None:
-        self._history: list[EpochResult] = []
         self._last_action_valid = True
         self._last_op = Op.WAIT
         self._done = False
@@ -378,53 +351,15 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self._potential = 0.0
 
     def _observation(self) -> np.ndarray:
-        e, h, T = self.engine, self.engine.history, self.max_epochs
-        base = self._base_host_params
-
-        def last(xs: list[float], back: int = 1) -> float:
-            return xs[-back] if len(xs) >= back else -1.0
-
-        def hist5(xs: list[float]) -> list[float]:
-            tail = xs[-5:]
-            return [-1.0] * (5 - len(tail)) + tail
-
-        acc_delta = h.val_accuracy[-1] - h.val_accuracy[-2] if len(h.val_accuracy) >= 2 else -1.0
-        loss_delta = h.val_loss[-1] - h.val_loss[-2] if len(h.val_loss) >= 2 else -1.0
-        last_op = np.zeros(len(Op))
-        last_op[self._last_op] = 1.0
-        fossil = sum(
-            count_parameters(s.seed) for s in e.slots if s.seed is not None and s.stage == Stage.FOSSILIZED
+        return encode_observation(
+            self.engine,
+            self.observation_space,
+            self.observation_schema,
+            max_epochs=self.max_epochs,
+            base_host_params=self._base_host_params,
+            last_action_valid=self._last_action_valid,
+            last_op=self._last_op,
         )
-        parts: list[Any] = [
-            h.epoch / T, max(T - h.epoch, 0) / T, last(h.val_accuracy), last(h.val_loss),
-            last(h.train_accuracy), last(h.train_loss), acc_delta, loss_delta, min(h.plateau_epochs / T, 1.0),
-            -1.0 if h.best_val_accuracy is None else h.best_val_accuracy,
-            -1.0 if h.best_val_loss is None else h.best_val_loss,
-            hist5(h.val_accuracy), hist5(h.val_loss),
-            float(any(s.stage in LIVE_STAGES for s in e.slots)),
-            sum(s.stage == Stage.DORMANT for s in e.slots) / self.num_slots,
-            e.seed_parameters() / base, fossil / base, float(self._last_action_valid), last_op,
-        ]  # fmt: skip
-        for s in e.slots:
-            st = s.state
-            stage = np.zeros(len(Stage))
-            stage[st.stage] = 1.0
-            bp = np.zeros(len(BLUEPRINTS))
-            style = np.zeros(len(BlendStyle))
-            if st.blueprint is not None:
-                bp[BLUEPRINTS.index(st.blueprint)] = 1.0
-                style[st.style] = 1.0
-            parts += [
-                stage, st.alpha, st.alpha_target if s.seed is not None else 0.0,
-                min(st.epochs_in_stage / T, 1.0), bp, style,
-                -1.0 if st.contribution is None else float(np.clip(st.contribution, -1, 1)),
-                float(st.contribution is not None),
-                0.0 if s.seed is None else count_parameters(s.seed) / base,
-                st.embargo_remaining / max(e.gates.embargo_epochs, 1),
-            ]  # fmt: skip
-        obs = np.concatenate([np.atleast_1d(np.asarray(p, dtype=np.float32)) for p in parts])
-        obs = np.nan_to_num(obs, nan=-1.0, posinf=1e6, neginf=-1e6)
-        return np.clip(obs, self.observation_space.low, self.observation_space.high).astype(np.float32)
 
     def _total_params(self) -> int:
         """Parameters of the whole network: host, fossilized and live seeds."""
@@ -501,10 +436,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "engine": self.engine.snapshot(),
             "np_random": _copy_state(self.np_random.bit_generator.state),
             "episode_seed": getattr(self, "_episode_seed", 0),
-            "history": [
-                {**vars(r), "contributions": {str(k): v for k, v in r.contributions.items()}}
-                for r in self._history
-            ],
             "last_action_valid": self._last_action_valid,
             "last_op": int(self._last_op),
             "done": self._done,
@@ -551,10 +482,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.engine = engine
         self.np_random.bit_generator.state = _copy_state(snap["np_random"])
         self._episode_seed = int(snap["episode_seed"])
-        self._history = [
-            EpochResult(**{**r, "contributions": {int(k): v for k, v in r["contributions"].items()}})
-            for r in snap["history"]
-        ]
         self._last_action_valid = bool(snap["last_action_valid"])
         self._last_op = Op(int(snap["last_op"]))
         self._done = bool(snap["done"])

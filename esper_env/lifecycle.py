@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 from esper_env.configs import lookup
 
@@ -218,3 +219,54 @@ def enum_value(enum: type[IntEnum], value: int | str | IntEnum) -> IntEnum:
     except (ValueError, TypeError):
         valid = ", ".join(f"{m.value}={m.name}" for m in enum)
         raise ValueError(f"unknown {enum.__name__} {value!r}; valid values are: {valid}") from None
+
+
+class LifecycleState(Protocol):
+    """What legality reads of a slot's state (``esper_env.slots.SlotState`` has it)."""
+
+    stage: Stage
+    alpha: float
+    alpha_target: float
+    schedule: AlphaSchedule | None
+    epochs_in_stage: int
+    measured_in_stage: bool
+
+
+def illegal_reason(op: Op, st: LifecycleState, gates: Gates, *, slot: int = 0) -> str | None:
+    """Why ``op`` on a slot in state ``st`` is illegal, or None if it is legal (``gates`` included).
+
+    The one definition of op legality: the engine refuses, and the env masks, exactly what this
+    refuses. ``slot`` only names the slot in the reason.
+    """
+    if op == Op.WAIT:
+        return None
+    if op == Op.GERMINATE:
+        return None if st.stage == Stage.DORMANT else f"slot {slot} is {st.stage.name}, not DORMANT"
+    if op == Op.ADVANCE:
+        if st.stage == Stage.GERMINATED:
+            return None
+        if st.stage == Stage.TRAINING:
+            if st.epochs_in_stage < gates.min_training_epochs:
+                return (
+                    f"slot {slot} has trained {st.epochs_in_stage} epochs; the gate needs "
+                    f"{gates.min_training_epochs}"
+                )
+            return None
+        if st.stage == Stage.BLENDING:
+            if st.schedule is not None and not st.schedule.done:
+                return f"slot {slot} alpha {st.alpha:.3f} has not reached its target {st.alpha_target}"
+            return None
+        return f"slot {slot} is {st.stage.name}; ADVANCE needs GERMINATED, TRAINING or BLENDING"
+    if op == Op.SET_ALPHA_TARGET:
+        ok = st.stage in (Stage.BLENDING, Stage.HOLDING)
+        return None if ok else f"slot {slot} is {st.stage.name}; SET_ALPHA_TARGET needs BLENDING or HOLDING"
+    if op == Op.PRUNE:
+        ok = st.stage in LIVE_STAGES
+        return None if ok else f"slot {slot} is {st.stage.name}; PRUNE needs a live seed"
+    if op == Op.FOSSILIZE:
+        if st.stage != Stage.HOLDING:
+            return f"slot {slot} is {st.stage.name}; FOSSILIZE needs HOLDING"
+        if st.epochs_in_stage < gates.min_holding_epochs or not st.measured_in_stage:
+            return f"slot {slot} has no contribution measured in HOLDING yet"
+        return None
+    raise AssertionError(op)

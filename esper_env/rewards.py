@@ -8,7 +8,7 @@ Accuracies are fractions in [0, 1].
 
 Modes (with ``c`` the components and ``w`` the config):
 
-* ``"shaped"`` (seed 000, plus the rent):
+* ``"shaped"`` (the original design's, plus the rent):
   ``w.accuracy_weight * (c.accuracy_delta - w.rent_weight * c.log_size_ratio_delta)
   + w.shaping_weight * (w.gamma * c.potential_next - c.potential_prev) + c.intervention_cost``
 * ``"sparse"``: ``c.terminal * (c.sparse - w.rent_weight * c.log_size_ratio)``: the benchmark
@@ -24,7 +24,7 @@ accuracy. The accuracy terms of ``"shaped"`` telescope, so its undiscounted retu
 terms: every mode ranks growth the way the benchmark score does.
 
 The potential ``phi(s) = best_acc - 0.1 * (1 - best_acc) * min(plateau / patience, 1)`` decays by up
-to 10 accuracy points while training stagnates (seed 000); it is 0 before any measurement and in a
+to 10 accuracy points while training stagnates (the original design); it is 0 before any measurement and in a
 terminal (diverged) state, which keeps the shaping potential-based and the optimal policy unchanged.
 """
 
@@ -41,7 +41,7 @@ from esper_env.lifecycle import Op
 
 REWARD_MODES: tuple[str, ...] = ("shaped", "sparse", "contribution")
 
-#: Cost of each executed op (seed 000's intervention costs; an illegal action runs as WAIT, free).
+#: Cost of each executed op (the original design's intervention costs; an illegal action runs as WAIT, free).
 DEFAULT_INTERVENTION_COSTS: dict[str, float] = {
     Op.WAIT.name: 0.0,
     Op.GERMINATE.name: -0.02,
@@ -120,7 +120,7 @@ def get_reward_config(reward: str | RewardConfig) -> RewardConfig:
 
 
 def potential(best_accuracy: float | None, plateau_epochs: int, patience: int) -> float:
-    """Seed 000's stagnation-decaying potential, in accuracy units."""
+    """The original design's stagnation-decaying potential, in accuracy units."""
     if best_accuracy is None:
         return 0.0
     stagnation = min(plateau_epochs / patience, 1.0)

@@ -1,4 +1,5 @@
-"""The factored action space, its masks, and the observation schema and encoder.
+"""The factored action space, its masks, and the observation schema (its encoder and decoder are
+in :mod:`esper_env.observation`).
 
 Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head::
 
@@ -6,10 +7,12 @@ Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head
 
 Heads the chosen op does not use are ignored (WAIT ignores all but ``op``).
 
-Legality is exact per (op, slot) pair: :func:`joint_legality` gives the boolean matrix. The flat
-per-head mask that sb3-contrib's MaskablePPO expects (:func:`flat_action_mask`) is its projection:
-a head value is allowed when it is part of at least one legal action. Per-head masks cannot say
+Legality is exact per (op, slot) pair: :meth:`EsperEnv.legal_actions` gives the boolean matrix
+(from :func:`esper_env.lifecycle.illegal_reason`). The flat per-head mask that sb3-contrib's
+MaskablePPO expects (:func:`flat_action_mask`) is its projection: a head value is allowed when it
+is part of at least one legal action. Per-head masks cannot say
 "this slot only with this op"; the discrete wrappers in :mod:`esper_env.wrappers` are exact.
+:func:`sample_mask` gives either in the form ``action_space.sample(mask=...)`` takes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -51,6 +55,27 @@ OP_HEADS: dict[Op, tuple[str, ...]] = {
     Op.FOSSILIZE: ("slot",),
 }
 NOOP_INDEX = BLUEPRINTS.index(NOOP_BLUEPRINT)
+
+
+def op_params(action: FactoredAction) -> dict[str, object]:
+    """The keyword arguments of :meth:`TrainingEngine.apply` for ``action`` (its op's heads, decoded)."""
+    op = Op(action.op)
+    if op == Op.GERMINATE:
+        return {
+            "blueprint": BLUEPRINTS[action.blueprint],
+            "style": BlendStyle(action.style),
+            "tempo": Tempo(action.tempo),
+            "alpha_target": ALPHA_TARGETS[action.alpha_target],
+        }
+    if op == Op.SET_ALPHA_TARGET:
+        return {
+            "alpha_target": ALPHA_TARGETS[action.alpha_target],
+            "speed": AlphaSpeed(action.alpha_speed),
+            "curve": AlphaCurve(action.alpha_curve),
+        }
+    if op == Op.PRUNE:
+        return {"speed": AlphaSpeed(action.alpha_speed), "curve": AlphaCurve(action.alpha_curve)}
+    return {}
 
 
 def head_sizes(num_slots: int) -> tuple[int, ...]:
@@ -174,6 +199,35 @@ def flat_action_mask(legal: np.ndarray, num_slots: int) -> np.ndarray:
     blueprint_mask[NOOP_INDEX] = False
     rest = [np.ones(n, dtype=bool) for n in head_sizes(num_slots)[3:]]
     return np.concatenate([op_mask, slot_mask, blueprint_mask, *rest])
+
+
+def sample_mask(env: gym.Env) -> np.ndarray | tuple[np.ndarray, ...]:
+    """The mask that ``env.action_space.sample(mask=...)`` takes (Gymnasium 1.0), from ``action_masks()``.
+
+    ``env`` is an Esper env, wrapped or not; the mask is that of its outermost ``action_masks()``
+    and fits its outermost action space:
+
+    * ``MultiDiscrete`` (the base env): a tuple of int8 arrays, one per head, the per-head split of
+      :func:`flat_action_mask`. Per-head masks are a superset of the exact joint legality: a
+      sample takes each head value from a legal action, but the op and slot it combines may not
+      form one (ADVANCE on a slot where only PRUNE is legal), and the env then runs WAIT.
+    * ``Discrete`` (:class:`~esper_env.wrappers.CompactActions` and the other discrete
+      wrappers): an int8 array over the indices, exact: every sample is a legal action.
+
+    ``info["action_mask"]`` stays the flat boolean mask that sb3-contrib's MaskablePPO reads.
+
+    >>> import gymnasium as gym, esper_env
+    >>> env = gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2, device="cpu")
+    >>> _ = env.reset(seed=0)
+    >>> action = env.action_space.sample(mask=esper_env.sample_mask(env))
+    """
+    space = env.action_space
+    mask = np.asarray(env.get_wrapper_attr("action_masks")(), dtype=bool)
+    if isinstance(space, spaces.Discrete):
+        return mask.astype(np.int8)
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return tuple(m.astype(np.int8) for m in np.split(mask, np.cumsum(space.nvec)[:-1]))
+    raise TypeError(f"sample_mask needs a Discrete or 1-d MultiDiscrete action space, got {space}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from esper_env.configs import Fidelity
 from esper_env.data import (
-    DATASETS,
     DatasetNotFoundError,
     ImageSplits,
     clear_cache,
@@ -27,6 +26,7 @@ from esper_env.data import (
     load_dataset,
     make_synthcifar,
 )
+from esper_env.datasets import DATASETS
 
 # ---------------------------------------------------------------------------------------------
 # SynthCIFAR

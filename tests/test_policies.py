@@ -21,13 +21,12 @@ from esper_agents.policies import (
     CONTRASTIVE_POLICY_IDS,
     DEFAULT_BLUEPRINT_ORDER,
     MATRIX_EPSILONS,
+    ORIGINAL_POLICY_IDS,
     POLICY_IDS,
-    SEED000_POLICY_IDS,
     THRESHOLD_POLICY_IDS,
     ActionDecision,
     BehaviorPolicyConfig,
     EpsilonGreedy,
-    ObservationView,
     PolicySpec,
     ThresholdPolicy,
     behavior_distribution,
@@ -35,6 +34,7 @@ from esper_agents.policies import (
     masked_softmax,
     sample_decision,
 )
+from esper_env import ObservationView
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.lifecycle import Op, Stage
 from esper_env.wrappers import CompactActions
@@ -226,7 +226,7 @@ def test_capacity_variant_grows_early_when_the_host_underfits_and_stops_at_its_b
     assert greedy_choice("capacity", epoch=1, val_accuracy=0.3, train_accuracy=0.25).startswith(
         "GERMINATE(slot=0, blueprint=widen_4x"
     )
-    # Seed 000's plateau rule waits there (too early, and no plateau).
+    # The original design's plateau rule waits there (too early, and no plateau).
     assert greedy_choice("baseline", epoch=1, val_accuracy=0.3, train_accuracy=0.25) == "WAIT"
     # An overfitting host (training accuracy well above validation) is not grown.
     assert greedy_choice("capacity", epoch=8, val_accuracy=0.6, train_accuracy=0.75) == "WAIT"
@@ -317,8 +317,8 @@ def test_periodic_germinates_on_schedule_and_fossilizes_blindly() -> None:
 
 
 def test_registry_has_the_eleven_policies_of_seed_000() -> None:
-    assert len(SEED000_POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
-    assert POLICY_IDS == (*SEED000_POLICY_IDS, "capacity")
+    assert len(ORIGINAL_POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
+    assert POLICY_IDS == (*ORIGINAL_POLICY_IDS, "capacity")
     assert set(CONTRASTIVE_POLICY_IDS) == {"random", "anti-heuristic", "periodic"}
     table = {p: get_policy(p).config for p in THRESHOLD_POLICY_IDS}
     got = {

@@ -1,6 +1,6 @@
 """Behavior policies over the compact action set, and epsilon-greedy with logged probabilities.
 
-Seed 000's 11 policies: the threshold heuristic (called "Kasmina" in the original design) in 8
+The original design's 11 policies: the threshold heuristic (called "Kasmina" in the original design) in 8
 variants, and the contrastive ``random``, ``anti-heuristic`` and ``periodic``; then ``capacity``, the
 threshold heuristic with an underfitting trigger (:data:`DEFAULT_HEURISTIC`, what the benchmarks
 compare against). Every policy scores
@@ -25,12 +25,12 @@ from esper_agents.policies.exploration import (
     sample_decision,
 )
 from esper_agents.policies.heuristic import DEFAULT_HEURISTIC, ThresholdPolicy
-from esper_agents.policies.observation import ObservationView, PolicySpec, SlotView
+from esper_agents.policies.observation import PolicySpec
 from esper_agents.policies.registry import (
     CONTRASTIVE_POLICY_IDS,
+    ORIGINAL_POLICY_IDS,
     POLICIES,
     POLICY_IDS,
-    SEED000_POLICY_IDS,
     THRESHOLD_POLICY_IDS,
     get_policy,
 )
@@ -40,20 +40,18 @@ __all__ = [
     "DEFAULT_BLUEPRINT_ORDER",
     "DEFAULT_HEURISTIC",
     "MATRIX_EPSILONS",
+    "ORIGINAL_POLICY_IDS",
     "POLICIES",
     "POLICY_IDS",
-    "SEED000_POLICY_IDS",
     "THRESHOLD_POLICY_IDS",
     "ActionDecision",
     "AntiHeuristicPolicy",
     "BehaviorPolicyConfig",
     "EpsilonGreedy",
-    "ObservationView",
     "PeriodicPolicy",
     "Policy",
     "PolicySpec",
     "RandomPolicy",
-    "SlotView",
     "ThresholdPolicy",
     "behavior_distribution",
     "get_policy",

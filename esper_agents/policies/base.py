@@ -16,8 +16,9 @@ import gymnasium as gym
 import numpy as np
 
 from esper_agents.policies.config import BehaviorPolicyConfig
-from esper_agents.policies.observation import ObservationView, PolicySpec, as_spec
+from esper_agents.policies.observation import PolicySpec, as_spec
 from esper_env.env import EsperEnv
+from esper_env.observation import ObservationView
 
 __all__ = ["Policy", "masked_softmax"]
 

@@ -1,4 +1,4 @@
-"""The configuration of a behavior policy (seed 000's ``BehaviorPolicyConfig``)."""
+"""The configuration of a behavior policy (the original design's ``BehaviorPolicyConfig``)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ assert sorted(DEFAULT_BLUEPRINT_ORDER) == sorted(REAL_BLUEPRINTS)
 
 @dataclass(frozen=True)
 class BehaviorPolicyConfig:
-    """One behavior policy variant (seed 000's ``BehaviorPolicyConfig``; "Kasmina" variants).
+    """One behavior policy variant (the original design's ``BehaviorPolicyConfig``; "Kasmina" variants).
 
-    The first seven fields are seed 000's. The rest have defaults that every variant of the
-    seed 000 table shares; they are here so that an episode's metadata records everything that
+    The first seven fields are the original design's. The rest have defaults that every one of the
+    original design's variants share; they are here so that an episode's metadata records everything that
     shaped its actions.
     """
 
@@ -76,7 +76,7 @@ class BehaviorPolicyConfig:
     blend_prune_margin: float = 0.02
     #: The periodic policy germinates every this many epochs (other policies ignore it).
     germinate_every: int = 5
-    #: What makes a threshold policy germinate: ``"plateau"`` (seed 000: no new best for
+    #: What makes a threshold policy germinate: ``"plateau"`` (the original design: no new best for
     #: ``plateau_epochs_to_germinate`` epochs) or ``"underfit"`` (the host underfits: its training
     #: accuracy is at most ``underfit_gap`` above its validation accuracy, so it lacks capacity
     #: rather than data, and growth pays most early).

@@ -1,11 +1,11 @@
-"""Contrastive behavior policies (seed 000): random, anti-heuristic, periodic.
+"""Contrastive behavior policies (the original design): random, anti-heuristic, periodic.
 
 They give the dataset a floor for value estimation: what uninformed, wrong-headed or blind
 growth leads to.
 
-* ``random``: uniform over the legal compact actions (epsilon = 1 in seed 000's sense; its greedy
+* ``random``: uniform over the legal compact actions (epsilon = 1 in the original design's sense; its greedy
   distribution is already uniform, so any epsilon gives the same behavior).
-* ``anti-heuristic`` (called "anti-kasmina" in seed 000): the baseline's judgements inverted. It
+* ``anti-heuristic`` (called "anti-kasmina" in the original design): the baseline's judgements inverted. It
   germinates while the host is still improving (and waits when the baseline would germinate, on
   a plateau), with the least preferred blueprint; it prunes blending seeds that clearly help,
   fossilizes HOLDING seeds whose contribution is <= 0 and prunes those that help, and never culls
@@ -96,7 +96,7 @@ class PeriodicPolicy(Policy):
 
 _BASE = THRESHOLD_VARIANTS["baseline"]
 
-#: The three contrastive policies of seed 000 (anti-heuristic shares the baseline's thresholds).
+#: The three contrastive policies of the original design (anti-heuristic shares the baseline's thresholds).
 CONTRASTIVE_VARIANTS: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxyType(
     {
         "random": (RandomPolicy, BehaviorPolicyConfig("random", epsilon=1.0)),

@@ -7,7 +7,7 @@ therefore::
 
     mu(a|s) = (1 - epsilon) * pi(a|s) + epsilon / |legal(s)|    for legal a, 0 otherwise
 
-Seed 000 wrote ``epsilon / |A|``; uniform exploration over illegal actions would only produce
+The original design wrote ``epsilon / |A|``; uniform exploration over illegal actions would only produce
 no-op WAITs logged under the wrong action, so the uniform part is over the legal set (DESIGN.md
 section 4), and mu sums to 1 over it. ``behavior_prob`` is mu of the action taken: the
 denominator of every importance weight.
@@ -36,13 +36,13 @@ __all__ = [
     "sample_decision",
 ]
 
-#: The epsilons of the generation matrix (seed 000): pure, light and moderate exploration.
+#: The epsilons of the generation matrix (the original design): pure, light and moderate exploration.
 MATRIX_EPSILONS: tuple[float, ...] = (0.0, 0.1, 0.2)
 
 
 @dataclass(frozen=True)
 class ActionDecision:
-    """One decision with everything needed to reweight it later (seed 000's ActionProbabilities).
+    """One decision with everything needed to reweight it later (the original design's ActionProbabilities).
 
     Vectors are float64 over the compact action set, 0 on illegal actions.
     """
@@ -132,7 +132,7 @@ def sample_decision(
 
 
 class EpsilonGreedy:
-    """A policy wrapped in epsilon-greedy (called "BehaviorPolicy" in seed 000).
+    """A policy wrapped in epsilon-greedy (called "BehaviorPolicy" in the original design).
 
     ``epsilon`` defaults to the policy config's. ``decide(obs, mask, rng)`` returns an
     :class:`ActionDecision`; ``decide_batch`` does it row by row for a vector env.

@@ -6,7 +6,7 @@ for the scale):
 * GERMINATE into the first DORMANT slot, with the most preferred blueprint, when
   ``epoch >= min_epochs_before_germinate``, the trigger holds, fewer than ``max_live_seeds``
   seeds are alive, the network is under its size budget (``max_size_ratio``) and the remaining
-  epochs can hold a whole lifecycle (germinate, train, blend, hold, fossilize). Seed 000's
+  epochs can hold a whole lifecycle (germinate, train, blend, hold, fossilize). The original design's
   trigger (``"plateau"``): validation accuracy has not improved for
   ``plateau_epochs_to_germinate`` epochs. The ``"underfit"`` trigger of the ``capacity`` variant:
   training accuracy is at most ``underfit_gap`` above validation accuracy, i.e. the host lacks
@@ -44,7 +44,7 @@ from esper_agents.policies.config import (
     ROTATE,
     BehaviorPolicyConfig,
 )
-from esper_agents.policies.observation import ObservationView, PolicySpec, SlotView
+from esper_agents.policies.observation import PolicySpec
 from esper_agents.policies.scores import (
     ADVANCE_SCORE,
     DECISIVE_SCORE,
@@ -53,6 +53,7 @@ from esper_agents.policies.scores import (
     ScoreBoard,
 )
 from esper_env.lifecycle import TEMPO_EPOCHS, Gates, Op, Stage, Tempo
+from esper_env.observation import ObservationView, SlotView
 
 __all__ = [
     "DEFAULT_HEURISTIC",
@@ -191,7 +192,7 @@ def _variant(
     )
 
 
-#: Seed 000's table of threshold variants.
+#: The original design's table of threshold variants.
 THRESHOLD_VARIANTS: Mapping[str, BehaviorPolicyConfig] = MappingProxyType(
     {
         c.policy_id: c
@@ -209,9 +210,9 @@ THRESHOLD_VARIANTS: Mapping[str, BehaviorPolicyConfig] = MappingProxyType(
 )
 
 
-#: Variants beyond seed 000's table. ``capacity``: germinate as soon as the host underfits (from
+#: Variants beyond the original design's table. ``capacity``: germinate as soon as the host underfits (from
 #: epoch 1), preferring the widening blueprints, until the network is 1.5x the base host. On the
-#: narrow ``impaired`` host seed 000's plateau trigger never fires (it is still climbing at epoch
+#: narrow ``impaired`` host the original design's plateau trigger never fires (it is still climbing at epoch
 #: 25), while growth pays most early; the budget stops growth where the benchmark score's rent
 #: starts to outweigh it.
 GROWTH_VARIANTS: Mapping[str, BehaviorPolicyConfig] = MappingProxyType(
@@ -226,5 +227,5 @@ GROWTH_VARIANTS: Mapping[str, BehaviorPolicyConfig] = MappingProxyType(
     }
 )
 
-#: The heuristic the benchmarks compare against (``baseline`` is seed 000's original rule).
+#: The heuristic the benchmarks compare against (``baseline`` is the original design's rule).
 DEFAULT_HEURISTIC = "capacity"

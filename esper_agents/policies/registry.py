@@ -1,4 +1,4 @@
-"""The behavior policies by name: seed 000's 11 (8 threshold variants and 3 contrastive ones), then
+"""The behavior policies by name: the original design's 11 (8 threshold variants and 3 contrastive ones), then
 the growth variants (``capacity``)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from esper_env.env import EsperEnv
 
 __all__ = [
     "CONTRASTIVE_POLICY_IDS",
+    "ORIGINAL_POLICY_IDS",
     "POLICIES",
     "POLICY_IDS",
-    "SEED000_POLICY_IDS",
     "THRESHOLD_POLICY_IDS",
     "get_policy",
 ]
@@ -34,8 +34,8 @@ POLICIES: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxy
     }
 )
 THRESHOLD_POLICY_IDS: tuple[str, ...] = tuple(THRESHOLD_VARIANTS)
-#: Seed 000's 11 behavior policies: the generation matrix of ``datasets/full.toml``.
-SEED000_POLICY_IDS: tuple[str, ...] = (*THRESHOLD_VARIANTS, *CONTRASTIVE_VARIANTS)
+#: The original design's 11 behavior policies: the generation matrix of ``datasets/full.toml``.
+ORIGINAL_POLICY_IDS: tuple[str, ...] = (*THRESHOLD_VARIANTS, *CONTRASTIVE_VARIANTS)
 CONTRASTIVE_POLICY_IDS: tuple[str, ...] = tuple(CONTRASTIVE_VARIANTS)
 POLICY_IDS: tuple[str, ...] = tuple(POLICIES)
 

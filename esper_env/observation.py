@@ -1,0 +1,241 @@
+"""The observation, both ways: :func:`encode_observation` writes each feature by its schema name,
+:class:`ObservationView` (with a :class:`SlotView` per slot) reads them back by name.
+
+The schema (:func:`esper_env.spaces.observation_schema`) maps each feature name to its slice of
+the flat ``float32`` vector; the feature table and its bounds are in :mod:`esper_env.spaces`. A
+measurement not yet taken is written as -1 and read back as None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from gymnasium import spaces
+
+from esper_env.blueprints import BLUEPRINTS
+from esper_env.hosts import count_parameters
+from esper_env.lifecycle import LIVE_STAGES, BlendStyle, Op, Stage
+
+if TYPE_CHECKING:
+    from esper_env.engine import TrainingEngine
+
+__all__ = ["ObservationLayout", "ObservationView", "SlotView", "encode_observation"]
+
+
+def encode_observation(
+    engine: TrainingEngine,
+    space: spaces.Box,
+    schema: dict[str, slice],
+    *,
+    max_epochs: int,
+    base_host_params: int,
+    last_action_valid: bool,
+    last_op: Op,
+) -> np.ndarray:
+    """The observation of ``engine``'s state, each feature written at ``schema[name]``.
+
+    Epoch counts are divided by ``max_epochs`` and parameter counts by ``base_host_params``; NaN
+    becomes -1 and the vector is clipped to ``space``'s bounds.
+    """
+    e, h, T = engine, engine.history, max_epochs
+    base = base_host_params
+    obs = np.zeros(space.shape, dtype=np.float32)
+
+    def put(name: str, value: object) -> None:
+        obs[schema[name]] = value
+
+    def last(xs: list[float]) -> float:
+        return xs[-1] if xs else -1.0
+
+    def hist5(xs: list[float]) -> list[float]:
+        tail = xs[-5:]
+        return [-1.0] * (5 - len(tail)) + tail
+
+    def one_hot(n: int, i: int | None) -> np.ndarray:
+        v = np.zeros(n)
+        if i is not None:
+            v[i] = 1.0
+        return v
+
+    fossil = sum(
+        count_parameters(s.seed) for s in e.slots if s.seed is not None and s.stage == Stage.FOSSILIZED
+    )
+    put("epoch", h.epoch / T)
+    put("budget_remaining", max(T - h.epoch, 0) / T)
+    put("val_accuracy", last(h.val_accuracy))
+    put("val_loss", last(h.val_loss))
+    put("train_accuracy", last(h.train_accuracy))
+    put("train_loss", last(h.train_loss))
+    put("accuracy_delta", h.val_accuracy[-1] - h.val_accuracy[-2] if len(h.val_accuracy) >= 2 else -1.0)
+    put("loss_delta", h.val_loss[-1] - h.val_loss[-2] if len(h.val_loss) >= 2 else -1.0)
+    put("plateau_epochs", min(h.plateau_epochs / T, 1.0))
+    put("best_val_accuracy", -1.0 if h.best_val_accuracy is None else h.best_val_accuracy)
+    put("best_val_loss", -1.0 if h.best_val_loss is None else h.best_val_loss)
+    put("accuracy_history_5", hist5(h.val_accuracy))
+    put("loss_history_5", hist5(h.val_loss))
+    put("has_active_seed", float(any(s.stage in LIVE_STAGES for s in e.slots)))
+    put("available_slots", sum(s.stage == Stage.DORMANT for s in e.slots) / len(e.slots))
+    put("seed_params", e.seed_parameters() / base)
+    put("fossil_params", fossil / base)
+    put("last_action_success", float(last_action_valid))
+    put("last_op", one_hot(len(Op), last_op))
+    for k, s in enumerate(e.slots):
+        st, p = s.state, f"slot{k}/"
+        has_blueprint = st.blueprint is not None
+        put(p + "stage", one_hot(len(Stage), st.stage))
+        put(p + "alpha", st.alpha)
+        put(p + "alpha_target", st.alpha_target if s.seed is not None else 0.0)
+        put(p + "epochs_in_stage", min(st.epochs_in_stage / T, 1.0))
+        put(
+            p + "blueprint",
+            one_hot(len(BLUEPRINTS), BLUEPRINTS.index(st.blueprint) if has_blueprint else None),
+        )
+        put(p + "style", one_hot(len(BlendStyle), st.style if has_blueprint else None))
+        put(p + "contribution", -1.0 if st.contribution is None else float(np.clip(st.contribution, -1, 1)))
+        put(p + "contribution_measured", float(st.contribution is not None))
+        put(p + "seed_params", 0.0 if s.seed is None else count_parameters(s.seed) / base)
+        put(p + "embargo", st.embargo_remaining / max(e.gates.embargo_epochs, 1))
+    obs = np.nan_to_num(obs, nan=-1.0, posinf=1e6, neginf=-1e6)
+    return np.clip(obs, space.low, space.high).astype(np.float32)
+
+
+class ObservationLayout(Protocol):
+    """What decoding needs: the schema, ``max_epochs`` and ``num_slots`` (a ``PolicySpec`` has them)."""
+
+    @property
+    def schema(self) -> dict[str, slice]: ...
+    @property
+    def max_epochs(self) -> int: ...
+    @property
+    def num_slots(self) -> int: ...
+    @property
+    def obs_size(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One slot as the observation shows it."""
+
+    index: int
+    stage: Stage
+    alpha: float
+    alpha_target: float
+    epochs_in_stage: int
+    blueprint: str | None
+    style: BlendStyle | None
+    #: Last measured counterfactual contribution (val accuracy with the seed minus with alpha 0, a
+    #: fraction), or None if none was ever measured for this seed. Clipped to [-1, 1] by the env.
+    contribution: float | None
+    seed_params: float  # seed parameters / base host parameters
+    embargo: float  # embargo epochs remaining / embargo length
+
+    @property
+    def has_seed(self) -> bool:
+        return self.blueprint is not None
+
+    @property
+    def live(self) -> bool:
+        return self.stage in (Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING, Stage.HOLDING)
+
+
+@dataclass(frozen=True)
+class ObservationView:
+    """Typed fields of one flat observation. A measurement not yet taken is None."""
+
+    epoch: int
+    max_epochs: int
+    budget_remaining: float
+    val_accuracy: float | None
+    val_loss: float | None
+    train_accuracy: float | None
+    train_loss: float | None
+    accuracy_delta: float | None
+    loss_delta: float | None
+    plateau_epochs: int
+    best_val_accuracy: float | None
+    best_val_loss: float | None
+    accuracy_history: tuple[float | None, ...]  # oldest first
+    loss_history: tuple[float | None, ...]
+    has_active_seed: bool
+    available_slots: int
+    seed_params: float
+    fossil_params: float
+    last_action_success: bool
+    last_op: Op
+    slots: tuple[SlotView, ...]
+
+    @classmethod
+    def decode(cls, obs: np.ndarray, spec: ObservationLayout) -> ObservationView:
+        """Decode one observation row laid out as ``spec`` says (a ``PolicySpec`` is one)."""
+        obs = np.asarray(obs, dtype=np.float64)
+        if obs.shape != (spec.obs_size,):
+            raise ValueError(f"observation has shape {obs.shape}; this spec expects ({spec.obs_size},)")
+        sc, T = spec.schema, spec.max_epochs
+
+        def val(name: str) -> float:
+            return float(obs[sc[name]][0])
+
+        def measured(name: str, early: bool = False) -> float | None:
+            # -1 marks "not measured"; deltas can legitimately be negative, so they are None only
+            # before the second epoch.
+            v = val(name)
+            if early:
+                return None if epoch < 2 else v
+            return None if v == -1.0 else v
+
+        def epochs(name: str) -> int:
+            return int(round(val(name) * T))
+
+        epoch = epochs("epoch")
+        slots = []
+        for k in range(spec.num_slots):
+            p = f"slot{k}/"
+            stage = Stage(int(np.argmax(obs[sc[p + "stage"]])))
+            bp_hot = obs[sc[p + "blueprint"]]
+            style_hot = obs[sc[p + "style"]]
+            has_seed = bool(bp_hot.max() > 0.5)
+            slots.append(
+                SlotView(
+                    index=k,
+                    stage=stage,
+                    alpha=val(p + "alpha"),
+                    alpha_target=val(p + "alpha_target"),
+                    epochs_in_stage=epochs(p + "epochs_in_stage"),
+                    blueprint=BLUEPRINTS[int(np.argmax(bp_hot))] if has_seed else None,
+                    style=BlendStyle(int(np.argmax(style_hot))) if has_seed else None,
+                    contribution=val(p + "contribution") if val(p + "contribution_measured") > 0.5 else None,
+                    seed_params=val(p + "seed_params"),
+                    embargo=val(p + "embargo"),
+                )
+            )
+        return cls(
+            epoch=epoch,
+            max_epochs=T,
+            budget_remaining=val("budget_remaining"),
+            val_accuracy=measured("val_accuracy"),
+            val_loss=measured("val_loss"),
+            train_accuracy=measured("train_accuracy"),
+            train_loss=measured("train_loss"),
+            accuracy_delta=measured("accuracy_delta", early=True),
+            loss_delta=measured("loss_delta", early=True),
+            plateau_epochs=epochs("plateau_epochs"),
+            best_val_accuracy=measured("best_val_accuracy"),
+            best_val_loss=measured("best_val_loss"),
+            accuracy_history=tuple(None if v == -1.0 else float(v) for v in obs[sc["accuracy_history_5"]]),
+            loss_history=tuple(None if v == -1.0 else float(v) for v in obs[sc["loss_history_5"]]),
+            has_active_seed=val("has_active_seed") > 0.5,
+            available_slots=int(round(val("available_slots") * spec.num_slots)),
+            seed_params=val("seed_params"),
+            fossil_params=val("fossil_params"),
+            last_action_success=val("last_action_success") > 0.5,
+            last_op=Op(int(np.argmax(obs[sc["last_op"]]))),
+            slots=tuple(slots),
+        )
+
+    def live_seeds(self) -> list[SlotView]:
+        return [s for s in self.slots if s.live]
+
+    def dormant_slots(self) -> list[SlotView]:
+        return [s for s in self.slots if s.stage == Stage.DORMANT]

@@ -1,0 +1,50 @@
+"""The dataset registry: one record per dataset, from which the names, env ids and errors derive."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import esper_env
+from esper_env.datasets import DATASET_RECORDS, DATASETS, ENV_IDS, dataset_record
+
+
+def test_env_ids_and_names_come_from_the_records() -> None:
+    assert DATASETS == ("cifar10", "cifar100", "synthcifar")
+    assert esper_env.ENV_IDS is ENV_IDS
+    assert ENV_IDS == {
+        "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full"},
+        "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full"},
+        "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny"},
+    }
+    assert {r.name: r.num_classes for r in DATASET_RECORDS.values()} == {
+        "cifar10": 10, "cifar100": 100, "synthcifar": 10,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("record", DATASET_RECORDS.values(), ids=lambda r: r.name)
+def test_every_record_is_registered(record) -> None:
+    spec = gym.spec(record.env_id)
+    assert spec.kwargs == {"dataset": record.name, "fidelity": record.default_fidelity}
+    assert spec.entry_point == "esper_env.env:EsperEnv"
+
+
+def test_unknown_dataset_lists_the_records() -> None:
+    with pytest.raises(
+        ValueError, match="unknown dataset 'mnist'; valid datasets are: 'cifar10', 'cifar100', 'synthcifar'"
+    ):
+        dataset_record("mnist")
+    with pytest.raises(ValueError, match="valid datasets are: 'cifar10', 'cifar100', 'synthcifar'"):
+        esper_env.load_dataset("mnist", "test")
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        esper_env.EsperEnv(dataset="mnist")
+
+
+def test_loaded_class_count_is_the_records(test_data) -> None:
+    assert test_data.num_classes == dataset_record("synthcifar").num_classes
+
+
+def test_missing_cifar_names_its_env_id(tmp_path) -> None:
+    pytest.importorskip("torchvision")
+    with pytest.raises(esper_env.DatasetNotFoundError, match="'Esper-CIFAR100-v1', download=True"):
+        esper_env.load_dataset("cifar100", "test", data_dir=tmp_path)
