@@ -1,4 +1,4 @@
-"""The Policy V2 design note's results table: offline agents trained on one pack, next to the heuristic and WAIT.
+"""The original roadmap's results table: offline agents trained on one pack, next to the heuristic and WAIT.
 
     esper generate --spec datasets/offline-tiny.toml --out runs/offline-tiny --workers 2
     python benchmarks/offline_comparison.py --pack runs/offline-tiny [--steps 3000] [--seeds 5]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from esper_agents.cli_options import (
     ALGORITHMS,
     BACKENDS,
+    DOWNLOADABLE,
     EXPORT_FORMATS,
     POLICY_IDS,
     REWARD_MODES,
@@ -156,7 +157,7 @@ def add_imitate_classic_parser(sub: argparse._SubParsersAction) -> None:
         "imitate-classic",
         parents=[env_arguments(fidelity="test"), device_argument(), progress_argument()],
         formatter_class=HelpFormatter,
-        help="the Policy V2 design note's phase 1: imitate the heuristic on the classic 4 actions / 27 features",
+        help="the original roadmap's phase 1: imitate the heuristic on the classic 4 actions / 27 features",
         description="Run the heuristic for N episodes, log its decisions in the classic view (27-feature "
         "snapshot, WAIT/GERMINATE/ADVANCE/CULL), train class-weighted BC on 80% of the episodes and print "
         "the held-out balanced accuracy, per-class accuracy and confusion matrix (also written to "
@@ -248,7 +249,7 @@ def add_download_parser(sub: argparse._SubParsersAction) -> None:
         help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)",
         description="Download a CIFAR dataset through torchvision and split it as the env does.",
     )
-    p.add_argument("dataset", choices=["cifar10", "cifar100"], help="the dataset to download")
+    p.add_argument("dataset", choices=DOWNLOADABLE, help="the dataset to download")
     p.add_argument(
         "--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)"
     )

@@ -68,6 +68,7 @@ REWARD_MODES = Names("esper_env.rewards", "REWARD_MODES")
 POLICY_IDS = Names("esper_agents.policies", "POLICY_IDS")
 ALGORITHMS = Names("esper_agents.offline.train", "ALGORITHMS")
 BACKENDS = Names("esper_agents.generation.backends", "BACKENDS")
+DOWNLOADABLE = Names("esper_env.datasets", "DOWNLOADABLE")
 EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ENV = "Esper-SynthCIFAR-v1"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from esper_env.configs import lookup
 
-__all__ = ["DATASETS", "DATASET_RECORDS", "ENV_IDS", "DatasetRecord", "dataset_record"]
+__all__ = ["DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ DATASET_RECORDS: dict[str, DatasetRecord] = {
 
 #: Valid dataset names.
 DATASETS: tuple[str, ...] = tuple(DATASET_RECORDS)
+
+#: The datasets read from files (and downloadable through torchvision), not generated.
+DOWNLOADABLE: tuple[str, ...] = tuple(r.name for r in DATASET_RECORDS.values() if r.torchvision_class)
 
 #: env id -> default kwargs of its registration.
 ENV_IDS: dict[str, dict[str, object]] = {

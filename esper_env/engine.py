@@ -74,6 +74,10 @@ def build_optimizer(
     raise ValueError(f"unknown optimizer {config.optimizer!r}; valid optimizers are: 'SGD', 'Adam'")
 
 
+#: The gates of the original design (frozen, so one instance is shared safely).
+DEFAULT_GATES = Gates()
+
+
 @dataclass
 class EpochResult:
     epoch: int
@@ -135,7 +139,7 @@ class TrainingEngine:
         num_slots: int = 3,
         device: str | torch.device = "auto",
         seed: int = 0,
-        gates: Gates = Gates(),
+        gates: Gates = DEFAULT_GATES,
         val_batch_size: int = 512,
         chance_patience: int = 5,
     ) -> None:
@@ -550,7 +554,7 @@ class TrainingEngine:
             h.plateau_epochs = 0
         else:
             h.plateau_epochs += 1
-        if val_loss == val_loss and (h.best_val_loss is None or val_loss < h.best_val_loss):
+        if not math.isnan(val_loss) and (h.best_val_loss is None or val_loss < h.best_val_loss):
             h.best_val_loss = val_loss
 
     def _advance_timers(self) -> None:

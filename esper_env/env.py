@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -168,7 +168,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
 
     def __init__(
         self,
@@ -211,12 +211,12 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.synth_seed = int(synth_seed)
         self.device = device
         self.render_mode = render_mode
-        self._init_kwargs = dict(
-            dataset=dataset, config=self.config, fidelity=self.fidelity, max_epochs=max_epochs,
-            num_slots=num_slots, reward=self.reward_config, device=device, num_threads=num_threads,
-            render_mode=render_mode, data_dir=data_dir, download=download, synth_seed=synth_seed,
-            early_stop_patience=early_stop_patience,
-        )  # fmt: skip
+        self._init_kwargs = {
+            "dataset": dataset, "config": self.config, "fidelity": self.fidelity, "max_epochs": max_epochs,
+            "num_slots": num_slots, "reward": self.reward_config, "device": device, "num_threads": num_threads,
+            "render_mode": render_mode, "data_dir": data_dir, "download": download, "synth_seed": synth_seed,
+            "early_stop_patience": early_stop_patience,
+        }  # fmt: skip
         with torch_threads(self.num_threads):
             # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
             self.data = load_dataset(

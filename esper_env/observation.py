@@ -186,7 +186,7 @@ class ObservationView:
             return None if v == -1.0 else v
 
         def epochs(name: str) -> int:
-            return int(round(val(name) * T))
+            return round(val(name) * T)
 
         epoch = epochs("epoch")
         slots = []
@@ -226,7 +226,7 @@ class ObservationView:
             accuracy_history=tuple(None if v == -1.0 else float(v) for v in obs[sc["accuracy_history_5"]]),
             loss_history=tuple(None if v == -1.0 else float(v) for v in obs[sc["loss_history_5"]]),
             has_active_seed=val("has_active_seed") > 0.5,
-            available_slots=int(round(val("available_slots") * spec.num_slots)),
+            available_slots=round(val("available_slots") * spec.num_slots),
             seed_params=val("seed_params"),
             fossil_params=val("fossil_params"),
             last_action_success=val("last_action_success") > 0.5,

@@ -23,8 +23,10 @@ def render_ansi(env: EsperEnv) -> str:
     acc = f"{h.val_accuracy[-1]:.3f}" if h.val_accuracy else "-"
     best = f"{h.best_val_accuracy:.3f}" if h.best_val_accuracy is not None else "-"
     lines = [
-        f"epoch {h.epoch}/{env.max_epochs}  val_acc {acc}  best {best}  plateau {h.plateau_epochs}  "
-        f"host {e.host_parameters():,} params  seeds {e.seed_parameters():,}",
+        (
+            f"epoch {h.epoch}/{env.max_epochs}  val_acc {acc}  best {best}  plateau {h.plateau_epochs}  "
+            f"host {e.host_parameters():,} params  seeds {e.seed_parameters():,}"
+        ),
         f"val acc |{_sparkline(h.val_accuracy)}|",
     ]
     for s in e.slots:

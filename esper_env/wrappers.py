@@ -3,8 +3,8 @@
 * :class:`CompactActions`: ``Discrete(n)`` over canonical combinations (WAIT; GERMINATE of each
   blueprint in each slot with default style, tempo and alpha target; ADVANCE, each alpha target,
   PRUNE and FOSSILIZE per slot). Its mask is exact: an index is legal iff the env would execute it.
-* :class:`ClassicActions`: ``Discrete(4)``, the Policy V2 design note's WAIT / GERMINATE / ADVANCE / CULL.
-* :class:`ClassicObservation`: the Policy V2 design note's 27-feature training snapshot.
+* :class:`ClassicActions`: ``Discrete(4)``, the original imitation design's WAIT / GERMINATE / ADVANCE / CULL.
+* :class:`ClassicObservation`: the original imitation design's 27-feature training snapshot.
 * :class:`MatchTimeLimit`: makes ``gymnasium.make(..., max_episode_steps=K)`` and the env's
   ``max_epochs`` agree (registered on every id; not for direct use).
 * :func:`encode_joint` / :func:`decode_joint`: one integer per canonical factored action, for
@@ -116,7 +116,7 @@ _ALWAYS_ILLEGAL = FactoredAction(Op.GERMINATE, 0, blueprint=NOOP_INDEX)
 
 
 class ClassicActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
-    """The Policy V2 design note's ``Discrete(4)``: WAIT, GERMINATE, ADVANCE, CULL.
+    """The original imitation design's ``Discrete(4)``: WAIT, GERMINATE, ADVANCE, CULL.
 
     GERMINATE fills the first DORMANT slot with ``blueprint``; ADVANCE moves the furthest-along
     seed that can move (HOLDING seeds are fossilized); CULL prunes the live seed with the lowest
@@ -178,7 +178,7 @@ CLASSIC_FEATURES: tuple[str, ...] = (
 
 
 class ClassicObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """The Policy V2 design note's 27-feature ``TrainingSnapshot``, in its order (accuracies as fractions).
+    """The original imitation design's 27-feature ``TrainingSnapshot``, in its order (accuracies as fractions).
 
     The "seed" features describe the live seed furthest along its lifecycle (stage as its
     integer value, -1 when there is none); unmeasured values are -1.

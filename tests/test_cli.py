@@ -69,6 +69,7 @@ def test_choices_are_the_library_registries() -> None:
     assert tuple(cli_options.BACKENDS) == tuple(BACKENDS)
     assert tuple(cli_options.EXPORT_FORMATS) == EXPORT_FORMATS
     assert tuple(cli_options.POLICY_IDS) == tuple(POLICY_IDS)
+    assert tuple(cli_options.DOWNLOADABLE) == ("cifar10", "cifar100")
 
 
 def test_top_level_help_imports_neither_torch_nor_d3rlpy() -> None:

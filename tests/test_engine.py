@@ -24,8 +24,8 @@ def host_state(engine: TrainingEngine) -> dict[str, torch.Tensor]:
 
 def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    for k, tensor in a.items():
+        assert torch.equal(tensor, b[k]), k
 
 
 def blend_in(engine: TrainingEngine, slot: int, blueprint: str = "conv_small", **kw) -> None:

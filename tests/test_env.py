@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -161,7 +163,7 @@ def test_shaped_potential_term_telescopes() -> None:
     ] * 3:
         *_, info = env.step(a)
         comps.append(info["reward_components"])
-    for prev, nxt in zip(comps, comps[1:]):
+    for prev, nxt in itertools.pairwise(comps):
         assert nxt["potential_prev"] == prev["potential_next"]
     shaping = sum(gamma**t * (gamma * c["potential_next"] - c["potential_prev"]) for t, c in enumerate(comps))
     expected = gamma ** len(comps) * comps[-1]["potential_next"] - comps[0]["potential_prev"]

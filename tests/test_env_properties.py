@@ -72,7 +72,7 @@ def test_compact_mask_is_exactly_what_executes(seed: int) -> None:
         if len(pool) == 0:
             pool = np.flatnonzero(mask)
         a = int(rng.choice(pool))
-        _, reward, term, trunc, info = COMPACT.step(a)
+        _, _, term, trunc, info = COMPACT.step(a)
         assert info["action_valid"] == bool(mask[a]), COMPACT.describe(a)
         if term or trunc:
             _, info = COMPACT.reset(seed=int(rng.integers(2**16)))

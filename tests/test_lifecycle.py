@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,7 +43,7 @@ def test_illegal_transition_error_names_both_stages_and_the_legal_ones() -> None
 def test_curves_are_monotone_and_exact_at_the_ends(curve: AlphaCurve) -> None:
     values = [curve_value(curve, i / 100) for i in range(101)]
     assert values[0] == 0.0 and values[-1] == 1.0
-    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(values))
 
 
 @given(

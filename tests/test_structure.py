@@ -73,7 +73,9 @@ def test_no_import_cycle() -> None:
     known = set(mods)
     # A package's __init__ importing its own submodules is how packages export names, not a cycle.
     graph = {
-        name: {m for m in imports(path, known) if not (path.name == "__init__.py" and m.startswith(name + "."))}
+        name: {
+            m for m in imports(path, known) if not (path.name == "__init__.py" and m.startswith(name + "."))
+        }
         for name, path in mods.items()
     }
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
