@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.cli_options import add_results_argument
 from esper_agents.generation.health.clusters import (
     cluster_states,
     mean_cluster_entropy,
@@ -31,8 +32,6 @@ from esper_agents.generation.health.clusters import (
 )
 from esper_agents.generation.health.config import HealthConfig
 from esper_agents.generation.health.inputs import HealthInput
-
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 
 
 def compare_cluster_diversity(
@@ -96,13 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clusters", type=int, default=None, help="k-means clusters (default: min(100, N // 10))"
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=LOCAL_RESULTS,
-        metavar="DIR",
-        help="results directory; benchmarks/results rewrites the committed figures",
-    )
+    add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args(argv)
 
     from esper_agents.generation.health.inputs import load_health_input

@@ -25,13 +25,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from esper_agents.cli_options import add_results_argument
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, get_config, get_fidelity
 from esper_env.data import ImageSplits, iterate_batches, load_dataset
 from esper_env.engine import TrainingEngine, build_optimizer
 from esper_env.hosts import build_host
 from esper_env.lifecycle import Tempo
-
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 
 
 def plain_epoch_fn(
@@ -91,13 +90,7 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: leave torch alone)"
     )
     parser.add_argument("--seed", type=int, default=0, help="RNG seed")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=LOCAL_RESULTS,
-        metavar="DIR",
-        help="results directory; benchmarks/results rewrites the committed figures",
-    )
+    add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be a positive integer, got {args.repeats}")

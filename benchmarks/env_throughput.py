@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 
 import esper_env  # noqa: F401  (registers the ids)
+from esper_agents.cli_options import add_results_argument
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, get_config, get_fidelity
 from esper_env.data import iterate_batches, load_dataset
 from esper_env.engine import build_optimizer
 from esper_env.hosts import build_host
 from esper_env.spaces import WAIT_ACTION
 
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 ENV_ID = "Esper-SynthCIFAR-v1"
 
 
@@ -105,13 +105,7 @@ def main() -> None:
         help="environment preset, one of: %(choices)s",
     )
     parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=LOCAL_RESULTS,
-        metavar="DIR",
-        help="results directory; benchmarks/results rewrites the committed figures",
-    )
+    add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be a positive integer, got {args.steps}")

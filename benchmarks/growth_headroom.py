@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
+from esper_agents.cli_options import add_results_argument
 from esper_agents.common.stats import mean_ci
 from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, ORIGINAL_BLUEPRINTS
@@ -61,7 +62,6 @@ from esper_env.spaces import FactoredAction
 from esper_env.wrappers import CompactActions
 
 ENV_ID = "Esper-SynthCIFAR-v1"
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 CAPACITY_BLUEPRINTS = tuple(b for b in BLUEPRINTS if b not in ORIGINAL_BLUEPRINTS)
 REAL_BLUEPRINTS = tuple(b for b in BLUEPRINTS if b != NOOP_BLUEPRINT)
 
@@ -386,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=2, help="episodes run in parallel (one torch thread each)"
     )
-    parser.add_argument("--out", type=Path, default=LOCAL_RESULTS, metavar="DIR",
-                        help="results directory; benchmarks/results resumes and rewrites the committed figures")  # fmt: skip
+    add_results_argument(parser, Path(__file__).parent, resumes=True)
     parser.add_argument("--tag", default="", help="suffix of the output files (for ablations)")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the cached episodes")
     args = parser.parse_args(argv)

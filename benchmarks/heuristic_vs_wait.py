@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 import esper_env  # noqa: F401  (registers the env ids)
+from esper_agents.cli_options import add_results_argument
 from esper_agents.common.stats import mean_ci as interval
 from esper_agents.policies import DEFAULT_HEURISTIC, get_policy
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
 from esper_env.lifecycle import Op
 from esper_env.wrappers import CompactActions
 
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 WAIT = "wait"
 
 
@@ -177,13 +177,7 @@ def main() -> None:
     parser.add_argument(
         "--policies", nargs="+", default=[DEFAULT_HEURISTIC, "baseline"], help="policy ids compared with WAIT"
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=LOCAL_RESULTS,
-        metavar="DIR",
-        help="results directory; benchmarks/results rewrites the committed figures",
-    )
+    add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args()
     if args.seeds < 1 or args.max_epochs < 1:
         parser.error("--seeds and --max-epochs must be positive")

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.cli_options import add_results_argument
 from esper_agents.common.evaluation import action_mix, action_names, evaluate_in_env, make_eval_env
 from esper_agents.offline.algorithms import ALGORITHMS
 from esper_agents.offline.commands import behavior_agent
@@ -40,7 +41,6 @@ from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, l
 from esper_agents.offline.evaluate import fqe_estimate
 from esper_agents.offline.train import train_offline
 
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 OPS = ("WAIT", "GERMINATE", "ADVANCE", "SET_ALPHA_TARGET", "PRUNE", "FOSSILIZE")
 
 
@@ -70,13 +70,7 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=0, help="RNG seed of the training")
     parser.add_argument("--config", default=None, help="evaluation preset (default: the pack's only one)")
     parser.add_argument("--models", type=Path, default=None, help="where to keep the models (default: temp)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=LOCAL_RESULTS,
-        metavar="DIR",
-        help="results directory; benchmarks/results rewrites the committed figures",
-    )
+    add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error(f"--seeds must be >= 2 for a confidence interval, got {args.seeds}")

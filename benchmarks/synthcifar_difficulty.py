@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
+from esper_agents.cli_options import add_results_argument
 from esper_env.configs import FIDELITIES, EnvironmentConfig, get_config
 from esper_env.data import load_dataset
 from esper_env.engine import TrainingEngine
 
-LOCAL_RESULTS = Path(__file__).parent / "results" / "local"  # git-ignored scratch
 CHECKPOINTS = (5, 10, 25)
 
 
@@ -49,13 +49,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25,
                         help=f"epochs per run; the table reports epochs {', '.join(map(str, CHECKPOINTS))}")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=LOCAL_RESULTS,
-        metavar="DIR",
-        help="results directory; benchmarks/results rewrites the committed figures",
-    )
+    add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args()
     if args.epochs < CHECKPOINTS[0]:
         parser.error(f"--epochs {args.epochs} is below the first reported epoch ({CHECKPOINTS[0]}); "

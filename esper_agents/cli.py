@@ -249,7 +249,9 @@ def add_download_parser(sub: argparse._SubParsersAction) -> None:
         help="download CIFAR-10 or CIFAR-100 through torchvision (needs internet)",
         description="Download a CIFAR dataset through torchvision and split it as the env does.",
     )
-    p.add_argument("dataset", choices=DOWNLOADABLE, help="the dataset to download")
+    # metavar: a positional with choices would list them when added, importing torch for every command.
+    p.add_argument("dataset", choices=DOWNLOADABLE, metavar="DATASET",
+                   help="a dataset read from files (esper_env.datasets.DOWNLOADABLE; a bad name lists them)")  # fmt: skip
     p.add_argument(
         "--data-dir", default=None, help="target directory (default: $ESPER_DATA_DIR or ~/.cache/esper)"
     )

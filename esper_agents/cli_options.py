@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -139,3 +140,13 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
     if args.device != "auto":
         kwargs["device"] = args.device
     return kwargs
+
+
+def add_results_argument(
+    parser: argparse.ArgumentParser, benchmarks_dir: Path, resumes: bool = False
+) -> None:
+    """The ``--out DIR`` of a benchmark script: by default the git-ignored ``results/local/`` beside
+    it, so that only an explicit ``--out benchmarks/results`` rewrites the committed figures."""
+    action = "resumes and rewrites" if resumes else "rewrites"
+    parser.add_argument("--out", type=Path, default=benchmarks_dir / "results" / "local", metavar="DIR",
+                        help=f"results directory; benchmarks/results {action} the committed figures")  # fmt: skip
