@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from esper_agents.cli_options import add_results_argument
-from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, get_config, get_fidelity
+from esper_agents.cli_options import add_preset_arguments, add_results_argument
+from esper_env.configs import get_config, get_fidelity
 from esper_env.data import ImageSplits, iterate_batches, load_dataset
 from esper_env.engine import TrainingEngine, build_optimizer
 from esper_env.hosts import build_host
@@ -77,14 +77,7 @@ def timed(fn: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES, help="fidelity preset")
-    parser.add_argument(
-        "--config",
-        default="baseline",
-        choices=ENVIRONMENT_CONFIGS,
-        metavar="PRESET",
-        help="environment preset, one of: %(choices)s",
-    )
+    add_preset_arguments(parser)
     parser.add_argument("--repeats", type=int, default=5, help="rounds of plain and engine epochs (median)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: leave torch alone)"

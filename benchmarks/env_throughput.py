@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 import esper_env  # noqa: F401  (registers the ids)
-from esper_agents.cli_options import add_results_argument
-from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, get_config, get_fidelity
+from esper_agents.cli_options import add_preset_arguments, add_results_argument
+from esper_env.configs import get_config, get_fidelity
 from esper_env.data import iterate_batches, load_dataset
 from esper_env.engine import build_optimizer
 from esper_env.hosts import build_host
@@ -96,14 +96,7 @@ def vector_steps_per_second(num_envs: int, mode: str, config_id: str, fidelity: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES, help="fidelity preset")
-    parser.add_argument(
-        "--config",
-        default="baseline",
-        choices=ENVIRONMENT_CONFIGS,
-        metavar="PRESET",
-        help="environment preset, one of: %(choices)s",
-    )
+    add_preset_arguments(parser)
     parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
     add_results_argument(parser, Path(__file__).parent)
     args = parser.parse_args()

@@ -375,15 +375,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return ValueError, OSError, PackError, gymnasium.error.Error
 
 
-def silence_gym_notice() -> None:
-    """d3rlpy imports the old ``gym``, whose import prints a deprecation banner from the
-    ``gym_notices`` package (gym/__init__.py prints it and ignores any error getting it, with no
-    switch to turn it off). Marking ``gym_notices`` as not importable skips the banner only."""
-    sys.modules.setdefault("gym_notices", None)  # type: ignore[arg-type]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    silence_gym_notice()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -150,3 +150,10 @@ def add_results_argument(
     action = "resumes and rewrites" if resumes else "rewrites"
     parser.add_argument("--out", type=Path, default=benchmarks_dir / "results" / "local", metavar="DIR",
                         help=f"results directory; benchmarks/results {action} the committed figures")  # fmt: skip
+
+
+def add_preset_arguments(parser: argparse.ArgumentParser, fidelity: str = "tiny") -> None:
+    """``--fidelity`` and ``--config`` (the environment preset) of a benchmark script."""
+    parser.add_argument("--fidelity", default=fidelity, choices=FIDELITIES, help="fidelity preset")
+    parser.add_argument("--config", default="baseline", choices=PRESETS, metavar="PRESET",
+                        help="environment preset, one of: %(choices)s")  # fmt: skip
