@@ -21,6 +21,7 @@ from esper_agents.cli_options import (
     BACKENDS,
     DOWNLOADABLE,
     EXPORT_FORMATS,
+    ONLINE_ALGORITHMS,
     POLICY_IDS,
     REWARD_MODES,
     HelpFormatter,
@@ -135,8 +136,9 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "estimate.",
     )
     policy = (
-        "a saved agent directory (OUT/agent of train-offline), or a behavior policy name such as "
-        "'baseline' (acts greedily); a path that is also a policy name must be written ./NAME"
+        "a saved agent directory (OUT/agent of train-offline), a saved online model (OUT of train-online, or "
+        "a model .zip), or a behavior policy name such as 'baseline' (acts greedily); a path that is also a "
+        "policy name must be written ./NAME"
     )
     p.add_argument("--policy", required=True, metavar="PATH", help=policy)
     p.add_argument("--episodes", type=positive_int, default=10, help="episodes to run")
@@ -150,6 +152,38 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --pack: relabel its rewards for FQE, one of: %(choices)s")  # fmt: skip
     p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON summary here")
     p.set_defaults(func=run_evaluate)
+
+
+def add_train_online_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-online",
+        parents=[env_arguments(fidelity=None), device_argument(what="the envs' and the learner's"),
+                 progress_argument()],
+        formatter_class=HelpFormatter,
+        help="train RecurrentPPO, MaskablePPO or the masked recurrent PPO in the env, with checkpoints",
+        description="Train an online agent for --steps env steps (all envs together) on --n-envs envs in "
+        "subprocesses. OUT gets run.json, checkpoints/ (every --checkpoint-every steps), model.zip, "
+        "episodes.csv (one row per episode: the learning curve), tb/ (TensorBoard) and summary.json. Run the "
+        "same command again to resume from the last checkpoint (or to extend a finished run to more steps).",
+    )  # fmt: skip
+    p.add_argument("--algo", required=True, choices=ONLINE_ALGORITHMS, metavar="ALGO",
+                   help="online algorithm, one of: %(choices)s")  # fmt: skip
+    p.add_argument(
+        "--steps", type=positive_int, required=True, help="env steps to train for, all envs together"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="run directory (resumed if it holds this run)")
+    p.add_argument(
+        "--n-envs", type=positive_int, default=2, help="envs stepped in parallel (one process each)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=positive_int, default=1000, help="env steps between checkpoints"
+    )
+    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events under OUT/tb")
+    p.add_argument("--eval-episodes", type=non_negative_int, default=0,
+                   help="then evaluate greedily for this many episodes (0: skip)")  # fmt: skip
+    p.add_argument("--eval-seed", type=int, default=1000,
+                   help="first reset seed of the evaluation episodes (kept apart from training seeds)")  # fmt: skip
+    p.set_defaults(func=run_train_online)
 
 
 def add_imitate_classic_parser(sub: argparse._SubParsersAction) -> None:
@@ -300,9 +334,19 @@ def run_train_offline(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from esper_agents.online.commands import evaluate_online_command, is_online_model
+
+    if is_online_model(args.policy):
+        return evaluate_online_command(args)
     from esper_agents.offline.commands import evaluate_command
 
     return evaluate_command(args)
+
+
+def run_train_online(args: argparse.Namespace) -> int:
+    from esper_agents.online.commands import train_online_command
+
+    return train_online_command(args)
 
 
 def run_imitate_classic(args: argparse.Namespace) -> int:
@@ -357,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_episode_parser(sub)
     add_health_parser(sub)
     add_train_offline_parser(sub)
+    add_train_online_parser(sub)
     add_evaluate_parser(sub)
     add_imitate_classic_parser(sub)
     add_generate_parser(sub)

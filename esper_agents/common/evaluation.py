@@ -10,17 +10,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from esper_agents.common.episodes import LoggedEpisode
 from esper_agents.common.masks import MaskInObservation
 from esper_agents.common.rollout import Agent, rollout
 from esper_agents.common.stats import mean_ci
 
-__all__ = ["action_mix", "action_names", "evaluate_in_env", "make_eval_env", "summarize_episodes"]
+__all__ = [
+    "PlayedEpisode",
+    "action_mix",
+    "action_names",
+    "evaluate_in_env",
+    "make_eval_env",
+    "summarize_episodes",
+]
 
 
 def action_names(n_actions: int) -> list[str]:
@@ -68,10 +74,22 @@ def make_eval_env(
     raise ValueError(f"unknown action_set {action_set!r}; valid are: 'compact', 'classic'")
 
 
+class PlayedEpisode(Protocol):
+    """What :func:`summarize_episodes` reads of an episode (a :class:`LoggedEpisode` is one)."""
+
+    actions: np.ndarray
+    rewards: np.ndarray
+    final_accuracy: float
+    info: dict[str, Any]
+
+    def __len__(self) -> int: ...
+
+
 def summarize_episodes(
-    records: Sequence[LoggedEpisode], illegal: int, names: Sequence[str]
+    records: Sequence[PlayedEpisode], illegal: int, names: Sequence[str]
 ) -> dict[str, Any]:
-    """The JSON summary of evaluation episodes (see the module docstring)."""
+    """The JSON summary of evaluation episodes (see the module docstring); ``names[a]`` is the op
+    name of action ``a``."""
 
     def field(key: str) -> list[float]:
         return [float(r.info[key]) for r in records if r.info.get(key) is not None]

@@ -1,0 +1,94 @@
+"""The online algorithms, defined once: :data:`ONLINE_ALGORITHMS` (name -> :class:`OnlineAlgorithm`).
+
+The CLI's ``--algo`` choices, the trainer, saved-model loading and the benchmarks read this
+table. Hyperparameters are sized for Esper's short episodes (25 steps at the default budget):
+a rollout of ``n_steps`` per env covers two episodes, and PPO updates often.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from esper_env.configs import lookup
+
+__all__ = ["ONLINE_ALGORITHMS", "OnlineAlgorithm", "get_online_algorithm", "model_class"]
+
+#: PPO settings shared by the three algorithms (SB3 names).
+PPO_DEFAULTS: dict[str, Any] = {
+    "n_steps": 50,
+    "batch_size": 50,
+    "n_epochs": 4,
+    "learning_rate": 3e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "clip_range": 0.2,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineAlgorithm:
+    """One online algorithm: its SB3 class (``module:Class``), policy, and the env stack it acts in.
+
+    ``action_set`` is ``"compact"`` (``CompactActions`` + ``MaskInObservation``) or
+    ``"factored"`` (the full ``MultiDiscrete`` space + ``LegalityInObservation``);
+    ``masked`` says whether the learner itself never picks an illegal action.
+    """
+
+    name: str
+    model: str
+    policy: str
+    action_set: str
+    masked: bool
+    recurrent: bool
+    description: str
+    policy_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
+    a.name: a
+    for a in (
+        OnlineAlgorithm(
+            "recurrent-ppo",
+            "sb3_contrib:RecurrentPPO",
+            "MlpLstmPolicy",
+            "compact",
+            masked=False,
+            recurrent=True,
+            description="sb3-contrib RecurrentPPO (LSTM, no masks: an illegal action runs as WAIT)",
+            policy_kwargs={"lstm_hidden_size": 128},
+        ),
+        OnlineAlgorithm(
+            "maskable-ppo",
+            "sb3_contrib:MaskablePPO",
+            "MlpPolicy",
+            "compact",
+            masked=True,
+            recurrent=False,
+            description="sb3-contrib MaskablePPO with the exact joint mask of CompactActions (no memory)",
+        ),
+        OnlineAlgorithm(
+            "masked-recurrent-ppo",
+            "esper_agents.online.masked_recurrent_ppo:MaskedRecurrentPPO",
+            "FactoredLstmPolicy",
+            "factored",
+            masked=True,
+            recurrent=True,
+            description="Esper's masked recurrent PPO: factored heads with dependent masks, op-conditioned critic",
+        ),
+    )
+}
+
+
+def get_online_algorithm(name: str) -> OnlineAlgorithm:
+    """The record of ``name``, or a ValueError naming it and the valid algorithms."""
+    return lookup("online algorithm", name, ONLINE_ALGORITHMS)
+
+
+def model_class(name: str) -> type:
+    """The SB3 algorithm class of ``name`` (imported on demand)."""
+    import importlib
+
+    module, _, cls = get_online_algorithm(name).model.partition(":")
+    return getattr(importlib.import_module(module), cls)

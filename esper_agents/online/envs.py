@@ -1,0 +1,115 @@
+"""The env stacks the online agents act in, one per algorithm, and their vectorized form.
+
+* ``recurrent-ppo`` and ``maskable-ppo``: ``CompactActions`` (``Discrete(n)``, exact mask) inside
+  :class:`~esper_agents.common.masks.MaskInObservation`, the stack offline agents are evaluated in
+  (:func:`~esper_agents.common.evaluation.make_eval_env`). MaskablePPO reads ``action_masks()``;
+  RecurrentPPO has no masks, so an illegal choice runs as WAIT (a soft no-op) and is counted.
+* ``masked-recurrent-ppo``: the full factored ``MultiDiscrete`` space inside
+  :class:`LegalityInObservation`, which appends the exact ``[6, num_slots]`` (op, slot) legality
+  that the factored policy turns into dependent masks.
+
+Every online agent therefore sees the legality in its observation, and its training rollouts
+store it with the observation (no mask buffer is needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["LegalityInObservation", "make_online_env", "make_vec_env"]
+
+
+class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Appends the env's exact (op, slot) legality, flattened, as 0.0 / 1.0 to the observation.
+
+    The base env's action space stays ``MultiDiscrete``; :meth:`action_masks` is the same
+    ``6 * num_slots`` booleans (row-major: op, then slot), the legality the factored policy of
+    :class:`~esper_agents.online.factored_policy.FactoredLstmPolicy` masks its heads with.
+
+    >>> import gymnasium, esper_env
+    >>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test"))
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape[0] - env.n_features == env.legal_shape[0] * env.legal_shape[1]
+    True
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        from esper_env import EsperEnv
+
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
+        if not isinstance(env.unwrapped, EsperEnv) or not isinstance(env.action_space, spaces.MultiDiscrete):
+            raise TypeError(
+                "LegalityInObservation needs an Esper env with its factored MultiDiscrete action space, got "
+                f"{type(env.unwrapped).__name__} with {env.action_space}"
+            )
+        self.base = env.unwrapped
+        inner = env.observation_space
+        assert isinstance(inner, spaces.Box)
+        self.n_features = int(inner.shape[0])
+        self.legal_shape = tuple(self.base.legal_actions().shape)
+        n = self.legal_shape[0] * self.legal_shape[1]
+        self.observation_space = spaces.Box(
+            low=np.concatenate([inner.low, np.zeros(n, dtype=np.float32)]),
+            high=np.concatenate([inner.high, np.ones(n, dtype=np.float32)]),
+            dtype=np.float32,
+        )
+
+    def observation(self, observation: Any) -> np.ndarray:
+        legal = self.base.legal_actions().reshape(-1).astype(np.float32)
+        return np.concatenate([np.asarray(observation, dtype=np.float32), legal])
+
+    def action_masks(self) -> np.ndarray:
+        """The exact (op, slot) legality, flattened (``6 * num_slots`` booleans)."""
+        return self.base.legal_actions().reshape(-1)
+
+
+def make_online_env(algo: str, env_id: str = "Esper-SynthCIFAR-v1", **env_kwargs: Any) -> gym.Env:
+    """The single env stack ``algo`` (a name of :data:`~esper_agents.online.algorithms.ONLINE_ALGORITHMS`)
+    trains and is evaluated in."""
+    import esper_env  # noqa: F401  (registers the ids)
+    from esper_agents.common.evaluation import make_eval_env
+    from esper_agents.online.algorithms import get_online_algorithm
+
+    record = get_online_algorithm(algo)
+    if record.action_set == "factored":
+        return LegalityInObservation(gym.make(env_id, **env_kwargs))
+    return make_eval_env(env_id, record.action_set, **env_kwargs)
+
+
+def _env_factory(algo: str, env_id: str, seed: int, env_kwargs: dict[str, Any]) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        env = make_online_env(algo, env_id, **env_kwargs)
+        env.action_space.seed(seed)
+        return env
+
+    return make
+
+
+def make_vec_env(
+    algo: str,
+    env_id: str = "Esper-SynthCIFAR-v1",
+    n_envs: int = 1,
+    seed: int = 0,
+    subprocess: bool | None = None,
+    **env_kwargs: Any,
+) -> Any:
+    """``n_envs`` copies of :func:`make_online_env` as an SB3 ``VecEnv``, env ``i`` seeded ``seed + i``
+    (its action space now; its resets by the algorithm, whose ``seed`` seeds env ``i`` with ``seed + i``).
+
+    ``subprocess`` (default: ``n_envs > 1``) runs each env in its own process
+    (``SubprocVecEnv``); every env trains its host on one torch thread (the env's ``num_threads=1``).
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    fns = [_env_factory(algo, env_id, seed + i, env_kwargs) for i in range(n_envs)]
+    if subprocess if subprocess is not None else n_envs > 1:
+        return SubprocVecEnv(fns)
+    return DummyVecEnv(fns)
