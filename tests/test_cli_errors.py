@@ -9,6 +9,8 @@ import pytest
 
 from esper_agents import cli
 
+ONLINE = ["train-online", "--algo", "maskable-ppo", "--out", "O"]
+
 # argparse refuses these values itself: usage, then "esper CMD: error: argument ...", exit 2.
 ARGPARSE_CASES = [
     (["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "0"], "--steps: must be a positive integer"),
@@ -28,6 +30,10 @@ ARGPARSE_CASES = [
     (["imitate-classic", "--out", "O", "--episodes", "0"], "--episodes: must be a positive integer"),
     (["generate", "--spec", "S", "--out", "O", "--workers", "0"], "--workers: must be a positive integer"),
     (["validate", "--pack", "P", "--episodes", "0"], "--episodes: must be a positive integer"),
+    ([*ONLINE, "--steps", "0"], "--steps: must be a positive integer"),
+    ([*ONLINE, "--steps", "many"], "--steps: invalid positive integer value: 'many'"),
+    ([*ONLINE, "--steps", "10", "--n-envs", "0"], "--n-envs: must be a positive integer"),
+    ([*ONLINE, "--steps", "10", "--checkpoint-every", "-1"], "--checkpoint-every: must be a positive integer"),
 ]  # fmt: skip
 
 # A name no registry holds: argparse's "invalid choice: 'nope' (choose from ...)".
@@ -47,6 +53,9 @@ BAD_NAMES = [
     (["export", "--pack", "P", "--out", "O", "--format", "nope"], "--format", "nope", "minari"),
     (["imitate-classic", "--out", "O", "--policy", "nope"], "--policy", "nope", "baseline"),
     (["episode", "--device", "tpu"], "--device", "tpu", "cuda"),
+    ([*ONLINE[:2], "dqn", *ONLINE[3:], "--steps", "5"], "--algo", "dqn", "masked-recurrent-ppo"),
+    ([*ONLINE, "--steps", "5", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v1"),
+    ([*ONLINE, "--steps", "5", "--config", "nope"], "--config", "nope", "impaired"),
 ]  # fmt: skip
 
 
@@ -76,6 +85,8 @@ def library_cases(tmp_path: Path, tiny_pack: Path) -> list[tuple[list[str], str]
     a_file.write_text("x")
     missing = str(tmp_path / "missing")
     train = ["train-offline", "--algo", "bc", "--steps", "2"]
+    not_a_model = tmp_path / "model.zip"
+    not_a_model.write_text("x")
     return [
         (["health", "--pack", str(tiny_pack), "--clusters", "100000", "--out", str(tmp_path / "h")], "n_clusters must be in 1.."),
         (["health", "--pack", missing], "not a directory"),
@@ -87,6 +98,8 @@ def library_cases(tmp_path: Path, tiny_pack: Path) -> list[tuple[list[str], str]
         (["export", "--pack", missing, "--format", "d3rlpy", "--out", str(tmp_path / "x.h5")], "not a directory"),
         (["validate", "--pack", missing], "not a directory"),
         (["generate", "--spec", missing, "--out", str(tmp_path / "g")], "spec file not found"),
+        ([*ONLINE[:4], str(a_file), "--steps", "5"], "is a file"),
+        (["evaluate", "--policy", str(not_a_model)], "not an SB3 model zip"),
     ]  # fmt: skip
 
 

@@ -199,3 +199,29 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
         train("dqn", 10, tmp_path)
     with pytest.raises(ValueError, match="n_envs.*0"):
         train("maskable-ppo", 10, tmp_path / "n", n_envs=0)
+
+
+def test_the_esper_command_trains_resumes_and_evaluates(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``esper train-online`` on two subprocess envs, then ``esper evaluate`` on the run directory."""
+    from esper_agents import cli
+
+    out = tmp_path / "run"
+    argv = ["train-online", "--algo", "maskable-ppo", "--fidelity", "test", "--max-epochs", "5", "--n-envs", "2",
+            "--steps", "100", "--checkpoint-every", "100", "--out", str(out), "--no-progress", "--eval-episodes", "2"]  # fmt: skip
+    assert cli.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 100 and summary["evaluation"]["episodes"] == 2
+    assert latest_checkpoint(out) == (out / "checkpoints" / "model_100_steps.zip", 100)
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    argv = ["evaluate", "--policy", str(out), "--fidelity", "test", "--max-epochs", "5", "--episodes", "2",
+            "--seed", "1000", "--out", str(report)]  # fmt: skip
+    assert cli.main(argv) == 0
+    evaluation = json.loads(report.read_text())
+    assert evaluation["kind"] == "online model (maskable-ppo)"
+    assert evaluation["illegal_actions"] == 0 and evaluation["episodes"] == 2
+    assert (
+        evaluation["final_val_accuracy"] == summary["evaluation"]["final_val_accuracy"]
+    )  # same seeds, same model
