@@ -57,7 +57,7 @@ from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, ORIGINAL_BLUEPRINTS
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, EnvironmentConfig, get_config
 from esper_env.hosts import HOST_SPECS, build_host, count_parameters, register_host
 from esper_env.lifecycle import AlphaSpeed, Op, Stage, Tempo
-from esper_env.rewards import DEFAULT_RENT_WEIGHT, benchmark_score
+from esper_env.rewards import DEFAULT_RENT_WEIGHT, REWARD_MODES, benchmark_score, relabel
 from esper_env.spaces import FactoredAction
 from esper_env.wrappers import CompactActions
 
@@ -178,6 +178,7 @@ def run_episode(
     obs, info = env.reset(seed=seed)
     curve: list[float] = []
     actions: list[str] = []
+    returns = dict.fromkeys(REWARD_MODES, 0.0)  # the undiscounted return under every reward mode
     t0 = time.perf_counter()
     done = False
     while not done:
@@ -191,6 +192,8 @@ def run_episode(
             actions.append(f"{Op(a.op).name}({a.slot})@{info['epoch']}")
         obs, _, terminated, truncated, info = env.step(action)
         curve.append(float(info["val_accuracy"]))
+        for mode in REWARD_MODES:
+            returns[mode] += float(relabel(info["reward_components"], mode))
         done = terminated or truncated
     env.close()
     total = info["host_params"] + info["seed_params"]
@@ -208,6 +211,7 @@ def run_episode(
         "seeds_fossilized": info["seeds_fossilized"],
         "seeds_pruned": info["seeds_pruned"],
         "termination_reason": info["termination_reason"],
+        "returns": returns,
         "val_accuracy_curve": curve,
         "actions": actions,
         "seconds": time.perf_counter() - t0,

@@ -16,6 +16,7 @@ from esper_env.engine import TrainingEngine
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import Op, Stage
 from esper_env.observation import ObservationView, SlotView
+from esper_env.references import ReferenceScores, normalized_score, reference_scores
 from esper_env.rewards import REWARD_MODES, RewardConfig, benchmark_score, relabel
 from esper_env.spaces import FactoredAction, sample_mask
 
@@ -31,12 +32,15 @@ __all__ = [
     "Fidelity",
     "ObservationView",
     "Op",
+    "ReferenceScores",
     "RewardConfig",
     "SlotView",
     "Stage",
     "TrainingEngine",
     "benchmark_score",
     "load_dataset",
+    "normalized_score",
+    "reference_scores",
     "relabel",
     "sample_mask",
 ]

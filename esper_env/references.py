@@ -1,0 +1,164 @@
+"""Reference scores: what never growing, the default heuristic and the best scripted schedule score.
+
+Like D4RL's and Minari's ``ref_min_score`` / ``ref_max_score``, these anchor a normalised score
+that reads the same across presets and fidelities::
+
+    normalized = (score - always-WAIT) / (heuristic - always-WAIT)
+
+0 is never growing, 1 is the default heuristic (``capacity``); the best scripted schedule of the
+growth-headroom benchmark is recorded beside them. The score is Esper's benchmark score
+(:func:`esper_env.rewards.benchmark_score`: final validation accuracy minus 3 points per doubling
+of the network), as a fraction. Each entry also holds the mean final validation accuracy and the
+mean undiscounted return under every reward mode (the Minari export's reference returns), the
+reset seeds it was measured on, and the command and code version that produced it.
+
+The entries live in ``reference_scores.json`` next to this module, written by
+``python benchmarks/reference_scores.py``. Look one up with :func:`reference_scores`:
+
+>>> import esper_env
+>>> ref = esper_env.reference_scores("Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny")
+>>> ref.heuristic > ref.wait
+True
+>>> esper_env.normalized_score(ref.heuristic, "Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny")
+1.0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "REFERENCE_PATH",
+    "ReferenceScores",
+    "load_references",
+    "normalize",
+    "normalized_score",
+    "reference_key",
+    "reference_scores",
+]
+
+REFERENCE_PATH = Path(__file__).with_name("reference_scores.json")
+#: The smallest heuristic-over-WAIT gap a normalised score is defined for (0.1 accuracy points):
+#: at the "test" fidelity (a plumbing check near chance) both sit at chance and the ratio is noise.
+MIN_SPREAD = 1e-3
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    """The reference scores of one env id, preset, fidelity and episode length."""
+
+    env_id: str
+    config: str
+    fidelity: str
+    max_epochs: int
+    wait: float  #: always-WAIT's mean benchmark score
+    heuristic: float  #: the default heuristic's mean benchmark score
+    heuristic_policy: str
+    best_scripted: float  #: the best scripted growth schedule's mean benchmark score
+    best_scripted_schedule: str
+    seeds: tuple[int, ...]  #: the reset seeds every reference was measured on
+    final_val_accuracy: Mapping[str, float] = field(default_factory=dict)  #: per reference
+    returns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  #: reference -> mode -> return
+    command: str = ""
+    code_version: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return reference_key(self.env_id, self.config, self.fidelity, self.max_epochs)
+
+    def normalize(self, score: float) -> float:
+        """``(score - wait) / (heuristic - wait)``; see :func:`normalize`."""
+        return normalize(score, self.wait, self.heuristic)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id, "config": self.config, "fidelity": self.fidelity,
+            "max_epochs": self.max_epochs, "wait": self.wait, "heuristic": self.heuristic,
+            "heuristic_policy": self.heuristic_policy, "best_scripted": self.best_scripted,
+            "best_scripted_schedule": self.best_scripted_schedule, "seeds": list(self.seeds),
+            "final_val_accuracy": dict(self.final_val_accuracy),
+            "returns": {k: dict(v) for k, v in self.returns.items()},
+            "command": self.command, "code_version": dict(self.code_version),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReferenceScores:
+        return cls(**{**data, "seeds": tuple(data["seeds"])})
+
+
+def reference_key(env_id: str, config: str, fidelity: str, max_epochs: int) -> str:
+    """The registry key of an entry: ``env_id/config/fidelity/max_epochs``."""
+    return f"{env_id}/{config}/{fidelity}/{int(max_epochs)}"
+
+
+@cache
+def _load(path: Path) -> dict[str, ReferenceScores]:
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text())["entries"]
+    return {key: ReferenceScores.from_json(value) for key, value in entries.items()}
+
+
+def load_references(path: str | Path = REFERENCE_PATH) -> dict[str, ReferenceScores]:
+    """Every entry of the registry at ``path`` (default: the shipped one), by key."""
+    return dict(_load(Path(path)))
+
+
+def reference_scores(
+    env_id: str, *, config: str = "impaired", fidelity: str = "tiny", max_epochs: int | None = None
+) -> ReferenceScores:
+    """The reference entry of ``env_id`` with preset ``config`` at ``fidelity``.
+
+    ``max_epochs`` defaults to the preset's episode length. A combination nobody has measured is
+    a ``LookupError`` that lists the measured ones.
+    """
+    from esper_env.configs import get_config
+
+    if max_epochs is None:
+        max_epochs = get_config(config).max_epochs
+    key = reference_key(env_id, config, fidelity, max_epochs)
+    entries = _load(REFERENCE_PATH)
+    if key not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise LookupError(
+            f"no reference scores for {key!r} (env id/config/fidelity/max_epochs); measured: {known}. "
+            "Measure them with: python benchmarks/reference_scores.py"
+        )
+    return entries[key]
+
+
+def normalize(score: float, wait: float, heuristic: float) -> float:
+    """``(score - wait) / (heuristic - wait)``: 0 at always-WAIT, 1 at the heuristic.
+
+    Refused (``ValueError``) where the heuristic is within :data:`MIN_SPREAD` of WAIT, where the
+    ratio is undefined or noise.
+    """
+    values = {"score": score, "wait": wait, "heuristic": heuristic}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if heuristic - wait < MIN_SPREAD:
+        raise ValueError(
+            f"the heuristic's score {heuristic!r} is not above always-WAIT's {wait!r} by {MIN_SPREAD}: "
+            "a normalised score is undefined here (a 'test'-fidelity env sits near chance)"
+        )
+    return (float(score) - wait) / (heuristic - wait)
+
+
+def normalized_score(
+    score: float,
+    env_id: str,
+    *,
+    config: str = "impaired",
+    fidelity: str = "tiny",
+    max_epochs: int | None = None,
+) -> float:
+    """``score`` normalised by the registry's entry (see :func:`reference_scores`, :func:`normalize`)."""
+    return reference_scores(env_id, config=config, fidelity=fidelity, max_epochs=max_epochs).normalize(score)
