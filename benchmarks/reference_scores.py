@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,16 @@ def best_scripted_schedule(config: str, headroom: Path = HEADROOM) -> str:
     return FALLBACK_SCHEDULE
 
 
+def _env_code_dirty() -> bool | None:
+    """Whether esper_env has uncommitted changes, the registry file itself aside."""
+    out = subprocess.run(
+        ["git", "-C", str(Path(__file__).resolve().parents[1]), "status", "--porcelain", "--", "esper_env",
+         f":!{REFERENCE_PATH.relative_to(REFERENCE_PATH.parents[1])}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def entry(config: str, episodes: dict[str, list[dict]], args: argparse.Namespace, schedules: dict) -> dict:
     def mean(name: str, key: str) -> float:
         return float(np.mean([e[key] for e in episodes[name]]))
@@ -70,7 +81,11 @@ def entry(config: str, episodes: dict[str, list[dict]], args: argparse.Namespace
             for ref, name in names.items()
         },
         command="python benchmarks/reference_scores.py " + shlex.join(sys.argv[1:]),
-        code_version={**gh.provenance(), "env_version": gh.ENV_ID.rsplit("-", 1)[1]},
+        code_version={
+            **gh.provenance(),
+            "esper_env_dirty": _env_code_dirty(),
+            "env_version": gh.ENV_ID.rsplit("-", 1)[1],
+        },
     ).to_json()
 
 

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from esper_agents.cli_options import (
     ALGORITHMS,
     BACKENDS,
+    BENCH_AGENTS,
     DOWNLOADABLE,
     EXPORT_FORMATS,
     ONLINE_ALGORITHMS,
     POLICY_IDS,
     REWARD_MODES,
+    SUITE_NAMES,
     HelpFormatter,
     device_argument,
     env_arguments,
@@ -184,6 +186,34 @@ def add_train_online_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-seed", type=int, default=1000,
                    help="first reset seed of the evaluation episodes (kept apart from training seeds)")  # fmt: skip
     p.set_defaults(func=run_train_online)
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        parents=[device_argument(what="the envs' and the learners'"), progress_argument()],
+        formatter_class=HelpFormatter,
+        help="compare every agent family on one suite (smoke, tiny, full): table, CSV and plot",
+        description="Compare every agent family on one env, preset and fidelity: always-WAIT, random and the "
+        "heuristic variants; BC, RWBC, CQL and IQL trained on the same pack; MaskablePPO, RecurrentPPO and the "
+        "masked recurrent PPO trained for the same env steps; all evaluated greedily on fixed evaluation seeds "
+        "kept apart from the training seeds. OUT gets the pack, the trained agents, one JSON line per "
+        "evaluation episode, and results.{md,csv,json,png}. Run the same command again to resume a killed run.",
+    )  # fmt: skip
+    p.add_argument("--suite", required=True, choices=SUITE_NAMES, metavar="SUITE",
+                   help="the suite (env, preset, fidelity, budgets), one of: %(choices)s")  # fmt: skip
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="run directory (resumed if it holds this suite)"
+    )
+    p.add_argument("--results", metavar="DIR", default=None,
+                   help="where results.{md,csv,json,png} go (default: OUT)")  # fmt: skip
+    p.add_argument("--agents", nargs="+", choices=BENCH_AGENTS, metavar="AGENT", default=None,
+                   help="run only these agents (default: all), of: %(choices)s")  # fmt: skip
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="processes for generation and evaluation episodes (one torch thread each)")  # fmt: skip
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: report the agents whose evaluation episodes are all there")  # fmt: skip
+    p.set_defaults(func=run_bench)
 
 
 def add_imitate_classic_parser(sub: argparse._SubParsersAction) -> None:
@@ -349,6 +379,12 @@ def run_train_online(args: argparse.Namespace) -> int:
     return train_online_command(args)
 
 
+def run_bench(args: argparse.Namespace) -> int:
+    from esper_agents.bench.commands import bench_command
+
+    return bench_command(args)
+
+
 def run_imitate_classic(args: argparse.Namespace) -> int:
     from esper_agents.offline.commands import imitate_classic_command
 
@@ -403,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_offline_parser(sub)
     add_train_online_parser(sub)
     add_evaluate_parser(sub)
+    add_bench_parser(sub)
     add_imitate_classic_parser(sub)
     add_generate_parser(sub)
     add_export_parser(sub)

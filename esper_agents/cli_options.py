@@ -72,6 +72,8 @@ ONLINE_ALGORITHMS = Names("esper_agents.online.algorithms", "ONLINE_ALGORITHMS")
 BACKENDS = Names("esper_agents.generation.backends", "BACKENDS")
 DOWNLOADABLE = Names("esper_env.datasets", "DOWNLOADABLE")
 EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
+SUITE_NAMES = Names("esper_agents.bench.suites", "SUITE_NAMES")
+BENCH_AGENTS = Names("esper_agents.bench.suites", "BENCH_AGENTS")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ENV = "Esper-SynthCIFAR-v1"
 

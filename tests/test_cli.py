@@ -30,7 +30,7 @@ def test_version_prints_the_distribution_version(capsys) -> None:
 
 def test_every_subcommand_has_a_description_and_every_flag_help() -> None:
     parsers = list(walk(cli.build_parser()))
-    assert len(parsers) == 11  # esper and its 10 subcommands
+    assert len(parsers) == 12  # esper and its 11 subcommands
     for name, parser in parsers:
         assert parser.description and parser.description.strip(), name
         for action in parser._actions:

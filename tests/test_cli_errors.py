@@ -34,6 +34,7 @@ ARGPARSE_CASES = [
     ([*ONLINE, "--steps", "many"], "--steps: invalid positive integer value: 'many'"),
     ([*ONLINE, "--steps", "10", "--n-envs", "0"], "--n-envs: must be a positive integer"),
     ([*ONLINE, "--steps", "10", "--checkpoint-every", "-1"], "--checkpoint-every: must be a positive integer"),
+    (["bench", "--suite", "smoke", "--out", "O", "--workers", "0"], "--workers: must be a positive integer"),
 ]  # fmt: skip
 
 # A name no registry holds: argparse's "invalid choice: 'nope' (choose from ...)".
@@ -56,6 +57,8 @@ BAD_NAMES = [
     ([*ONLINE[:2], "dqn", *ONLINE[3:], "--steps", "5"], "--algo", "dqn", "masked-recurrent-ppo"),
     ([*ONLINE, "--steps", "5", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v1"),
     ([*ONLINE, "--steps", "5", "--config", "nope"], "--config", "nope", "impaired"),
+    (["bench", "--suite", "huge", "--out", "O"], "--suite", "huge", "tiny"),
+    (["bench", "--suite", "smoke", "--out", "O", "--agents", "dqn"], "--agents", "dqn", "masked-recurrent-ppo"),
 ]  # fmt: skip
 
 
@@ -100,6 +103,7 @@ def library_cases(tmp_path: Path, tiny_pack: Path) -> list[tuple[list[str], str]
         (["generate", "--spec", missing, "--out", str(tmp_path / "g")], "spec file not found"),
         ([*ONLINE[:4], str(a_file), "--steps", "5"], "is a file"),
         (["evaluate", "--policy", str(not_a_model)], "not an SB3 model zip"),
+        (["bench", "--suite", "smoke", "--out", str(a_file)], "exists and is not a directory"),
     ]  # fmt: skip
 
 

@@ -1,0 +1,29 @@
+"""``esper bench`` (and ``benchmarks/compare_algorithms.py``): the command; its flags are in ``esper_agents.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+__all__ = ["bench_command", "main"]
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from esper_agents.bench.runner import run_bench
+    from esper_agents.bench.suites import get_suite
+
+    suite = get_suite(args.suite)
+    if args.agents:
+        suite = dataclasses.replace(suite, agents=tuple(a for a in suite.agents if a in set(args.agents)))
+    run_bench(suite, args.out, workers=args.workers, device=args.device, progress=not args.no_progress,
+              report_only=args.report_only, results=args.results)  # fmt: skip
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python benchmarks/compare_algorithms.py ...``: the same as ``esper bench ...``."""
+    from esper_agents.cli import main as esper_main
+
+    return esper_main(["bench", *(argv if argv is not None else sys.argv[1:])])

@@ -1,0 +1,268 @@
+"""``esper bench``: the normalised-score arithmetic, seed separation, the report, and the smoke suite
+end to end with a SIGKILL in the middle and a resume."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from esper_agents.bench import report as bench_report
+from esper_agents.bench.runner import _check_out, check_seed_separation
+from esper_agents.bench.suites import BENCH_AGENTS, SUITES, agent_family, get_suite
+from esper_agents.common.stats import bootstrap_ci
+from esper_agents.generation.planning import plan_uniform
+from esper_agents.generation.spec import parse_spec
+from esper_env import references
+from esper_env.references import MIN_SPREAD, ReferenceScores, normalize
+
+# ------------------------------------------------------------------------------------ normalised score
+
+
+def test_normalize_anchors_and_midpoint() -> None:
+    assert normalize(0.60, 0.60, 0.80) == 0.0
+    assert normalize(0.80, 0.60, 0.80) == 1.0
+    assert normalize(0.70, 0.60, 0.80) == pytest.approx(0.5)
+    assert normalize(0.50, 0.60, 0.80) == pytest.approx(-0.5)  # below never growing
+    assert normalize(0.90, 0.60, 0.80) == pytest.approx(1.5)  # above the heuristic
+
+
+@given(
+    wait=st.floats(0.0, 1.0),
+    spread=st.floats(MIN_SPREAD * 1.01, 1.0),
+    a=st.floats(-1.0, 2.0),
+    b=st.floats(-1.0, 2.0),
+)
+def test_normalize_is_the_affine_map_through_the_anchors(
+    wait: float, spread: float, a: float, b: float
+) -> None:
+    heuristic = wait + spread
+    na, nb = normalize(a, wait, heuristic), normalize(b, wait, heuristic)
+    assert na * spread + wait == pytest.approx(a, abs=1e-9)
+    if a <= b:
+        assert na <= nb  # order preserving: ranking by normalised score is ranking by score
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [((0.5, 0.6, 0.6), "not above"), ((0.5, 0.6, 0.5), "not above"), ((float("nan"), 0.1, 0.2), "score"),
+     ((0.5, "0.1", 0.2), "wait"), ((0.5, 0.1, float("inf")), "heuristic"), ((True, 0.1, 0.2), "score")],
+)  # fmt: skip
+def test_normalize_refuses_undefined_or_bad_input(args: tuple, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        normalize(*args)
+
+
+def test_normalized_maps_the_interval_and_is_empty_where_undefined() -> None:
+    score = {"mean": 0.7, "ci95": [0.65, 0.75]}
+    n = bench_report.normalized(score, {"wait": 0.6, "heuristic": 0.8})
+    assert n["mean"] == pytest.approx(0.5) and n["ci95"] == pytest.approx([0.25, 0.75])
+    assert bench_report.normalized(score, {"wait": 0.6, "heuristic": 0.6}) is None
+    assert bench_report.normalized(score, {"wait": None, "heuristic": None}) is None
+
+
+def _rows(agent: str, scores: list[float], size: float = 1.0) -> list[dict]:
+    return [
+        {"agent": agent, "seed": 1000 + i, "final_val_accuracy": s, "test_accuracy": s - 0.01, "score": s,
+         "size_ratio": size, "seeds_created": 1, "seeds_fossilized": 1, "seeds_pruned": 0, "illegal": 0,
+         "return": 1.0, "length": 25, "ops": {"WAIT": 25}, "seconds": 2.0}
+        for i, s in enumerate(scores)
+    ]  # fmt: skip
+
+
+def test_anchors_prefer_the_registry_then_the_runs_own_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = get_suite("tiny")
+    summaries = {
+        "wait": bench_report.summarize_agent("wait", _rows("wait", [0.6, 0.62]), 0.0),
+        "heuristic:capacity": bench_report.summarize_agent(
+            "heuristic:capacity", _rows("h", [0.8, 0.82]), 0.0
+        ),
+    }
+    ref = references.reference_scores(suite.env_id, config=suite.config, fidelity=suite.fidelity)
+    registry = bench_report.anchors(suite, summaries)
+    assert (registry["wait"], registry["heuristic"]) == (ref.wait, ref.heuristic)
+    assert "registry" in registry["source"]
+
+    def missing(*args: object, **kwargs: object) -> ReferenceScores:
+        raise LookupError("none")
+
+    monkeypatch.setattr(references, "reference_scores", missing)
+    own = bench_report.anchors(suite, summaries)
+    assert own["wait"] == pytest.approx(0.61) and own["heuristic"] == pytest.approx(0.81)
+    assert "this run" in own["source"]
+    assert bench_report.anchors(suite, {})["wait"] is None
+
+
+def test_summarize_agent() -> None:
+    s = bench_report.summarize_agent("cql", _rows("cql", [0.6, 0.7, 0.8], size=1.5), 30.0)
+    assert s["family"] == "offline" and s["episodes"] == 3
+    assert s["score"]["mean"] == pytest.approx(0.7)
+    lo, hi = s["score"]["ci95"]
+    assert 0.6 - 1e-12 <= lo < 0.7 < hi <= 0.8 + 1e-12
+    assert s["param_overhead"] == pytest.approx(0.5)
+    assert s["wall_seconds"] == pytest.approx(36.0)
+    with pytest.raises(ValueError, match="cql"):
+        bench_report.summarize_agent("cql", [], 0.0)
+
+
+def test_bootstrap_ci() -> None:
+    x = np.random.default_rng(0).normal(0.7, 0.05, size=20)
+    a, b = bootstrap_ci(x), bootstrap_ci(x)
+    assert a == b  # deterministic
+    assert a["ci95"][0] < a["mean"] < a["ci95"][1]
+    assert a["ci95"][1] - a["ci95"][0] == pytest.approx(2 * 1.96 * x.std() / math.sqrt(20), rel=0.25)
+    assert bootstrap_ci([0.3])["ci95"] == [0.3, 0.3]
+    for bad in ({"values": []}, {"values": [1.0], "confidence": 1.0}, {"values": [1.0], "resamples": 0}):
+        with pytest.raises(ValueError):
+            bootstrap_ci(**bad)
+
+
+# ------------------------------------------------------------------------------------ the registry
+
+
+def test_reference_registry_entries() -> None:
+    entries = references.load_references()
+    assert entries, "the shipped registry is empty"
+    for key, ref in entries.items():
+        assert key == ref.key
+        assert ref.command.startswith("python benchmarks/reference_scores.py")
+        assert ref.code_version["git_commit"]
+        assert set(ref.returns) == {"wait", "heuristic", "best_scripted"}
+        assert all(math.isfinite(v) for v in (ref.wait, ref.heuristic, ref.best_scripted))
+        if ref.fidelity != "test":  # at "test" (near chance) everything scores the same
+            assert ref.heuristic - ref.wait > MIN_SPREAD
+            assert ref.normalize(ref.wait) == 0.0 and ref.normalize(ref.heuristic) == 1.0
+
+
+def test_reference_lookup_errors_name_what_is_measured() -> None:
+    with pytest.raises(LookupError, match="Esper-SynthCIFAR-v1/impaired/tiny/25"):
+        references.reference_scores("Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny", max_epochs=7)
+    ref = references.reference_scores("Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny")
+    assert references.normalized_score(ref.best_scripted, ref.env_id, config="impaired", fidelity="tiny") == (
+        pytest.approx((ref.best_scripted - ref.wait) / (ref.heuristic - ref.wait))
+    )
+
+
+# ------------------------------------------------------------------------------------ seeds
+
+
+@pytest.mark.parametrize("name", list(SUITES))
+def test_evaluation_seeds_never_overlap_training_seeds(name: str) -> None:
+    suite = get_suite(name)
+    pack_seeds = {t.seed for t in plan_uniform(parse_spec(suite.pack_spec()))}
+    online_seeds = set(range(suite.train_seed, suite.train_seed + suite.n_envs))
+    assert pack_seeds and online_seeds
+    assert not set(suite.eval_seeds) & (pack_seeds | online_seeds)
+    check_seed_separation(suite, {"pack": sorted(pack_seeds), "online": sorted(online_seeds)})
+
+
+def test_overlapping_seeds_are_refused() -> None:
+    suite = dataclasses.replace(get_suite("smoke"), eval_seed=0)
+    with pytest.raises(ValueError, match=r"evaluation seeds \[0\] .*online"):
+        check_seed_separation(suite, {"online": [0]})
+
+
+def test_a_bench_directory_of_another_suite_is_refused(tmp_path: Path) -> None:
+    _check_out(get_suite("smoke"), tmp_path)
+    _check_out(
+        dataclasses.replace(get_suite("smoke"), agents=("wait",)), tmp_path
+    )  # a subset is the same run
+    with pytest.raises(ValueError, match="other settings"):
+        _check_out(get_suite("tiny"), tmp_path)
+
+
+def test_every_agent_has_a_family() -> None:
+    assert {agent_family(a) for a in BENCH_AGENTS} == {"scripted", "offline", "online"}
+    with pytest.raises(ValueError, match="nope"):
+        agent_family("nope")
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+
+def _bench(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "esper_agents.cli", "bench", "--suite", "smoke", "--out", str(out),
+            "--workers", "2", "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The smoke suite, killed (SIGKILL, process group) once evaluation has begun, then resumed."""
+    out = tmp_path_factory.mktemp("bench") / "smoke"
+    proc = subprocess.Popen(_bench(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    first = out / "episodes" / "wait.jsonl"
+    deadline = time.monotonic() + 1200  # a hang guard only, not a speed check
+    while not (first.exists() and first.read_text().strip()) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the bench never reached its evaluation"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.read_text() for p in (out / "episodes").glob("*.jsonl")}
+    trained = {
+        p: p.stat().st_mtime_ns
+        for p in [*out.glob("offline/*/summary.json"), *out.glob("online/*/model.zip")]
+    }
+    done = subprocess.run(_bench(out), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"out": out, "before": before, "trained": trained, "stdout": done.stdout}
+
+
+def test_smoke_bench_has_a_row_per_agent_with_intervals(smoke_run: dict) -> None:
+    out = smoke_run["out"]
+    table = (out / "results.md").read_text()
+    for agent in BENCH_AGENTS:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {agent} |"))
+        assert row.count("[") >= 3, row  # final acc, test acc and score, each with its interval
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["agent"] for r in rows] == list(BENCH_AGENTS)
+    for r in rows:
+        assert int(r["episodes"]) == 3
+        for key in ("final_val_accuracy", "test_accuracy", "score"):
+            assert float(r[f"{key}_lo"]) <= float(r[key]) <= float(r[f"{key}_hi"])
+        assert float(r["wall_seconds"]) >= float(r["eval_seconds"]) > 0
+        assert r["normalized_score"] == ""  # "test" fidelity: the heuristic does not beat WAIT, undefined
+    assert (out / "results.png").stat().st_size > 10_000
+    result = json.loads((out / "results.json").read_text())
+    assert "registry" in result["anchors"]["source"]
+    masked = [a for a in result["agents"] if a["agent"] not in ("recurrent-ppo",)]
+    assert all(a["illegal_actions"] == 0 for a in masked)  # every masked agent stays legal
+
+
+def test_smoke_bench_resumed_without_redoing_work(smoke_run: dict) -> None:
+    out = smoke_run["out"]
+    for path, mtime in smoke_run["trained"].items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was trained again"
+    assert smoke_run["trained"], "nothing was trained before the kill"
+    for name, text in smoke_run["before"].items():
+        kept = [json.loads(line) for line in text.splitlines() if line.strip()]
+        now = {r["seed"]: r for r in map(json.loads, (out / "episodes" / name).read_text().splitlines())}
+        for row in kept:
+            assert now[row["seed"]] == row  # finished episodes were kept, not rerun
+        assert sorted(now) == [1000, 1001, 1002]
+
+
+def test_smoke_bench_seeds_are_apart(smoke_run: dict) -> None:
+    seeds = json.loads((smoke_run["out"] / "seeds.json").read_text())
+    training = {s for used in seeds["training"].values() for s in used}
+    assert training and not training & set(seeds["evaluation"])
+
+
+def test_smoke_bench_report_only_rewrites_the_same_table(smoke_run: dict, tmp_path: Path) -> None:
+    done = subprocess.run(_bench(smoke_run["out"], "--report-only", "--results", str(tmp_path)),
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "results.md").read_text() == (smoke_run["out"] / "results.md").read_text()
