@@ -53,7 +53,7 @@ images per epoch (the "tiny" fidelity) HostCNN flattens: 77.2% -> 78.1% and 78.3
 0 and 1), HostCNN-Wide reads 76.9% -> 79.6%. Width pays little on this task once both hosts
 reach the noise ceiling; the narrow host of the "impaired" preset (8/16/32 channels) is far
 below it, which is where growth has room. These numbers are not asserted by the tests; the
-table of ``benchmarks/synthcifar_difficulty.py`` (3 seeds) is in the README.
+table of ``benchmarks/synthcifar_difficulty.py`` (3 seeds) is in docs/ENV_CARD.md (SynthCIFAR).
 
 The class table is fixed; ``synth_seed`` only drives sampling. Images come in chunks of
 ``_SYNTH_CHUNK``, each seeded by a hash of ``(synth_seed, split, chunk index)`` with its own

@@ -163,7 +163,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
       seeds that add channels to the block before the slot), so the blueprint head has 16 values
       and each slot's blueprint one-hot 16 features; presets gain ``seed_lr_multiplier``; the
       reward components gain ``log_size_ratio`` and the parameter rent is charged on the log2 of
-      the network's size ratio (see the README's benchmark score).
+      the network's size ratio (see the benchmark score in docs/ENV_CARD.md, Rewards).
     * v0: initial release (the original design's blueprints, linear parameter rent).
     """
 

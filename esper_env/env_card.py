@@ -1,7 +1,7 @@
-"""The README's env card tables, generated from the code so they cannot drift.
+"""The env card's tables (docs/ENV_CARD.md), generated from the code so they cannot drift.
 
-    python -m esper_env.env_card README.md          # rewrite the generated blocks in place
-    python -m esper_env.env_card --check README.md  # exit 1 if any block is stale
+    python -m esper_env.env_card docs/ENV_CARD.md          # rewrite the generated blocks in place
+    python -m esper_env.env_card --check docs/ENV_CARD.md  # exit 1 if any block is stale
 
 A generated block sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers.
 """
@@ -169,7 +169,9 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate or check the README's env card tables.")
+    parser = argparse.ArgumentParser(
+        description="Regenerate or check the env card's tables (docs/ENV_CARD.md)."
+    )
     parser.add_argument("path", type=Path)
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The README's example runs, and its generated env card tables are current."""
+"""The README's example runs, and the env card's generated tables (docs/ENV_CARD.md) are current."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from esper_env.env_card import main as env_card_main
 from esper_env.env_card import render
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+ENV_CARD = README.parent / "docs" / "ENV_CARD.md"
 
 
 def python_blocks(text: str) -> list[str]:
@@ -27,10 +28,11 @@ def test_readme_custom_agent_example_runs(capsys) -> None:
 
 
 def test_readme_generated_tables_are_current() -> None:
-    text = README.read_text()
+    text = ENV_CARD.read_text()
     assert "<!-- BEGIN features -->" in text and "<!-- BEGIN blueprints -->" in text
-    assert render(text) == text, "run: python -m esper_env.env_card README.md"
-    assert env_card_main(["--check", str(README)]) == 0
+    assert render(text) == text, "run: python -m esper_env.env_card docs/ENV_CARD.md"
+    assert env_card_main(["--check", str(ENV_CARD)]) == 0
+    assert "(docs/ENV_CARD.md)" in README.read_text(), "the README links the env card"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -102,6 +102,13 @@ class Suite:
 
 _PACK_POLICIES = ["capacity", "baseline", "aggressive", "conservative", "random"]
 
+
+def _pack(policies: list[str], epsilons: list[float], per_cell: int) -> dict[str, Any]:
+    """A pack matrix; ``random`` always explores fully (epsilon 1)."""
+    return {"policies": policies, "epsilons": epsilons, "episodes_per_cell": per_cell,
+            "policy": {"random": {"epsilons": [1.0]}}}  # fmt: skip
+
+
 SUITES: Mapping[str, Suite] = MappingProxyType(
     {
         "smoke": Suite(
@@ -109,24 +116,21 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "a plumbing check of every agent (\"test\" fidelity: near chance accuracy, minutes on 2 cores)",
             config="impaired", fidelity="test", max_epochs=8, eval_episodes=3,
             online_steps=100, n_envs=1, offline_steps=200,
-            pack={"policies": ["capacity", "aggressive", "random"], "epsilons": [0.2], "episodes_per_cell": 2,
-                  "policy": {"random": {"epsilons": [1.0]}}},
+            pack=_pack(["capacity", "aggressive", "random"], [0.2], 2),
         ),
         "tiny": Suite(
             "tiny",
             "the reference CPU comparison (impaired host, \"tiny\" fidelity, about 2 h on 2 cores)",
             config="impaired", fidelity="tiny", max_epochs=25, eval_episodes=5,
             online_steps=5000, n_envs=2, offline_steps=3000,
-            pack={"policies": _PACK_POLICIES, "epsilons": [0.0, 0.2], "episodes_per_cell": 4,
-                  "policy": {"random": {"epsilons": [1.0]}}},
+            pack=_pack(_PACK_POLICIES, [0.0, 0.2], 4),
         ),
         "full": Suite(
             "full",
             "the CIFAR-shaped comparison (\"full\" fidelity; a GPU machine, about a day)",
             config="impaired", fidelity="full", max_epochs=25, eval_episodes=10,
             online_steps=50_000, n_envs=4, offline_steps=10_000,
-            pack={"policies": _PACK_POLICIES, "epsilons": [0.0, 0.2], "episodes_per_cell": 5,
-                  "policy": {"random": {"epsilons": [1.0]}}},
+            pack=_pack(_PACK_POLICIES, [0.0, 0.2], 5),
         ),
     }
 )  # fmt: skip

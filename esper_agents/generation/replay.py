@@ -3,7 +3,7 @@
 CompilerGym's ``validate`` for packs (``esper validate --pack PACK``): each episode is rerun from its
 reset seed with the actions it logged, in an env built from the pack header's generation spec
 and under the torch thread count the pack recorded, and every observation, mask, reward and
-end flag is compared for exact equality with the logged one. The promise this checks (README,
+end flag is compared for exact equality with the logged one. The promise this checks (docs/ENV_CARD.md,
 "Determinism"): same env version, same torch version, same thread count, CPU, same seed and
 actions give the same episode, bit for bit.
 """
