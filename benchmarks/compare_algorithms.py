@@ -11,7 +11,7 @@ seeds, reported as ``DIR/results.{md,csv,json,png}``. The README's results table
 
 import sys
 
-from esper_agents.bench.commands import main
+from esper_agents.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-from collections.abc import Sequence
 
-__all__ = ["bench_command", "main"]
+__all__ = ["bench_command"]
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -20,10 +18,3 @@ def bench_command(args: argparse.Namespace) -> int:
     run_bench(suite, args.out, workers=args.workers, device=args.device, progress=not args.no_progress,
               report_only=args.report_only, results=args.results)  # fmt: skip
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python benchmarks/compare_algorithms.py ...``: the same as ``esper bench ...``."""
-    from esper_agents.cli import main as esper_main
-
-    return esper_main(["bench", *(argv if argv is not None else sys.argv[1:])])
