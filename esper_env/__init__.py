@@ -18,6 +18,7 @@ from esper_env.lifecycle import Op, Stage
 from esper_env.observation import ObservationView, SlotView
 from esper_env.references import ReferenceScores, normalized_score, reference_scores
 from esper_env.rewards import REWARD_MODES, RewardConfig, benchmark_score, relabel
+from esper_env.settings import EnvSettings
 from esper_env.spaces import FactoredAction, sample_mask
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "FIDELITIES",
     "REWARD_MODES",
     "DatasetNotFoundError",
+    "EnvSettings",
     "EnvironmentConfig",
     "EsperEnv",
     "FactoredAction",

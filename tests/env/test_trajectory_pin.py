@@ -2,7 +2,7 @@
 
 Refactors must not change what the env does: the same reset seed and actions give the same
 trajectory. Regenerate the file only for a deliberate change of dynamics (and bump the env version):
-``python -m tests.test_trajectory_pin``.
+``python -m tests.env.test_trajectory_pin``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 from esper_env.env_card import main as env_card_main
 from esper_env.env_card import render
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 ENV_CARD = README.parent / "docs" / "ENV_CARD.md"
 
 

@@ -15,7 +15,7 @@ import torch
 from esper_agents import cli
 from esper_agents.offline import AgentFileError, load_agent, train_offline
 from esper_agents.offline.saved import AGENT_FILE, WEIGHTS_FILE, save_agent
-from tests.test_offline_algos import N_ACTIONS, N_FEATURES, synthetic_records
+from tests.offline.test_offline_algos import N_ACTIONS, N_FEATURES, synthetic_records
 
 
 class Exploit:

@@ -208,7 +208,7 @@ def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkey
     import sys
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "benchmarks" / "offline_comparison.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "offline_comparison.py"
     argv = [str(script), "--pack", str(pack_dir), "--steps", "20", "--fqe-steps", "20", "--seeds", "2",
             "--models", str(tmp_path / "models"), "--out", str(tmp_path / "results")]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)

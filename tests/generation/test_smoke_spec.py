@@ -9,7 +9,7 @@ import pytest
 
 from esper_agents import cli
 
-SMOKE = Path(__file__).resolve().parents[1] / "datasets" / "smoke.toml"
+SMOKE = Path(__file__).resolve().parents[2] / "datasets" / "smoke.toml"
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SMALL = ["--fidelity", "test", "--max-epochs", "3", "--config", "impaired"]
 #: (script, its smallest arguments): one PPO rollout of 50 env steps; 20 CQL gradient steps.
 CASES = [

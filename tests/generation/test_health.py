@@ -366,7 +366,7 @@ def test_cluster_diversity_benchmark_uses_one_clustering() -> None:
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "benchmarks" / "cluster_diversity.py"
+    path = Path(__file__).parents[2] / "benchmarks" / "cluster_diversity.py"
     spec = importlib.util.spec_from_file_location("cluster_diversity", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

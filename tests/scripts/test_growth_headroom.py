@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "growth_headroom.py"
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "growth_headroom.py"
 
 
 def test_growth_headroom_runs_resumes_and_reports(tmp_path: Path, monkeypatch, capsys) -> None:

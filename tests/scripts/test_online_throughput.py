@@ -11,7 +11,7 @@ import pytest
 
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "online_throughput.py"
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "online_throughput.py"
 #: The quickest algorithm (compact actions, no LSTM) in the default suite; all three, both action sets, slow.
 QUICK = next(a.name for a in ONLINE_ALGORITHMS.values() if a.action_set == "compact" and not a.recurrent)
 

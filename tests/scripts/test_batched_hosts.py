@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "batched_hosts.py"
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "batched_hosts.py"
 
 
 def test_batched_hosts_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
