@@ -1,13 +1,22 @@
 """A short episode's observations, masks and rewards, pinned to a committed file.
 
 Refactors must not change what the env does: the same reset seed and actions give the same
-trajectory. Regenerate the file only for a deliberate change of dynamics (and bump the env version):
-``python -m tests.env.test_trajectory_pin``.
+trajectory. Regenerate the files only for a deliberate change of dynamics (and bump the env version):
+``python -m tests.env.test_trajectory_pin [VARIANT]``.
+
+A trajectory is bit for bit reproducible on one kind of CPU, not across kinds: oneDNN's and MKL's
+AVX-512 kernels sum in another order than their AVX2 ones, which flips a borderline validation
+prediction now and then (one image in 128 on "test", measured on an AMD EPYC against the machine that
+recorded the first pin). So each pin has one variant per kernel family met so far
+(``pinned_episode.json``: AVX2; ``pinned_episode.avx512.json``: AVX-512), and a run must match one of
+them to within float rounding. A new kind of CPU records its own variant with the command above,
+after checking on a known machine that the code under test still matches its pin.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,7 +25,8 @@ import numpy as np
 import esper_env  # noqa: F401  (registers the ids)
 from esper_env.wrappers import CompactActions
 
-PINNED = Path(__file__).parent / "data" / "pinned_episode.json"
+DATA = Path(__file__).parent / "data"
+PINNED = DATA / "pinned_episode.json"
 ENV_ID = "Esper-SynthCIFAR-v1"
 SEED = 7
 
@@ -77,32 +87,71 @@ def policy_episodes() -> dict[str, dict[str, list]]:
     return out
 
 
+def pinned_variants() -> dict[str, dict]:
+    """Every recorded variant of the pin, by file name."""
+    return {p.name: json.loads(p.read_text()) for p in sorted(DATA.glob("pinned_episode*.json"))}
+
+
+def matches_one_variant(check: Callable[[dict], None]) -> None:
+    """Pass if ``check(pinned)`` passes for one recorded variant; otherwise fail with every mismatch."""
+    failures = []
+    for name, pinned in pinned_variants().items():
+        try:
+            check(pinned)
+            return
+        except AssertionError as err:
+            failures.append(f"{name}: {err}")
+    raise AssertionError("the trajectory matches no recorded variant:\n" + "\n".join(failures))
+
+
 def test_scripted_episode_matches_the_pinned_trajectory() -> None:
-    pinned = json.loads(PINNED.read_text())
     got = scripted_episode()
-    assert got["action"] == pinned["action"], "the masks (and so the scripted actions) changed"
-    assert got["mask"] == pinned["mask"]
     assert len(set(got["action"])) > 2, "the script must exercise more than WAIT"
-    # Tolerance only for float summation order across CPUs; a behaviour change moves these by far more.
-    np.testing.assert_allclose(np.array(got["obs"]), np.array(pinned["obs"]), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(got["reward"], pinned["reward"], rtol=1e-4, atol=1e-5)
-    for g, p in zip(got["components"], pinned["components"], strict=True):
-        assert g.keys() == p.keys()
-        for k in g:
-            np.testing.assert_allclose(g[k], p[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+    def check(pinned: dict) -> None:
+        assert got["action"] == pinned["action"], "the masks (and so the scripted actions) changed"
+        assert got["mask"] == pinned["mask"]
+        # Tolerance only for float rounding; a behaviour change moves these by far more.
+        np.testing.assert_allclose(np.array(got["obs"]), np.array(pinned["obs"]), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got["reward"], pinned["reward"], rtol=1e-4, atol=1e-5)
+        for g, p in zip(got["components"], pinned["components"], strict=True):
+            assert g.keys() == p.keys()
+            for k in g:
+                np.testing.assert_allclose(g[k], p[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+    matches_one_variant(check)
 
 
 def test_behavior_policies_log_the_pinned_episodes() -> None:
-    pinned = json.loads(PINNED.read_text())["policies"]
     got = policy_episodes()
-    assert got.keys() == pinned.keys()
-    for name in got:
-        assert got[name]["actions"] == pinned[name]["actions"], name
-        np.testing.assert_allclose(
-            got[name]["rewards"], pinned[name]["rewards"], rtol=1e-4, atol=1e-5, err_msg=name
-        )
+
+    def check(pinned: dict) -> None:
+        pinned = pinned["policies"]
+        assert got.keys() == pinned.keys()
+        for name in got:
+            assert got[name]["actions"] == pinned[name]["actions"], name
+            np.testing.assert_allclose(
+                got[name]["rewards"], pinned[name]["rewards"], rtol=1e-4, atol=1e-5, err_msg=name
+            )
+
+    matches_one_variant(check)
+
+
+def test_variants_pin_the_same_episodes() -> None:
+    """The variants differ by kernel rounding only: same actions, masks and policies."""
+    variants = list(pinned_variants().values())
+    assert variants, "no pinned trajectory"
+    for other in variants[1:]:
+        assert other["action"] == variants[0]["action"]
+        assert other["policies"].keys() == variants[0]["policies"].keys()
+        for name, episode in other["policies"].items():
+            assert episode["actions"] == variants[0]["policies"][name]["actions"], name
 
 
 if __name__ == "__main__":
-    PINNED.write_text(json.dumps({**scripted_episode(), "policies": policy_episodes()}) + "\n")
-    print(f"wrote {PINNED}")
+    import sys
+
+    suffix = f".{sys.argv[1]}" if len(sys.argv) > 1 else ""
+    path = DATA / f"pinned_episode{suffix}.json"
+    path.write_text(json.dumps({**scripted_episode(), "policies": policy_episodes()}) + "\n")
+    print(f"wrote {path}")
