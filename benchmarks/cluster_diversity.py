@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from _common import add_results_argument, provenance
 
-from esper_agents.cli_options import add_results_argument
 from esper_agents.generation.health.clusters import (
     cluster_states,
     mean_cluster_entropy,
@@ -84,6 +85,11 @@ def format_comparison(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pack_env_id(pack: Path) -> str:
+    """The env id a pack was generated on (its header's)."""
+    return str(json.loads((pack / "pack.json").read_text())["environment"]["env_id"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clusters", type=int, default=None, help="k-means clusters (default: min(100, N // 10))"
     )
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args(argv)
 
     from esper_agents.generation.health.inputs import load_health_input
@@ -107,11 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         },
         n_clusters=args.clusters,
     )
-    result["packs_paths"] = {"heuristic-only": args.heuristic_pack, "full-matrix": args.full_pack}
+    env_ids = {pack_env_id(Path(p)) for p in (args.heuristic_pack, args.full_pack)}
+    if len(env_ids) != 1:
+        parser.error(f"the packs come from different envs {sorted(env_ids)}: compare packs of one env")
+    result = {
+        "provenance": provenance(__file__, argv, env_ids.pop(), torch.get_num_threads()),
+        **result,
+        "packs_paths": {"heuristic-only": args.heuristic_pack, "full-matrix": args.full_pack},
+    }
     print(format_comparison(result))
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "cluster_diversity.json"
-    out.write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 
