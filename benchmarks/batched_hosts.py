@@ -27,12 +27,11 @@ import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import ENV_ID, add_results_argument, provenance
 
-from esper_agents.cli_options import add_results_argument
 from esper_env.hosts import HOST_SPECS, build_host
 
 BATCH, RES, CLASSES = 128, 16, 10
@@ -147,7 +146,7 @@ def main() -> None:
     parser.add_argument("--n", nargs="+", type=int, default=[2, 4, 8, 16], help="hosts trained together")
     parser.add_argument("--batches", type=int, default=20, help="timed SGD steps per host")
     parser.add_argument("--cores", type=int, default=2, help="processes, and threads of the batched form")
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args()
 
     rows = []
@@ -166,11 +165,13 @@ def main() -> None:
             print(f"| {host} | {n} | {seq:.2f} | {par:.2f} | {bat:.2f} | {par / bat:.2f}x | {seq / bat:.2f}x |",
                   flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"batch": BATCH, "resolution": RES, "cores": args.cores, "batches": args.batches,
-                "torch": torch.__version__}  # fmt: skip
-    (args.out / "batched_hosts.json").write_text(
-        json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n"
-    )
+    settings = {"batch": BATCH, "resolution": RES, "cores": args.cores, "batches": args.batches}
+    result = {
+        "provenance": provenance(__file__, None, ENV_ID, args.cores),
+        "settings": settings,
+        "rows": rows,
+    }
+    (args.out / "batched_hosts.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out / 'batched_hosts.json'}")
 
 

@@ -20,12 +20,11 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance
 
-from esper_agents.cli_options import add_preset_arguments, add_results_argument
 from esper_env.configs import get_config, get_fidelity
 from esper_env.data import ImageSplits, iterate_batches, load_dataset
 from esper_env.engine import TrainingEngine, build_optimizer
@@ -83,7 +82,7 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: leave torch alone)"
     )
     parser.add_argument("--seed", type=int, default=0, help="RNG seed")
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be a positive integer, got {args.repeats}")
@@ -120,6 +119,7 @@ def main() -> None:
         snap_ms.append((time.perf_counter() - t0) * 1000)
 
     result = {
+        "provenance": provenance(__file__, None, ENV_ID, torch.get_num_threads()),
         "fidelity": fidelity.name,
         "config": args.config,
         "architecture": get_config(args.config).architecture,

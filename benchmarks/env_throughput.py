@@ -17,22 +17,19 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance
 
 import esper_env  # noqa: F401  (registers the ids)
-from esper_agents.cli_options import add_preset_arguments, add_results_argument
 from esper_env.configs import get_config, get_fidelity
 from esper_env.data import iterate_batches, load_dataset
 from esper_env.engine import build_optimizer
 from esper_env.hosts import build_host
 from esper_env.spaces import WAIT_ACTION
-
-ENV_ID = "Esper-SynthCIFAR-v1"
 
 
 def plain_epoch_seconds(config_id: str, fidelity: str, rounds: int) -> list[float]:
@@ -98,7 +95,7 @@ def main() -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     add_preset_arguments(parser)
     parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be a positive integer, got {args.steps}")
@@ -114,6 +111,7 @@ def main() -> None:
     in_process = 1.0 / statistics.median(step)
 
     result = {
+        "provenance": provenance(__file__, None, ENV_ID, torch.get_num_threads()),
         "fidelity": fidelity,
         "config": args.config,
         "threads_in_process": torch.get_num_threads(),

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance
 
-from esper_agents.cli_options import add_preset_arguments, add_results_argument
 from esper_agents.common.evaluation import evaluate_in_env, make_eval_env
 from esper_agents.offline.commands import behavior_agent
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS
@@ -36,7 +37,6 @@ from esper_agents.online.evaluate import evaluate_online
 from esper_agents.online.train import train_online
 from esper_agents.policies import DEFAULT_HEURISTIC
 
-ENV_ID = "Esper-SynthCIFAR-v1"
 EVAL_SEED = 1000
 RUNS = Path(__file__).parent / "results" / "local" / "online_curves"
 
@@ -123,10 +123,11 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--window", type=int, default=20, help="moving-average window, in episodes")
     parser.add_argument("--runs", type=Path, default=RUNS, help="run directories (resumed)")
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args()
     env_kwargs = {"config": args.config, "fidelity": args.fidelity}
-    results: dict[str, Any] = {"env_id": ENV_ID, "env_kwargs": env_kwargs, "steps": args.steps,
+    results: dict[str, Any] = {"provenance": provenance(__file__, None, ENV_ID, torch.get_num_threads()),
+                               "env_id": ENV_ID, "env_kwargs": env_kwargs, "steps": args.steps,
                                "n_envs": args.n_envs, "eval_seed": EVAL_SEED, "algorithms": {}}  # fmt: skip
     curves = {}
     for algo in args.algos:

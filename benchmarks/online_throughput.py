@@ -37,19 +37,17 @@ import argparse
 import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance
 
-from esper_agents.cli_options import DEVICES, add_preset_arguments, add_results_argument, positive_int
+from esper_agents.cli_options import DEVICES, positive_int
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS, get_online_algorithm, model_class
 from esper_agents.online.envs import make_vec_env
 from esper_env.configs import get_fidelity
 from esper_env.wrappers import compact_action_table
-
-ENV_ID = "Esper-SynthCIFAR-v1"
 
 
 class RandomLegalActions:
@@ -207,7 +205,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="RNG seed (envs, actions, model)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="the model's torch device")
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args()
     fidelity = get_fidelity(args.fidelity).name
     env_kwargs = {"config": args.config, "fidelity": fidelity}
@@ -221,6 +219,7 @@ def main() -> None:
               "steps/s", flush=True)  # fmt: skip
 
     result = {
+        "provenance": provenance(__file__, None, ENV_ID, torch.get_num_threads()),
         "env_id": ENV_ID,
         "fidelity": fidelity,
         "config": args.config,

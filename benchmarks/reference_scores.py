@@ -5,7 +5,7 @@
         [--registry esper_env/reference_scores.json] [--out DIR]
 
 For each preset it runs, on reset seeds ``--first-seed ..`` (the benchmark's evaluation seeds,
-apart from every training seed), the three references through ``benchmarks/growth_headroom.py``'s
+apart from every training seed), the three references through ``benchmarks/_common.py``'s
 episode runner: always-WAIT, the default heuristic acting greedily, and the best scripted growth
 schedule of the growth-headroom benchmark (the grown schedule with the highest benchmark score in
 ``benchmarks/results/growth_headroom.json`` for that preset; ``now:widen_4x@0`` where the preset
@@ -18,20 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import (
+    ENV_ID,
+    add_episode_arguments,
+    add_presets_argument,
+    add_results_argument,
+    episode_key,
+    load_episodes,
+    provenance,
+    require_positive,
+    run_all,
+)
 
-sys.path.insert(0, str(Path(__file__).parent))
-import growth_headroom as gh
-
-from esper_agents.cli_options import add_results_argument
 from esper_agents.policies import DEFAULT_HEURISTIC
-from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
+from esper_agents.policies.schedules import get_schedule
 from esper_env.references import REFERENCE_PATH, ReferenceScores
 from esper_env.rewards import REWARD_MODES
 
@@ -49,23 +54,20 @@ def best_scripted_schedule(config: str, headroom: Path = HEADROOM) -> str:
     return FALLBACK_SCHEDULE
 
 
-def _env_code_dirty() -> bool | None:
-    """Whether esper_env has uncommitted changes, the registry file itself aside."""
-    out = subprocess.run(
-        ["git", "-C", str(Path(__file__).resolve().parents[1]), "status", "--porcelain", "--", "esper_env",
-         f":!{REFERENCE_PATH.relative_to(REFERENCE_PATH.parents[1])}"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
-
-
-def entry(config: str, episodes: dict[str, list[dict]], args: argparse.Namespace, schedules: dict) -> dict:
+def entry(
+    config: str,
+    episodes: dict[str, list[dict]],
+    args: argparse.Namespace,
+    schedules: dict,
+    argv: list[str] | None,
+) -> dict:
     def mean(name: str, key: str) -> float:
         return float(np.mean([e[key] for e in episodes[name]]))
 
+    header = provenance(__file__, argv, ENV_ID, torch_threads=1)
     names = {"wait": "wait", "heuristic": schedules["heuristic"], "best_scripted": schedules["best_scripted"]}
     return ReferenceScores(
-        env_id=gh.ENV_ID,
+        env_id=ENV_ID,
         config=config,
         fidelity=args.fidelity,
         max_epochs=args.max_epochs,
@@ -80,54 +82,40 @@ def entry(config: str, episodes: dict[str, list[dict]], args: argparse.Namespace
             ref: {m: float(np.mean([e["returns"][m] for e in episodes[name]])) for m in REWARD_MODES}
             for ref, name in names.items()
         },
-        command="python benchmarks/reference_scores.py " + shlex.join(sys.argv[1:]),
-        code_version={
-            **gh.provenance(),
-            "esper_env_dirty": _env_code_dirty(),
-            "env_version": gh.ENV_ID.rsplit("-", 1)[1],
-        },
+        command=header["command"],
+        code_version={k: v for k, v in header.items() if k != "command"},
     ).to_json()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    parser.add_argument("--config", nargs="+", default=["impaired", "baseline"], choices=ENVIRONMENT_CONFIGS,
-                        metavar="PRESET", help="presets, one of: %(choices)s")  # fmt: skip
-    parser.add_argument("--fidelity", default="tiny", choices=FIDELITIES)
-    parser.add_argument("--max-epochs", type=int, default=25, help="epoch budget of an episode")
-    parser.add_argument("--seeds", type=int, default=5, help="episodes per reference")
+    add_presets_argument(parser, ["impaired", "baseline"])
+    add_episode_arguments(parser, seeds=5, seeds_help="episodes per reference")
     parser.add_argument(
         "--first-seed", type=int, default=1000, help="first reset seed (the evaluation seeds)"
     )
-    parser.add_argument("--workers", type=int, default=2, help="episodes run in parallel")
     parser.add_argument("--registry", type=Path, default=REFERENCE_PATH, help="the registry file to update")
-    add_results_argument(parser, Path(__file__).parent, resumes=True)
+    add_results_argument(parser, resumes=True)
     args = parser.parse_args(argv)
-    for name in ("seeds", "max_epochs", "workers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    args.report_only, args.seed_lr_multiplier = False, None  # what growth_headroom.run_all reads
+    require_positive(parser, args, "seeds", "max_epochs", "workers")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / f"reference_scores_{args.fidelity}_{args.max_epochs}.episodes.jsonl"
-    done: dict[str, dict] = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            e = json.loads(line)
-            done[gh._key(e["config"], e["schedule"], e["seed"])] = e
+    done = load_episodes(cache)
 
     plans: dict[str, dict[str, Any]] = {}
     tasks = []
     for config in args.config:
-        known = {s.name: s for s in gh.schedules_for("impaired")}
         plan = {
             "heuristic": f"heuristic:{DEFAULT_HEURISTIC}",
             "best_scripted": best_scripted_schedule(config),
         }
         plans[config] = plan
         for name in ("wait", *plan.values()):
-            tasks += [(config, known[name], s) for s in range(args.first_seed, args.first_seed + args.seeds)]
-    gh.run_all(tasks, args, cache, done)
+            tasks += [
+                (config, get_schedule(name), s) for s in range(args.first_seed, args.first_seed + args.seeds)
+            ]
+    run_all(tasks, cache, done, fidelity=args.fidelity, max_epochs=args.max_epochs, workers=args.workers)
 
     registry = json.loads(args.registry.read_text()) if args.registry.exists() else {"entries": {}}
     registry["about"] = (
@@ -137,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         episodes: dict[str, list[dict]] = {}
         for c, s, seed in tasks:
             if c == config:
-                episodes.setdefault(s.name, []).append(done[gh._key(c, s.name, seed)])
-        new = entry(config, episodes, args, plans[config])
+                episodes.setdefault(s.name, []).append(done[episode_key(c, s.name, seed)])
+        new = entry(config, episodes, args, plans[config], argv)
         key = ReferenceScores.from_json(new).key
         registry["entries"][key] = new
         print(f"{key}: wait {new['wait']:.4f}  heuristic {new['heuristic']:.4f}  "

@@ -9,7 +9,7 @@ learning gains several points there; a plateaued one about 0). HostCNN is run at
 fidelity; HostCNN-Wide and HostCNN-Narrow at "tiny" show what capacity does.
 Runs go to ``--workers`` processes with one torch thread each (accuracy does not depend on it;
 several multi-threaded torch processes on the same cores slow each other down many times over).
-Results go to OUT/synthcifar_difficulty.json.
+Results go to OUT/synthcifar_difficulty.json (the provenance header, then one row per host and fidelity).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import json
 import multiprocessing
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from _common import ENV_ID, add_results_argument, provenance
 
-from esper_agents.cli_options import add_results_argument
 from esper_env.configs import FIDELITIES, EnvironmentConfig, get_config
 from esper_env.data import load_dataset
 from esper_env.engine import TrainingEngine
@@ -49,7 +48,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25,
                         help=f"epochs per run; the table reports epochs {', '.join(map(str, CHECKPOINTS))}")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each")
-    add_results_argument(parser, Path(__file__).parent)
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.epochs < CHECKPOINTS[0]:
         parser.error(f"--epochs {args.epochs} is below the first reported epoch ({CHECKPOINTS[0]}); "
@@ -83,7 +82,9 @@ def main() -> None:
         ), flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(runs)} runs in {seconds:.0f} s on {args.workers} workers")
-    (args.out / "synthcifar_difficulty.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "synthcifar_difficulty.json").write_text(
+        json.dumps({"provenance": provenance(__file__, None, ENV_ID, 1), "rows": rows}, indent=2) + "\n"
+    )
     head = " | ".join(f"epoch {c}" for c in checkpoints)
     plateau = args.epochs >= 25
     extra = " mean(21-25) - mean(16-20) |" if plateau else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Iterator
-from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -143,20 +142,3 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
     if args.device != "auto":
         kwargs["device"] = args.device
     return kwargs
-
-
-def add_results_argument(
-    parser: argparse.ArgumentParser, benchmarks_dir: Path, resumes: bool = False
-) -> None:
-    """The ``--out DIR`` of a benchmark script: by default the git-ignored ``results/local/`` beside
-    it, so that only an explicit ``--out benchmarks/results`` rewrites the committed figures."""
-    action = "resumes and rewrites" if resumes else "rewrites"
-    parser.add_argument("--out", type=Path, default=benchmarks_dir / "results" / "local", metavar="DIR",
-                        help=f"results directory; benchmarks/results {action} the committed figures")  # fmt: skip
-
-
-def add_preset_arguments(parser: argparse.ArgumentParser, fidelity: str = "tiny") -> None:
-    """``--fidelity`` and ``--config`` (the environment preset) of a benchmark script."""
-    parser.add_argument("--fidelity", default=fidelity, choices=FIDELITIES, help="fidelity preset")
-    parser.add_argument("--config", default="baseline", choices=PRESETS, metavar="PRESET",
-                        help="environment preset, one of: %(choices)s")  # fmt: skip

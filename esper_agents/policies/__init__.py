@@ -12,6 +12,10 @@ alone; its greedy distribution is ``softmax(scores / temperature)`` over the leg
     policy = EpsilonGreedy(get_policy("baseline"), epsilon=0.1).bind(env)
     decision = policy.decide(obs, info["action_mask"], rng)
     obs, reward, terminated, truncated, info = env.step(decision.sampled_action)
+
+Beside them, :mod:`esper_agents.policies.schedules` holds the scripted growth schedules
+(:func:`get_schedule`): fixed rules over the full factored action that the growth-headroom
+benchmark and the reference scores run.
 """
 
 from esper_agents.policies.base import Policy, masked_softmax
@@ -34,6 +38,7 @@ from esper_agents.policies.registry import (
     THRESHOLD_POLICY_IDS,
     get_policy,
 )
+from esper_agents.policies.schedules import SCHEDULES, Schedule, get_schedule
 
 __all__ = [
     "CONTRASTIVE_POLICY_IDS",
@@ -43,6 +48,7 @@ __all__ = [
     "ORIGINAL_POLICY_IDS",
     "POLICIES",
     "POLICY_IDS",
+    "SCHEDULES",
     "THRESHOLD_POLICY_IDS",
     "ActionDecision",
     "AntiHeuristicPolicy",
@@ -52,9 +58,11 @@ __all__ = [
     "Policy",
     "PolicySpec",
     "RandomPolicy",
+    "Schedule",
     "ThresholdPolicy",
     "behavior_distribution",
     "get_policy",
+    "get_schedule",
     "masked_softmax",
     "sample_decision",
 ]

@@ -202,30 +202,28 @@ def pack_dir(tmp_path_factory):
     return out
 
 
-def test_offline_comparison_benchmark_runs_end_to_end(pack_dir, tmp_path, monkeypatch, capsys) -> None:
-    """benchmarks/offline_comparison.py (the README's offline RL table) on a small pack, tiny budgets."""
-    import runpy
-    import sys
-    from pathlib import Path
+def test_wait_heuristic_and_trained_agents_on_a_pack(pack_dir, eval_env, tmp_path) -> None:
+    """What the retired offline comparison measured, through the library: agents trained on a pack,
+    next to WAIT and the greedy heuristic, in the env without illegal actions; action mixes."""
+    from esper_agents.common.evaluation import action_mix, action_names
+    from esper_agents.offline.commands import behavior_agent
+    from esper_agents.offline.datasets import load_pack
 
-    script = Path(__file__).parents[2] / "benchmarks" / "offline_comparison.py"
-    argv = [str(script), "--pack", str(pack_dir), "--steps", "20", "--fqe-steps", "20", "--seeds", "2",
-            "--models", str(tmp_path / "models"), "--out", str(tmp_path / "results")]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(script), run_name="__main__")
-    result = json.loads((tmp_path / "results" / "offline_comparison.json").read_text())
-    assert result["settings"]["env_kwargs"]["config"] == "baseline"  # the pack's only preset
-    assert [r["agent"] for r in result["rows"]] == ["WAIT", "heuristic", *ALGORITHMS]
-    for row in result["rows"]:
-        assert row["env"]["illegal_actions"] == 0 and row["env"]["final_val_accuracy"]["n"] == 2
-        assert 0.0 <= row["dataset"]["agreement"] <= 1.0
-        assert (row["fqe"] is None) == (row["agent"] in ("WAIT", "heuristic"))
-    wait = result["rows"][0]["dataset"]["action_mix"]
-    assert wait["WAIT"] == 1.0 and sum(wait.values()) == pytest.approx(1.0)
-    assert sum(result["behavior_action_mix"].values()) == pytest.approx(1.0)
-    table = result["table"].splitlines()
-    assert len(table) == 2 + 1 + 6 and table[2].startswith("| behavior (pack) |")
-    assert result["table"] in capsys.readouterr().out
+    records, source = load_pack(pack_dir)
+    logged = dataset_arrays(build_replay_buffer(records))
+    names = action_names(records[0].n_actions)
+    wait = lambda obs: np.zeros(len(np.atleast_2d(obs)), dtype=np.int64)
+    agents = {"WAIT": wait, "heuristic": behavior_agent("baseline", eval_env)}
+    for algo in ALGORITHMS:
+        result = train_offline(algo, records, 20, tmp_path / algo, seed=0, show_progress=False, source=source)
+        assert 0.0 <= result.summary["train_metrics"]["agreement"] <= 1.0
+        agents[algo] = result.algo.predict
+    for agent in agents.values():
+        summary = evaluate_in_env(agent, eval_env, 2, seed=1000)
+        assert summary["illegal_actions"] == 0 and summary["final_val_accuracy"]["n"] == 2
+    wait_mix = action_mix(wait(logged["observations"]), names)
+    assert wait_mix["WAIT"] == 1.0 and sum(wait_mix.values()) == pytest.approx(1.0)
+    assert sum(action_mix(logged["actions"], names).values()) == pytest.approx(1.0)
 
 
 def test_pack_loads_as_the_generation_export_does(pack_dir) -> None:
