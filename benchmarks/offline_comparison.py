@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from esper_agents.cli_options import add_results_argument
+from esper_agents.common.agents import behavior_agent
 from esper_agents.common.evaluation import action_mix, action_names, evaluate_in_env, make_eval_env
 from esper_agents.offline.algorithms import ALGORITHMS
-from esper_agents.offline.commands import behavior_agent
 from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, load_pack
 from esper_agents.offline.evaluate import fqe_estimate
 from esper_agents.offline.train import train_offline
