@@ -21,8 +21,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import numpy as np
 from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS, Family, family_of
 from esper_agents.bench.suites import FAMILIES, Suite
 from esper_agents.common.io import append_jsonl, read_jsonl, repair_jsonl, write_json
+from esper_agents.common.pool import run_unordered
 
 __all__ = ["check_seed_separation", "evaluate_episode", "run_bench", "training_seconds", "training_seeds"]
 
@@ -151,14 +150,9 @@ def _evaluate(suite: Suite, agents: Sequence[str], out: Path, workers: int, devi
         bar.set_postfix_str(f"{row['agent']} seed {row['seed']}: {100 * row['final_val_accuracy']:.1f}%")
         bar.update(1)
 
-    if workers == 1 or len(todo) <= 1:
-        for a, s in todo:
-            record(evaluate_episode(suite, out, a, s, device))
-    elif todo:
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(evaluate_episode, suite, out, a, s, device) for a, s in todo]
-            for future in as_completed(futures):
-                record(future.result())
+    tasks = [(suite, out, a, s, device) for a, s in todo]
+    for row in run_unordered(evaluate_episode, tasks, workers):
+        record(row)
     bar.close()
     return {a: [done[a][s] for s in suite.eval_seeds] for a in agents}
 
