@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance
 
+from esper_agents.common.agents import behavior_agent
 from esper_agents.common.evaluation import evaluate_in_env, make_eval_env
-from esper_agents.offline.commands import behavior_agent
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS
 from esper_agents.online.envs import make_online_env
 from esper_agents.online.evaluate import evaluate_online

@@ -324,24 +324,22 @@ def add_download_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_episode(args: argparse.Namespace) -> int:
     import gymnasium as gym
-    import numpy as np
 
     import esper_env  # noqa: F401  (registers the ids)
+    from esper_agents.common.agents import RandomAgent
+    from esper_agents.common.rollout import Step
+    from esper_agents.common.rollout import run_episode as play
     from esper_env.wrappers import CompactActions
 
     env = CompactActions(gym.make(args.env, **env_kwargs(args), render_mode="ansi" if args.render else None))
-    rng = np.random.default_rng(args.seed)
-    _obs, info = env.reset(seed=args.seed)
-    done = False
-    while not done:
-        mask = info["action_mask"]
-        # WAIT most of the time, otherwise a uniformly random legal action.
-        action = 0 if rng.random() < 0.7 else int(rng.choice(np.flatnonzero(mask)))
-        _obs, reward, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-        if args.render:
-            print(env.describe(action), f"reward={reward:+.3f}")
-            print(env.render())
+
+    def render(step: Step) -> None:
+        print(env.describe(step.action), f"reward={step.reward:+.3f}")
+        print(env.render())
+
+    # WAIT most of the time, otherwise a uniformly random legal action.
+    episode = play(env, RandomAgent(wait_prob=0.7), seed=args.seed, on_step=render if args.render else None)
+    info = episode.infos[-1]
     keys = ("termination_reason", "final_val_accuracy", "best_val_accuracy", "test_accuracy", "host_params",
             "seed_params", "seeds_created", "seeds_fossilized", "seeds_pruned", "episode_return", "episode_length")  # fmt: skip
     print(json.dumps({k: info[k] for k in keys}, indent=2))

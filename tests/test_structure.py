@@ -93,3 +93,16 @@ def test_common_never_imports_offline() -> None:
         if name.startswith("esper_agents.common"):
             bad = {m for m in imports(path, set(mods)) if m.startswith("esper_agents.offline")}
             assert not bad, f"{name} imports {bad}"
+
+
+def test_library_never_imports_a_commands_module() -> None:
+    """What a command runs may import the library; the library never imports a command (the CLI
+    modules: esper_agents.cli and every ``*.commands``)."""
+    mods = modules()
+    commands = {n for n in mods if n == "esper_agents.cli" or n.endswith(".commands")}
+    for name, path in mods.items():
+        if name in commands:
+            continue
+        found = imports(path, set(mods))
+        bad = {m for m in found if m in commands or any(m.startswith(c + ".") for c in commands)}
+        assert not bad, f"library module {name} imports the command module(s) {sorted(bad)}"

@@ -15,8 +15,9 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from esper_agents.common.agents import Agent, Predictor
 from esper_agents.common.masks import MaskInObservation
-from esper_agents.common.rollout import Agent, rollout
+from esper_agents.common.rollout import rollout
 from esper_agents.common.stats import mean_ci
 
 __all__ = [
@@ -86,15 +87,19 @@ class PlayedEpisode(Protocol):
 
 
 def summarize_episodes(
-    records: Sequence[PlayedEpisode], illegal: int, names: Sequence[str]
+    records: Sequence[PlayedEpisode],
+    illegal: int,
+    names: Sequence[str],
+    actions: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The JSON summary of evaluation episodes (see the module docstring); ``names[a]`` is the op
-    name of action ``a``."""
+    name of action ``a``; ``actions`` (one array per record) are counted in the action mix instead
+    of the records' own (an online agent's executed ops, say)."""
 
     def field(key: str) -> list[float]:
         return [float(r.info[key]) for r in records if r.info.get(key) is not None]
 
-    actions = np.concatenate([r.actions for r in records])
+    actions = np.concatenate([r.actions for r in records] if actions is None else list(actions))
     overhead = [
         (r.info["host_params"] + r.info["seed_params"] - r.info["base_host_params"])
         / r.info["base_host_params"]
@@ -118,11 +123,13 @@ def summarize_episodes(
     return summary
 
 
-def evaluate_in_env(agent: Agent, env: MaskInObservation, episodes: int, seed: int = 0) -> dict[str, Any]:
+def evaluate_in_env(
+    agent: Agent | Predictor, env: MaskInObservation, episodes: int, seed: int = 0
+) -> dict[str, Any]:
     """Run ``episodes`` episodes (reset seeds ``seed .. seed + episodes - 1``) and summarise them.
 
-    ``agent`` maps masked observations ``(batch, features + n_actions)`` to actions, e.g. a d3rlpy
-    algorithm's ``predict``.
+    ``agent`` is an :class:`~esper_agents.common.agents.Agent`, or a batched predictor from masked
+    observations ``(batch, features + n_actions)`` to actions, e.g. a d3rlpy algorithm's ``predict``.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes!r}")

@@ -94,24 +94,17 @@ class LocalBackend:
         self.pool: Any = None
 
     def results(self, tasks: Sequence[EpisodeTask], settings: EnvSettings) -> Iterator[EpisodeRecord]:
-        if self.workers <= 1:
-            for t in tasks:
-                yield run_task(t, settings)
-            return
-        from concurrent.futures import FIRST_COMPLETED, wait
+        from esper_agents.common.pool import run_unordered
 
-        pool = self._pool()
-        pending: set[Any] = set()
-        queue = list(tasks)
+        if self.workers <= 1:
+            yield from run_unordered(run_task, [(t, settings) for t in tasks], 1)
+            return
         finished = False
         try:
             # A couple of tasks per worker in flight: results stream to the writer as they finish.
-            while queue or pending:
-                while queue and len(pending) < 2 * self.workers:
-                    pending.add(pool.submit(run_task, queue.pop(0), settings))
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
+            yield from run_unordered(
+                run_task, [(t, settings) for t in tasks], self.workers, pool=self._pool()
+            )
             finished = True
         finally:
             if not finished:
@@ -119,13 +112,9 @@ class LocalBackend:
 
     def _pool(self) -> Any:
         if self.pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from esper_agents.common.pool import spawn_pool
 
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
-            )
+            self.pool = spawn_pool(self.workers, initializer=_init_worker, initargs=(os.getpid(),))
         return self.pool
 
     def close(self, abort: bool = False) -> None:

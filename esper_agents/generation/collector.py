@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 import esper_env  # noqa: F401  (registers the env ids)
+from esper_agents.common.rollout import run_episode
 from esper_agents.generation.schema import (
     REWARD_COMPONENTS,
     STEP_ARRAYS,
@@ -114,15 +115,38 @@ class EpisodeRecord:
             )
 
 
-def _step_meta(env: CompactActions) -> tuple[int, float, float]:
-    """active seed count, best seed accuracy and best seed contribution of the current state."""
+def _step_meta(env: CompactActions) -> tuple[int, float, float, int]:
+    """active seed count, best seed accuracy, best seed contribution and epoch of the current state."""
     base = env.base
     live = [s for s in base.engine.slots if s.stage in LIVE_STAGES]
     measured = [s.state.contribution for s in live if s.state.contribution is not None]
     h = base.engine.history
     if measured and h.val_accuracy:
-        return len(live), float(h.val_accuracy[-1]), float(max(measured))
-    return len(live), float("nan"), float("nan")
+        return len(live), float(h.val_accuracy[-1]), float(max(measured)), h.epoch
+    return len(live), float("nan"), float("nan"), h.epoch
+
+
+class _LoggingBehavior:
+    """An ``EpsilonGreedy`` (bound to ``env``) as an :class:`~esper_agents.common.agents.Agent`
+    that keeps, per step, its decision (behavior and greedy probabilities, exploration) and the
+    env state it was made in (:func:`_step_meta`): what the collector logs beside the transition.
+
+    Its generator is ``default_rng(SeedSequence(seed, spawn_key=(1,)))`` of the reset seed."""
+
+    def __init__(self, behavior: Any, env: CompactActions) -> None:
+        self.behavior, self.env = behavior, env
+        self.decisions: list[Any] = []
+        self.states: list[tuple[int, float, float, int]] = []
+
+    def reset(self, seed: int | None) -> None:
+        self.rng = np.random.default_rng(np.random.SeedSequence(int(seed or 0), spawn_key=(1,)))
+        self.decisions, self.states = [], []
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
+        self.states.append(_step_meta(self.env))
+        decision = self.behavior.decide(obs, np.asarray(info["action_mask"], dtype=bool), self.rng)
+        self.decisions.append(decision)
+        return int(decision.sampled_action)
 
 
 def collect_episode(
@@ -146,57 +170,50 @@ def collect_episode(
         raise TypeError(f"collect_episode needs a CompactActions env, got {type(env).__name__}")
     start = time.perf_counter()
     base = env.base
-    behavior = behavior.bind(env)
-    obs, info = env.reset(seed=int(seed))
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
+    agent = _LoggingBehavior(behavior.bind(env), env)
+    episode = run_episode(env, agent, seed=int(seed))
+    behavior, info = agent.behavior, episode.infos[-1]
     n_slots = base.num_slots
     T_max = base.max_epochs
+    t = len(episode)
 
-    observations, masks = [obs], [np.asarray(info["action_mask"], dtype=bool)]
     cols: dict[str, list[Any]] = {
         k: [] for k in STEP_ARRAYS if k not in ("observations", "masks", "return_to_go")
     }
-    t = 0
-    done = False
-    while not done:
-        mask = masks[-1]
-        active, best_acc, best_contrib = _step_meta(env)
-        epoch = base.engine.history.epoch
-        decision = behavior.decide(obs, mask, rng)
-        a = int(decision.sampled_action)
-        obs, reward, terminated, truncated, info = env.step(a)
-        done = bool(terminated or truncated)
-        rc = info["reward_components"]
-        executed = np.asarray(info["executed_action"], dtype=np.int64)
+    for i, (a, decision, (active, best_acc, best_contrib, epoch)) in enumerate(
+        zip(episode.actions, agent.decisions, agent.states)
+    ):
+        step_info = episode.infos[i + 1]
+        terminated = bool(episode.terminated) if i == t - 1 else False
+        truncated = bool(episode.truncated) if i == t - 1 else False
+        rc = step_info["reward_components"]
+        executed = np.asarray(step_info["executed_action"], dtype=np.int64)
         cols["actions"].append(a)
         cols["joint_actions"].append(encode_joint(executed, n_slots))
         cols["executed_actions"].append(executed)
-        cols["action_valid"].append(bool(info["action_valid"]))
-        cols["rewards"].append(float(reward))
-        cols["terminated"].append(bool(terminated))
-        cols["truncated"].append(bool(truncated))
+        cols["action_valid"].append(bool(step_info["action_valid"]))
+        cols["rewards"].append(float(episode.rewards[i]))
+        cols["terminated"].append(terminated)
+        cols["truncated"].append(truncated)
         cols["behavior_prob"].append(decision.behavior_prob)
         cols["greedy_probs"].append(decision.greedy_probs)
         cols["behavior_probs"].append(decision.behavior_probs)
         cols["greedy_action"].append(decision.greedy_action)
         cols["was_exploratory"].append(decision.was_exploratory)
         cols["epsilon"].append(decision.epsilon)
-        cols["timestep"].append(t)
-        cols["done"].append(bool(terminated))
-        cols["state_hash"].append(state_hash(observations[-1]))
+        cols["timestep"].append(i)
+        cols["done"].append(terminated)
+        cols["state_hash"].append(state_hash(episode.observations[i]))
         cols["active_seed_count"].append(active)
         cols["best_seed_accuracy"].append(best_acc)
         cols["best_seed_contribution"].append(best_contrib)
         cols["training_budget_remaining"].append(max(T_max - epoch, 0) / T_max)
         for c in REWARD_COMPONENTS:
             cols[f"rc_{c}"].append(rc[c])
-        observations.append(obs)
-        masks.append(np.asarray(info["action_mask"], dtype=bool))
-        t += 1
 
     arrays: dict[str, np.ndarray] = {
-        "observations": np.asarray(observations, dtype=np.float32),
-        "masks": np.asarray(masks, dtype=bool),
+        "observations": np.asarray(episode.observations, dtype=np.float32),
+        "masks": np.asarray([i["action_mask"] for i in episode.infos], dtype=bool),
     }
     for name, values in cols.items():
         dtype = STEP_ARRAYS[name][0]

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.common.io import atomic_path
 from esper_agents.generation.collector import EpisodeRecord
 from esper_agents.generation.packs import Pack, PackError, open_pack
 from esper_env.rewards import REWARD_MODES, RewardConfig, relabel
@@ -158,17 +159,12 @@ def save_d3rlpy(buffer: Any, path: str | os.PathLike, action_size: int | None = 
     if p.is_dir():
         raise ValueError(f"{p} is a directory; the d3rlpy export is one .h5 file")
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".tmp-{p.name}")
-    try:
+    with atomic_path(p) as tmp:
         with open(tmp, "w+b") as f:  # h5py reads back what it writes
             buffer.dump(f)
         size = action_size if action_size is not None else buffer.dataset_info.action_size
         with h5py.File(tmp, "a") as h5:
             h5.attrs[D3RLPY_ACTION_SIZE_ATTR] = int(size)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return p
 
 

@@ -1,6 +1,6 @@
 """Writing packs: :class:`PackWriter` creates a pack or reopens it to resume, one episode at a time.
 
-Every file is written with :func:`~esper_agents.generation.packs.atomic_write` (temp file,
+Every file is written with :func:`~esper_agents.common.io.atomic_write` (temp file,
 fsync, rename, directory fsync), an episode's arrays first and its metadata (the commit) last,
 so a process killed at any moment leaves complete episodes, at most one ``.npz`` whose ``.json``
 never landed, and ``.tmp-*`` files; :meth:`PackWriter.open` removes the last two. Nothing
@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
+from esper_agents.common.io import TMP_PREFIX, atomic_write, canonical_json, fsync_dir
 from esper_agents.generation.collector import EpisodeRecord
 from esper_agents.generation.packs import (
     EPISODE_FORMAT,
@@ -27,13 +28,9 @@ from esper_agents.generation.packs import (
     HEADER,
     LOCK,
     PLAN,
-    TMP_PREFIX,
     PackError,
-    atomic_write,
-    canonical_json,
     check_episode_id,
     encode_arrays,
-    fsync_dir,
     read_header,
     sha256_bytes,
     with_checksum,

@@ -9,9 +9,9 @@
       episodes/<episode_id>.json   metadata + sha256 of the .npz + its own checksum; written LAST
       .lock                        held (flock) by the process writing the pack
 
-An episode exists exactly when its ``.json`` does. Every file is written to a temporary file in
-the same directory, fsynced, then renamed over its final name (``os.replace``) and the directory
-fsynced, so a process killed at any moment leaves complete episodes, at most one ``.npz`` whose
+An episode exists exactly when its ``.json`` does. Every file is written with
+:func:`esper_agents.common.io.atomic_write` (a temporary file in the same directory, fsynced, then
+renamed over its final name and the directory fsynced), so a process killed at any moment leaves complete episodes, at most one ``.npz`` whose
 ``.json`` never landed, and ``.tmp-*`` files;
 :meth:`esper_agents.generation.pack_writer.PackWriter.open` removes the last two.
 Nothing is read with pickle and nothing existing is overwritten unless ``force=True``.
@@ -25,13 +25,11 @@ file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from esper_agents.common.io import canonical_json
 from esper_agents.generation.collector import EpisodeRecord
 from esper_agents.generation.schema import SCHEMA_VERSION, EpisodeMetadata
 from esper_agents.generation.validation import check_env_version, check_episode, check_header
@@ -51,7 +50,6 @@ HEADER = "pack.json"
 EPISODES = "episodes"
 PLAN = "plan"
 LOCK = ".lock"
-TMP_PREFIX = ".tmp-"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
@@ -61,10 +59,6 @@ class PackError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Low-level helpers
-
-
-def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -83,42 +77,6 @@ def with_checksum(doc: Mapping[str, Any]) -> dict[str, Any]:
     """``doc`` plus ``checksum``: the sha256 of its canonical JSON (without the checksum)."""
     body = {k: v for k, v in doc.items() if k != "checksum"}
     return {**body, "checksum": sha256_bytes(canonical_json(body))}
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory, so that a rename in it is durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def file_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` all-or-nothing: temp file in the same directory, fsync, rename.
-
-    The file gets the usual mode of a new file (``0o666`` less the umask), not mkstemp's 0600.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + "-", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def _reject_constant(name: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from esper_agents.common.rollout import Step, run_episode
 from esper_agents.generation.collector import EnvSettings
 from esper_agents.generation.packs import Pack
 from esper_env.wrappers import CompactActions
@@ -69,21 +70,43 @@ def replay_episode(pack: Pack, episode_id: str, env: CompactActions) -> ReplayRe
             f"episode {episode_id!r} ran on config {record.metadata.config_id!r}, the env is another"
         )
     a = record.arrays
-    obs, info = env.reset(seed=int(record.metadata.random_seed))
-    replayed: dict[str, Any] = {"observations": obs, "masks": info["action_mask"]}
-    for t in range(len(record) + 1):
-        # replayed holds observations/masks of state t and, after a step, rewards/flags of step t - 1.
+    found: list[tuple[int, str]] = []
+
+    def check(t: int, replayed: dict[str, Any]) -> bool:
+        """Compare state ``t`` (and the rewards and flags of step ``t - 1``) with the log; keep on
+        while they match and logged actions remain."""
         for name, value in replayed.items():
             index = t if name in ("observations", "masks") else t - 1
             mismatch = _first_difference(name, index, a[name][index], value)
             if mismatch:
-                return ReplayResult(episode_id, t, mismatch)
-        if t == len(record):
-            return ReplayResult(episode_id, t, None)
-        obs, reward, terminated, truncated, info = env.step(int(a["actions"][t]))
-        replayed = {"observations": obs, "masks": info["action_mask"], "rewards": reward,
-                    "terminated": terminated, "truncated": truncated}  # fmt: skip
-    raise AssertionError("unreachable: the loop returns at t == len(record)")
+                found.append((t, mismatch))
+                return False
+        return t < len(record)
+
+    def on_step(step: Step) -> bool:
+        if step.t == 0 and not check(0, {"observations": step.obs, "masks": step.info["action_mask"]}):
+            return False
+        return check(step.t + 1, {"observations": step.next_obs, "masks": step.next_info["action_mask"],
+                                  "rewards": step.reward, "terminated": step.terminated,
+                                  "truncated": step.truncated})  # fmt: skip
+
+    run_episode(env, _LoggedActions(a["actions"]), seed=int(record.metadata.random_seed), on_step=on_step)
+    return ReplayResult(episode_id, *found[0]) if found else ReplayResult(episode_id, len(record), None)
+
+
+class _LoggedActions:
+    """The actions an episode logged, one per step, as an agent."""
+
+    def __init__(self, actions: np.ndarray) -> None:
+        self.actions = actions
+        self.t = 0
+
+    def reset(self, seed: int | None) -> None:
+        self.t = 0
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        self.t += 1
+        return int(self.actions[self.t - 1])
 
 
 def replay_pack(pack: Pack, episodes: int | None = None) -> Iterator[ReplayResult]:

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from esper_agents.common.episodes import LoggedEpisode
+from esper_agents.common.rollout import run_episode
 from esper_agents.offline.datasets import split_episodes
 
 __all__ = ["CLASSIC_OF_OP", "collect_classic_episodes", "reproduce_phase1"]
@@ -64,42 +65,22 @@ def collect_classic_episodes(
     view; episode ``i`` is reset with seed ``seed + i``. ``progress(i)`` is called after each."""
     import esper_env  # noqa: F401  (registers the ids)
     from esper_agents.policies import EpsilonGreedy, get_policy
-    from esper_env.lifecycle import Op
-    from esper_env.wrappers import ClassicActions, ClassicObservation, CompactActions
+    from esper_env.wrappers import CompactActions
 
     env = CompactActions(gym.make(env_id, **env_kwargs))
-    classic_obs = ClassicObservation(env)  # read-only views of the same env state
-    classic_act = ClassicActions(env)
-    behavior = EpsilonGreedy(get_policy(policy), epsilon=epsilon).bind(env)
-    ops = [int(a.op) for a in env.actions]
-    rng = np.random.default_rng(seed)
+    agent = _ClassicLabels(EpsilonGreedy(get_policy(policy), epsilon=epsilon).bind(env), env, seed)
     records = []
     for i in range(episodes):
-        obs, info = env.reset(seed=seed + i)
-        feats, masks, labels, rewards = [classic_obs.observation(obs)], [classic_act.action_masks()], [], []
-        done, terminated = False, False
-        while not done:
-            decision = behavior.decide(obs, info["action_mask"], rng)
-            label = CLASSIC_OF_OP[ops[decision.sampled_action]]
-            if not masks[-1][label]:
-                raise RuntimeError(
-                    f"the heuristic's {Op(ops[decision.sampled_action]).name} maps to classic "
-                    f"{ClassicActions.NAMES[label]}, which the classic mask forbids here"
-                )
-            obs, reward, terminated, truncated, info = env.step(decision.sampled_action)
-            done = terminated or truncated
-            feats.append(classic_obs.observation(obs))
-            masks.append(classic_act.action_masks())
-            labels.append(label)
-            rewards.append(float(reward))
+        episode = run_episode(env, agent, seed=seed + i)
+        agent.record_state(episode.observations[-1])  # the final state's classic view
         records.append(
             LoggedEpisode(
-                np.stack(feats),
-                np.stack(masks),
-                np.array(labels),
-                np.array(rewards),
-                bool(terminated),
-                float(info["final_val_accuracy"]),
+                np.stack(agent.features),
+                np.stack(agent.masks),
+                np.array(agent.labels),
+                episode.rewards,
+                episode.terminated,
+                float(episode.infos[-1]["final_val_accuracy"]),
                 {"policy": policy, "seed": seed + i},
             )
         )
@@ -107,6 +88,48 @@ def collect_classic_episodes(
             progress(i)
     env.close()
     return records
+
+
+class _ClassicLabels:
+    """The behavior policy as an agent on the compact actions that logs, for each state it decides
+    in, the classic view: the 27 features, the classic mask and the classic label of its action.
+
+    One generator, ``default_rng(seed)``, runs through all episodes."""
+
+    def __init__(self, behavior: Any, env: Any, seed: int) -> None:
+        from esper_env.wrappers import ClassicActions, ClassicObservation
+
+        self.behavior = behavior
+        self.classic_obs = ClassicObservation(env)  # read-only views of the same env state
+        self.classic_act = ClassicActions(env)
+        self.ops = [int(a.op) for a in env.actions]
+        self.rng = np.random.default_rng(seed)
+        self.features: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.labels: list[int] = []
+
+    def record_state(self, obs: np.ndarray) -> None:
+        """Log the classic view of the env's current state (its compact observation ``obs``)."""
+        self.features.append(self.classic_obs.observation(obs))
+        self.masks.append(self.classic_act.action_masks())
+
+    def reset(self, seed: int | None) -> None:
+        self.features, self.masks, self.labels = [], [], []
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
+        from esper_env.lifecycle import Op
+        from esper_env.wrappers import ClassicActions
+
+        self.record_state(obs)
+        decision = self.behavior.decide(obs, info["action_mask"], self.rng)
+        label = CLASSIC_OF_OP[self.ops[decision.sampled_action]]
+        if not self.masks[-1][label]:
+            raise RuntimeError(
+                f"the heuristic's {Op(self.ops[decision.sampled_action]).name} maps to classic "
+                f"{ClassicActions.NAMES[label]}, which the classic mask forbids here"
+            )
+        self.labels.append(label)
+        return decision.sampled_action
 
 
 def reproduce_phase1(

@@ -8,15 +8,12 @@ import os
 import sys
 from typing import Any
 
-import numpy as np
-
 from esper_agents.cli_options import env_kwargs as cli_env_kwargs
 from esper_agents.cli_options import torch_device
-from esper_agents.common.rollout import Agent
+from esper_agents.common.agents import Agent, behavior_agent
 from esper_agents.offline.datasets import load_pack
 
 __all__ = [
-    "behavior_agent",
     "evaluate_command",
     "imitate_classic_command",
     "resolve_policy",
@@ -80,22 +77,6 @@ def train_offline_command(args: argparse.Namespace) -> int:
         brief["fqe"] = summary["fqe"]
     print(json.dumps(brief, indent=2))
     return 0
-
-
-def behavior_agent(name: str, env: Any) -> Agent:
-    """A behavior policy of :mod:`esper_agents.policies` acting greedily, as an agent on masked
-    observations of the compact action set."""
-    from esper_agents.policies import get_policy
-
-    policy = get_policy(name, env=env)
-    n = env.n_actions
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.array(
-            [int(np.argmax(policy.greedy_probs(o[:-n], o[-n:] > 0.5))) for o in np.atleast_2d(obs)]
-        )
-
-    return act
 
 
 def resolve_policy(value: str) -> tuple[str, str]:

@@ -75,7 +75,7 @@ def save_agent(algo: Any, path: str | os.PathLike) -> Path:
     import d3rlpy
     from d3rlpy.base import LearnableConfigWithShape
 
-    from esper_agents.generation.packs import atomic_write, canonical_json
+    from esper_agents.common.io import atomic_write, canonical_json
 
     root = Path(path)
     if root.exists() and not root.is_dir():

@@ -8,56 +8,47 @@ test accuracy with 95% intervals, return, action mix by executed op, illegal act
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from esper_agents.common.evaluation import summarize_episodes
+from esper_agents.common.rollout import Episode, run_episode
 from esper_agents.online.algorithms import get_online_algorithm
 
-__all__ = ["EvaluatedEpisode", "evaluate_online", "run_online_episode"]
+__all__ = ["OnlineModelAgent", "evaluate_online", "run_online_episode"]
 
 
-@dataclasses.dataclass
-class EvaluatedEpisode:
-    """One evaluation episode: executed ops, rewards, final info, and illegal choices."""
+class OnlineModelAgent:
+    """A stable-baselines3 model of algorithm ``algo`` acting greedily in its env stack ``env``:
+    the env's ``action_masks()`` when the model is masked, the LSTM state carried through the
+    episode (reset at its start) when it is recurrent."""
 
-    actions: np.ndarray  # executed op per step
-    rewards: np.ndarray
-    final_accuracy: float
-    info: dict[str, Any]
-    illegal: int
+    def __init__(self, model: Any, algo: str, env: gym.Env) -> None:
+        self.model, self.env = model, env
+        self.record = get_online_algorithm(algo)
+        self.state: Any = None
+        self.start = np.ones(1, dtype=bool)
 
-    def __len__(self) -> int:
-        return len(self.actions)
+    def reset(self, seed: int | None) -> None:
+        self.state, self.start = None, np.ones(1, dtype=bool)
+
+    def act(self, obs: Any, info: dict[str, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        if self.record.masked:
+            kwargs["action_masks"] = self.env.get_wrapper_attr("action_masks")()
+        if self.record.recurrent:
+            kwargs.update(state=self.state, episode_start=self.start)
+        action, self.state = self.model.predict(obs, deterministic=True, **kwargs)
+        self.start = np.zeros(1, dtype=bool)
+        return action
 
 
-def run_online_episode(model: Any, algo: str, env: gym.Env, seed: int | None = None) -> EvaluatedEpisode:
-    """One greedy episode of ``model`` (an ``algo`` model) in its env stack ``env``."""
-    record = get_online_algorithm(algo)
-    obs, info = env.reset(seed=seed)
-    state, start = None, np.ones(1, dtype=bool)
-    ops, rewards, illegal, done = [], [], 0, False
-    while not done:
-        kwargs = {"action_masks": env.get_wrapper_attr("action_masks")()} if record.masked else {}
-        if record.recurrent:
-            kwargs.update(state=state, episode_start=start)
-        action, state = model.predict(obs, deterministic=True, **kwargs)
-        obs, reward, terminated, truncated, info = env.step(action)
-        start = np.zeros(1, dtype=bool)
-        illegal += int(info.get("action_valid") is False)
-        ops.append(int(np.asarray(info["executed_action"])[0]))
-        rewards.append(float(reward))
-        done = terminated or truncated
-    summary = {
-        k: v
-        for k, v in info.items()
-        if isinstance(v, (int, float, str, bool, np.integer, np.floating)) or v is None
-    }
-    final = float(summary.get("final_val_accuracy", float("nan")))
-    return EvaluatedEpisode(np.array(ops), np.array(rewards), final, summary, illegal)
+def run_online_episode(model: Any, algo: str, env: gym.Env, seed: int | None = None) -> Episode:
+    """One greedy episode of ``model`` (an ``algo`` model) in its env stack ``env``; the ops it
+    executed are ``episode.ops``."""
+    return run_episode(env, OnlineModelAgent(model, algo, env), seed=seed)
 
 
 def evaluate_online(model: Any, algo: str, env: gym.Env, episodes: int, seed: int = 0) -> dict[str, Any]:
@@ -67,6 +58,7 @@ def evaluate_online(model: Any, algo: str, env: gym.Env, episodes: int, seed: in
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
     records = [run_online_episode(model, algo, env, seed=seed + i) for i in range(episodes)]
-    summary = summarize_episodes(records, sum(r.illegal for r in records), [op.name for op in Op])
+    names = [op.name for op in Op]
+    summary = summarize_episodes(records, sum(r.illegal for r in records), names, [r.ops for r in records])
     summary.update(seed=int(seed), algorithm=algo)
     return summary

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from esper_agents.common.io import atomic_path
 from esper_agents.online.algorithms import PPO_DEFAULTS, get_online_algorithm, model_class
 from esper_agents.online.callbacks import EsperMetricsCallback
 from esper_agents.online.envs import make_online_env, make_vec_env
@@ -55,10 +56,8 @@ def _truncate_curve(path: Path, steps: int) -> None:
     if not rows:
         return
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= steps]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(kept)
-    os.replace(tmp, path)
 
 
 def _check_run(out: Path, run: dict[str, Any]) -> bool:

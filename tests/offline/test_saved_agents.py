@@ -165,7 +165,7 @@ def test_a_policy_name_and_a_path_never_shadow_each_other(tmp_path: Path, monkey
 
 
 def test_pack_files_get_the_usual_umask_modes(tiny_pack: Path) -> None:
-    from esper_agents.generation.packs import atomic_write
+    from esper_agents.common.io import atomic_write
 
     old = os.umask(0o022)
     try:
