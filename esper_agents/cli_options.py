@@ -12,6 +12,10 @@ import argparse
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the settings module is imported when flags are read, not when the parser is built
+    from esper_env.settings import EnvSettings
 
 
 def positive_int(text: str) -> int:
@@ -98,8 +102,15 @@ def env_arguments(fidelity: str | None) -> argparse.ArgumentParser:
     p.add_argument("--fidelity", default=fidelity, choices=FIDELITIES, metavar="NAME",
                    help="fidelity preset, one of: %(choices)s" + ("" if fidelity else " (default: the env id's)"))  # fmt: skip
     p.add_argument("--max-epochs", type=positive_int, default=25, help="epoch budget of an episode")
+    add_reward_argument(p, "shaped")
     p.add_argument("--seed", type=int, default=0, help="RNG seed (the first episode's reset seed)")
     return p
+
+
+def add_reward_argument(parser: argparse.ArgumentParser, default: str | None, what: str = "") -> None:
+    """``--reward MODE``: the reward the env returns (not ``--reward-mode``, which relabels a pack)."""
+    parser.add_argument("--reward", default=default, choices=REWARD_MODES, metavar="MODE",
+                        help="the env's reward mode, one of: %(choices)s" + what)  # fmt: skip
 
 
 def pack_arguments(required: bool, help: str = "pack directory") -> argparse.ArgumentParser:
@@ -135,14 +146,13 @@ def torch_device(name: str) -> str:
     return f"{name}:0"
 
 
-def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """The ``gym.make`` keyword arguments the env flags give (fidelity and device only when set)."""
-    kwargs: dict[str, object] = {"max_epochs": args.max_epochs, "config": args.config}
-    if args.fidelity is not None:
-        kwargs["fidelity"] = args.fidelity
-    if args.device != "auto":
-        kwargs["device"] = args.device
-    return kwargs
+def env_settings(args: argparse.Namespace) -> EnvSettings:
+    """The :class:`~esper_env.settings.EnvSettings` the env flags give (``--env``, ``--config``,
+    ``--fidelity``, ``--max-epochs``, ``--reward``, ``--device``); ``ValueError`` on a bad value."""
+    from esper_env.settings import EnvSettings
+
+    return EnvSettings(env_id=args.env, config=args.config, fidelity=args.fidelity, max_epochs=args.max_epochs,
+                       reward=args.reward, device=args.device)  # fmt: skip
 
 
 def add_results_argument(

@@ -67,7 +67,7 @@ def training_seeds(suite: Suite, pack: str | os.PathLike | None) -> dict[str, li
     resets (later online episodes continue each env's RNG, with no reset seed)."""
     seeds: dict[str, list[int]] = {}
     if pack is not None:
-        from esper_agents.generation.exports import iter_records
+        from esper_agents.generation.packs import iter_records
 
         seeds["pack"] = sorted({int(r.metadata.random_seed) for r in iter_records(pack)})
     if any(agent_family(a) == "online" for a in suite.agents):
@@ -92,10 +92,8 @@ def check_seed_separation(suite: Suite, seeds: dict[str, list[int]]) -> None:
 
 def _make_pack(suite: Suite, out: Path, workers: int, progress: bool, log: Callable[[str], None]) -> Path:
     from esper_agents.generation.orchestrator import generate
-    from esper_agents.generation.spec import parse_spec
 
-    spec = parse_spec(suite.pack_spec(), source=f"suite {suite.name!r} pack")
-    result = generate(spec, out / "pack", workers=workers, progress=progress, log=log)
+    result = generate(suite.pack_spec(), out / "pack", workers=workers, progress=progress, log=log)
     if result.new_episodes:
         log(result.summary())
     return result.path
@@ -132,8 +130,8 @@ def _train_online(suite: Suite, algo: str, out: Path, device: str, progress: boo
     from esper_agents.online.train import train_online
 
     train_online(
-        algo, suite.online_steps, out / "online" / algo, suite.env_id, n_envs=suite.n_envs,
-        seed=suite.train_seed, env_kwargs=suite.env_kwargs, checkpoint_every=max(suite.online_steps // 5, 50),
+        algo, suite.online_steps, out / "online" / algo, suite.settings, n_envs=suite.n_envs,
+        seed=suite.train_seed, checkpoint_every=max(suite.online_steps // 5, 50),
         device=device, progress=progress,
     )  # fmt: skip
 
@@ -222,7 +220,7 @@ def evaluate_episode(suite: Suite, out: Path, agent: str, seed: int, device: str
     from esper_agents.common.rollout import run_episode
 
     torch.set_num_threads(1)
-    kwargs = {**suite.env_kwargs, "device": device, "num_threads": 1}
+    settings = suite.settings.replace(device=device, num_threads=1)
     started = time.perf_counter()
     if agent_family(agent) == "online":
         from esper_agents.online.envs import make_online_env
@@ -230,7 +228,7 @@ def evaluate_episode(suite: Suite, out: Path, agent: str, seed: int, device: str
         from esper_agents.online.saved import load_online_model
         from esper_env.lifecycle import Op
 
-        env = make_online_env(agent, suite.env_id, **kwargs)
+        env = make_online_env(agent, settings)
         key = (str(out), agent)
         if key not in _LOADED:
             _LOADED[key] = load_online_model(out / "online" / agent / "model.zip", env, device=device)[1]
@@ -242,7 +240,7 @@ def evaluate_episode(suite: Suite, out: Path, agent: str, seed: int, device: str
 
     offline = agent_family(agent) == "offline"
     action_set = agent_action_set(_offline_learner(out, agent, device)) if offline else "compact"
-    env = make_eval_env(suite.env_id, action_set, **kwargs)
+    env = make_eval_env(settings, action_set)
     record, illegal = run_episode(env, make_agent(agent, env, out, seed, device), seed=seed)
     names = action_names(env.n_actions)
     env.close()
