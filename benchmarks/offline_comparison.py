@@ -40,6 +40,7 @@ from esper_agents.offline.commands import behavior_agent
 from esper_agents.offline.datasets import build_replay_buffer, dataset_arrays, load_pack
 from esper_agents.offline.evaluate import fqe_estimate
 from esper_agents.offline.train import train_offline
+from esper_env.settings import EnvSettings
 
 OPS = ("WAIT", "GERMINATE", "ADVANCE", "SET_ALPHA_TARGET", "PRUNE", "FOSSILIZE")
 
@@ -92,7 +93,7 @@ def main() -> None:
         "config": args.config,
         "device": "cpu",
     }
-    env = make_eval_env(env_info["env_id"], "compact", **env_kwargs)
+    env = make_eval_env(EnvSettings(env_info["env_id"], **env_kwargs), "compact")
     print(f"pack {args.pack}: {len(records)} episodes, {source['transitions']} transitions; "
           f"evaluating on {env_info['env_id']} {env_kwargs}", flush=True)  # fmt: skip
     models = args.models or Path(tempfile.mkdtemp(prefix="esper-offline-"))

@@ -93,3 +93,17 @@ def test_common_never_imports_offline() -> None:
         if name.startswith("esper_agents.common"):
             bad = {m for m in imports(path, set(mods)) if m.startswith("esper_agents.offline")}
             assert not bad, f"{name} imports {bad}"
+
+
+def test_one_settings_record() -> None:
+    """The env's arguments have one record, ``esper_env.settings.EnvSettings``: no module of the packages or
+    the benchmarks defines another settings class or an ``env_kwargs`` builder."""
+    sources = [p for pkg in (*PACKAGES, "benchmarks") for p in sorted((ROOT / pkg).rglob("*.py"))]
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name == "EnvSettings":
+                found.append(f"{path.relative_to(ROOT)}: class {node.name}")
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "env_kwargs":
+                found.append(f"{path.relative_to(ROOT)}: def {node.name}")
+    assert found == ["esper_env/settings.py: class EnvSettings"], found
