@@ -78,6 +78,8 @@ DOWNLOADABLE = Names("esper_env.datasets", "DOWNLOADABLE")
 EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
 SUITE_NAMES = Names("esper_agents.bench.suites", "SUITE_NAMES")
 BENCH_AGENTS = Names("esper_agents.bench.suites", "BENCH_AGENTS")
+#: ``esper_env.settings.DEVICES`` and ``DEFAULT_ENV_ID``, repeated so that building the parser imports
+#: no torch (tests/cli/test_cli.py checks that they agree).
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ENV = "Esper-SynthCIFAR-v1"
 

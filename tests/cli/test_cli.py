@@ -11,7 +11,7 @@ from importlib.metadata import version
 import pytest
 
 from esper_agents import cli, cli_options
-from esper_env.settings import EnvSettings
+from esper_env.settings import DEVICES, EnvSettings
 
 
 def walk(parser: argparse.ArgumentParser, name: str = "esper"):
@@ -94,6 +94,7 @@ def test_device_reaches_the_env_and_the_learner() -> None:
         max_epochs=25, config="baseline", fidelity="tiny", device="cpu"
     )
     assert cli_options.env_settings(parser.parse_args(["episode"])).device == "auto"  # the env's own default
+    assert cli_options.DEFAULT_ENV == EnvSettings().env_id and cli_options.DEVICES == DEVICES
     train = parser.parse_args(["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "1"])
     assert train.device == "cpu" and cli_options.torch_device(train.device) == "cpu:0"
     assert cli_options.torch_device("cuda") == "cuda:0"
