@@ -36,6 +36,7 @@ from esper_agents.online.envs import make_online_env
 from esper_agents.online.evaluate import evaluate_online
 from esper_agents.online.train import train_online
 from esper_agents.policies import DEFAULT_HEURISTIC
+from esper_env.settings import EnvSettings
 
 EVAL_SEED = 1000
 RUNS = Path(__file__).parent / "results" / "local" / "online_curves"
@@ -47,7 +48,7 @@ def wait_agent(obs: np.ndarray) -> np.ndarray:
 
 def reference_levels(env_kwargs: dict[str, Any], episodes: int) -> dict[str, dict[str, Any]]:
     """Always-WAIT and the default heuristic, greedy, on the evaluation seeds."""
-    env = make_eval_env(ENV_ID, "compact", **env_kwargs)
+    env = make_eval_env(EnvSettings(ENV_ID, **env_kwargs), "compact")
     try:
         agents = {
             "wait": wait_agent,
@@ -132,9 +133,10 @@ def main() -> None:
     curves = {}
     for algo in args.algos:
         out = args.runs / algo
-        model = train_online(algo, args.steps, out, ENV_ID, n_envs=args.n_envs, seed=0, env_kwargs=env_kwargs,
+        settings = EnvSettings(ENV_ID, **env_kwargs)
+        model = train_online(algo, args.steps, out, settings, n_envs=args.n_envs, seed=0,
                              checkpoint_every=args.checkpoint_every, progress=True)  # fmt: skip
-        env = make_online_env(algo, ENV_ID, **env_kwargs)
+        env = make_online_env(algo, settings)
         try:
             summary = evaluate_online(model, algo, env, args.eval_episodes, seed=EVAL_SEED)
         finally:

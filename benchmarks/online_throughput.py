@@ -47,6 +47,7 @@ from esper_agents.cli_options import DEVICES, positive_int
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS, get_online_algorithm, model_class
 from esper_agents.online.envs import make_vec_env
 from esper_env.configs import get_fidelity
+from esper_env.settings import EnvSettings
 from esper_env.wrappers import compact_action_table
 
 
@@ -81,7 +82,7 @@ class EnvAlone:
     untimed env steps; :meth:`run` returns the seconds of ``steps`` more."""
 
     def __init__(self, algo: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], warmup: int) -> None:
-        self.venv = make_vec_env(algo, ENV_ID, n_envs=n_envs, seed=seed, **env_kwargs)
+        self.venv = make_vec_env(algo, EnvSettings(ENV_ID, **env_kwargs), n_envs=n_envs, seed=seed)
         self.policy = RandomLegalActions(algo, self.venv, seed)
         self.venv.seed(seed)  # env i resets with seed + i, as the model's seed makes it in the online loop
         self.obs = self.venv.reset()
@@ -138,7 +139,7 @@ class OnlineLoop:
                 return True
 
         record = get_online_algorithm(algo)
-        self.venv = StepTimer(make_vec_env(algo, ENV_ID, n_envs=n_envs, seed=seed, **env_kwargs))
+        self.venv = StepTimer(make_vec_env(algo, EnvSettings(ENV_ID, **env_kwargs), n_envs=n_envs, seed=seed))
         self.model = model_class(algo)(record.policy, self.venv, seed=seed, device=device, verbose=0,
                                        policy_kwargs=dict(record.policy_kwargs), **PPO_DEFAULTS)  # fmt: skip
         self.timer = RolloutTimer()

@@ -27,9 +27,10 @@ from esper_agents.cli_options import (
     REWARD_MODES,
     SUITE_NAMES,
     HelpFormatter,
+    add_reward_argument,
     device_argument,
     env_arguments,
-    env_kwargs,
+    env_settings,
     non_negative_int,
     pack_arguments,
     positive_int,
@@ -207,6 +208,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--results", metavar="DIR", default=None,
                    help="where results.{md,csv,json,png} go (default: OUT)")  # fmt: skip
+    add_reward_argument(p, None, " (default: the suite's)")
     p.add_argument("--agents", nargs="+", choices=BENCH_AGENTS, metavar="AGENT", default=None,
                    help="run only these agents (default: all), of: %(choices)s")  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=2,
@@ -257,6 +259,7 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="local", metavar="NAME",
                    help="one of: %(choices)s; local: this process or a spawn process pool; ray: ray.remote "
                    "tasks (pip install 'esper[ray]')")  # fmt: skip
+    add_reward_argument(p, None, " (default: the spec's [env] reward)")
     p.add_argument("--force", action="store_true", help="overwrite a pack generated from another spec")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.set_defaults(func=run_generate)
@@ -323,15 +326,12 @@ def add_download_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_episode(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
-    import esper_env  # noqa: F401  (registers the ids)
     from esper_agents.common.agents import RandomAgent
     from esper_agents.common.rollout import Step
     from esper_agents.common.rollout import run_episode as play
     from esper_env.wrappers import CompactActions
 
-    env = CompactActions(gym.make(args.env, **env_kwargs(args), render_mode="ansi" if args.render else None))
+    env = CompactActions(env_settings(args).make(render_mode="ansi" if args.render else None))
 
     def render(step: Step) -> None:
         print(env.describe(step.action), f"reward={step.reward:+.3f}")

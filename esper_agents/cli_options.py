@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the settings module is imported when flags are read, not when the parser is built
+    from esper_env.settings import EnvSettings
 
 
 def positive_int(text: str) -> int:
@@ -73,6 +77,8 @@ DOWNLOADABLE = Names("esper_env.datasets", "DOWNLOADABLE")
 EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
 SUITE_NAMES = Names("esper_agents.bench.suites", "SUITE_NAMES")
 BENCH_AGENTS = Names("esper_agents.bench.suites", "BENCH_AGENTS")
+#: ``esper_env.settings.DEVICES`` and ``DEFAULT_ENV_ID``, repeated so that building the parser imports
+#: no torch (tests/cli/test_cli.py checks that they agree).
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ENV = "Esper-SynthCIFAR-v1"
 
@@ -97,8 +103,15 @@ def env_arguments(fidelity: str | None) -> argparse.ArgumentParser:
     p.add_argument("--fidelity", default=fidelity, choices=FIDELITIES, metavar="NAME",
                    help="fidelity preset, one of: %(choices)s" + ("" if fidelity else " (default: the env id's)"))  # fmt: skip
     p.add_argument("--max-epochs", type=positive_int, default=25, help="epoch budget of an episode")
+    add_reward_argument(p, "shaped")
     p.add_argument("--seed", type=int, default=0, help="RNG seed (the first episode's reset seed)")
     return p
+
+
+def add_reward_argument(parser: argparse.ArgumentParser, default: str | None, what: str = "") -> None:
+    """``--reward MODE``: the reward the env returns (not ``--reward-mode``, which relabels a pack)."""
+    parser.add_argument("--reward", default=default, choices=REWARD_MODES, metavar="MODE",
+                        help="the env's reward mode, one of: %(choices)s" + what)  # fmt: skip
 
 
 def pack_arguments(required: bool, help: str = "pack directory") -> argparse.ArgumentParser:
@@ -134,11 +147,10 @@ def torch_device(name: str) -> str:
     return f"{name}:0"
 
 
-def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """The ``gym.make`` keyword arguments the env flags give (fidelity and device only when set)."""
-    kwargs: dict[str, object] = {"max_epochs": args.max_epochs, "config": args.config}
-    if args.fidelity is not None:
-        kwargs["fidelity"] = args.fidelity
-    if args.device != "auto":
-        kwargs["device"] = args.device
-    return kwargs
+def env_settings(args: argparse.Namespace) -> EnvSettings:
+    """The :class:`~esper_env.settings.EnvSettings` the env flags give (``--env``, ``--config``,
+    ``--fidelity``, ``--max-epochs``, ``--reward``, ``--device``); ``ValueError`` on a bad value."""
+    from esper_env.settings import EnvSettings
+
+    return EnvSettings(env_id=args.env, config=args.config, fidelity=args.fidelity, max_epochs=args.max_epochs,
+                       reward=args.reward, device=args.device)  # fmt: skip

@@ -73,8 +73,7 @@ def main() -> None:
             logger_adapter=d3rlpy.logging.NoopAdapterFactory())  # fmt: skip
 
     # One greedy episode in the env the pack was logged in (masked observations, as in the data).
-    keys = ("fidelity", "max_epochs", "num_slots")
-    env = make_eval_env(env_info["env_id"], config=args.config, **{k: env_info[k] for k in keys})
+    env = make_eval_env(open_pack(pack).settings.replace(config=args.config))
     obs, info = env.reset(seed=1000)
     done, illegal, episode_return = False, 0, 0.0
     while not done:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-# esper_agents first: it hides the import banner of the old `gym` package that sb3 and d3rlpy import.
-import esper_env  # noqa: F401  (registers the Esper-* ids)
 from esper_agents.online.envs import make_online_env, make_vec_env
+
+# esper_agents first: it hides the import banner of the old `gym` package that sb3 and d3rlpy import.
+from esper_env import EnvSettings
 
 # isort: split
 from sb3_contrib import MaskablePPO
@@ -33,11 +34,11 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=2, help="envs in parallel (one process each if > 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    env_kwargs = {"config": args.config, "fidelity": args.fidelity, "max_epochs": args.max_epochs}
+    settings = EnvSettings(ENV_ID, config=args.config, fidelity=args.fidelity, max_epochs=args.max_epochs)
 
     # make_vec_env builds n copies of the "maskable-ppo" stack (CompactActions + MaskInObservation),
     # in a DummyVecEnv, or a SubprocVecEnv when n > 1 (hence the __main__ guard below).
-    venv = make_vec_env("maskable-ppo", ENV_ID, n_envs=args.n_envs, seed=args.seed, **env_kwargs)
+    venv = make_vec_env("maskable-ppo", settings, n_envs=args.n_envs, seed=args.seed)
     # Esper's episodes are short (25 steps by default): small rollouts, frequent updates. The
     # policy is a small MLP, which runs fastest on the CPU (the env trains its host on CUDA if any).
     model = MaskablePPO(
@@ -47,7 +48,7 @@ def main() -> None:
     venv.close()
 
     # One greedy evaluation episode in a fresh, unvectorized env of the same stack.
-    env = make_online_env("maskable-ppo", ENV_ID, **env_kwargs)
+    env = make_online_env("maskable-ppo", settings)
     obs, info = env.reset(seed=1000)
     done, illegal, episode_return = False, 0, 0.0
     while not done:

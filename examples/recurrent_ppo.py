@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-# esper_agents first: it hides the import banner of the old `gym` package that sb3 and d3rlpy import.
-import esper_env  # noqa: F401  (registers the Esper-* ids)
 from esper_agents.online.envs import make_online_env, make_vec_env
+
+# esper_agents first: it hides the import banner of the old `gym` package that sb3 and d3rlpy import.
+from esper_env import EnvSettings
 
 # isort: split
 import numpy as np
@@ -32,10 +33,10 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=2, help="envs in parallel (one process each if > 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    env_kwargs = {"config": args.config, "fidelity": args.fidelity, "max_epochs": args.max_epochs}
+    settings = EnvSettings(ENV_ID, config=args.config, fidelity=args.fidelity, max_epochs=args.max_epochs)
 
     # n copies of the "recurrent-ppo" stack; a SubprocVecEnv when n > 1 (hence the __main__ guard).
-    venv = make_vec_env("recurrent-ppo", ENV_ID, n_envs=args.n_envs, seed=args.seed, **env_kwargs)
+    venv = make_vec_env("recurrent-ppo", settings, n_envs=args.n_envs, seed=args.seed)
     model = RecurrentPPO(
         "MlpLstmPolicy", venv, n_steps=50, batch_size=50, n_epochs=4, ent_coef=0.01, seed=args.seed,
         policy_kwargs={"lstm_hidden_size": 128}, device="cpu",
@@ -45,7 +46,7 @@ def main() -> None:
 
     # One greedy episode. The LSTM state is carried from step to step; episode_start (True only on
     # the first step) tells the policy to reset it.
-    env = make_online_env("recurrent-ppo", ENV_ID, **env_kwargs)
+    env = make_online_env("recurrent-ppo", settings)
     obs, info = env.reset(seed=1000)
     lstm_states, episode_start = None, np.ones((1,), dtype=bool)
     done, illegal, episode_return = False, 0, 0.0

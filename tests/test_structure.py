@@ -106,3 +106,17 @@ def test_library_never_imports_a_commands_module() -> None:
         found = imports(path, set(mods))
         bad = {m for m in found if m in commands or any(m.startswith(c + ".") for c in commands)}
         assert not bad, f"library module {name} imports the command module(s) {sorted(bad)}"
+
+
+def test_one_settings_record() -> None:
+    """The env's arguments have one record, ``esper_env.settings.EnvSettings``: no module of the packages or
+    the benchmarks defines another settings class or an ``env_kwargs`` builder."""
+    sources = [p for pkg in (*PACKAGES, "benchmarks") for p in sorted((ROOT / pkg).rglob("*.py"))]
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name == "EnvSettings":
+                found.append(f"{path.relative_to(ROOT)}: class {node.name}")
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "env_kwargs":
+                found.append(f"{path.relative_to(ROOT)}: def {node.name}")
+    assert found == ["esper_env/settings.py: class EnvSettings"], found

@@ -13,6 +13,8 @@ def bench_command(args: argparse.Namespace) -> int:
     from esper_agents.bench.suites import get_suite
 
     suite = get_suite(args.suite)
+    if args.reward is not None:
+        suite = dataclasses.replace(suite, settings=suite.settings.replace(reward=args.reward))
     if args.agents:
         suite = dataclasses.replace(suite, agents=tuple(a for a in suite.agents if a in set(args.agents)))
     run_bench(suite, args.out, workers=args.workers, device=args.device, progress=not args.no_progress,

@@ -75,8 +75,8 @@ class _MaskedFamily:
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
         from esper_agents.common.evaluation import make_eval_env
 
-        kwargs = {**suite.env_kwargs, "device": device, "num_threads": 1}
-        return make_eval_env(suite.env_id, self.action_set(agent, out, device), **kwargs)
+        settings = suite.settings.replace(device=device, num_threads=1)
+        return make_eval_env(settings, self.action_set(agent, out, device))
 
     def executed(self, env: Any, episode: Episode) -> tuple[list[str], np.ndarray, int]:
         from esper_agents.common.evaluation import action_names
@@ -207,8 +207,8 @@ class OnlineFamily:
 
         log(f"[{suite.name}] online agent {agent}: {suite.online_steps} env steps on {suite.n_envs} env(s)")
         train_online(
-            agent, suite.online_steps, out / "online" / agent, suite.env_id, n_envs=suite.n_envs,
-            seed=suite.train_seed, env_kwargs=suite.env_kwargs,
+            agent, suite.online_steps, out / "online" / agent, suite.settings, n_envs=suite.n_envs,
+            seed=suite.train_seed,
             checkpoint_every=max(suite.online_steps // 5, 50), device=device, progress=progress,
         )  # fmt: skip
 
@@ -219,9 +219,7 @@ class OnlineFamily:
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
         from esper_agents.online.envs import make_online_env
 
-        return make_online_env(
-            agent, suite.env_id, **{**suite.env_kwargs, "device": device, "num_threads": 1}
-        )
+        return make_online_env(agent, suite.settings.replace(device=device, num_threads=1))
 
     def make_agent(self, agent: str, env: Any, out: Path, seed: int, device: str) -> Agent:
         from esper_agents.online.evaluate import OnlineModelAgent

@@ -68,9 +68,10 @@ def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[st
     """The always-WAIT and heuristic scores the normalised score is anchored on, and their source."""
     from esper_env.references import reference_scores
 
+    env = suite.settings
     try:
         ref = reference_scores(
-            suite.env_id, config=suite.config, fidelity=suite.fidelity, max_epochs=suite.max_epochs
+            env.env_id, config=env.config, fidelity=env.resolved_fidelity, max_epochs=env.max_epochs
         )
         return {"wait": ref.wait, "heuristic": ref.heuristic, "source": f"reference registry ({ref.key})"}
     except LookupError:
@@ -111,6 +112,7 @@ def _seconds(value: float | None) -> str:
 
 
 def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mapping[str, Any]) -> str:
+    env = suite.settings
     lines = [
         (
             "| agent | family | n | final val acc [95% CI] | test acc [95% CI] | score [95% CI] | normalized [95% CI] "
@@ -134,8 +136,8 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
     lines += [
         "",
         (
-            f"Suite `{suite.name}`: {suite.env_id}, preset `{suite.config}`, fidelity `{suite.fidelity}`, "
-            f"{suite.max_epochs} epochs; evaluation seeds {suite.eval_seeds[0]}-{suite.eval_seeds[-1]} (greedy); "
+            f"Suite `{suite.name}`: {env.env_id}, preset `{env.config}`, fidelity `{env.resolved_fidelity}`, "
+            f"{env.max_epochs} epochs; evaluation seeds {suite.eval_seeds[0]}-{suite.eval_seeds[-1]} (greedy); "
             f"offline agents: {suite.offline_steps} gradient steps on one pack; online agents: "
             f"{suite.online_steps} env steps on {suite.n_envs} env(s). Score = final val acc - 3 points per "
             f"doubling of the network. Normalized = (score - WAIT) / (heuristic - WAIT), anchors from "
@@ -188,7 +190,7 @@ def plot(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mapping[s
         axes[0].plot([], [], "o", color=color, label=family)
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(f"esper bench --suite {suite.name}: mean and 95% bootstrap CI over {suite.eval_episodes} "
-                 f"evaluation seeds ({suite.config}, {suite.fidelity})", fontsize=10)  # fmt: skip
+                 f"evaluation seeds ({suite.settings.config}, {suite.settings.resolved_fidelity})", fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

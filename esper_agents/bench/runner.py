@@ -58,7 +58,7 @@ def training_seeds(suite: Suite, pack: str | os.PathLike | None) -> dict[str, li
     training uses (the online envs' first resets)."""
     seeds: dict[str, list[int]] = {}
     if pack is not None:
-        from esper_agents.generation.exports import iter_records
+        from esper_agents.generation.packs import iter_records
 
         seeds["pack"] = sorted({int(r.metadata.random_seed) for r in iter_records(pack)})
     for family in {family_of(a).name: family_of(a) for a in suite.agents}.values():
@@ -83,10 +83,8 @@ def check_seed_separation(suite: Suite, seeds: dict[str, list[int]]) -> None:
 
 def _make_pack(suite: Suite, out: Path, workers: int, progress: bool, log: Callable[[str], None]) -> Path:
     from esper_agents.generation.orchestrator import generate
-    from esper_agents.generation.spec import parse_spec
 
-    spec = parse_spec(suite.pack_spec(), source=f"suite {suite.name!r} pack")
-    result = generate(spec, out / "pack", workers=workers, progress=progress, log=log)
+    result = generate(suite.pack_spec(), out / "pack", workers=workers, progress=progress, log=log)
     if result.new_episodes:
         log(result.summary())
     return result.path

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 
 from esper_agents.common.agents import Agent, Predictor
 from esper_agents.common.masks import MaskInObservation
 from esper_agents.common.rollout import rollout
 from esper_agents.common.stats import mean_ci
+
+if TYPE_CHECKING:
+    from esper_env.settings import EnvSettings
 
 __all__ = [
     "PlayedEpisode",
@@ -57,17 +59,14 @@ def action_mix(actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------- in the env
 
 
-def make_eval_env(
-    env_id: str = "Esper-SynthCIFAR-v1",
-    action_set: str = "compact",
-    **env_kwargs: Any,
-) -> MaskInObservation:
-    """The env stack a masked agent acts in: ``CompactActions`` (or, for
-    ``action_set="classic"``, ``ClassicActions`` + ``ClassicObservation``) + ``MaskInObservation``."""
-    import esper_env  # noqa: F401  (registers the ids)
+def make_eval_env(settings: EnvSettings | None = None, action_set: str = "compact") -> MaskInObservation:
+    """The env stack a masked agent acts in: the env ``settings`` builds (default: ``EnvSettings()``)
+    in ``CompactActions`` (or, for ``action_set="classic"``, ``ClassicActions`` + ``ClassicObservation``)
+    + ``MaskInObservation``."""
+    from esper_env.settings import EnvSettings
     from esper_env.wrappers import ClassicActions, ClassicObservation, CompactActions
 
-    env = gym.make(env_id, **env_kwargs)
+    env = (settings if settings is not None else EnvSettings()).make()
     if action_set == "compact":
         return MaskInObservation(CompactActions(env))
     if action_set == "classic":

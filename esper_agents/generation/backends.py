@@ -19,8 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from esper_agents.generation.collector import EnvSettings, EpisodeRecord
+    from esper_agents.generation.collector import EpisodeRecord
     from esper_agents.generation.planning import EpisodeTask
+    from esper_env.settings import EnvSettings
 
 
 class Backend(Protocol):
@@ -38,31 +39,35 @@ class Backend(Protocol):
 
 
 class _EnvCache:
-    """A few envs per process, one per config: building an env loads its dataset."""
+    """A few envs per process, one per settings (a generation's settings differ by config only):
+    building an env loads its dataset."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self.envs: dict[tuple[EnvSettings, str], Any] = {}
+        self.envs: dict[EnvSettings, Any] = {}
 
-    def get(self, settings: EnvSettings, config_id: str) -> Any:
-        key = (settings, config_id)
-        if key not in self.envs:
+    def get(self, settings: EnvSettings) -> Any:
+        """``CompactActions(settings.make())``, built once."""
+        from esper_env.wrappers import CompactActions
+
+        if settings not in self.envs:
             if len(self.envs) >= self.size:
                 old = next(iter(self.envs))
                 self.envs.pop(old).close()
-            self.envs[key] = settings.make(config_id)
-        return self.envs[key]
+            self.envs[settings] = CompactActions(settings.make())
+        return self.envs[settings]
 
 
 _CACHE = _EnvCache()
 
 
 def run_task(task: EpisodeTask, settings: EnvSettings) -> EpisodeRecord:
-    """Collect one planned episode (in whatever process this runs)."""
+    """Collect one planned episode of a generation whose env is ``settings`` (in the task's config),
+    in whatever process this runs."""
     from esper_agents.generation.collector import collect_episode
     from esper_agents.policies import EpsilonGreedy, get_policy
 
-    env = _CACHE.get(settings, task.config_id)
+    env = _CACHE.get(settings.replace(config=task.config_id))
     behavior = EpsilonGreedy(get_policy(task.policy_id), epsilon=task.epsilon)
     return collect_episode(
         env, behavior, seed=task.seed, episode_id=task.episode_id, policy_id=task.policy_id,

@@ -36,37 +36,6 @@ from esper_env.lifecycle import LIVE_STAGES, Op
 from esper_env.wrappers import CompactActions, encode_joint
 
 
-@dataclass(frozen=True)
-class EnvSettings:
-    """The env arguments shared by every episode of a generation run (the config varies)."""
-
-    env_id: str = "Esper-SynthCIFAR-v1"
-    fidelity: str = "tiny"
-    max_epochs: int = 25
-    num_slots: int = 3
-    reward: str = "shaped"
-    synth_seed: int = 0
-    early_stop_patience: int | None = None
-    num_threads: int | None = 1
-
-    def make(self, config_id: str) -> CompactActions:
-        kwargs: dict[str, Any] = {
-            "config": config_id,
-            "fidelity": self.fidelity,
-            "max_epochs": self.max_epochs,
-            "num_slots": self.num_slots,
-            "reward": self.reward,
-            "num_threads": self.num_threads,
-            "early_stop_patience": self.early_stop_patience,
-        }
-        if self.env_id.startswith("Esper-SynthCIFAR"):
-            kwargs["synth_seed"] = self.synth_seed
-        return CompactActions(gym.make(self.env_id, **kwargs))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "num_threads"}
-
-
 @dataclass
 class EpisodeRecord:
     """One logged episode: metadata plus per-step arrays (``arrays`` keys are STEP_ARRAYS')."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -16,6 +17,8 @@ def generate_command(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = load_spec(args.spec)
+    if args.reward is not None:  # --reward: the env's reward mode, over the spec's [env] reward
+        spec = dataclasses.replace(spec, env=spec.env.replace(reward=args.reward))
     if args.dry_run:
         print(describe_plan(spec))
         return 0
@@ -45,13 +48,13 @@ def export_command(args: argparse.Namespace) -> int:
         if out.exists() and not args.force:
             raise ValueError(f"--out {out} exists; pass --force to overwrite it")
         path = exports.export_d3rlpy(pack, out, args.reward_mode, append_mask=args.append_mask)
-        # A plain d3rlpy load infers the action size from a truncated episode's dummy row (exports.py).
+        # A plain d3rlpy load infers the action size from a truncated episode's dummy row (exports/d3rlpy_buffer.py).
         plain = any(not pack.metadata(i).done for i in pack.episode_ids)
         load = (f"ReplayBuffer.load(open({str(path)!r}, 'rb'), InfiniteBuffer())" if plain
                 else f"esper_agents.generation.exports.load_d3rlpy({str(path)!r})")  # fmt: skip
         summary = {"format": "d3rlpy", "path": str(path), "episodes": len(pack),
                    "transitions": pack.n_transitions, "action_size": pack.n_actions,
-                   "reward_mode": args.reward_mode or pack.reward_config["mode"], "load": load}  # fmt: skip
+                   "reward_mode": args.reward_mode or pack.settings.reward, "load": load}  # fmt: skip
     else:
         if args.append_mask:
             raise ValueError("--append-mask applies to --format d3rlpy only")
@@ -82,7 +85,7 @@ def validate_command(args: argparse.Namespace) -> int:
         print(result.describe(), flush=True)
         results.append(result)
     same = sum(r.identical for r in results)
-    threads = pack.environment.get("torch_num_threads")
+    threads = pack.settings.num_threads
     print(f"{same} of {len(results)} replayed episodes identical (torch threads {threads}, torch "
           f"{pack.environment.get('torch_version')})")  # fmt: skip
     return 0 if same == len(results) else 1

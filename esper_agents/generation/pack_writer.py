@@ -36,6 +36,7 @@ from esper_agents.generation.packs import (
     with_checksum,
 )
 from esper_agents.generation.schema import SCHEMA_VERSION, STEP_ARRAYS, jsonable
+from esper_agents.generation.validation import header_settings
 
 
 class PackWriter:
@@ -96,9 +97,9 @@ class PackWriter:
             same = False
             try:
                 existing = read_header(root)
-                same = canonical_json(existing.get("generation_spec")) == canonical_json(
-                    header.get("generation_spec")
-                )
+                # A pack written before the settings record stores fewer env keys: compare the settings read.
+                ours = {**existing["generation_spec"], "env": header_settings(existing).to_dict()}
+                same = canonical_json(ours) == canonical_json(header.get("generation_spec"))
             except PackError:
                 if not force:
                     raise

@@ -42,6 +42,7 @@ from esper_agents.common.io import canonical_json
 from esper_agents.generation.collector import EpisodeRecord
 from esper_agents.generation.schema import SCHEMA_VERSION, EpisodeMetadata
 from esper_agents.generation.validation import check_env_version, check_episode, check_header
+from esper_env.settings import EnvSettings
 
 FORMAT_NAME = "esper-pack"
 FORMAT_VERSION = 1
@@ -177,6 +178,12 @@ class Pack:
     @property
     def environment(self) -> dict[str, Any]:
         return self.header["environment"]
+
+    @property
+    def settings(self) -> EnvSettings:
+        """The env settings the pack was generated with (in the matrix's first config; an episode's
+        config is its ``metadata.config_id``)."""
+        return self.env.settings
 
     @property
     def action_names(self) -> list[str]:
@@ -342,6 +349,11 @@ def open_pack(path: str | os.PathLike | Pack, *, verify: bool = True, partial: b
     if not partial:
         _check_complete(root, {e.episode_id for e in entries})
     return Pack(root, header, entries, verify)
+
+
+def iter_records(pack: Pack | str | os.PathLike) -> Iterator[EpisodeRecord]:
+    """Every episode of a pack (checksums verified), sorted by episode id."""
+    yield from open_pack(pack)
 
 
 def _check_complete(root: Path, present: set[str]) -> None:

@@ -35,12 +35,12 @@ def code_version() -> str:
 
 
 def pack_header(spec: GenerationSpec) -> dict[str, Any]:
-    """``pack.json`` content for a spec: the spec plus env, config, policy and action tables."""
+    """``pack.json`` content for a spec: the spec (its env settings in ``generation_spec.env``) plus
+    env, config, policy and action tables derived from them for readers without this code."""
     import torch
 
     from esper_agents.generation.schema import REWARD_COMPONENTS, STEP_ARRAYS
     from esper_agents.policies import get_policy
-    from esper_env import ENV_IDS
     from esper_env.configs import ENVIRONMENT_CONFIGS
     from esper_env.rewards import get_reward_config
     from esper_env.spaces import observation_schema
@@ -56,7 +56,7 @@ def pack_header(spec: GenerationSpec) -> dict[str, Any]:
             "env_id": s.env_id,
             "torch_version": torch.__version__,
             "torch_num_threads": s.num_threads,
-            "dataset": ENV_IDS[s.env_id]["dataset"],
+            "dataset": s.dataset,
             "fidelity": s.fidelity,
             "max_epochs": s.max_epochs,
             "num_slots": s.num_slots,

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from esper_agents.common.rollout import Step, run_episode
-from esper_agents.generation.collector import EnvSettings
 from esper_agents.generation.packs import Pack
+from esper_env.settings import EnvSettings
 from esper_env.wrappers import CompactActions
 
 __all__ = ["ReplayResult", "replay_episode", "replay_pack", "replay_settings", "version_note"]
@@ -43,10 +43,10 @@ class ReplayResult:
         return f"DIFFERENT  {self.episode_id}: {self.mismatch}"
 
 
-def replay_settings(pack: Pack) -> EnvSettings:
-    """The env arguments the pack was generated with, under its recorded torch thread count."""
-    env = dict(pack.header["generation_spec"]["env"])
-    return EnvSettings(**env, num_threads=pack.environment.get("torch_num_threads", 1))
+def replay_settings(pack: Pack, config: str | None = None) -> EnvSettings:
+    """The settings the pack was generated with (its recorded torch thread count included), in
+    preset ``config`` (default: the matrix's first)."""
+    return pack.settings if config is None else pack.settings.replace(config=config)
 
 
 def _first_difference(name: str, index: int, logged: Any, replayed: Any) -> str | None:
@@ -113,13 +113,12 @@ def replay_pack(pack: Pack, episodes: int | None = None) -> Iterator[ReplayResul
     """Replay the first ``episodes`` episodes of ``pack`` (by id; all if None), one env per config."""
     if episodes is not None and (isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1):
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
-    settings = replay_settings(pack)
     envs: dict[str, CompactActions] = {}
     try:
         for episode_id in pack.episode_ids[:episodes]:
             config_id = pack.metadata(episode_id).config_id
             if config_id not in envs:
-                envs[config_id] = settings.make(config_id)
+                envs[config_id] = CompactActions(replay_settings(pack, config_id).make())
             yield replay_episode(pack, episode_id, envs[config_id])
     finally:
         for env in envs.values():

@@ -13,6 +13,7 @@ Spec (read with :mod:`tomllib`)::
     reward = "shaped"                    # reward mode of the logged rewards (components are always logged)
     synth_seed = 0                       # optional, SynthCIFAR only
     early_stop_patience = 0              # optional; 0 = off
+    (the [env] table is read into an esper_env.EnvSettings whose config is the matrix's first)
 
     [matrix]
     policies = ["baseline", "random"]    # esper_agents.policies ids
@@ -47,7 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from esper_agents.generation.collector import EnvSettings
+from esper_env.settings import EnvSettings
 
 
 class SpecError(ValueError):
@@ -73,9 +74,18 @@ class AdaptiveSpec:
         return self.budget > 0 and self.max_rounds > 0
 
 
+#: The keys of a spec's ``[env]`` table and the :class:`EnvSettings` field each one sets.
+ENV_KEYS: Mapping[str, str] = {
+    "id": "env_id", "fidelity": "fidelity", "max_epochs": "max_epochs", "num_slots": "num_slots",
+    "reward": "reward", "synth_seed": "synth_seed", "early_stop_patience": "early_stop_patience",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class GenerationSpec:
     name: str
+    #: The env of every episode, in the matrix's first config (a cell replaces ``config``); its
+    #: fidelity is explicit (the id's default when the spec names none).
     env: EnvSettings
     policies: tuple[str, ...]
     configs: tuple[str, ...]
@@ -99,11 +109,10 @@ class GenerationSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical form stored in ``pack.json`` (a resumed run must match it exactly)."""
-        env = self.env.to_dict()
         return {
             "name": self.name,
             "description": self.description,
-            "env": env,
+            "env": self.env.to_dict(),
             "matrix": {
                 "policies": list(self.policies),
                 "configs": list(self.configs),
@@ -158,12 +167,30 @@ def _positive(value: int, where: str, allow_zero: bool = False) -> int:
     return value
 
 
+def _env_settings(table: dict[str, Any], where: str) -> EnvSettings:
+    """The :class:`EnvSettings` of a spec's ``[env]`` table (``id`` and ``max_epochs`` required,
+    ``early_stop_patience = 0``: off); each value is checked by the record, the error names the key."""
+    fields: dict[str, Any] = {}
+    for key, name in ENV_KEYS.items():
+        required = key in ("id", "max_epochs")
+        value = _take(table, key, str if key in ("id", "fidelity", "reward") else int, where,
+                      ... if required else None)  # fmt: skip
+        if value is None or (key == "early_stop_patience" and value == 0):
+            continue
+        try:
+            EnvSettings(**{name: value})
+        except ValueError as err:
+            raise SpecError(f"{where}.{key}: {str(err).removeprefix(name + ' ')}") from None
+        fields[name] = value
+    _no_extra(table, where, ENV_KEYS)
+    settings = EnvSettings(**fields)
+    return settings.replace(fidelity=settings.resolved_fidelity)
+
+
 def parse_spec(doc: Mapping[str, Any], source: str = "spec") -> GenerationSpec:
     """Validate a spec document (the parsed TOML); raises :class:`SpecError` naming the problem."""
-    import esper_env
     from esper_agents.policies import POLICY_IDS
-    from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
-    from esper_env.rewards import REWARD_MODES
+    from esper_env.configs import ENVIRONMENT_CONFIGS
 
     top = {k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}
     name = _take(top, "name", str, source)
@@ -175,29 +202,7 @@ def parse_spec(doc: Mapping[str, Any], source: str = "spec") -> GenerationSpec:
     if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
         raise SpecError(f"{source}.name: {name!r} must be non-empty letters, digits, '-', '_' or '.'")
 
-    w = f"{source}[env]"
-    env_id = _take(env_t, "id", str, w)
-    if env_id not in esper_env.ENV_IDS:
-        raise SpecError(f"{w}.id: unknown env id {env_id!r}; valid ids are: {', '.join(esper_env.ENV_IDS)}")
-    fidelity = _take(env_t, "fidelity", str, w, str(esper_env.ENV_IDS[env_id]["fidelity"]))
-    if fidelity not in FIDELITIES:
-        raise SpecError(f"{w}.fidelity: unknown fidelity {fidelity!r}; valid are: {', '.join(FIDELITIES)}")
-    reward = _take(env_t, "reward", str, w, "shaped")
-    if reward not in REWARD_MODES:
-        raise SpecError(f"{w}.reward: unknown reward mode {reward!r}; valid are: {', '.join(REWARD_MODES)}")
-    patience = _take(env_t, "early_stop_patience", int, w, 0)
-    settings = EnvSettings(
-        env_id=env_id,
-        fidelity=fidelity,
-        max_epochs=_positive(_take(env_t, "max_epochs", int, w), f"{w}.max_epochs"),
-        num_slots=_positive(_take(env_t, "num_slots", int, w, 3), f"{w}.num_slots"),
-        reward=reward,
-        synth_seed=_positive(_take(env_t, "synth_seed", int, w, 0), f"{w}.synth_seed", allow_zero=True),
-        early_stop_patience=_positive(patience, f"{w}.early_stop_patience", allow_zero=True) or None,
-    )
-    _no_extra(
-        env_t, w, ["id", "fidelity", "max_epochs", "num_slots", "reward", "synth_seed", "early_stop_patience"]
-    )
+    settings = _env_settings(env_t, f"{source}[env]")
 
     w = f"{source}[matrix]"
     policies = tuple(_take(matrix, "policies", list, w))
@@ -250,7 +255,7 @@ def parse_spec(doc: Mapping[str, Any], source: str = "spec") -> GenerationSpec:
     if adaptive.budget > 0 and adaptive.round_size == 0:
         raise SpecError(f"{w}.round_size: must be >= 1 when budget > 0")
     return GenerationSpec(
-        name=name, env=settings, policies=policies, configs=configs, epsilons=epsilons,
+        name=name, env=settings.replace(config=configs[0]), policies=policies, configs=configs, epsilons=epsilons,
         episodes_per_cell=per_cell,
         base_seed=base_seed, policy_overrides=tuple(overrides), adaptive=adaptive, description=description,
     )  # fmt: skip
@@ -274,7 +279,7 @@ def check_buildable(spec: GenerationSpec) -> None:
     pack exists."""
     for config_id in spec.configs:
         try:
-            spec.env.make(config_id).close()
+            spec.env.replace(config=config_id).make().close()
         except (ValueError, OSError) as err:
             raise SpecError(
                 f"spec {spec.name!r}: the env for config {config_id!r} cannot be built: {err}"

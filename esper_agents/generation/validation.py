@@ -1,8 +1,10 @@
 """Checks of a pack's content against its own header: what a valid checksum cannot promise.
 
 A checksum proves a file is the one that was signed, not that what was signed is a sane
-episode. :func:`check_header` checks the types of ``pack.json``'s ``environment`` table and that
-its env id is one this code registers (same version); :func:`check_episode` checks every array
+episode. :func:`check_header` checks the types of ``pack.json``'s ``environment`` table and reads
+the pack's :class:`~esper_env.settings.EnvSettings` (:func:`header_settings`, which reads packs
+written before that record too); :func:`check_env_version` that its env id is one this code
+registers (same version); :func:`check_episode` checks every array
 of an episode against that header: dtype, shape, action range, finiteness, and masks that allow
 the actions taken. Each error names the field; the pack reader adds the file.
 """
@@ -16,8 +18,12 @@ from typing import Any
 import numpy as np
 
 from esper_agents.generation.schema import STEP_ARRAYS
+from esper_env.settings import EnvSettings
 
-__all__ = ["ContentError", "EnvHeader", "check_env_version", "check_episode", "check_header", "split_env_id"]
+__all__ = [
+    "ContentError", "EnvHeader", "check_env_version", "check_episode", "check_header", "header_settings",
+    "split_env_id",
+]  # fmt: skip
 
 
 class ContentError(ValueError):
@@ -43,16 +49,18 @@ def _positive_int(env: Mapping[str, Any], key: str) -> int:
 
 @dataclass(frozen=True)
 class EnvHeader:
-    """The typed fields of ``pack.json``'s ``environment`` table that episodes are checked against."""
+    """The typed fields of ``pack.json``'s ``environment`` table that episodes are checked against,
+    and the settings the pack was generated with."""
 
     env_id: str
     n_actions: int
     observation_dim: int
     num_slots: int
     max_epochs: int
+    settings: EnvSettings
 
     @classmethod
-    def parse(cls, env: Any) -> EnvHeader:
+    def parse(cls, env: Any, settings: EnvSettings) -> EnvHeader:
         """ContentError naming the key whose value has the wrong type."""
         if not isinstance(env, dict):
             raise ContentError(f"environment must be an object, got {type(env).__name__}")
@@ -62,6 +70,7 @@ class EnvHeader:
         header = cls(
             env["env_id"],
             *(_positive_int(env, k) for k in ("n_actions", "observation_dim", "num_slots", "max_epochs")),
+            settings=settings,
         )
         actions = env.get("actions")
         if not isinstance(actions, list) or len(actions) != header.n_actions:
@@ -83,12 +92,35 @@ class EnvHeader:
         return header
 
 
+def header_settings(header: Mapping[str, Any]) -> EnvSettings:
+    """The settings a pack was generated with: ``generation_spec.env``, written by
+    :meth:`EnvSettings.to_dict` (the matrix's first config). A pack written before the settings
+    record holds neither ``config`` nor ``num_threads`` there: its config is the matrix's first and
+    its thread count ``environment.torch_num_threads``. ContentError naming a bad value."""
+    spec = header.get("generation_spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("env"), dict):
+        raise ContentError(f"generation_spec.env must be an object, got {spec!r:.80}")
+    env = dict(spec["env"])
+    if "num_threads" not in env:  # written before the settings record
+        environment = header.get("environment")
+        env["num_threads"] = environment.get("torch_num_threads", 1) if isinstance(environment, dict) else 1
+        configs = spec.get("matrix", {}).get("configs") if isinstance(spec.get("matrix"), dict) else None
+        if isinstance(configs, list) and configs:
+            env.setdefault("config", configs[0])
+    try:
+        return EnvSettings.from_dict(env)
+    except ValueError as err:
+        check_env_version(str(env.get("env_id")))  # another version of the env: say so first
+        raise ContentError(f"generation_spec.env: {err}") from None
+
+
 def check_header(header: Mapping[str, Any]) -> EnvHeader:
-    """The header's environment table, typed; ContentError naming the key if a type is wrong."""
+    """The header's environment table, typed, and its settings; ContentError naming the key if a
+    type or value is wrong."""
     spec = header.get("generation_spec")
     if not isinstance(spec, dict):
         raise ContentError(f"generation_spec must be an object, got {type(spec).__name__}")
-    return EnvHeader.parse(header.get("environment"))
+    return EnvHeader.parse(header.get("environment"), header_settings(header))
 
 
 def split_env_id(env_id: str) -> tuple[str, str]:

@@ -29,12 +29,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from esper_agents.common.episodes import LoggedEpisode
 from esper_agents.common.rollout import run_episode
 from esper_agents.offline.datasets import split_episodes
+from esper_env.settings import EnvSettings
 
 __all__ = ["CLASSIC_OF_OP", "collect_classic_episodes", "reproduce_phase1"]
 
@@ -54,20 +54,19 @@ CLASSIC_OF_OP: dict[int, int] = _classic_of_op()
 
 def collect_classic_episodes(
     episodes: int,
+    settings: EnvSettings,
     policy: str = "baseline",
-    env_id: str = "Esper-SynthCIFAR-v1",
     seed: int = 0,
     epsilon: float = 0.0,
     progress: Callable[[int], None] | None = None,
-    **env_kwargs: Any,
 ) -> list[LoggedEpisode]:
-    """Episodes of behavior policy ``policy`` (greedy unless ``epsilon``), logged in the classic
-    view; episode ``i`` is reset with seed ``seed + i``. ``progress(i)`` is called after each."""
-    import esper_env  # noqa: F401  (registers the ids)
+    """Episodes of behavior policy ``policy`` (greedy unless ``epsilon``) in the env ``settings``
+    builds, logged in the classic view; episode ``i`` is reset with seed ``seed + i``.
+    ``progress(i)`` is called after each."""
     from esper_agents.policies import EpsilonGreedy, get_policy
     from esper_env.wrappers import CompactActions
 
-    env = CompactActions(gym.make(env_id, **env_kwargs))
+    env = CompactActions(settings.make())
     agent = _ClassicLabels(EpsilonGreedy(get_policy(policy), epsilon=epsilon).bind(env), env, seed)
     records = []
     for i in range(episodes):

@@ -8,8 +8,7 @@ import os
 import sys
 from typing import Any
 
-from esper_agents.cli_options import env_kwargs as cli_env_kwargs
-from esper_agents.cli_options import torch_device
+from esper_agents.cli_options import env_settings, torch_device
 from esper_agents.common.agents import Agent, behavior_agent
 from esper_agents.offline.datasets import load_pack
 
@@ -109,7 +108,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.saved import load_agent
 
     _logs_to_stderr()
-    env_kwargs = cli_env_kwargs(args)
+    settings = env_settings(args)
     kind, target = resolve_policy(args.policy)
     if args.pack is not None and kind != "agent":
         raise ValueError("--pack needs a saved agent as --policy")
@@ -121,19 +120,18 @@ def evaluate_command(args: argparse.Namespace) -> int:
     algo = None
     if kind == "agent":
         algo = load_agent(target)
-        env = make_eval_env(args.env, agent_action_set(algo), **env_kwargs)
+        env = make_eval_env(settings, agent_action_set(algo))
         check_agent_fits(algo, env)
         agent: Agent = algo.predict
         description = "saved agent"
     else:
-        env = make_eval_env(args.env, "compact", **env_kwargs)
+        env = make_eval_env(settings, "compact")
         agent = behavior_agent(target, env)
         description = "behavior policy (greedy)"
     summary: dict[str, Any] = {
         "policy": args.policy,
         "kind": description,
-        "env": args.env,
-        "env_kwargs": env_kwargs,
+        "settings": settings.to_dict(),
         **evaluate_in_env(agent, env, args.episodes, seed=args.seed),
     }
     env.close()
@@ -160,20 +158,17 @@ def imitate_classic_command(args: argparse.Namespace) -> int:
     from esper_agents.offline.classic import collect_classic_episodes, reproduce_phase1
 
     _logs_to_stderr()
-    env_kwargs = cli_env_kwargs(args)
+    settings = env_settings(args)
     bar = tqdm(total=args.episodes, desc=f"{args.policy} episodes", disable=args.no_progress)
     records = collect_classic_episodes(
-        args.episodes, policy=args.policy, env_id=args.env, seed=args.seed, progress=lambda i: bar.update(1),
-        **env_kwargs,
+        args.episodes, settings, policy=args.policy, seed=args.seed, progress=lambda i: bar.update(1)
     )  # fmt: skip
     bar.close()
     report = reproduce_phase1(
         records, n_steps=args.steps, out=args.out, seed=args.seed, show_progress=not args.no_progress
     )
     report.pop("train_summary")
-    report.update(
-        policy=args.policy, env=args.env, env_kwargs=env_kwargs, episodes=args.episodes, steps=args.steps
-    )
+    report.update(policy=args.policy, settings=settings.to_dict(), episodes=args.episodes, steps=args.steps)
     text = json.dumps(report, indent=2)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "phase1.json"), "w") as f:

@@ -164,29 +164,29 @@ def load_pack(
     """The episodes of a generation pack as :class:`LoggedEpisode` (exact masks included), and
     a description of the source for training summaries.
 
-    Reads through the generation package's export API (:mod:`esper_agents.generation.exports`:
-    ``iter_records``, ``episode_rewards``, ``reward_config``), never the pack's files.
+    Reads through the generation package's pack API (:func:`~esper_agents.generation.packs.iter_records`,
+    :mod:`esper_agents.generation.relabel`), never the pack's files.
     ``reward_mode`` relabels the rewards from the logged components ("shaped", "sparse",
     "contribution"); None keeps the logged ones. :func:`build_replay_buffer` of the result holds
     the same transitions as ``exports.to_d3rlpy(pack, reward_mode, append_mask=True)``.
     An incomplete pack (planned episodes missing) is an error unless ``partial``.
     """
-    from esper_agents.generation import exports
-    from esper_agents.generation.packs import open_pack
+    from esper_agents.generation.packs import iter_records, open_pack
+    from esper_agents.generation.relabel import episode_rewards, reward_config
 
     pack = open_pack(path, partial=partial)
     if len(pack) == 0:
         raise ValueError(f"the pack {str(path)!r} has no episodes")
-    cfg = None if reward_mode is None else exports.reward_config(pack, reward_mode)
+    cfg = None if reward_mode is None else reward_config(pack, reward_mode)
     episodes = []
-    for record in exports.iter_records(pack):
+    for record in iter_records(pack):
         meta = record.metadata
         episodes.append(
             LoggedEpisode(
                 features=record.arrays["observations"],
                 masks=record.arrays["masks"],
                 actions=record.arrays["actions"],
-                rewards=exports.episode_rewards(record, cfg),
+                rewards=episode_rewards(record, cfg),
                 terminated=bool(meta.done),
                 final_accuracy=float(meta.final_accuracy),
                 info={
@@ -203,6 +203,6 @@ def load_pack(
         "transitions": int(pack.n_transitions),
         "n_actions": int(pack.n_actions),
         "environment": pack.environment,
-        "reward_mode": reward_mode or pack.reward_config.get("mode"),
+        "reward_mode": reward_mode or pack.settings.reward,
     }
     return episodes, source

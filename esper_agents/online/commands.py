@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from esper_agents.cli_options import env_kwargs as cli_env_kwargs
+from esper_agents.cli_options import env_settings
 
 __all__ = ["evaluate_online_command", "is_online_model", "train_online_command"]
 
@@ -25,20 +25,20 @@ def train_online_command(args: argparse.Namespace) -> int:
 
     if os.path.isfile(args.out):
         raise ValueError(f"--out {args.out} is a file; train-online writes a directory")
-    env_kwargs = cli_env_kwargs(args)
+    settings = env_settings(args)
     model = train_online(
-        args.algo, args.steps, args.out, env_id=args.env, n_envs=args.n_envs, seed=args.seed,
-        env_kwargs=env_kwargs, checkpoint_every=args.checkpoint_every, device=args.device,
+        args.algo, args.steps, args.out, settings, n_envs=args.n_envs, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, device=args.device,
         progress=not args.no_progress, tensorboard=not args.no_tensorboard,
     )  # fmt: skip
     summary: dict[str, Any] = {
-        "algo": args.algo, "env": args.env, "env_kwargs": env_kwargs, "steps": int(model.num_timesteps),
+        "algo": args.algo, "settings": settings.to_dict(), "steps": int(model.num_timesteps),
         "model": str(Path(args.out) / "model.zip"),
     }  # fmt: skip
     if args.eval_episodes:
         from esper_agents.online.envs import make_online_env
 
-        env = make_online_env(args.algo, args.env, **env_kwargs)
+        env = make_online_env(args.algo, settings)
         try:
             summary["evaluation"] = evaluate_online(
                 model, args.algo, env, args.eval_episodes, seed=args.eval_seed
@@ -61,15 +61,15 @@ def evaluate_online_command(args: argparse.Namespace) -> int:
         raise ValueError("--pack evaluates offline agents on logged states; an online model has no pack")
     if args.out is not None and os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} is a directory; evaluate writes its JSON summary to a file")
-    env_kwargs = cli_env_kwargs(args)
+    settings = env_settings(args)
     algo = saved_algorithm(read_model_data(args.policy))
-    env = make_online_env(algo, args.env, **env_kwargs)
+    env = make_online_env(algo, settings)
     try:
         _, model = load_online_model(args.policy, env, device="cpu")
         summary = evaluate_online(model, algo, env, args.episodes, seed=args.seed)
     finally:
         env.close()
-    summary = {"policy": args.policy, "kind": f"online model ({algo})", "env": args.env, "env_kwargs": env_kwargs,
+    summary = {"policy": args.policy, "kind": f"online model ({algo})", "settings": settings.to_dict(),
                **summary}  # fmt: skip
     text = json.dumps(summary, indent=2)
     if args.out:

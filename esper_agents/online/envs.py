@@ -15,11 +15,14 @@ store it with the observation (no mask buffer is needed).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+if TYPE_CHECKING:
+    from esper_env.settings import EnvSettings
 
 __all__ = ["LegalityInObservation", "make_online_env", "make_vec_env"]
 
@@ -69,22 +72,23 @@ class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
         return self.base.legal_actions().reshape(-1)
 
 
-def make_online_env(algo: str, env_id: str = "Esper-SynthCIFAR-v1", **env_kwargs: Any) -> gym.Env:
+def make_online_env(algo: str, settings: EnvSettings | None = None) -> gym.Env:
     """The single env stack ``algo`` (a name of :data:`~esper_agents.online.algorithms.ONLINE_ALGORITHMS`)
-    trains and is evaluated in."""
-    import esper_env  # noqa: F401  (registers the ids)
+    trains and is evaluated in, around the env ``settings`` builds (default: ``EnvSettings()``)."""
     from esper_agents.common.evaluation import make_eval_env
     from esper_agents.online.algorithms import get_online_algorithm
+    from esper_env.settings import EnvSettings
 
     record = get_online_algorithm(algo)
+    settings = settings if settings is not None else EnvSettings()
     if record.action_set == "factored":
-        return LegalityInObservation(gym.make(env_id, **env_kwargs))
-    return make_eval_env(env_id, record.action_set, **env_kwargs)
+        return LegalityInObservation(settings.make())
+    return make_eval_env(settings, record.action_set)
 
 
-def _env_factory(algo: str, env_id: str, seed: int, env_kwargs: dict[str, Any]) -> Callable[[], gym.Env]:
+def _env_factory(algo: str, settings: EnvSettings, seed: int) -> Callable[[], gym.Env]:
     def make() -> gym.Env:
-        env = make_online_env(algo, env_id, **env_kwargs)
+        env = make_online_env(algo, settings)
         env.action_space.seed(seed)
         return env
 
@@ -93,23 +97,25 @@ def _env_factory(algo: str, env_id: str, seed: int, env_kwargs: dict[str, Any]) 
 
 def make_vec_env(
     algo: str,
-    env_id: str = "Esper-SynthCIFAR-v1",
+    settings: EnvSettings | None = None,
     n_envs: int = 1,
     seed: int = 0,
     subprocess: bool | None = None,
-    **env_kwargs: Any,
 ) -> Any:
     """``n_envs`` copies of :func:`make_online_env` as an SB3 ``VecEnv``, env ``i`` seeded ``seed + i``
     (its action space now; its resets by the algorithm, whose ``seed`` seeds env ``i`` with ``seed + i``).
 
     ``subprocess`` (default: ``n_envs > 1``) runs each env in its own process
-    (``SubprocVecEnv``); every env trains its host on one torch thread (the env's ``num_threads=1``).
+    (``SubprocVecEnv``); every env trains its host on ``settings.num_threads`` torch threads (default 1).
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+    from esper_env.settings import EnvSettings
+
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
-    fns = [_env_factory(algo, env_id, seed + i, env_kwargs) for i in range(n_envs)]
+    settings = settings if settings is not None else EnvSettings()
+    fns = [_env_factory(algo, settings, seed + i) for i in range(n_envs)]
     if subprocess if subprocess is not None else n_envs > 1:
         return SubprocVecEnv(fns)
     return DummyVecEnv(fns)

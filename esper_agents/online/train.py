@@ -2,7 +2,7 @@
 
 A run directory holds::
 
-    run.json                       what was asked (algorithm, env id and kwargs, envs, seed, steps)
+    run.json                       what was asked (algorithm, env settings, envs, seed, steps)
     checkpoints/model_<N>_steps.zip  every ``checkpoint_every`` env steps (SB3 zip, no pickle of code)
     model.zip                      the final model
     episodes.csv                   one row per finished episode: the learning curve
@@ -28,6 +28,7 @@ from esper_agents.online.algorithms import PPO_DEFAULTS, get_online_algorithm, m
 from esper_agents.online.callbacks import EsperMetricsCallback
 from esper_agents.online.envs import make_online_env, make_vec_env
 from esper_agents.online.saved import load_online_model
+from esper_env.settings import EnvSettings
 
 __all__ = ["latest_checkpoint", "train_online"]
 
@@ -60,11 +61,23 @@ def _truncate_curve(path: Path, steps: int) -> None:
         csv.writer(f).writerows(kept)
 
 
+def _settings_of_old_run(before: dict[str, Any]) -> dict[str, Any]:
+    """A ``run.json`` written before the settings record (``env_id`` and ``env_kwargs``) in the
+    current shape (``settings``), so that such a run resumes."""
+    if "settings" in before or "env_id" not in before:
+        return before
+    rest = {k: v for k, v in before.items() if k not in ("env_id", "env_kwargs")}
+    return {
+        **rest,
+        "settings": EnvSettings(env_id=before["env_id"], **before.get("env_kwargs", {})).to_dict(),
+    }
+
+
 def _check_run(out: Path, run: dict[str, Any]) -> bool:
     """Write ``run.json``, or check that it matches (True when it existed)."""
     path = out / "run.json"
     if path.exists():
-        before = json.loads(path.read_text())
+        before = _settings_of_old_run(json.loads(path.read_text()))
         same = {k: before.get(k) for k in run if k != "steps"} == {
             k: v for k, v in run.items() if k != "steps"
         }
@@ -103,10 +116,9 @@ def train_online(
     algo: str,
     steps: int,
     out: str | os.PathLike,
-    env_id: str = "Esper-SynthCIFAR-v1",
+    settings: EnvSettings | None = None,
     n_envs: int = 2,
     seed: int = 0,
-    env_kwargs: dict[str, Any] | None = None,
     checkpoint_every: int = 1000,
     device: str = "auto",
     progress: bool = True,
@@ -116,7 +128,8 @@ def train_online(
 ) -> Any:
     """Train ``algo`` for ``steps`` env steps (all envs together) into ``out``; return the model.
 
-    ``env_kwargs`` go to ``gymnasium.make`` (preset, fidelity, ...); ``hyperparameters`` override
+    ``settings`` builds every env (default: ``EnvSettings()``); ``device`` is the learner's;
+    ``hyperparameters`` override
     :data:`~esper_agents.online.algorithms.PPO_DEFAULTS`. A directory that already holds this run
     resumes from its last checkpoint, and a finished run returns its final model at once.
     """
@@ -129,10 +142,10 @@ def train_online(
         raise ValueError(f"checkpoint_every must be a positive integer (env steps), got {checkpoint_every!r}")
     _require_extras(tensorboard, progress)
     out = Path(out)
-    env_kwargs = dict(env_kwargs or {})
+    settings = settings if settings is not None else EnvSettings()
     params = {**PPO_DEFAULTS, **(hyperparameters or {})}
     run = {
-        "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "n_envs": n_envs, "seed": seed,
+        "algo": algo, "settings": settings.to_dict(), "n_envs": n_envs, "seed": seed,
         "hyperparameters": params, "steps": steps,
     }  # fmt: skip
     resumed = _check_run(out, run)
@@ -140,7 +153,7 @@ def train_online(
     final = out / "model.zip"
     checkpoint = latest_checkpoint(out) if resumed else None
     if resumed and final.exists():
-        probe = make_online_env(algo, env_id, **env_kwargs)
+        probe = make_online_env(algo, settings)
         try:
             model = load_online_model(final, probe, device=device, hyperparameters=params)[1]
         finally:
@@ -148,7 +161,7 @@ def train_online(
         if model.num_timesteps >= steps:
             return model
         checkpoint = (final, model.num_timesteps)
-    venv = make_vec_env(algo, env_id, n_envs=n_envs, seed=seed, **env_kwargs)
+    venv = make_vec_env(algo, settings, n_envs=n_envs, seed=seed)
     try:
         tb = str(out / "tb") if tensorboard else None
         if checkpoint is not None:

@@ -24,7 +24,6 @@ from esper_agents.bench.runner import _check_out, check_seed_separation
 from esper_agents.bench.suites import BENCH_AGENTS, SUITES, agent_family, get_suite
 from esper_agents.common.stats import bootstrap_ci
 from esper_agents.generation.planning import plan_uniform
-from esper_agents.generation.spec import parse_spec
 from esper_env import references
 from esper_env.references import MIN_SPREAD, ReferenceScores, normalize
 
@@ -90,7 +89,8 @@ def test_anchors_prefer_the_registry_then_the_runs_own_rows(monkeypatch: pytest.
             "heuristic:capacity", _rows("h", [0.8, 0.82]), 0.0
         ),
     }
-    ref = references.reference_scores(suite.env_id, config=suite.config, fidelity=suite.fidelity)
+    env = suite.settings
+    ref = references.reference_scores(env.env_id, config=env.config, fidelity=env.fidelity)
     registry = bench_report.anchors(suite, summaries)
     assert (registry["wait"], registry["heuristic"]) == (ref.wait, ref.heuristic)
     assert "registry" in registry["source"]
@@ -167,7 +167,7 @@ def test_reference_lookup_errors_name_what_is_measured() -> None:
 @pytest.mark.parametrize("name", list(SUITES))
 def test_evaluation_seeds_never_overlap_training_seeds(name: str) -> None:
     suite = get_suite(name)
-    pack_seeds = {t.seed for t in plan_uniform(parse_spec(suite.pack_spec()))}
+    pack_seeds = {t.seed for t in plan_uniform(suite.pack_spec())}
     online_seeds = set(range(suite.train_seed, suite.train_seed + suite.n_envs))
     assert pack_seeds and online_seeds
     assert not set(suite.eval_seeds) & (pack_seeds | online_seeds)
@@ -187,6 +187,18 @@ def test_a_bench_directory_of_another_suite_is_refused(tmp_path: Path) -> None:
     )  # a subset is the same run
     with pytest.raises(ValueError, match="other settings"):
         _check_out(get_suite("tiny"), tmp_path)
+    sparse = get_suite("smoke").settings.replace(reward="sparse")  # esper bench --reward sparse
+    with pytest.raises(ValueError, match=r"other settings \(pack, settings differ\)"):
+        _check_out(dataclasses.replace(get_suite("smoke"), settings=sparse), tmp_path)
+
+
+def test_a_suite_pack_is_its_matrix_in_the_suites_env() -> None:
+    suite = get_suite("smoke")
+    spec = suite.pack_spec()
+    assert spec.env == suite.settings and spec.configs == (suite.settings.config,)
+    assert spec.base_seed == suite.train_seed and not spec.adaptive.enabled
+    assert spec.plan_for("random").epsilons == (1.0,) and spec.plan_for("capacity").epsilons == (0.2,)
+    assert suite.to_json()["settings"] == suite.settings.to_dict()
 
 
 def test_every_agent_has_a_family() -> None:

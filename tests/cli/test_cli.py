@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from importlib.metadata import version
@@ -10,6 +11,7 @@ from importlib.metadata import version
 import pytest
 
 from esper_agents import cli, cli_options
+from esper_env.settings import DEVICES, EnvSettings
 
 
 def walk(parser: argparse.ArgumentParser, name: str = "esper"):
@@ -88,15 +90,43 @@ def test_d3rlpy_commands_print_no_gym_banner() -> None:
 def test_device_reaches_the_env_and_the_learner() -> None:
     parser = cli.build_parser()
     episode = parser.parse_args(["episode", "--device", "cpu"])
-    assert cli_options.env_kwargs(episode) == {
-        "max_epochs": 25,
-        "config": "baseline",
-        "fidelity": "tiny",
-        "device": "cpu",
-    }
-    assert "device" not in cli_options.env_kwargs(
-        parser.parse_args(["episode"])
-    )  # auto: the env's own default
+    assert cli_options.env_settings(episode) == EnvSettings(
+        max_epochs=25, config="baseline", fidelity="tiny", device="cpu"
+    )
+    assert cli_options.env_settings(parser.parse_args(["episode"])).device == "auto"  # the env's own default
+    assert cli_options.DEFAULT_ENV == EnvSettings().env_id and cli_options.DEVICES == DEVICES
     train = parser.parse_args(["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "1"])
     assert train.device == "cpu" and cli_options.torch_device(train.device) == "cpu:0"
     assert cli_options.torch_device("cuda") == "cuda:0"
+
+
+def test_every_subcommand_that_runs_the_env_takes_reward() -> None:
+    """``--reward`` is the env's reward mode; ``--reward-mode`` stays the pack relabeling."""
+    parser = cli.build_parser()
+    for argv in (["episode"], ["evaluate", "--policy", "baseline"], ["imitate-classic", "--out", "O"],
+                 ["train-online", "--algo", "maskable-ppo", "--out", "O", "--steps", "1"]):  # fmt: skip
+        args = parser.parse_args([*argv, "--reward", "sparse"])
+        assert cli_options.env_settings(args).reward == "sparse", argv
+        assert cli_options.env_settings(parser.parse_args(argv)).reward == "shaped", argv
+    assert parser.parse_args(
+        ["bench", "--suite", "smoke", "--out", "O", "--reward", "contribution"]
+    ).reward == ("contribution")
+    assert parser.parse_args(["bench", "--suite", "smoke", "--out", "O"]).reward is None  # the suite's
+    assert (
+        parser.parse_args(["generate", "--spec", "S", "--out", "O", "--reward", "sparse"]).reward == "sparse"
+    )
+
+
+def _episode_summary(capsys: pytest.CaptureFixture, *flags: str) -> dict:
+    argv = ["episode", "--fidelity", "test", "--max-epochs", "4", "--seed", "3", *flags]
+    assert cli.main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_episode_reward_changes_the_reward_the_env_returns(capsys: pytest.CaptureFixture) -> None:
+    shaped = _episode_summary(capsys)
+    sparse = _episode_summary(capsys, "--reward", "sparse")
+    again = _episode_summary(capsys, "--reward", "shaped")
+    assert shaped == again  # the same episode: the seed fixes it
+    assert sparse["final_val_accuracy"] == shaped["final_val_accuracy"]  # the reward changes no dynamics
+    assert sparse["episode_return"] != shaped["episode_return"]

@@ -59,6 +59,13 @@ BAD_NAMES = [
     ([*ONLINE, "--steps", "5", "--config", "nope"], "--config", "nope", "impaired"),
     (["bench", "--suite", "huge", "--out", "O"], "--suite", "huge", "tiny"),
     (["bench", "--suite", "smoke", "--out", "O", "--agents", "dqn"], "--agents", "dqn", "masked-recurrent-ppo"),
+    # --reward: the env's reward mode, on every subcommand that runs the env
+    (["episode", "--reward", "dense"], "--reward", "dense", "sparse"),
+    (["evaluate", "--policy", "baseline", "--reward", "dense"], "--reward", "dense", "contribution"),
+    ([*ONLINE, "--steps", "5", "--reward", "dense"], "--reward", "dense", "shaped"),
+    (["bench", "--suite", "smoke", "--out", "O", "--reward", "dense"], "--reward", "dense", "sparse"),
+    (["imitate-classic", "--out", "O", "--reward", "dense"], "--reward", "dense", "shaped"),
+    (["generate", "--spec", "S", "--out", "O", "--reward", "dense"], "--reward", "dense", "contribution"),
 ]  # fmt: skip
 
 
@@ -72,6 +79,8 @@ def test_argparse_refuses_unknown_names(argv: list[str], flag: str, bad: str, va
         last.startswith(f"esper {argv[0]}: error: argument {flag}") and f"invalid choice: {bad!r}" in last
     ), last
     assert repr(valid) in last, last
+    if flag == "--reward":  # one line naming every valid mode
+        assert all(repr(mode) in last for mode in ("shaped", "sparse", "contribution")), last
 
 
 @pytest.mark.parametrize(("argv", "message"), ARGPARSE_CASES)

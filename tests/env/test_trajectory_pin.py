@@ -74,12 +74,16 @@ PINNED_POLICIES = {
 
 def policy_episodes() -> dict[str, dict[str, list]]:
     """One logged episode per pinned behavior policy, through the generation collector."""
-    from esper_agents.generation.collector import EnvSettings, collect_episode
+    from esper_agents.generation.collector import collect_episode
     from esper_agents.policies import EpsilonGreedy, get_policy
+    from esper_env.settings import EnvSettings
+    from esper_env.wrappers import CompactActions
 
     out = {}
     for name, (config, fidelity, epsilon) in PINNED_POLICIES.items():
-        env = EnvSettings(env_id=ENV_ID, fidelity=fidelity, max_epochs=12).make(config)
+        env = CompactActions(
+            EnvSettings(env_id=ENV_ID, config=config, fidelity=fidelity, max_epochs=12).make()
+        )
         behavior = EpsilonGreedy(get_policy(name), epsilon=epsilon)
         record = collect_episode(env, behavior, seed=SEED, episode_id=name)
         out[name] = {"actions": record.actions.tolist(), "rewards": record.rewards.tolist()}

@@ -9,14 +9,14 @@ import numpy as np
 from d3rlpy.dataset import InfiniteBuffer, ReplayBuffer
 
 from esper_agents import cli
-from esper_agents.generation.collector import EnvSettings
 from esper_agents.generation.packs import open_pack
+from esper_env.wrappers import CompactActions
 
 
 def test_a_plain_d3rlpy_load_gets_the_true_action_size(tiny_pack: Path, tmp_path: Path, capsys) -> None:
     pack = open_pack(tiny_pack)
     n = pack.n_actions
-    assert n == EnvSettings(**pack.header["generation_spec"]["env"]).make("baseline").action_space.n
+    assert n == CompactActions(pack.settings.make()).action_space.n
     logged = np.concatenate([r.arrays["actions"] for r in pack])
     assert logged.max() < n - 1  # the last action never occurs: d3rlpy's guess would be short
     out = tmp_path / "pack.h5"

@@ -12,14 +12,8 @@ import numpy as np
 import pytest
 
 from esper_agents.generation import packs
-from esper_agents.generation.collector import EnvSettings, EpisodeRecord, collect_episode
-from esper_agents.generation.exports import (
-    episode_rewards,
-    load_d3rlpy,
-    reward_config,
-    save_d3rlpy,
-    to_d3rlpy,
-)
+from esper_agents.generation.collector import EpisodeRecord, collect_episode
+from esper_agents.generation.exports import load_d3rlpy, save_d3rlpy, to_d3rlpy
 from esper_agents.generation.orchestrator import generate
 from esper_agents.generation.pack_writer import PackWriter
 from esper_agents.generation.packs import PackError, open_pack
@@ -31,6 +25,7 @@ from esper_agents.generation.planning import (
     plan_uniform,
 )
 from esper_agents.generation.provenance import pack_header
+from esper_agents.generation.relabel import episode_rewards, reward_config
 from esper_agents.generation.schema import (
     SCHEMA_VERSION,
     STEP_ARRAYS,
@@ -41,8 +36,9 @@ from esper_agents.generation.schema import (
 from esper_agents.generation.spec import SpecError, parse_spec
 from esper_agents.policies import EpsilonGreedy, get_policy
 from esper_env.rewards import relabel
+from esper_env.settings import EnvSettings
 from esper_env.spaces import make_observation_space
-from esper_env.wrappers import compact_action_table
+from esper_env.wrappers import CompactActions, compact_action_table
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -75,7 +71,7 @@ def pack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def record() -> EpisodeRecord:
-    env = EnvSettings(fidelity="test", max_epochs=4).make("baseline")
+    env = CompactActions(EnvSettings(fidelity="test", max_epochs=4).make())
     return collect_episode(env, EpsilonGreedy(get_policy("aggressive"), 0.3), seed=7, episode_id="one")
 
 
@@ -115,7 +111,7 @@ def test_collector_logs_schema(record: EpisodeRecord) -> None:
 
 
 def test_collector_is_deterministic(record: EpisodeRecord) -> None:
-    env = EnvSettings(fidelity="test", max_epochs=4).make("baseline")
+    env = CompactActions(EnvSettings(fidelity="test", max_epochs=4).make())
     again = collect_episode(env, EpsilonGreedy(get_policy("aggressive"), 0.3), seed=7, episode_id="one")
     assert again.metadata.trajectory_hash == record.metadata.trajectory_hash
 

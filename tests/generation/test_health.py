@@ -406,12 +406,13 @@ def write_synthetic_pack(path, data: HealthInput) -> None:
     from esper_agents.generation.collector import EpisodeRecord
     from esper_agents.generation.pack_writer import PackWriter
     from esper_agents.generation.schema import STEP_ARRAYS, EpisodeMetadata
-    from esper_env import ENV_IDS
+    from esper_env import ENV_IDS, EnvSettings
 
     n, d = len(data.action_names), data.observations.shape[1]
     env_id = next(i for i in ENV_IDS if ENV_IDS[i]["dataset"] == "synthcifar")
     header = {
-        "generation_spec": {"name": "synthetic", "matrix": {"policies": ["a", "b", "c"], "configs": ["x", "y"]}},
+        "generation_spec": {"name": "synthetic", "matrix": {"policies": ["a", "b", "c"], "configs": ["x", "y"]},
+                            "env": EnvSettings(env_id, fidelity="test", max_epochs=data.max_epochs).to_dict()},
         "environment": {
             "env_id": env_id, "dataset": "synthcifar", "fidelity": "test",
             "actions": [{"name": a} for a in data.action_names], "n_actions": n, "observation_dim": d,

@@ -18,6 +18,7 @@ from esper_agents.generation.spec import parse_spec
 from esper_env import references
 from esper_env.references import ReferenceScores
 from esper_env.rewards import REWARD_MODES
+from esper_env.settings import EnvSettings
 from esper_env.wrappers import CompactActions
 
 minari = pytest.importorskip("minari")
@@ -86,9 +87,10 @@ def test_minari_env_spec_rebuilds_the_logged_env(
     patch_registry(monkeypatch, {})
     pack = open_pack(tiny_pack)
     ds = export(pack, tmp_path, monkeypatch)
-    generated = replay_settings(pack).make("baseline")  # the generation's CompactActions(gymnasium.make(...))
+    generated = CompactActions(replay_settings(pack, "baseline").make())  # the generation's env stack
     kwargs = {"dataset": "synthcifar", "config": "baseline", "fidelity": "test", "max_epochs": 3, "num_slots": 3,
-              "reward": "shaped", "num_threads": 1, "early_stop_patience": None, "synth_seed": 0}  # fmt: skip
+              "reward": "shaped", "num_threads": 1, "early_stop_patience": None, "synth_seed": 0,
+              "device": "auto"}  # fmt: skip
     assert gym.envs.registration.EnvSpec.from_json(ds.storage.metadata["env_spec"]) == generated.spec
     assert minari_env_spec(pack, "baseline") == generated.spec
     for eval_env in (False, True):
@@ -117,6 +119,9 @@ def test_minari_env_spec_uses_the_export_reward_mode(
     patch_registry(monkeypatch, {})
     ds = export(tiny_pack, tmp_path, monkeypatch, reward_mode="sparse")
     assert ds.recover_environment().spec.kwargs["reward"] == "sparse"
+    spec = minari_env_spec(open_pack(tiny_pack), "baseline", "sparse")  # the settings round trip
+    settings = EnvSettings(env_id=spec.id, **{k: v for k, v in spec.kwargs.items() if k != "dataset"})
+    assert settings == open_pack(tiny_pack).settings.replace(reward="sparse")
 
 
 def test_minari_per_episode_preset(multi_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from esper_agents import cli
 from esper_agents.generation.orchestrator import generate
 from esper_agents.generation.packs import PackError, decode_arrays, encode_arrays, open_pack, with_checksum
 from esper_agents.generation.spec import SpecError, parse_spec
-from esper_env import ENV_IDS
+from esper_env import ENV_IDS, EnvSettings
 
 
 def _copy(tiny_pack: Path, tmp_path: Path) -> Path:
@@ -219,5 +219,62 @@ def test_a_spec_whose_env_cannot_be_built_writes_nothing(tmp_path, monkeypatch) 
 
 def test_spec_synth_seed_must_not_be_negative() -> None:
     synth = next(i for i, kw in ENV_IDS.items() if kw["dataset"] == "synthcifar")
-    with pytest.raises(SpecError, match=r"synth_seed: must be >= 0, got -1"):
+    with pytest.raises(SpecError, match=r"synth_seed: must be an integer >= 0, got -1"):
         parse_spec(_spec(synth, synth_seed=-1))
+
+
+#: ``generation_spec.env`` as packs were written before ``EnvSettings`` (no config, threads or device).
+OLD_ENV_KEYS = (
+    "env_id",
+    "fidelity",
+    "max_epochs",
+    "num_slots",
+    "reward",
+    "synth_seed",
+    "early_stop_patience",
+)
+
+
+def _as_written_before_the_settings_record(doc: dict) -> None:
+    env = doc["generation_spec"]["env"]
+    doc["generation_spec"]["env"] = {k: env[k] for k in OLD_ENV_KEYS}
+
+
+def test_the_header_stores_the_settings_record(tiny_pack) -> None:
+    pack = open_pack(tiny_pack)
+    assert EnvSettings.from_dict(pack.header["generation_spec"]["env"]) == pack.settings
+    assert pack.settings.to_dict() == pack.header["generation_spec"]["env"]
+    assert (pack.settings.env_id, pack.settings.fidelity, pack.settings.max_epochs) == (
+        pack.environment["env_id"], pack.environment["fidelity"], pack.max_epochs
+    )  # fmt: skip
+
+
+def test_a_pack_written_before_the_settings_record_reads_replays_and_resumes(tiny_pack, tmp_path) -> None:
+    from esper_agents.generation.exports import minari_env_spec
+    from esper_agents.generation.pack_writer import PackWriter
+
+    new = open_pack(tiny_pack)
+    pack = _copy(tiny_pack, tmp_path)
+    _resign_json(pack / "pack.json", _as_written_before_the_settings_record)
+    old = open_pack(pack)
+    assert set(old.header["generation_spec"]["env"]) == set(OLD_ENV_KEYS)
+    assert (
+        old.settings == new.settings
+    )  # threads from environment.torch_num_threads, the matrix's first config
+    assert cli.main(["validate", "--pack", str(pack), "--episodes", "1"]) == 0
+    assert minari_env_spec(old, "baseline") == minari_env_spec(new, "baseline")
+    with PackWriter.open(pack, new.header):  # the same spec resumes it rather than "a different spec"
+        pass
+    with pytest.raises(PackError, match="generated from a different spec"):
+        PackWriter.open(
+            pack, {**new.header, "generation_spec": {**new.header["generation_spec"], "name": "x"}}
+        )
+
+
+def test_bad_header_settings_are_named(tiny_pack, tmp_path) -> None:
+    pack = _copy(tiny_pack, tmp_path)
+    _resign_json(pack / "pack.json", lambda doc: doc["generation_spec"]["env"].__setitem__("reward", "dense"))
+    with pytest.raises(
+        PackError, match=r"pack.json: generation_spec.env: unknown reward mode 'dense'; valid"
+    ):
+        open_pack(pack)

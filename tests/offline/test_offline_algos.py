@@ -22,6 +22,7 @@ from esper_agents.offline import (
     train_offline,
 )
 from esper_agents.offline.saved import is_saved_agent
+from esper_env.settings import EnvSettings
 from esper_env.wrappers import compact_action_table
 
 N_ACTIONS, N_FEATURES = 7, 10
@@ -64,7 +65,7 @@ N_COMPACT = len(compact_action_table(3))  # CompactActions with 3 slots
 
 @pytest.fixture(scope="module")
 def eval_env():
-    env = make_eval_env("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3)
+    env = make_eval_env(EnvSettings("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3))
     assert env.n_actions == N_COMPACT
     yield env
     env.close()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from esper_agents.offline.classic import CLASSIC_OF_OP, collect_classic_episodes, reproduce_phase1
+from esper_env.settings import EnvSettings
 
 
 def test_classic_labels_cover_every_op() -> None:
@@ -18,7 +19,7 @@ def test_classic_labels_cover_every_op() -> None:
 
 
 def test_classic_episodes_are_logged_in_the_classic_view() -> None:
-    records = collect_classic_episodes(1, fidelity="test", max_epochs=3, seed=0)
+    records = collect_classic_episodes(1, EnvSettings(fidelity="test", max_epochs=3), seed=0)
     (r,) = records
     assert r.features.shape == (4, 27) and r.masks.shape == (4, 4) and len(r.actions) == 3
     assert r.masks[:, 0].all()  # WAIT is always legal
@@ -28,7 +29,7 @@ def test_classic_episodes_are_logged_in_the_classic_view() -> None:
 @pytest.mark.slow
 def test_bc_reproduces_phase1_balanced_accuracy(tmp_path) -> None:
     """~2 min: 20 heuristic episodes of 25 epochs at the "test" fidelity, 4 held out."""
-    records = collect_classic_episodes(20, fidelity="test", max_epochs=25, seed=0)
+    records = collect_classic_episodes(20, EnvSettings(fidelity="test", max_epochs=25), seed=0)
     labels = np.concatenate([r.actions for r in records])
     assert (np.bincount(labels, minlength=4) > 0).all(), "the heuristic must use all four classic actions"
     report = reproduce_phase1(records, n_steps=2000, out=tmp_path, seed=0)

@@ -17,16 +17,16 @@ from esper_agents.online.algorithms import ONLINE_ALGORITHMS
 from esper_agents.online.envs import make_online_env
 from esper_agents.online.evaluate import evaluate_online, run_online_episode
 from esper_agents.online.saved import load_online_model
-from esper_agents.online.train import latest_checkpoint, train_online
+from esper_agents.online.train import _check_run, latest_checkpoint, train_online
+from esper_env.settings import EnvSettings
 
-ENV_ID = "Esper-SynthCIFAR-v1"
-ENV_KWARGS = {"fidelity": "test", "max_epochs": 5}
+SETTINGS = EnvSettings(fidelity="test", max_epochs=5)
 ALGOS = list(ONLINE_ALGORITHMS)
 
 
 def train(algo: str, steps: int, out: Path, **kwargs: object) -> object:
-    options = {"n_envs": 1, "env_kwargs": ENV_KWARGS, "checkpoint_every": 100, "progress": False}
-    return train_online(algo, steps, out, ENV_ID, **{**options, **kwargs})
+    options = {"n_envs": 1, "checkpoint_every": 100, "progress": False}
+    return train_online(algo, steps, out, SETTINGS, **{**options, **kwargs})
 
 
 def curve(out: Path) -> list[dict[str, str]]:
@@ -61,7 +61,7 @@ def test_training_logs_a_learning_curve_without_duplicated_episodes(trained: tup
         assert 0.0 <= float(row["final_val_accuracy"]) <= 1.0
         assert int(row["episode_length"]) == 5
     run = json.loads((out / "run.json").read_text())
-    assert run["algo"] == algo and run["env_kwargs"] == ENV_KWARGS
+    assert run["algo"] == algo and EnvSettings.from_dict(run["settings"]) == SETTINGS
     events = list((out / "tb").rglob("events.out.tfevents.*"))
     assert events, "no TensorBoard events were written"
 
@@ -84,7 +84,7 @@ def test_tensorboard_has_the_esper_metrics(trained: tuple[str, Path]) -> None:
 
 def test_save_load_predict_give_the_same_actions(trained: tuple[str, Path]) -> None:
     algo, out = trained
-    env = make_online_env(algo, ENV_ID, **ENV_KWARGS)
+    env = make_online_env(algo, SETTINGS)
     try:
         name, a = load_online_model(out / "model.zip", env, device="cpu")
         assert name == algo
@@ -103,7 +103,7 @@ def test_save_load_predict_give_the_same_actions(trained: tuple[str, Path]) -> N
 
 def test_evaluation_reports_accuracy_action_mix_and_illegal_actions(trained: tuple[str, Path]) -> None:
     algo, out = trained
-    env = make_online_env(algo, ENV_ID, **ENV_KWARGS)
+    env = make_online_env(algo, SETTINGS)
     try:
         _, model = load_online_model(out, env, device="cpu")
         episodes = 20 if ONLINE_ALGORITHMS[algo].masked else 3
@@ -124,6 +124,18 @@ def test_a_finished_run_returns_its_model_and_a_changed_run_is_refused(trained: 
     assert (out / "model.zip").stat().st_mtime == mtime, "a finished run trained again"
     with pytest.raises(ValueError, match="holds a run of"):
         train(algo, 250, out, seed=1)
+
+
+def test_a_run_json_written_before_the_settings_record_still_resumes(tmp_path: Path) -> None:
+    """run.json once held ``env_id`` and the ``env_kwargs`` given; such a run resumes, another is refused."""
+    old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "test", "max_epochs": 5},
+           "n_envs": 1, "seed": 0, "hyperparameters": {"n_steps": 8}, "steps": 100}  # fmt: skip
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    run = {"algo": "maskable-ppo", "settings": SETTINGS.to_dict(), "n_envs": 1, "seed": 0,
+           "hyperparameters": {"n_steps": 8}, "steps": 200}  # fmt: skip
+    assert _check_run(tmp_path, run) is True
+    with pytest.raises(ValueError, match="holds a run of"):
+        _check_run(tmp_path, {**run, "settings": SETTINGS.replace(reward="sparse").to_dict()})
 
 
 class Touch:
@@ -155,7 +167,7 @@ def test_the_loader_refuses_unknown_pickles_and_never_unpickles(
                 dst.writestr(item, payload)
         return path
 
-    env = make_online_env(algo, ENV_ID, **ENV_KWARGS)
+    env = make_online_env(algo, SETTINGS)
     try:
         # A known entry (the spaces, the schedules) is replaced, never unpickled.
         data = json.loads(zipfile.ZipFile(out / "model.zip").read("data"))
@@ -182,7 +194,7 @@ def test_the_loader_refuses_unknown_pickles_and_never_unpickles(
 def test_a_model_for_other_spaces_is_refused(trained: tuple[str, Path]) -> None:
     algo, out = trained
     other = next(a for a in ALGOS if ONLINE_ALGORITHMS[a].action_set != ONLINE_ALGORITHMS[algo].action_set)
-    env = make_online_env(other, ENV_ID, **ENV_KWARGS)
+    env = make_online_env(other, SETTINGS)
     try:
         with pytest.raises(ValueError, match="space"):
             load_online_model(out, env)

@@ -166,8 +166,8 @@ def load_health_input(
     logged, or relabeled to ``reward_mode``; ``expected_cells`` defaults to policies x configs of
     the pack's generation spec.
     """
-    from esper_agents.generation.exports import episode_rewards, reward_config
     from esper_agents.generation.packs import PackError, open_pack
+    from esper_agents.generation.relabel import episode_rewards, reward_config
 
     pack = open_pack(pack, partial=partial)
     if len(pack) == 0:
