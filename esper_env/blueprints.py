@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .configs import lookup
+from esper_env.runtime import lookup
 
 __all__ = [
     "BLUEPRINTS",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esper_env.configs import lookup
+from esper_env.runtime import lookup
 
 __all__ = ["DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record"]
 

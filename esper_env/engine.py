@@ -46,21 +46,10 @@ from esper_env.lifecycle import (
     enum_value,
     illegal_reason,
 )
+from esper_env.runtime import resolve_device
 from esper_env.slots import Seed, Slot, SlotState
 
 SNAPSHOT_VERSION = 1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; anything else goes to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
 
 
 def build_optimizer(

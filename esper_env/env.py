@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
@@ -29,6 +27,7 @@ from esper_env.rewards import (
     potential,
     relabel,
 )
+from esper_env.runtime import torch_threads  # also imported from here (bench)
 from esper_env.spaces import (
     NOOP_INDEX,
     WAIT_ACTION,
@@ -58,20 +57,6 @@ def _check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -
         kind = f"an integer >= {minimum}" + (" or None" if optional else "")
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     return int(value)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (``None``: as they are), then restore them."""
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class EsperEnv(gym.Env[np.ndarray, np.ndarray]):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from esper_env.configs import lookup
+from esper_env.runtime import lookup
 
 
 class Stage(IntEnum):

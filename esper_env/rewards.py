@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from esper_env.configs import lookup
 from esper_env.lifecycle import Op
+from esper_env.runtime import lookup
 
 REWARD_MODES: tuple[str, ...] = ("shaped", "sparse", "contribution")
 

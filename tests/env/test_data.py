@@ -1,4 +1,4 @@
-"""Tests of esper_env.data: SynthCIFAR, the torchvision CIFAR path, errors, and the batch iterator.
+"""Tests of esper_env.data and esper_env.synthcifar: SynthCIFAR, the torchvision CIFAR path, errors, and the batch iterator.
 
 The CIFAR tests write a tiny dataset in the real on-disk format instead of downloading anything.
 """
@@ -24,9 +24,9 @@ from esper_env.data import (
     clear_cache,
     iterate_batches,
     load_dataset,
-    make_synthcifar,
 )
 from esper_env.datasets import DATASETS
+from esper_env.synthcifar import make_synthcifar
 
 # ---------------------------------------------------------------------------------------------
 # SynthCIFAR
