@@ -13,12 +13,11 @@ from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidel
 from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
 from esper_env.engine import EpochResult, TrainingEngine
-from esper_env.env_card import feature_table
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import (
     Op,
 )
-from esper_env.observation import encode_observation
+from esper_env.observation import encode_observation, feature_table
 from esper_env.rewards import (
     RewardConfig,
     benchmark_score,
