@@ -12,7 +12,8 @@ import torch
 from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity
 from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
-from esper_env.engine import EpochResult, TrainingEngine
+from esper_env.engine import TrainingEngine
+from esper_env.history import EpochResult
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import (
     Op,
