@@ -90,9 +90,10 @@ def encode_observation(
         put(p + "alpha", st.alpha)
         put(p + "alpha_target", st.alpha_target if s.seed is not None else 0.0)
         put(p + "epochs_in_stage", min(st.epochs_in_stage / T, 1.0))
+        hot = schema[p + "blueprint"]  # as many values as the env version has blueprints
         put(
             p + "blueprint",
-            one_hot(len(BLUEPRINTS), BLUEPRINTS.index(st.blueprint) if has_blueprint else None),
+            one_hot(hot.stop - hot.start, BLUEPRINTS.index(st.blueprint) if has_blueprint else None),
         )
         put(p + "style", one_hot(len(BlendStyle), st.style if has_blueprint else None))
         put(p + "contribution", -1.0 if st.contribution is None else float(np.clip(st.contribution, -1, 1)))
