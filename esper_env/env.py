@@ -128,7 +128,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     torch work runs on one intra-op thread, set around each reset and step and restored after, so
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
-    ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None).
+    ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
+    ``version`` (1; the ``-v0`` ids pass 0, see Version History).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
     ``env.metadata`` records ``torch_version`` and ``torch_num_threads``: episodes are
     reproducible bit for bit only under the same torch version and thread count.
@@ -152,7 +153,12 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
       and each slot's blueprint one-hot 16 features; presets gain ``seed_lr_multiplier``; the
       reward components gain ``log_size_ratio`` and the parameter rent is charged on the log2 of
       the network's size ratio (see the benchmark score in docs/ENV_CARD.md, Rewards).
-    * v0: initial release (the original design's blueprints, linear parameter rent).
+    * v0: initial release (the original design's 13 blueprints, so a blueprint head of 13 values and
+      13-feature blueprint one-hots; seed lr 1x the host's; a linear parameter rent, 0.05 x added
+      / base parameters, in the sparse and contribution modes). Registered again beside v1 (as
+      Gymnasium keeps ``CartPole-v0``): ``gymnasium.make("Esper-CIFAR10-v0")`` builds it, and an
+      episode reproduces one recorded by the v0 code bit for bit (the reward components add v1's
+      ``log_size_ratio`` terms, which v0's rewards ignore). Benchmarks and defaults use v1.
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))

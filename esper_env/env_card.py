@@ -16,10 +16,12 @@ from pathlib import Path
 
 from esper_env.blueprints import blueprint_table_markdown
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
+from esper_env.datasets import ENV_IDS, env_version
 from esper_env.hosts import HOSTS, build_host, count_parameters
 from esper_env.lifecycle import ALPHA_TARGETS, SPEED_EPOCHS, TEMPO_EPOCHS, AlphaCurve, BlendStyle, Op
 from esper_env.observation import feature_table
 from esper_env.spaces import OP_HEADS
+from esper_env.versions import CURRENT_VERSION, VERSIONS
 
 INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("action_mask", "reset, step", "flat bool mask over the concatenated head values (MaskablePPO format)"),
@@ -85,6 +87,15 @@ def head_table() -> str:
     )
 
 
+def version_table() -> str:
+    rows = ["| version | ids | dynamics |", "|---|---|---|"]
+    for v, d in VERSIONS.items():
+        ids = ", ".join(f"`{i}`" for i in ENV_IDS if env_version(i) == v)
+        current = " (current: every default, benchmark and reference score)" if v == CURRENT_VERSION else ""
+        rows.append(f"| v{v}{current} | {ids} | {d.summary} |")
+    return "\n".join(rows)
+
+
 def info_table() -> str:
     rows = ["| key | when | meaning |", "|---|---|---|"]
     rows += [f"| `{k}` | {when} | {what} |" for k, when, what in INFO_KEYS]
@@ -128,6 +139,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ops": op_table,
     "heads": head_table,
     "info": info_table,
+    "versions": version_table,
     "presets": preset_table,
     "fidelities": fidelity_table,
     "hosts": host_table,
