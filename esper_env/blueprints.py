@@ -21,30 +21,38 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
-from .configs import lookup
+from esper_env.runtime import lookup
 
 __all__ = [
     "BLUEPRINTS",
     "BLUEPRINT_DESCRIPTIONS",
     "NOOP_BLUEPRINT",
+    "ORIGINAL_BLUEPRINTS",
+    "REGISTRY",
     "Blueprint",
+    "BlueprintEntry",
     "Consumer",
     "SlotGeometry",
     "blueprint_index",
     "blueprint_param_count",
     "blueprint_table",
     "blueprint_table_markdown",
+    "blueprints_for",
     "build_blueprint",
+    "register",
 ]
 
 NOOP_BLUEPRINT = "noop"
 
 #: Rank of the ``lora`` blueprint's low-rank 1x1 update.
 LORA_RANK = 8
+
+B = TypeVar("B", bound="Blueprint")
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,40 @@ def _conv(
     return nn.Conv2d(c_in, c_out, k, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=bias)
 
 
+@dataclass(frozen=True)
+class BlueprintEntry:
+    """One registered blueprint: its class, its one-line description, the env version that added it."""
+
+    name: str
+    cls: type[Blueprint]
+    description: str
+    version: int = 0
+
+
+#: Every blueprint, by name, in registration order (the order of the action head). A blueprint is
+#: added by decorating its class with :func:`register`; names, descriptions and the per-version
+#: sets derive from here.
+REGISTRY: dict[str, BlueprintEntry] = {}
+
+
+def register(description: str, *, version: int = 0) -> Callable[[type[B]], type[B]]:
+    """Class decorator: register a :class:`Blueprint` subclass under its ``name``.
+
+    ``version`` is the env version that added it (0: the original design's). A new blueprint is
+    appended to the action head, so the ids of the version it joins change (bump the env version).
+    """
+
+    def add(cls: type[B]) -> type[B]:
+        if not cls.name or cls.name in REGISTRY:
+            raise ValueError(f"blueprint {cls.__name__} needs a new, non-empty name, got {cls.name!r}")
+        if not description.strip() or "\n" in description:
+            raise ValueError(f"blueprint {cls.name!r} needs a one-line description, got {description!r}")
+        REGISTRY[cls.name] = BlueprintEntry(cls.name, cls, description, version)
+        return cls
+
+    return add
+
+
 class Blueprint(nn.Module):
     """Base class: ``forward(x) -> delta`` with ``delta.shape == x.shape``.
 
@@ -117,6 +159,7 @@ class Blueprint(nn.Module):
         return f"channels={self.channels}"
 
 
+@register("No module; zero delta, 0 params (in the action space, always masked)")
 class Noop(Blueprint):
     name = "noop"
 
@@ -124,6 +167,7 @@ class Noop(Blueprint):
         return torch.zeros_like(x)
 
 
+@register("GroupNorm + per-channel scale/shift")
 class Norm(Blueprint):
     """``delta = GroupNorm(x) * scale + shift`` with per-channel ``scale``/``shift`` (zero at init)."""
 
@@ -150,6 +194,7 @@ class _ChannelAffine(nn.Module):
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
+@register("Squeeze-excitation gate, x * tanh(MLP(avgpool x)), hidden max(4, C/4)")
 class ChannelAttention(Blueprint):
     """Squeeze-excitation: ``delta = x * tanh(fc2(gelu(fc1(avgpool(x)))))``; ``tanh(0) = 0``."""
 
@@ -168,6 +213,7 @@ class ChannelAttention(Blueprint):
         return x * torch.tanh(self.fc2(nn.functional.gelu(self.fc1(s))))
 
 
+@register("CBAM spatial gate, x * tanh(conv7x7[mean_c, max_c])")
 class SpatialAttention(Blueprint):
     """CBAM-style spatial gate: ``delta = x * tanh(conv7x7([mean_c(x), max_c(x)]))``."""
 
@@ -197,6 +243,7 @@ class _Sequential(Blueprint):
         return self.body(x)
 
 
+@register("3x3 depthwise conv, GELU, 1x1 pointwise")
 class Depthwise(_Sequential):
     """Depthwise-separable conv: 3x3 depthwise, GELU, 1x1 pointwise."""
 
@@ -207,6 +254,7 @@ class Depthwise(_Sequential):
         super().__init__(c, _conv(c, c, 3, groups=c), nn.GELU(), _conv(c, c))
 
 
+@register("1x1 conv")
 class ConvSmall(_Sequential):
     """A single 1x1 conv."""
 
@@ -216,6 +264,7 @@ class ConvSmall(_Sequential):
         super().__init__(channels, _conv(channels, channels))
 
 
+@register("3x3 conv to max(2, C/4), GELU, 1x1 conv up")
 class ConvLight(_Sequential):
     """3x3 conv down to C/4, GELU, 1x1 conv back up to C."""
 
@@ -226,6 +275,7 @@ class ConvLight(_Sequential):
         super().__init__(c, _conv(c, r, 3), nn.GELU(), _conv(r, c))
 
 
+@register("Two 3x3 convs with GELU")
 class ConvHeavy(_Sequential):
     """Two full 3x3 convs with a GELU between."""
 
@@ -236,6 +286,7 @@ class ConvHeavy(_Sequential):
         super().__init__(c, _conv(c, c, 3), nn.GELU(), _conv(c, c, 3))
 
 
+@register("1x1 down to max(2, C/4), 3x3, 1x1 up (GELU between)")
 class Bottleneck(_Sequential):
     """ResNet bottleneck: 1x1 down to C/4, 3x3, 1x1 up to C (GELU between)."""
 
@@ -246,6 +297,7 @@ class Bottleneck(_Sequential):
         super().__init__(c, _conv(c, r), nn.GELU(), _conv(r, r, 3), nn.GELU(), _conv(r, c))
 
 
+@register(f"Low-rank 1x1 update C -> {LORA_RANK} -> C, no bias")
 class LoRA(_Sequential):
     """Low-rank pointwise update ``B @ A`` (C -> 8 -> C, no bias); ``B`` starts at zero."""
 
@@ -256,6 +308,7 @@ class LoRA(_Sequential):
         super().__init__(c, _conv(c, LORA_RANK, bias=False), _conv(LORA_RANK, c, bias=False))
 
 
+@register("Pointwise MLP C -> 2C -> C with GELU")
 class MLP(_Sequential):
     """Pointwise MLP: 1x1 C -> 2C, GELU, 1x1 2C -> C."""
 
@@ -266,6 +319,7 @@ class MLP(_Sequential):
         super().__init__(c, _conv(c, 2 * c), nn.GELU(), _conv(2 * c, c))
 
 
+@register("3x3 conv, dilation 2")
 class Dilated(_Sequential):
     """A single full 3x3 conv with dilation 2 (5x5 receptive field)."""
 
@@ -275,6 +329,7 @@ class Dilated(_Sequential):
         super().__init__(channels, _conv(channels, channels, 3, dilation=2))
 
 
+@register("1x1 expand to 2C, 3x3 depthwise, 1x1 project (GELU between)")
 class InvertedResidual(_Sequential):
     """MobileNetV2 block: 1x1 expand to 2C, GELU, 3x3 depthwise, GELU, 1x1 project to C."""
 
@@ -285,6 +340,7 @@ class InvertedResidual(_Sequential):
         super().__init__(c, _conv(c, e), nn.GELU(), _conv(e, e, 3, groups=e), nn.GELU(), _conv(e, c))
 
 
+@register("Two 3x3 convs through 4C hidden channels, GELU between", version=1)
 class ConvWide(_Sequential):
     """Two 3x3 convs through a hidden layer 4x the slot's width: C -> 4C, GELU, 4C -> C."""
 
@@ -348,6 +404,7 @@ class Widen(Blueprint):
         )
 
 
+@register("Widening: C new channels of the block before the slot, into its consumer (2x width)", version=1)
 class Widen2x(Widen):
     """Doubles the slot's width: C new channels."""
 
@@ -355,6 +412,7 @@ class Widen2x(Widen):
     factor = 2
 
 
+@register("Widening: 3C new channels of the block before the slot, into its consumer (4x width)", version=1)
 class Widen4x(Widen):
     """Quadruples the slot's width: 3C new channels."""
 
@@ -362,59 +420,26 @@ class Widen4x(Widen):
     factor = 4
 
 
-_CLASSES: tuple[type[Blueprint], ...] = (
-    Noop,
-    Norm,
-    ChannelAttention,
-    SpatialAttention,
-    Depthwise,
-    ConvSmall,
-    ConvLight,
-    ConvHeavy,
-    Bottleneck,
-    LoRA,
-    MLP,
-    Dilated,
-    InvertedResidual,
-    ConvWide,
-    Widen2x,
-    Widen4x,
-)
-
-_REGISTRY: dict[str, Callable[..., Blueprint]] = {cls.name: cls for cls in _CLASSES}
-
-#: The blueprint names; the index of a name is its blueprint action value. Index 0 is ``noop``.
-BLUEPRINTS: tuple[str, ...] = tuple(_REGISTRY)
+#: The blueprint names, in registration order; the index of a name is its blueprint action value.
+#: Index 0 is ``noop``.
+BLUEPRINTS: tuple[str, ...] = tuple(REGISTRY)
 
 _INDEX: dict[str, int] = {name: i for i, name in enumerate(BLUEPRINTS)}
 
-#: One line per blueprint, for tables and docs.
-BLUEPRINT_DESCRIPTIONS: dict[str, str] = {
-    "noop": "No module; zero delta, 0 params (in the action space, always masked)",
-    "norm": "GroupNorm + per-channel scale/shift",
-    "channel_attention": "Squeeze-excitation gate, x * tanh(MLP(avgpool x)), hidden max(4, C/4)",
-    "spatial_attention": "CBAM spatial gate, x * tanh(conv7x7[mean_c, max_c])",
-    "depthwise": "3x3 depthwise conv, GELU, 1x1 pointwise",
-    "conv_small": "1x1 conv",
-    "conv_light": "3x3 conv to max(2, C/4), GELU, 1x1 conv up",
-    "conv_heavy": "Two 3x3 convs with GELU",
-    "bottleneck": "1x1 down to max(2, C/4), 3x3, 1x1 up (GELU between)",
-    "lora": f"Low-rank 1x1 update C -> {LORA_RANK} -> C, no bias",
-    "mlp": "Pointwise MLP C -> 2C -> C with GELU",
-    "dilated": "3x3 conv, dilation 2",
-    "inverted_residual": "1x1 expand to 2C, 3x3 depthwise, 1x1 project (GELU between)",
-    "conv_wide": "Two 3x3 convs through 4C hidden channels, GELU between",
-    "widen_2x": "Widening: C new channels of the block before the slot, into its consumer (2x width)",
-    "widen_4x": "Widening: 3C new channels of the block before the slot, into its consumer (4x width)",
-}
+#: One line per blueprint, for tables and docs (derived from :data:`REGISTRY`).
+BLUEPRINT_DESCRIPTIONS: dict[str, str] = {name: e.description for name, e in REGISTRY.items()}
 #: The blueprints of the original design (``-v0``), first in :data:`BLUEPRINTS` so they keep their
 #: action indices; the ones after them add capacity.
-ORIGINAL_BLUEPRINTS: tuple[str, ...] = (
-    "noop", "norm", "channel_attention", "spatial_attention", "depthwise", "conv_small", "conv_light",
-    "conv_heavy", "bottleneck", "lora", "mlp", "dilated", "inverted_residual",
-)  # fmt: skip
+ORIGINAL_BLUEPRINTS: tuple[str, ...] = tuple(name for name, e in REGISTRY.items() if e.version == 0)
 assert BLUEPRINTS[0] == NOOP_BLUEPRINT and BLUEPRINTS[: len(ORIGINAL_BLUEPRINTS)] == ORIGINAL_BLUEPRINTS
-assert set(BLUEPRINT_DESCRIPTIONS) == set(BLUEPRINTS)
+
+
+def blueprints_for(version: int) -> tuple[str, ...]:
+    """The blueprints of env version ``version`` (a prefix of :data:`BLUEPRINTS`: indices are stable)."""
+    names = tuple(name for name, e in REGISTRY.items() if e.version <= version)
+    if not names or names != BLUEPRINTS[: len(names)]:
+        raise ValueError(f"no blueprint set for env version {version!r}")
+    return names
 
 
 def blueprint_index(name: str) -> int:
@@ -444,7 +469,7 @@ def build_blueprint(
     With ``seed`` the weights depend only on ``(name, channels, geometry, seed)`` and the caller's
     global RNG state is left untouched; without it the global RNG is used as usual.
     """
-    cls = lookup("blueprint", name, _REGISTRY)
+    cls = lookup("blueprint", name, REGISTRY).cls
     channels = _check_channels(channels)
     if seed is None:
         return _construct(cls, channels, geometry)
@@ -456,13 +481,13 @@ def build_blueprint(
 @functools.cache
 def _param_count(name: str, channels: int, geometry: SlotGeometry | None) -> int:
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        module = _construct(_REGISTRY[name], channels, geometry)
+        module = _construct(REGISTRY[name].cls, channels, geometry)
     return sum(p.numel() for p in module.parameters())
 
 
 def blueprint_param_count(name: str, channels: int, geometry: SlotGeometry | None = None) -> int:
     """Number of parameters of ``build_blueprint(name, channels, geometry=...)`` (built on the meta device)."""
-    lookup("blueprint", name, _REGISTRY)
+    lookup("blueprint", name, REGISTRY)
     return _param_count(name, _check_channels(channels), geometry)
 
 

@@ -6,20 +6,10 @@ Everything here is plain frozen data. Looking a name up goes through :func:`get_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-
-def lookup(kind: str, name: str, table: Mapping[str, T]) -> T:
-    """Return ``table[name]`` or raise a ValueError that names ``name`` and lists the valid keys."""
-    try:
-        return table[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(repr(k) for k in table)
-        raise ValueError(f"unknown {kind} {name!r}; valid {kind}s are: {valid}") from None
+from esper_env.runtime import lookup  # re-exported: callers import it from here too
 
 
 @dataclass(frozen=True)

@@ -1,42 +1,53 @@
 """The datasets the env trains hosts on, one record each, and the env ids derived from them.
 
 Adding a dataset is adding a :class:`DatasetRecord` to :data:`DATASET_RECORDS`: the dataset
-names (:data:`DATASETS`), the registered env ids (:data:`ENV_IDS`), the class counts and the
-error messages all come from it. This module imports neither torch nor torchvision.
+names (:data:`DATASETS`), the registered env ids (:data:`ENV_IDS`, one per dataset and env
+version of :mod:`esper_env.versions`), the class counts and the error messages all come from it. This module imports neither torch nor torchvision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esper_env.configs import lookup
+from esper_env.runtime import lookup
+from esper_env.versions import CURRENT_VERSION, VERSIONS
 
-__all__ = ["DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record"]
+__all__ = [
+    "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """One dataset: its name, class count, env id and how it is loaded."""
+    """One dataset: its name, class count, env ids and how it is loaded."""
 
     #: The ``dataset`` argument of the env and of :func:`esper_env.load_dataset`.
     name: str
     num_classes: int
-    #: The Gymnasium id registered for it.
-    env_id: str
+    #: Its Gymnasium ids without the version: ``f"{id_name}-v{version}"`` for every version.
+    id_name: str
     #: The fidelity its env id defaults to.
     default_fidelity: str
     #: The ``torchvision.datasets`` class that reads (and downloads) it; ``None`` for a dataset
     #: generated procedurally (SynthCIFAR), which needs no files.
     torchvision_class: str | None = None
 
+    @property
+    def env_id(self) -> str:
+        """The id of the current version (what every default and benchmark uses)."""
+        return self.versioned_id(CURRENT_VERSION)
+
+    def versioned_id(self, version: int) -> str:
+        return f"{self.id_name}-v{version}"
+
 
 DATASET_RECORDS: dict[str, DatasetRecord] = {
     r.name: r
     for r in (
-        DatasetRecord("cifar10", 10, "Esper-CIFAR10-v1", "full", "CIFAR10"),
-        DatasetRecord("cifar100", 100, "Esper-CIFAR100-v1", "full", "CIFAR100"),
+        DatasetRecord("cifar10", 10, "Esper-CIFAR10", "full", "CIFAR10"),
+        DatasetRecord("cifar100", 100, "Esper-CIFAR100", "full", "CIFAR100"),
         # CPU friendly by default.
-        DatasetRecord("synthcifar", 10, "Esper-SynthCIFAR-v1", "tiny"),
+        DatasetRecord("synthcifar", 10, "Esper-SynthCIFAR", "tiny"),
     )
 }
 
@@ -46,12 +57,22 @@ DATASETS: tuple[str, ...] = tuple(DATASET_RECORDS)
 #: The datasets read from files (and downloadable through torchvision), not generated.
 DOWNLOADABLE: tuple[str, ...] = tuple(r.name for r in DATASET_RECORDS.values() if r.torchvision_class)
 
-#: env id -> default kwargs of its registration.
+#: env id -> default kwargs of its registration: every dataset in every version of
+#: :data:`esper_env.versions.VERSIONS`, the current version's ids first. An older version's kwargs
+#: carry its ``version``; the current version's leave it to the env's default.
 ENV_IDS: dict[str, dict[str, object]] = {
-    r.env_id: {"dataset": r.name, "fidelity": r.default_fidelity} for r in DATASET_RECORDS.values()
+    r.versioned_id(v): {"dataset": r.name, "fidelity": r.default_fidelity}
+    | ({} if v == CURRENT_VERSION else {"version": v})
+    for v in sorted(VERSIONS, reverse=True)
+    for r in DATASET_RECORDS.values()
 }
 
 
 def dataset_record(name: str) -> DatasetRecord:
     """The record of dataset ``name``; ``ValueError`` naming it and the valid names otherwise."""
     return lookup("dataset", name, DATASET_RECORDS)
+
+
+def env_version(env_id: str) -> int:
+    """The env version an id registers (``ValueError`` naming the valid ids otherwise)."""
+    return int(lookup("env id", env_id, ENV_IDS).get("version", CURRENT_VERSION))  # type: ignore[call-overload]

@@ -13,29 +13,27 @@ network, and takes gradients with respect to the seed's parameters only
 
 from __future__ import annotations
 
-import math
 import numbers
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from esper_env import lifecycle
 from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, blueprint_index
 from esper_env.configs import EnvironmentConfig, get_config
 from esper_env.data import ImageSplits, iterate_batches
+from esper_env.history import EpochResult, SeedCounters, TrainingHistory
 from esper_env.hosts import HostNetwork, build_host, count_parameters
 from esper_env.lifecycle import (
     ALPHA_TARGETS,
     MEASURED_STAGES,
     SEED_STAGES,
-    SPEED_EPOCHS,
-    TEMPO_EPOCHS,
     TRAINABLE_STAGES,
     AlphaCurve,
-    AlphaSchedule,
     AlphaSpeed,
     BlendStyle,
     Gates,
@@ -46,21 +44,10 @@ from esper_env.lifecycle import (
     enum_value,
     illegal_reason,
 )
+from esper_env.runtime import resolve_device
 from esper_env.slots import Seed, Slot, SlotState
 
 SNAPSHOT_VERSION = 1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; anything else goes to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
 
 
 def build_optimizer(
@@ -76,45 +63,6 @@ def build_optimizer(
 
 #: The gates of the original design (frozen, so one instance is shared safely).
 DEFAULT_GATES = Gates()
-
-
-@dataclass
-class EpochResult:
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    #: slot index -> accuracy with the seed minus accuracy with its alpha forced to 0.
-    contributions: dict[int, float]
-    diverged: bool
-    divergence_reason: str | None = None
-
-
-@dataclass
-class TrainingHistory:
-    """Per-epoch metrics of the host; accuracies are fractions in [0, 1]."""
-
-    train_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    best_val_accuracy: float | None = None
-    best_val_loss: float | None = None
-    plateau_epochs: int = 0  # epochs since best_val_accuracy last improved
-    chance_epochs: int = 0  # consecutive epochs at chance accuracy
-    global_step: int = 0  # optimizer steps taken by the host
-
-    @property
-    def epoch(self) -> int:
-        return len(self.val_accuracy)
-
-
-@dataclass
-class SeedCounters:
-    created: int = 0
-    fossilized: int = 0
-    pruned: int = 0
 
 
 class TrainingEngine:
@@ -232,31 +180,22 @@ class TrainingEngine:
         )
         s.seed.requires_grad_(False)
         s.optimizer = self._seed_optimizer(s.seed)
-        s.move_to(Stage.GERMINATED, accuracy=self._last_val_accuracy())
-        s.state.blueprint = name
-        s.state.style = style
-        s.state.alpha = 0.0
-        s.state.alpha_target = target
-        s.state.tempo_epochs = TEMPO_EPOCHS[tempo]
-        s.state.seed_id = self.counters.created
-        s.state.contribution = None
-        s.state.history = []
+        lifecycle.germinate(
+            s.state,
+            name,
+            style,
+            tempo,
+            target,
+            seed_id=self.counters.created,
+            accuracy=self._last_val_accuracy(),
+        )
         self.counters.created += 1
 
     def advance(self, slot: int) -> None:
         s = self._require(Op.ADVANCE, slot)
-        st = s.state
         assert s.seed is not None
-        if st.stage == Stage.GERMINATED:
-            s.move_to(Stage.TRAINING, accuracy=self._last_val_accuracy())
+        if lifecycle.advance(s.state, accuracy=self._last_val_accuracy()) == Stage.TRAINING:
             s.seed.requires_grad_(True)
-        elif st.stage == Stage.TRAINING:
-            s.move_to(Stage.BLENDING, accuracy=self._last_val_accuracy())
-            st.schedule = AlphaSchedule(0.0, st.alpha_target, st.tempo_epochs, AlphaCurve.LINEAR)
-            st.alpha = st.schedule.value
-        else:  # BLENDING with its schedule done
-            s.move_to(Stage.HOLDING, accuracy=self._last_val_accuracy())
-            st.schedule = None
 
     def set_alpha_target(
         self,
@@ -269,12 +208,7 @@ class TrainingEngine:
         speed = enum_value(AlphaSpeed, speed)
         curve = enum_value(AlphaCurve, curve)
         s = self._require(Op.SET_ALPHA_TARGET, slot)
-        st = s.state
-        if st.stage == Stage.HOLDING:
-            s.move_to(Stage.BLENDING, accuracy=self._last_val_accuracy())
-        st.alpha_target = target
-        st.schedule = AlphaSchedule(st.alpha, target, SPEED_EPOCHS[speed], curve)
-        st.alpha = st.schedule.value
+        lifecycle.set_alpha_target(s.state, target, speed, curve, accuracy=self._last_val_accuracy())
 
     def prune(
         self,
@@ -286,19 +220,14 @@ class TrainingEngine:
         speed = enum_value(AlphaSpeed, speed)
         curve = enum_value(AlphaCurve, curve)
         s = self._require(Op.PRUNE, slot)
-        st = s.state
-        duration = SPEED_EPOCHS[speed] if st.alpha > 0 else 1
-        s.move_to(Stage.PRUNED, accuracy=self._last_val_accuracy())
+        lifecycle.prune(s.state, speed, curve, accuracy=self._last_val_accuracy())
         assert s.seed is not None
         s.seed.requires_grad_(False)
-        st.schedule = AlphaSchedule(st.alpha, 0.0, duration, curve)
-        st.alpha = st.schedule.value
         self.counters.pruned += 1
 
     def fossilize(self, slot: int) -> None:
         s = self._require(Op.FOSSILIZE, slot)
-        s.move_to(Stage.FOSSILIZED, accuracy=self._last_val_accuracy())
-        s.state.schedule = None
+        lifecycle.fossilize(s.state, accuracy=self._last_val_accuracy())
         self.counters.fossilized += 1
 
     def apply(self, op: Op | int, slot: int = 0, **params: Any) -> None:
@@ -323,12 +252,16 @@ class TrainingEngine:
         start: int,
         capture: Sequence[int] = (),
         inject: Tensor | None = None,
+        alphas: Mapping[int, Tensor] | None = None,
+        replicate: tuple[int, int] | None = None,
     ) -> tuple[Tensor, dict[int, tuple[Tensor, Tensor]]]:
-        """Run segments ``start..`` with the slots in between.
+        """The one forward walk: segments ``start..`` with the slots in between.
 
         ``inject`` is added inside segment ``start`` (a widening seed's new channels for its first
         layer). ``captured[i]`` is ``(input of the block before slot i, features at slot i)`` for
-        each ``i`` in ``capture``.
+        each ``i`` in ``capture``. ``alphas`` overrides the alpha of some slots (the counterfactual
+        pass gives each replica its own); ``replicate=(i, n)`` repeats the batch ``n`` times after
+        segment ``i``, so what comes before is computed once.
         """
         captured: dict[int, tuple[Tensor, Tensor]] = {}
         segments = self.host.segments
@@ -336,16 +269,22 @@ class TrainingEngine:
             x = h
             h = self.host.run_segment(i, h, inject)
             inject = None
-            if i < len(self.slots):
-                if i in capture:
-                    captured[i] = (x, h)
-                slot = self.slots[i]
-                if slot.in_forward:
-                    alpha = slot.state.alpha
-                    if alpha == 0.0:
-                        continue  # exactly the identity
-                    assert slot.seed is not None
-                    h, inject = slot.seed.graft(h, x, alpha)
+            if replicate is not None and i == replicate[0]:
+                h, x = h.repeat(replicate[1], 1, 1, 1), x.repeat(replicate[1], 1, 1, 1)
+            if i >= len(self.slots):
+                continue
+            if i in capture:
+                captured[i] = (x, h)
+            slot = self.slots[i]
+            if not slot.in_forward:
+                continue
+            alpha: float | Tensor = slot.state.alpha
+            if alphas is not None and i in alphas:
+                alpha = alphas[i]
+            elif alpha == 0.0:
+                continue  # exactly the identity
+            assert slot.seed is not None
+            h, inject = slot.seed.graft(h, x, alpha)
         return self.host.run_segment(len(segments) - 1, h, inject), captured
 
     def forward(self, x: Tensor) -> Tensor:
@@ -465,30 +404,15 @@ class TrainingEngine:
         return float(loss_sum) / n, accs[0], accs[1:]
 
     def _run_counterfactual(self, xb: Tensor, measured: list[int], first: int) -> Tensor:
-        k = len(measured)
-        b = xb.shape[0]
-        h = xb
-        inject: Tensor | None = None
-        segments = self.host.segments
-        for i in range(len(segments) - 1):
-            x = h
-            h = self.host.run_segment(i, h, inject)
-            inject = None
-            if i == first:
-                h = h.repeat(k + 1, 1, 1, 1)
-                x = x.repeat(k + 1, 1, 1, 1)
-            if i < len(self.slots) and self.slots[i].in_forward:
-                slot = self.slots[i]
-                alpha: float | Tensor = slot.state.alpha
-                if i in measured:
-                    per_replica = torch.full((k + 1,), alpha, device=h.device, dtype=h.dtype)
-                    per_replica[1 + measured.index(i)] = 0.0
-                    alpha = per_replica.repeat_interleave(b).view(-1, 1, 1, 1)
-                elif alpha == 0.0:
-                    continue
-                assert slot.seed is not None
-                h, inject = slot.seed.graft(h, x, alpha)
-        return self.host.run_segment(len(segments) - 1, h, inject)
+        """Logits of ``len(measured) + 1`` replicas of ``xb``: replica 0 as blended now, replica
+        ``k + 1`` with slot ``measured[k]``'s alpha forced to 0 (the walk of :meth:`_run`)."""
+        k, b = len(measured), xb.shape[0]
+        alphas = {}
+        for j, i in enumerate(measured):
+            per_replica = torch.full((k + 1,), self.slots[i].state.alpha, device=xb.device, dtype=xb.dtype)
+            per_replica[1 + j] = 0.0
+            alphas[i] = per_replica.repeat_interleave(b).view(-1, 1, 1, 1)
+        return self._run(xb, 0, alphas=alphas, replicate=(first, k + 1))[0]
 
     def measured_slots(self) -> list[int]:
         return [
@@ -511,7 +435,7 @@ class TrainingEngine:
         h = self.history
         if not finite:
             nan = float("nan")
-            self._record(train_loss, train_acc, nan, 0.0)
+            h.record(train_loss, train_acc, nan, 0.0)
             return EpochResult(h.epoch, train_loss, train_acc, nan, 0.0, {}, True, "non-finite loss")
         val_loss, val_acc, contributions = self.validate()
         for i, c in contributions.items():
@@ -520,66 +444,15 @@ class TrainingEngine:
             st.measured_in_stage = True
             st.history.append(c)
         self._advance_timers()
-        self._record(train_loss, train_acc, val_loss, val_acc)
-        reason = self._divergence(train_loss, val_loss, val_acc)
+        h.record(train_loss, train_acc, val_loss, val_acc)
+        reason = h.divergence(train_loss, val_loss, val_acc, self.data.num_classes, self.chance_patience)
         diverged = reason is not None
         return EpochResult(h.epoch, train_loss, train_acc, val_loss, val_acc, contributions, diverged, reason)
 
-    def _divergence(self, train_loss: float, val_loss: float, val_acc: float) -> str | None:
-        """Why training counts as diverged, or None.
-
-        A collapse, not slow learning: the loss exploded, or validation accuracy fell back to
-        chance for ``chance_patience`` epochs after having been clearly above it.
-        """
-        h = self.history
-        chance = 1.0 / self.data.num_classes
-        h.chance_epochs = h.chance_epochs + 1 if val_acc <= 1.2 * chance else 0
-        if not math.isfinite(val_loss):
-            return "non-finite validation loss"
-        if train_loss > 10 * math.log(self.data.num_classes):
-            return f"training loss exploded to {train_loss:.3g}"
-        collapsed = h.best_val_accuracy is not None and h.best_val_accuracy >= 2 * chance
-        if collapsed and h.chance_epochs >= self.chance_patience:
-            return f"accuracy back at chance for {h.chance_epochs} epochs"
-        return None
-
-    def _record(self, train_loss: float, train_acc: float, val_loss: float, val_acc: float) -> None:
-        h = self.history
-        h.train_loss.append(train_loss)
-        h.train_accuracy.append(train_acc)
-        h.val_loss.append(val_loss)
-        h.val_accuracy.append(val_acc)
-        if h.best_val_accuracy is None or val_acc > h.best_val_accuracy:
-            h.best_val_accuracy = val_acc
-            h.plateau_epochs = 0
-        else:
-            h.plateau_epochs += 1
-        if not math.isnan(val_loss) and (h.best_val_loss is None or val_loss < h.best_val_loss):
-            h.best_val_loss = val_loss
-
     def _advance_timers(self) -> None:
         for s in self.slots:
-            st = s.state
-            if st.stage == Stage.DORMANT:
-                continue
-            st.epochs_in_stage += 1
-            if st.stage == Stage.EMBARGOED:
-                st.embargo_remaining -= 1
-                if st.embargo_remaining <= 0:
-                    s.move_to(Stage.DORMANT, accuracy=None)
-            elif st.stage == Stage.PRUNED:
-                assert st.schedule is not None
-                if st.schedule.done:
-                    s.clear()
-                    s.move_to(Stage.EMBARGOED, accuracy=None)
-                    st.embargo_remaining = self.gates.embargo_epochs
-                else:
-                    st.schedule.tick()
-                    st.alpha = st.schedule.value
-            elif st.stage == Stage.BLENDING:
-                assert st.schedule is not None
-                st.schedule.tick()
-                st.alpha = st.schedule.value
+            if lifecycle.tick(s.state, self.gates):
+                s.seed, s.optimizer = None, None  # the prune's ramp-down is over: delete the module
 
     # ------------------------------------------------------------------ accounting
 

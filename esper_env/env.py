@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from esper_env.blueprints import blueprints_for
 from esper_env.configs import EnvironmentConfig, Fidelity, get_config, get_fidelity
 from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
-from esper_env.engine import EpochResult, TrainingEngine
-from esper_env.env_card import feature_table
+from esper_env.engine import TrainingEngine
+from esper_env.history import EpochResult
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import (
     Op,
 )
-from esper_env.observation import encode_observation
+from esper_env.observation import encode_observation, feature_table
 from esper_env.rewards import (
     RewardConfig,
     benchmark_score,
@@ -29,6 +29,7 @@ from esper_env.rewards import (
     potential,
     relabel,
 )
+from esper_env.runtime import torch_threads  # also imported from here (bench)
 from esper_env.spaces import (
     NOOP_INDEX,
     WAIT_ACTION,
@@ -41,6 +42,7 @@ from esper_env.spaces import (
     observation_schema,
     op_params,
 )
+from esper_env.versions import CURRENT_VERSION, dynamics
 
 ENV_SNAPSHOT_VERSION = 3  # 3: no per-epoch result history (it was never read)
 #: The keys of an env snapshot (:meth:`EsperEnv.snapshot`).
@@ -58,20 +60,6 @@ def _check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -
         kind = f"an integer >= {minimum}" + (" or None" if optional else "")
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     return int(value)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (``None``: as they are), then restore them."""
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -140,7 +128,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     torch work runs on one intra-op thread, set around each reset and step and restored after, so
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
-    ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None).
+    ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
+    ``version`` (1; the ``-v0`` ids pass 0, see Version History).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
     ``env.metadata`` records ``torch_version`` and ``torch_num_threads``: episodes are
     reproducible bit for bit only under the same torch version and thread count.
@@ -164,7 +153,12 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
       and each slot's blueprint one-hot 16 features; presets gain ``seed_lr_multiplier``; the
       reward components gain ``log_size_ratio`` and the parameter rent is charged on the log2 of
       the network's size ratio (see the benchmark score in docs/ENV_CARD.md, Rewards).
-    * v0: initial release (the original design's blueprints, linear parameter rent).
+    * v0: initial release (the original design's 13 blueprints, so a blueprint head of 13 values and
+      13-feature blueprint one-hots; seed lr 1x the host's; a linear parameter rent, 0.05 x added
+      / base parameters, in the sparse and contribution modes). Registered again beside v1 (as
+      Gymnasium keeps ``CartPole-v0``): ``gymnasium.make("Esper-CIFAR10-v0")`` builds it, and an
+      episode reproduces one recorded by the v0 code bit for bit (the reward components add v1's
+      ``log_size_ratio`` terms, which v0's rewards ignore). Benchmarks and defaults use v1.
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
@@ -185,11 +179,20 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         download: bool = False,
         synth_seed: int = 0,
         early_stop_patience: int | None = None,
+        version: int = CURRENT_VERSION,
     ) -> None:
         dataset_record(dataset)  # a ValueError naming the valid datasets
+        self.dynamics = dynamics(version)
+        self.version = self.dynamics.version
+        #: The blueprints of this version: the values of the blueprint head, in order.
+        self.blueprints = blueprints_for(self.version)
         self.config = get_config(config)
+        if self.dynamics.seed_lr_multiplier is not None:
+            self.config = dataclasses.replace(
+                self.config, seed_lr_multiplier=self.dynamics.seed_lr_multiplier
+            )
         self.fidelity = get_fidelity(fidelity)
-        self.reward_config = get_reward_config(reward)
+        self.reward_config = get_reward_config(reward, self.version)
         self._max_epochs = _check_int("max_epochs", max_epochs, 1)
         self._time_limit: int | None = None
         self.num_slots = _check_int("num_slots", num_slots, 1)
@@ -215,17 +218,18 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "dataset": dataset, "config": self.config, "fidelity": self.fidelity, "max_epochs": max_epochs,
             "num_slots": num_slots, "reward": self.reward_config, "device": device, "num_threads": num_threads,
             "render_mode": render_mode, "data_dir": data_dir, "download": download, "synth_seed": synth_seed,
-            "early_stop_patience": early_stop_patience,
+            "early_stop_patience": early_stop_patience, "version": version,
         }  # fmt: skip
         with torch_threads(self.num_threads):
             # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
             self.data = load_dataset(
                 dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed
             )
-            self.action_space = make_action_space(self.num_slots)
-            self.observation_space = make_observation_space(self.num_slots)
-            self.observation_schema = observation_schema(self.num_slots)
-            self._features = observation_features(self.num_slots)
+            n = len(self.blueprints)
+            self.action_space = make_action_space(self.num_slots, n)
+            self.observation_space = make_observation_space(self.num_slots, n)
+            self.observation_schema = observation_schema(self.num_slots, n)
+            self._features = observation_features(self.num_slots, n)
             # Built for real at reset(); one engine now so that spaces, masks and params are defined.
             self.engine = self._new_engine(0)
         self._base_host_params = count_parameters(self.engine.host)
@@ -323,7 +327,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask over the concatenated head values (sb3-contrib's MaskablePPO format)."""
-        return flat_action_mask(self.legal_actions(), self.num_slots)
+        return flat_action_mask(self.legal_actions(), self.num_slots, len(self.blueprints))
 
     def is_legal_action(self, action: Any) -> bool:
         """Would :meth:`step` execute ``action`` (a factored action in the space) as given now,
@@ -448,13 +452,14 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         return {
             "config": self.config.config_id, "dataset": self.dataset, "synth_seed": self.synth_seed,
             "fidelity": dict(vars(self.fidelity)), "max_epochs": self.max_epochs, "num_slots": self.num_slots,
+            "env_version": self.version,
         }  # fmt: skip
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Put the env in the state of ``snap`` (from :meth:`snapshot` of a compatible env).
 
         ``ValueError`` if ``snap`` is not a snapshot of this version, lacks a key, or comes from
-        an env with another preset, dataset, fidelity, ``max_epochs`` or ``num_slots`` (the
+        an env with another version, preset, dataset, fidelity, ``max_epochs`` or ``num_slots`` (the
         message lists what differs); the env is unchanged then.
         """
         if not isinstance(snap, dict):
@@ -466,7 +471,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         missing = [k for k in SNAPSHOT_KEYS if k not in snap]
         if missing:
             raise ValueError(f"the env snapshot lacks keys {missing}")
-        ours, theirs = self._settings(), snap["settings"]
+        # Snapshots from before env versions were recorded are of the current version.
+        ours, theirs = self._settings(), {"env_version": CURRENT_VERSION, **snap["settings"]}
         differ = [
             f"{k}: snapshot {theirs.get(k)!r}, env {v!r}" for k, v in ours.items() if theirs.get(k) != v
         ]

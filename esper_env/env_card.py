@@ -16,9 +16,12 @@ from pathlib import Path
 
 from esper_env.blueprints import blueprint_table_markdown
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
+from esper_env.datasets import ENV_IDS, env_version
 from esper_env.hosts import HOSTS, build_host, count_parameters
 from esper_env.lifecycle import ALPHA_TARGETS, SPEED_EPOCHS, TEMPO_EPOCHS, AlphaCurve, BlendStyle, Op
-from esper_env.spaces import OP_HEADS, observation_features
+from esper_env.observation import feature_table
+from esper_env.spaces import OP_HEADS
+from esper_env.versions import CURRENT_VERSION, VERSIONS
 
 INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("action_mask", "reset, step", "flat bool mask over the concatenated head values (MaskablePPO format)"),
@@ -48,28 +51,6 @@ INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("episode_return", "last step", "sum of rewards"),
     ("episode_length", "last step", "steps taken"),
 )
-
-
-def feature_table(num_slots: int = 3) -> str:
-    rows = ["| index | name | min | max | description |", "|---|---|---|---|---|"]
-    start = 0
-    shown_slot = False
-    for f in observation_features(num_slots):
-        if f.name.startswith("slot") and not f.name.startswith("slot0/"):
-            shown_slot = True
-            start += f.size
-            continue
-        idx = str(start) if f.size == 1 else f"{start}-{start + f.size - 1}"
-        name = f.name
-        rows.append(f"| {idx} | `{name}` | {f.low:g} | {f.high:g} | {f.description} |")
-        start += f.size
-    if shown_slot:
-        per_slot = sum(f.size for f in observation_features(1)) - sum(f.size for f in observation_features(0))
-        rows.append(
-            f"| ... | `slotK/*`, K = 1..{num_slots - 1} | | | the same {per_slot} features, offset by {per_slot} x K |"
-        )
-    rows.append(f"\nTotal: {start} features with {num_slots} slots.")
-    return "\n".join(rows)
 
 
 def op_table() -> str:
@@ -104,6 +85,15 @@ def head_table() -> str:
             "| alpha_curve | " + ", ".join(f"{int(c)} {c.name}" for c in AlphaCurve) + " |",
         ]
     )
+
+
+def version_table() -> str:
+    rows = ["| version | ids | dynamics |", "|---|---|---|"]
+    for v, d in VERSIONS.items():
+        ids = ", ".join(f"`{i}`" for i in ENV_IDS if env_version(i) == v)
+        current = " (current: every default, benchmark and reference score)" if v == CURRENT_VERSION else ""
+        rows.append(f"| v{v}{current} | {ids} | {d.summary} |")
+    return "\n".join(rows)
 
 
 def info_table() -> str:
@@ -149,6 +139,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ops": op_table,
     "heads": head_table,
     "info": info_table,
+    "versions": version_table,
     "presets": preset_table,
     "fidelities": fidelity_table,
     "hosts": host_table,

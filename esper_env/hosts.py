@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from esper_env.runtime import lookup
+
 from .blueprints import Consumer, SlotGeometry
-from .configs import lookup
 
 __all__ = [
     "HOSTS",

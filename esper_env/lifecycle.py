@@ -1,7 +1,10 @@
 """The seed lifecycle: stages, operations, legal transitions, gates and alpha schedules.
 
 Called "Kasmina's lifecycle" in the original design. This module is pure Python (no torch):
-the engine asks it whether an operation is legal and how the alpha schedule moves.
+the engine asks it whether an operation is legal (:func:`illegal_reason`) and applies its
+transitions to a slot's :class:`SlotState` (:func:`germinate`, :func:`advance`,
+:func:`set_alpha_target`, :func:`prune`, :func:`fossilize` and the per-epoch :func:`tick`); the
+engine only adds what needs torch (building, training and deleting the seed module).
 
 Stages::
 
@@ -21,11 +24,11 @@ Stages::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from esper_env.configs import lookup
+from esper_env.runtime import lookup
 
 
 class Stage(IntEnum):
@@ -270,3 +273,176 @@ def illegal_reason(op: Op, st: LifecycleState, gates: Gates, *, slot: int = 0) -
             return f"slot {slot} has no contribution measured in HOLDING yet"
         return None
     raise AssertionError(op)
+
+
+# ---------------------------------------------------------------------------------------------
+# A slot's state and its transitions
+
+
+@dataclass
+class SlotState:
+    """Lifecycle state of one slot; plain data so that it snapshots without pickle."""
+
+    stage: Stage = Stage.DORMANT
+    blueprint: str | None = None
+    style: BlendStyle = BlendStyle.ADDITIVE
+    alpha: float = 0.0
+    alpha_target: float = 1.0
+    schedule: AlphaSchedule | None = None
+    tempo_epochs: int = 5
+    epochs_in_stage: int = 0
+    embargo_remaining: int = 0
+    seed_id: int = -1
+    #: Last measured counterfactual contribution (accuracy with the seed minus with alpha 0), or None.
+    contribution: float | None = None
+    #: Whether a contribution was measured since the seed entered its current stage.
+    measured_in_stage: bool = False
+    #: Host validation accuracy when the seed entered its current stage (for "seed improvement").
+    accuracy_at_stage_start: float | None = None
+    history: list[float] = field(default_factory=list)  # contributions measured, oldest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": int(self.stage),
+            "blueprint": self.blueprint,
+            "style": int(self.style),
+            "alpha": self.alpha,
+            "alpha_target": self.alpha_target,
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
+            "tempo_epochs": self.tempo_epochs,
+            "epochs_in_stage": self.epochs_in_stage,
+            "embargo_remaining": self.embargo_remaining,
+            "seed_id": self.seed_id,
+            "contribution": self.contribution,
+            "measured_in_stage": self.measured_in_stage,
+            "accuracy_at_stage_start": self.accuracy_at_stage_start,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SlotState:
+        return cls(
+            stage=Stage(int(d["stage"])),
+            blueprint=d["blueprint"],
+            style=BlendStyle(int(d["style"])),
+            alpha=float(d["alpha"]),
+            alpha_target=float(d["alpha_target"]),
+            schedule=None if d["schedule"] is None else AlphaSchedule.from_dict(d["schedule"]),
+            tempo_epochs=int(d["tempo_epochs"]),
+            epochs_in_stage=int(d["epochs_in_stage"]),
+            embargo_remaining=int(d["embargo_remaining"]),
+            seed_id=int(d["seed_id"]),
+            contribution=d["contribution"],
+            measured_in_stage=bool(d["measured_in_stage"]),
+            accuracy_at_stage_start=d["accuracy_at_stage_start"],
+            history=[float(x) for x in d["history"]],
+        )
+
+
+def move_to(st: SlotState, stage: Stage, *, accuracy: float | None) -> None:
+    """Change stage after checking the transition table; resets the per-stage counters."""
+    check_transition(st.stage, stage)
+    st.stage = stage
+    st.epochs_in_stage = 0
+    st.measured_in_stage = False
+    st.accuracy_at_stage_start = accuracy
+
+
+def clear_seed(st: SlotState) -> None:
+    """Forget the seed (its ramp-down after a prune is over): alpha 0, no blueprint, no history."""
+    st.alpha = 0.0
+    st.schedule = None
+    st.blueprint = None
+    st.contribution = None
+    st.history = []
+
+
+def germinate(
+    st: SlotState,
+    blueprint: str,
+    style: BlendStyle,
+    tempo: Tempo,
+    alpha_target: float,
+    *,
+    seed_id: int,
+    accuracy: float | None,
+) -> None:
+    """DORMANT -> GERMINATED with a new seed of ``blueprint`` (alpha 0 until it blends)."""
+    move_to(st, Stage.GERMINATED, accuracy=accuracy)
+    st.blueprint = blueprint
+    st.style = style
+    st.alpha = 0.0
+    st.alpha_target = alpha_target
+    st.tempo_epochs = TEMPO_EPOCHS[tempo]
+    st.seed_id = seed_id
+    st.contribution = None
+    st.history = []
+
+
+def advance(st: SlotState, *, accuracy: float | None) -> Stage:
+    """GERMINATED -> TRAINING, TRAINING -> BLENDING (alpha starts its tempo's ramp), or BLENDING
+    (ramp done) -> HOLDING. Returns the new stage."""
+    if st.stage == Stage.GERMINATED:
+        move_to(st, Stage.TRAINING, accuracy=accuracy)
+    elif st.stage == Stage.TRAINING:
+        move_to(st, Stage.BLENDING, accuracy=accuracy)
+        st.schedule = AlphaSchedule(0.0, st.alpha_target, st.tempo_epochs, AlphaCurve.LINEAR)
+        st.alpha = st.schedule.value
+    else:  # BLENDING with its schedule done
+        move_to(st, Stage.HOLDING, accuracy=accuracy)
+        st.schedule = None
+    return st.stage
+
+
+def set_alpha_target(
+    st: SlotState, alpha_target: float, speed: AlphaSpeed, curve: AlphaCurve, *, accuracy: float | None
+) -> None:
+    """A new alpha target reached over ``speed`` epochs along ``curve`` (HOLDING goes back to BLENDING)."""
+    if st.stage == Stage.HOLDING:
+        move_to(st, Stage.BLENDING, accuracy=accuracy)
+    st.alpha_target = alpha_target
+    st.schedule = AlphaSchedule(st.alpha, alpha_target, SPEED_EPOCHS[speed], curve)
+    st.alpha = st.schedule.value
+
+
+def prune(st: SlotState, speed: AlphaSpeed, curve: AlphaCurve, *, accuracy: float | None) -> None:
+    """Live -> PRUNED: alpha ramps down to 0 over ``speed`` epochs (one if it is already 0)."""
+    duration = SPEED_EPOCHS[speed] if st.alpha > 0 else 1
+    move_to(st, Stage.PRUNED, accuracy=accuracy)
+    st.schedule = AlphaSchedule(st.alpha, 0.0, duration, curve)
+    st.alpha = st.schedule.value
+
+
+def fossilize(st: SlotState, *, accuracy: float | None) -> None:
+    """HOLDING -> FOSSILIZED: the seed becomes part of the host for good."""
+    move_to(st, Stage.FOSSILIZED, accuracy=accuracy)
+    st.schedule = None
+
+
+def tick(st: SlotState, gates: Gates) -> bool:
+    """Advance the slot's timers and alpha schedule by one trained epoch.
+
+    EMBARGOED counts down to DORMANT; a PRUNED ramp moves on, and once it is done the slot is
+    EMBARGOED. Returns True when the seed module must be deleted now (the prune finished).
+    """
+    if st.stage == Stage.DORMANT:
+        return False
+    st.epochs_in_stage += 1
+    if st.stage == Stage.EMBARGOED:
+        st.embargo_remaining -= 1
+        if st.embargo_remaining <= 0:
+            move_to(st, Stage.DORMANT, accuracy=None)
+    elif st.stage == Stage.PRUNED:
+        assert st.schedule is not None
+        if st.schedule.done:
+            clear_seed(st)
+            move_to(st, Stage.EMBARGOED, accuracy=None)
+            st.embargo_remaining = gates.embargo_epochs
+            return True
+        st.schedule.tick()
+        st.alpha = st.schedule.value
+    elif st.stage == Stage.BLENDING:
+        assert st.schedule is not None
+        st.schedule.tick()
+        st.alpha = st.schedule.value
+    return False

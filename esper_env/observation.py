@@ -2,7 +2,8 @@
 :class:`ObservationView` (with a :class:`SlotView` per slot) reads them back by name.
 
 The schema (:func:`esper_env.spaces.observation_schema`) maps each feature name to its slice of
-the flat ``float32`` vector; the feature table and its bounds are in :mod:`esper_env.spaces`. A
+the flat ``float32`` vector; the features and their bounds are in :mod:`esper_env.spaces`, and
+:func:`feature_table` renders them as the Markdown table of the env's docstring and env card. A
 measurement not yet taken is written as -1 and read back as None.
 """
 
@@ -17,11 +18,12 @@ from gymnasium import spaces
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import LIVE_STAGES, BlendStyle, Op, Stage
+from esper_env.spaces import observation_features
 
 if TYPE_CHECKING:
     from esper_env.engine import TrainingEngine
 
-__all__ = ["ObservationLayout", "ObservationView", "SlotView", "encode_observation"]
+__all__ = ["ObservationLayout", "ObservationView", "SlotView", "encode_observation", "feature_table"]
 
 
 def encode_observation(
@@ -88,9 +90,10 @@ def encode_observation(
         put(p + "alpha", st.alpha)
         put(p + "alpha_target", st.alpha_target if s.seed is not None else 0.0)
         put(p + "epochs_in_stage", min(st.epochs_in_stage / T, 1.0))
+        hot = schema[p + "blueprint"]  # as many values as the env version has blueprints
         put(
             p + "blueprint",
-            one_hot(len(BLUEPRINTS), BLUEPRINTS.index(st.blueprint) if has_blueprint else None),
+            one_hot(hot.stop - hot.start, BLUEPRINTS.index(st.blueprint) if has_blueprint else None),
         )
         put(p + "style", one_hot(len(BlendStyle), st.style if has_blueprint else None))
         put(p + "contribution", -1.0 if st.contribution is None else float(np.clip(st.contribution, -1, 1)))
@@ -239,3 +242,26 @@ class ObservationView:
 
     def dormant_slots(self) -> list[SlotView]:
         return [s for s in self.slots if s.stage == Stage.DORMANT]
+
+
+def feature_table(num_slots: int = 3) -> str:
+    """The observation's features as a Markdown table (slot 0 in full, the other slots summarised)."""
+    rows = ["| index | name | min | max | description |", "|---|---|---|---|---|"]
+    start = 0
+    shown_slot = False
+    for f in observation_features(num_slots):
+        if f.name.startswith("slot") and not f.name.startswith("slot0/"):
+            shown_slot = True
+            start += f.size
+            continue
+        idx = str(start) if f.size == 1 else f"{start}-{start + f.size - 1}"
+        name = f.name
+        rows.append(f"| {idx} | `{name}` | {f.low:g} | {f.high:g} | {f.description} |")
+        start += f.size
+    if shown_slot:
+        per_slot = sum(f.size for f in observation_features(1)) - sum(f.size for f in observation_features(0))
+        rows.append(
+            f"| ... | `slotK/*`, K = 1..{num_slots - 1} | | | the same {per_slot} features, offset by {per_slot} x K |"
+        )
+    rows.append(f"\nTotal: {start} features with {num_slots} slots.")
+    return "\n".join(rows)

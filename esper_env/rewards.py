@@ -23,6 +23,11 @@ accuracy. The accuracy terms of ``"shaped"`` telescope, so its undiscounted retu
 ``accuracy_weight * (benchmark score - chance accuracy)`` plus the shaping and intervention
 terms: every mode ranks growth the way the benchmark score does.
 
+Env v0 (``Esper-*-v0``, see :mod:`esper_env.versions`) charged a *linear* rent instead
+(``rent="linear"``, ``rent_weight=0.05``): ``"shaped"`` without any rent term, and ``"sparse"`` and
+``"contribution"`` with ``c.param_rent = added parameters / base host parameters`` in place of
+``c.log_size_ratio``. :func:`get_reward_config` gives each version's defaults.
+
 The potential ``phi(s) = best_acc - 0.1 * (1 - best_acc) * min(plateau / patience, 1)`` decays by up
 to 10 accuracy points while training stagnates (the original design); it is 0 before any measurement and in a
 terminal (diverged) state, which keeps the shaping potential-based and the optimal policy unchanged.
@@ -36,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from esper_env.configs import lookup
 from esper_env.lifecycle import Op
+from esper_env.runtime import lookup
+from esper_env.versions import CURRENT_VERSION, RENTS, dynamics
 
 REWARD_MODES: tuple[str, ...] = ("shaped", "sparse", "contribution")
 
@@ -98,11 +104,15 @@ class RewardConfig:
     accuracy_weight: float = 10.0
     #: Price of one doubling of the network's parameters, in accuracy (see :func:`benchmark_score`).
     rent_weight: float = DEFAULT_RENT_WEIGHT
+    #: How the rent is charged: ``"log2"`` (v1, on ``log_size_ratio``) or ``"linear"`` (v0, on
+    #: ``param_rent``; see the module docstring).
+    rent: str = "log2"
     patience: int = 5
     intervention_costs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERVENTION_COSTS))
 
     def __post_init__(self) -> None:
         lookup("reward mode", self.mode, {m: m for m in REWARD_MODES})
+        lookup("rent", self.rent, {r: r for r in RENTS})
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience!r}")
 
@@ -112,11 +122,15 @@ class RewardConfig:
         return d
 
 
-def get_reward_config(reward: str | RewardConfig) -> RewardConfig:
+def get_reward_config(reward: str | RewardConfig, version: int = CURRENT_VERSION) -> RewardConfig:
+    """``reward`` itself if it is a RewardConfig, else mode ``reward`` with env ``version``'s rent."""
     if isinstance(reward, RewardConfig):
         return reward
     lookup("reward mode", reward, {m: m for m in REWARD_MODES})
-    return RewardConfig(mode=reward)
+    if version == CURRENT_VERSION:
+        return RewardConfig(mode=reward)
+    d = dynamics(version)
+    return RewardConfig(mode=reward, rent=d.rent, rent_weight=d.rent_weight)
 
 
 def potential(best_accuracy: float | None, plateau_epochs: int, patience: int) -> float:
@@ -143,17 +157,18 @@ def relabel(components: Mapping[str, Any], mode: str | RewardConfig = "shaped", 
             )
         cfg = replace(cfg, **params)
     c = components
+    linear = cfg.rent == "linear"
+    size = np.asarray(c["param_rent"] if linear else c["log_size_ratio"])
     if cfg.mode == "shaped":
         shaping = cfg.gamma * np.asarray(c["potential_next"]) - np.asarray(c["potential_prev"])
-        gain = np.asarray(c["accuracy_delta"]) - cfg.rent_weight * np.asarray(c["log_size_ratio_delta"])
+        gain = np.asarray(c["accuracy_delta"])
+        if not linear:
+            gain = gain - cfg.rent_weight * np.asarray(c["log_size_ratio_delta"])
         r = cfg.accuracy_weight * gain + cfg.shaping_weight * shaping + np.asarray(c["intervention_cost"])
     elif cfg.mode == "sparse":
-        r = np.asarray(c["terminal"]) * (
-            np.asarray(c["sparse"]) - cfg.rent_weight * np.asarray(c["log_size_ratio"])
-        )
+        r = np.asarray(c["terminal"]) * (np.asarray(c["sparse"]) - cfg.rent_weight * size)
     else:
         contrib = np.asarray(c["contributions"], dtype=np.float64)
         total = contrib.sum(axis=-1) if contrib.ndim else contrib
-        rent = cfg.rent_weight * np.asarray(c["log_size_ratio"])
-        r = cfg.accuracy_weight * total + np.asarray(c["intervention_cost"]) - rent
+        r = cfg.accuracy_weight * total + np.asarray(c["intervention_cost"]) - cfg.rent_weight * size
     return float(r) if np.ndim(r) == 0 else r

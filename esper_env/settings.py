@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, lookup
+from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
 from esper_env.datasets import ENV_IDS
 from esper_env.rewards import REWARD_MODES
+from esper_env.runtime import lookup
 
 if TYPE_CHECKING:  # gymnasium is imported by make() only: the record itself is plain data
     import gymnasium as gym

@@ -1,26 +1,18 @@
 """A slot: one grafting point of the host, holding at most one seed and its lifecycle state.
 
 Called "Kasmina's seed slot" in the original design. The slot knows how a seed's delta is
-blended into the host's features (:class:`Seed`) and keeps the lifecycle counters; the engine
-decides when to call which transition.
+blended into the host's features (:class:`Seed`) and holds the lifecycle state
+(:class:`esper_env.lifecycle.SlotState`, re-exported here); the engine decides when to call which
+transition of :mod:`esper_env.lifecycle`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from esper_env.blueprints import SlotGeometry, Widen, build_blueprint
-from esper_env.lifecycle import (
-    BLENDED_STAGES,
-    AlphaSchedule,
-    BlendStyle,
-    Stage,
-    check_transition,
-)
+from esper_env.lifecycle import BLENDED_STAGES, BlendStyle, SlotState, Stage, clear_seed, move_to
 
 
 class Seed(nn.Module):
@@ -84,64 +76,7 @@ class Seed(nn.Module):
         return h + alpha * g * delta
 
 
-@dataclass
-class SlotState:
-    """Lifecycle state of one slot; plain data so that it snapshots without pickle."""
-
-    stage: Stage = Stage.DORMANT
-    blueprint: str | None = None
-    style: BlendStyle = BlendStyle.ADDITIVE
-    alpha: float = 0.0
-    alpha_target: float = 1.0
-    schedule: AlphaSchedule | None = None
-    tempo_epochs: int = 5
-    epochs_in_stage: int = 0
-    embargo_remaining: int = 0
-    seed_id: int = -1
-    #: Last measured counterfactual contribution (accuracy with the seed minus with alpha 0), or None.
-    contribution: float | None = None
-    #: Whether a contribution was measured since the seed entered its current stage.
-    measured_in_stage: bool = False
-    #: Host validation accuracy when the seed entered its current stage (for "seed improvement").
-    accuracy_at_stage_start: float | None = None
-    history: list[float] = field(default_factory=list)  # contributions measured, oldest first
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage": int(self.stage),
-            "blueprint": self.blueprint,
-            "style": int(self.style),
-            "alpha": self.alpha,
-            "alpha_target": self.alpha_target,
-            "schedule": None if self.schedule is None else self.schedule.to_dict(),
-            "tempo_epochs": self.tempo_epochs,
-            "epochs_in_stage": self.epochs_in_stage,
-            "embargo_remaining": self.embargo_remaining,
-            "seed_id": self.seed_id,
-            "contribution": self.contribution,
-            "measured_in_stage": self.measured_in_stage,
-            "accuracy_at_stage_start": self.accuracy_at_stage_start,
-            "history": list(self.history),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SlotState:
-        return cls(
-            stage=Stage(int(d["stage"])),
-            blueprint=d["blueprint"],
-            style=BlendStyle(int(d["style"])),
-            alpha=float(d["alpha"]),
-            alpha_target=float(d["alpha_target"]),
-            schedule=None if d["schedule"] is None else AlphaSchedule.from_dict(d["schedule"]),
-            tempo_epochs=int(d["tempo_epochs"]),
-            epochs_in_stage=int(d["epochs_in_stage"]),
-            embargo_remaining=int(d["embargo_remaining"]),
-            seed_id=int(d["seed_id"]),
-            contribution=d["contribution"],
-            measured_in_stage=bool(d["measured_in_stage"]),
-            accuracy_at_stage_start=d["accuracy_at_stage_start"],
-            history=[float(x) for x in d["history"]],
-        )
+__all__ = ["Seed", "Slot", "SlotState"]
 
 
 class Slot:
@@ -165,19 +100,11 @@ class Slot:
         return self.seed is not None and self.state.stage in BLENDED_STAGES
 
     def move_to(self, stage: Stage, *, accuracy: float | None) -> None:
-        """Change stage after checking the transition table; resets the per-stage counters."""
-        check_transition(self.state.stage, stage)
-        self.state.stage = stage
-        self.state.epochs_in_stage = 0
-        self.state.measured_in_stage = False
-        self.state.accuracy_at_stage_start = accuracy
+        """:func:`esper_env.lifecycle.move_to` on this slot's state."""
+        move_to(self.state, stage, accuracy=accuracy)
 
     def clear(self) -> None:
-        """Delete the seed module (after a prune finished its ramp-down)."""
+        """Delete the seed module and forget it (after a prune finished its ramp-down)."""
         self.seed = None
         self.optimizer = None
-        self.state.alpha = 0.0
-        self.state.schedule = None
-        self.state.blueprint = None
-        self.state.contribution = None
-        self.state.history = []
+        clear_seed(self.state)

@@ -1,7 +1,8 @@
 """The factored action space, its masks, and the observation schema (its encoder and decoder are
 in :mod:`esper_env.observation`).
 
-Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head::
+Action: ``MultiDiscrete([6, num_slots, 16, 4, 3, 3, 4, 5])``, one value per head (13 blueprint
+values in env v0: the functions that size a space take ``num_blueprints``, default all 16)::
 
     op, slot, blueprint, style, tempo, alpha_target, alpha_speed, alpha_curve
 
@@ -78,11 +79,11 @@ def op_params(action: FactoredAction) -> dict[str, object]:
     return {}
 
 
-def head_sizes(num_slots: int) -> tuple[int, ...]:
+def head_sizes(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> tuple[int, ...]:
     return (
         len(Op),
         num_slots,
-        len(BLUEPRINTS),
+        num_blueprints,
         len(BlendStyle),
         len(Tempo),
         len(ALPHA_TARGETS),
@@ -91,8 +92,8 @@ def head_sizes(num_slots: int) -> tuple[int, ...]:
     )
 
 
-def make_action_space(num_slots: int) -> spaces.MultiDiscrete:
-    return spaces.MultiDiscrete(np.array(head_sizes(num_slots), dtype=np.int64))
+def make_action_space(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> spaces.MultiDiscrete:
+    return spaces.MultiDiscrete(np.array(head_sizes(num_slots, num_blueprints), dtype=np.int64))
 
 
 class FactoredAction(NamedTuple):
@@ -186,7 +187,7 @@ def check_discrete_action(action: object, space: spaces.Discrete) -> int:
     return index
 
 
-def flat_action_mask(legal: np.ndarray, num_slots: int) -> np.ndarray:
+def flat_action_mask(legal: np.ndarray, num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> np.ndarray:
     """The per-head mask sb3-contrib expects: concatenated boolean vectors, one per head.
 
     ``legal`` is the ``[6, num_slots]`` joint legality of (op, slot). WAIT is always legal.
@@ -195,9 +196,9 @@ def flat_action_mask(legal: np.ndarray, num_slots: int) -> np.ndarray:
     op_mask[Op.WAIT] = True
     non_wait = legal[1:].any(axis=0)
     slot_mask = non_wait if non_wait.any() else np.ones(num_slots, dtype=bool)
-    blueprint_mask = np.ones(len(BLUEPRINTS), dtype=bool)
+    blueprint_mask = np.ones(num_blueprints, dtype=bool)
     blueprint_mask[NOOP_INDEX] = False
-    rest = [np.ones(n, dtype=bool) for n in head_sizes(num_slots)[3:]]
+    rest = [np.ones(n, dtype=bool) for n in head_sizes(num_slots, num_blueprints)[3:]]
     return np.concatenate([op_mask, slot_mask, blueprint_mask, *rest])
 
 
@@ -270,38 +271,47 @@ BASE_FEATURES: tuple[Feature, ...] = (
     Feature("last_op", len(Op), 0.0, 1.0, "one-hot of the last executed op (WAIT at reset)"),
 )
 
-SLOT_FEATURES: tuple[Feature, ...] = (
-    Feature("stage", len(Stage), 0.0, 1.0, "one-hot lifecycle stage"),
-    Feature("alpha", 1, 0.0, 1.0, "current blend weight"),
-    Feature("alpha_target", 1, 0.0, 1.0, "alpha target (0 when the slot holds no seed)"),
-    Feature("epochs_in_stage", 1, 0.0, 1.0, "epochs in the current stage / max_epochs"),
-    Feature("blueprint", len(BLUEPRINTS), 0.0, 1.0, "one-hot blueprint (all 0 when empty)"),
-    Feature("style", len(BlendStyle), 0.0, 1.0, "one-hot blend style (all 0 when empty)"),
-    Feature("contribution", 1, -1.0, 1.0, "last measured counterfactual contribution; -1 if never measured"),
-    Feature("contribution_measured", 1, 0.0, 1.0, "1 if a contribution was measured for this seed"),
-    Feature("seed_params", 1, 0.0, SIZE_MAX, "seed parameters / base host parameters"),
-    Feature("embargo", 1, 0.0, 1.0, "embargo epochs remaining / embargo length"),
-)
+
+def slot_features(num_blueprints: int = len(BLUEPRINTS)) -> tuple[Feature, ...]:
+    """The features of one slot (the blueprint one-hot has ``num_blueprints`` values)."""
+    return (
+        Feature("stage", len(Stage), 0.0, 1.0, "one-hot lifecycle stage"),
+        Feature("alpha", 1, 0.0, 1.0, "current blend weight"),
+        Feature("alpha_target", 1, 0.0, 1.0, "alpha target (0 when the slot holds no seed)"),
+        Feature("epochs_in_stage", 1, 0.0, 1.0, "epochs in the current stage / max_epochs"),
+        Feature("blueprint", num_blueprints, 0.0, 1.0, "one-hot blueprint (all 0 when empty)"),
+        Feature("style", len(BlendStyle), 0.0, 1.0, "one-hot blend style (all 0 when empty)"),
+        Feature(
+            "contribution", 1, -1.0, 1.0, "last measured counterfactual contribution; -1 if never measured"
+        ),
+        Feature("contribution_measured", 1, 0.0, 1.0, "1 if a contribution was measured for this seed"),
+        Feature("seed_params", 1, 0.0, SIZE_MAX, "seed parameters / base host parameters"),
+        Feature("embargo", 1, 0.0, 1.0, "embargo epochs remaining / embargo length"),
+    )
 
 
-def observation_features(num_slots: int) -> list[Feature]:
+SLOT_FEATURES: tuple[Feature, ...] = slot_features()
+
+
+def observation_features(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> list[Feature]:
     """Every feature of the flat observation, in order, with slot features prefixed ``slotK/``."""
     feats = list(BASE_FEATURES)
+    per_slot = slot_features(num_blueprints)
     for k in range(num_slots):
-        feats += [Feature(f"slot{k}/{f.name}", f.size, f.low, f.high, f.description) for f in SLOT_FEATURES]
+        feats += [Feature(f"slot{k}/{f.name}", f.size, f.low, f.high, f.description) for f in per_slot]
     return feats
 
 
-def observation_schema(num_slots: int) -> dict[str, slice]:
+def observation_schema(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> dict[str, slice]:
     schema, start = {}, 0
-    for f in observation_features(num_slots):
+    for f in observation_features(num_slots, num_blueprints):
         schema[f.name] = slice(start, start + f.size)
         start += f.size
     return schema
 
 
-def make_observation_space(num_slots: int) -> spaces.Box:
-    feats = observation_features(num_slots)
+def make_observation_space(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> spaces.Box:
+    feats = observation_features(num_slots, num_blueprints)
     low = np.concatenate([np.full(f.size, f.low, dtype=np.float32) for f in feats])
     high = np.concatenate([np.full(f.size, f.high, dtype=np.float32) for f in feats])
     return spaces.Box(low=low, high=high, dtype=np.float32)

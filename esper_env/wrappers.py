@@ -32,11 +32,12 @@ def _unwrapped(env: gym.Env) -> EsperEnv:
     return base
 
 
-def compact_action_table(num_slots: int) -> list[FactoredAction]:
-    """The canonical factored actions that CompactActions enumerates, in index order."""
+def compact_action_table(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> list[FactoredAction]:
+    """The canonical factored actions that CompactActions enumerates, in index order (an env of
+    version v0 has 13 blueprints: pass ``num_blueprints``)."""
     table = [WAIT_ACTION]
     for slot in range(num_slots):
-        for bp in range(len(BLUEPRINTS)):
+        for bp in range(num_blueprints):
             if bp != NOOP_INDEX:
                 table.append(FactoredAction(Op.GERMINATE, slot, blueprint=bp).canonical())
     for slot in range(num_slots):
@@ -73,7 +74,7 @@ class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ActionWrapper.__init__(self, env)
         self.base = _unwrapped(env)
-        self.actions = compact_action_table(self.base.num_slots)
+        self.actions = compact_action_table(self.base.num_slots, len(self.base.blueprints))
         self._index = {a: i for i, a in enumerate(self.actions)}
         self.action_space = spaces.Discrete(len(self.actions))
 
@@ -130,9 +131,10 @@ class ClassicActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, blueprint=blueprint)
         gym.ActionWrapper.__init__(self, env)
         self.base = _unwrapped(env)
-        self.blueprint = BLUEPRINTS.index(blueprint) if blueprint in BLUEPRINTS else None
+        names = self.base.blueprints
+        self.blueprint = names.index(blueprint) if blueprint in names else None
         if self.blueprint is None or self.blueprint == NOOP_INDEX:
-            valid = [b for b in BLUEPRINTS if b != BLUEPRINTS[NOOP_INDEX]]
+            valid = [b for b in names if b != names[NOOP_INDEX]]
             raise ValueError(f"unknown blueprint {blueprint!r}; valid blueprints are: {valid}")
         self.action_space = spaces.Discrete(4)
 

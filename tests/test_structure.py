@@ -1,4 +1,5 @@
-"""The package layout holds: no import cycle, small modules in esper_agents, common/ free of offline/."""
+"""The package layout holds: no import cycle, small modules (esper_agents <= 500 lines, esper_env <= 600),
+common/ free of offline/, the env free of its docs generator."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("esper_env", "esper_agents")
 MAX_AGENT_MODULE_LINES = 500
+MAX_ENV_MODULE_LINES = 600
 
 
 def module_name(path: Path) -> str:
@@ -85,6 +87,19 @@ def test_no_import_cycle() -> None:
 def test_agent_modules_stay_small(name: str) -> None:
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= MAX_AGENT_MODULE_LINES, f"{name} has {lines} lines: split it along its seams"
+
+
+@pytest.mark.parametrize("name", [n for n in modules() if n.startswith("esper_env")])
+def test_env_modules_stay_small(name: str) -> None:
+    lines = len(modules()[name].read_text().splitlines())
+    assert lines <= MAX_ENV_MODULE_LINES, f"{name} has {lines} lines: split it along its seams"
+
+
+def test_env_library_never_imports_the_docs_generator() -> None:
+    mods = modules()
+    for name, path in mods.items():
+        if name.startswith("esper_env") and name != "esper_env.env_card":
+            assert "esper_env.env_card" not in imports(path, set(mods)), f"{name} imports esper_env.env_card"
 
 
 def test_common_never_imports_offline() -> None:

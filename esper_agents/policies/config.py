@@ -23,26 +23,29 @@ ROTATE = "rotate"
 #: Valid ``BehaviorPolicyConfig.germinate_trigger`` values.
 GERMINATE_TRIGGERS: tuple[str, ...] = ("plateau", "underfit")
 
-#: Default blueprint preference, most preferred first: cheap convolutional capacity, then
-#: heavier convolutions, then the pointwise, low-rank, attention and normalisation modules.
-DEFAULT_BLUEPRINT_ORDER: tuple[str, ...] = (
-    "conv_light",
-    "conv_heavy",
-    "inverted_residual",
-    "bottleneck",
-    "depthwise",
-    "dilated",
-    "mlp",
-    "conv_small",
-    "lora",
-    "channel_attention",
-    "spatial_attention",
-    "norm",
-    "conv_wide",
-    "widen_2x",
+#: Blueprint preference, most preferred first: cheap convolutional capacity, then heavier
+#: convolutions, then the pointwise, low-rank, attention and normalisation modules, then growth.
+BLUEPRINT_PREFERENCE: tuple[str, ...] = (
+    "conv_light", "conv_heavy", "inverted_residual", "bottleneck", "depthwise", "dilated", "mlp",
+    "conv_small", "lora", "channel_attention", "spatial_attention", "norm", "conv_wide", "widen_2x",
     "widen_4x",
-)
-assert sorted(DEFAULT_BLUEPRINT_ORDER) == sorted(REAL_BLUEPRINTS)
+)  # fmt: skip
+
+
+def preference_order(preference: tuple[str, ...], real: tuple[str, ...]) -> tuple[str, ...]:
+    """Every blueprint of ``real``: those in ``preference`` first, in its order, then the rest in
+    registry order (a newly registered blueprint is least preferred until it is ranked);
+    ``ValueError`` naming any preferred name that is not a registered blueprint."""
+    unknown = [b for b in preference if b not in real]
+    if unknown:
+        raise ValueError(
+            f"unknown blueprints {unknown} in the preference; valid blueprints are: {', '.join(real)}"
+        )
+    return tuple(preference) + tuple(b for b in real if b not in preference)
+
+
+#: Default blueprint preference over every registered real blueprint, most preferred first.
+DEFAULT_BLUEPRINT_ORDER: tuple[str, ...] = preference_order(BLUEPRINT_PREFERENCE, REAL_BLUEPRINTS)
 
 
 @dataclass(frozen=True)

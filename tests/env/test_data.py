@@ -1,4 +1,4 @@
-"""Tests of esper_env.data: SynthCIFAR, the torchvision CIFAR path, errors, and the batch iterator.
+"""Tests of esper_env.data and esper_env.synthcifar: SynthCIFAR, the torchvision CIFAR path, errors, and the batch iterator.
 
 The CIFAR tests write a tiny dataset in the real on-disk format instead of downloading anything.
 """
@@ -24,9 +24,9 @@ from esper_env.data import (
     clear_cache,
     iterate_batches,
     load_dataset,
-    make_synthcifar,
 )
 from esper_env.datasets import DATASETS
+from esper_env.synthcifar import make_synthcifar
 
 # ---------------------------------------------------------------------------------------------
 # SynthCIFAR
@@ -70,10 +70,10 @@ def test_synthcifar_prefix_property() -> None:
 
 
 def test_synthcifar_annotation_noise_changes_labels_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from esper_env import data
+    from esper_env import synthcifar
 
     noisy_x, noisy_y = make_synthcifar(2000, "train")
-    monkeypatch.setattr(data, "_LABEL_NOISE", 0.0)
+    monkeypatch.setattr(synthcifar, "_LABEL_NOISE", 0.0)
     clean_x, clean_y = make_synthcifar(2000, "train")
     assert torch.equal(noisy_x, clean_x)  # the noise is drawn last: the images are the same
     assert torch.equal(torch.bincount(clean_y, minlength=10), torch.full((10,), 200))  # balanced chunks

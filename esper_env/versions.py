@@ -1,0 +1,61 @@
+"""The env's versions and the dynamics each one serves.
+
+Gymnasium keeps an old version registered beside the new one while its dynamics can still be
+served (``CartPole-v0`` beside ``-v1``); Esper does the same. Every dataset is registered once
+per version (:data:`esper_env.datasets.ENV_IDS`); the registration passes ``version`` to
+:class:`esper_env.EsperEnv`, which reads that version's :class:`Dynamics` here (and its blueprint
+set from :func:`esper_env.blueprints.blueprints_for`). Benchmarks, reference scores and every
+default use :data:`CURRENT_VERSION`. Plain data, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from esper_env.runtime import lookup
+
+__all__ = ["CURRENT_VERSION", "RENTS", "VERSIONS", "Dynamics", "dynamics"]
+
+#: How the parameter rent is charged: on ``log2(network size / base host size)`` (v1) or linearly
+#: on ``added parameters / base host parameters`` (v0).
+RENTS: tuple[str, ...] = ("log2", "linear")
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """What one env version does differently (besides its blueprint set)."""
+
+    version: int
+    #: The rent's form (:data:`RENTS`) and its default weight in the reward.
+    rent: str
+    rent_weight: float
+    #: A seed's learning rate is the preset's times this; ``None``: the preset's own
+    #: ``seed_lr_multiplier`` (3x for every built-in preset).
+    seed_lr_multiplier: float | None
+    #: One line for the docs.
+    summary: str
+
+
+VERSIONS: dict[int, Dynamics] = {
+    d.version: d
+    for d in (
+        Dynamics(
+            1, "log2", 0.03, None,
+            "16 blueprints (adds conv_wide, widen_2x, widen_4x); seed lr = preset's seed_lr_multiplier (3x); "
+            "rent 0.03 x log2(size ratio), in every reward mode",
+        ),
+        Dynamics(
+            0, "linear", 0.05, 1.0,
+            "the original 13 blueprints; seed lr 1x; rent 0.05 x added/base parameters, in the sparse and "
+            "contribution modes only",
+        ),
+    )
+}  # fmt: skip
+
+#: The version every default, benchmark and reference score uses.
+CURRENT_VERSION = max(VERSIONS)
+
+
+def dynamics(version: int) -> Dynamics:
+    """The dynamics of env version ``version``; ``ValueError`` naming the valid versions otherwise."""
+    return lookup("env version", version, VERSIONS)  # type: ignore[arg-type]
