@@ -206,8 +206,8 @@ def pack_dir(tmp_path_factory):
 def test_wait_heuristic_and_trained_agents_on_a_pack(pack_dir, eval_env, tmp_path) -> None:
     """What the retired offline comparison measured, through the library: agents trained on a pack,
     next to WAIT and the greedy heuristic, in the env without illegal actions; action mixes."""
-    from esper_agents.common.evaluation import action_mix, action_names
     from esper_agents.common.agents import behavior_agent
+    from esper_agents.common.evaluation import action_mix, action_names
     from esper_agents.offline.datasets import load_pack
 
     records, source = load_pack(pack_dir)
