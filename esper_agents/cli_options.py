@@ -65,7 +65,7 @@ class Names:
         return len(self._names())
 
 
-ENV_IDS = Names("esper_env", "ENV_IDS")
+ENV_IDS = Names("esper_env.datasets", "CURRENT_ENV_IDS")
 PRESETS = Names("esper_env.configs", "ENVIRONMENT_CONFIGS")
 FIDELITIES = Names("esper_env.configs", "FIDELITIES")
 REWARD_MODES = Names("esper_env.rewards", "REWARD_MODES")

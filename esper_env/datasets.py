@@ -13,7 +13,7 @@ from esper_env.runtime import lookup
 from esper_env.versions import CURRENT_VERSION, VERSIONS
 
 __all__ = [
-    "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version",
+    "CURRENT_ENV_IDS", "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version",
 ]  # fmt: skip
 
 
@@ -66,6 +66,12 @@ ENV_IDS: dict[str, dict[str, object]] = {
     for v in sorted(VERSIONS, reverse=True)
     for r in DATASET_RECORDS.values()
 }
+
+
+#: The current version's ids: what the ``esper`` command, generation and the benchmarks serve (the
+#: agents' policies, packs and schemas are built for the current spaces; older ids are for
+#: ``gymnasium.make`` users).
+CURRENT_ENV_IDS: tuple[str, ...] = tuple(r.env_id for r in DATASET_RECORDS.values())
 
 
 def dataset_record(name: str) -> DatasetRecord:

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from esper_env.datasets import CURRENT_ENV_IDS
 from esper_env.settings import EnvSettings
 
 
@@ -183,6 +184,11 @@ def _env_settings(table: dict[str, Any], where: str) -> EnvSettings:
             raise SpecError(f"{where}.{key}: {str(err).removeprefix(name + ' ')}") from None
         fields[name] = value
     _no_extra(table, where, ENV_KEYS)
+    if fields["env_id"] not in CURRENT_ENV_IDS:
+        raise SpecError(
+            f"{where}.id: {fields['env_id']!r} is an older env version; packs are generated on the current "
+            f"ids: {', '.join(CURRENT_ENV_IDS)}"
+        )
     settings = EnvSettings(**fields)
     return settings.replace(fidelity=settings.resolved_fidelity)
 

@@ -123,3 +123,12 @@ def test_library_errors_are_one_line_and_exit_2(tmp_path: Path, tiny_pack: Path,
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("esper: error: ") and message in lines[0], (argv, err)
         assert "Traceback" not in err
+
+
+def test_the_esper_command_serves_the_current_env_ids_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from esper_agents.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["episode", "--env", "Esper-SynthCIFAR-v0", "--fidelity", "test", "--max-epochs", "1"])
+    assert exit_info.value.code == 2
+    assert "Esper-SynthCIFAR-v0" in capsys.readouterr().err

@@ -500,3 +500,12 @@ def test_killed_at_every_write_resumes_exactly(
         assert sorted(pack.episode_ids) == planned, k
         assert not [p for p in d.rglob("*") if p.name.startswith(".tmp")], k
         assert sorted(p.stem for p in (d / "episodes").glob("*.npz")) == planned, k
+
+
+def test_a_spec_on_an_older_env_version_is_refused_by_name() -> None:
+    from esper_agents.generation.spec import SpecError, parse_spec
+
+    doc = {"name": "old", "env": {"id": "Esper-SynthCIFAR-v0", "max_epochs": 3},
+           "matrix": {"policies": ["baseline"], "configs": ["baseline"]}}  # fmt: skip
+    with pytest.raises(SpecError, match="Esper-SynthCIFAR-v0.*older env version"):
+        parse_spec(doc)
