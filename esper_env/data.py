@@ -38,6 +38,7 @@ from esper_env.configs import FIDELITIES, Fidelity
 from esper_env.datasets import dataset_record
 from esper_env.runtime import lookup
 from esper_env.synthcifar import make_synthcifar
+from esper_env.versions import CURRENT_VERSION
 
 __all__ = [
     "DatasetNotFoundError",
@@ -105,11 +106,13 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     synth_seed: int = 0,
+    env_version: int = CURRENT_VERSION,
 ) -> ImageSplits:
     """Load (and cache in-process) the splits of dataset ``name`` at ``fidelity``.
 
     ``data_dir`` (default :func:`default_data_dir`) and ``download`` only concern CIFAR;
-    ``synth_seed`` only SynthCIFAR. Raises ``ValueError`` for an unknown name/fidelity or a fidelity
+    ``synth_seed`` only SynthCIFAR; ``env_version`` is the version whose ids the missing-data
+    error names. Raises ``ValueError`` for an unknown name/fidelity or a fidelity
     larger than the dataset, and :class:`DatasetNotFoundError` when CIFAR files are missing and
     ``download`` is False. Results are cached per process and shared: do not modify the tensors.
     """
@@ -120,9 +123,9 @@ def load_dataset(
     root = str((Path(data_dir).expanduser() if data_dir is not None else default_data_dir()).resolve())
     try:
         return _load_cached(name, fid, root, 0)
-    except DatasetNotFoundError:
+    except DatasetNotFoundError as err:
         if not download:
-            raise
+            raise DatasetNotFoundError(f"{err} {_how_to_get(name, env_version)}") from None
     _cifar_class(name)(root=root, train=True, download=True)  # the archive holds both splits
     return _load_cached(name, fid, root, 0)
 
@@ -173,6 +176,17 @@ def _cifar_class(name: str) -> type:
     return getattr(datasets, str(dataset_record(name).torchvision_class))
 
 
+def _how_to_get(name: str, version: int) -> str:
+    """How to get a missing dataset, naming the ids of the version asked for."""
+    env_id = dataset_record(name).versioned_id(version)
+    offline = dataset_record("synthcifar").versioned_id(version)
+    return (
+        f"Get it with download=True, e.g. gymnasium.make({env_id!r}, download=True), "
+        f"or run `esper download {name} --data-dir DIR`; pass data_dir= or set $ESPER_DATA_DIR "
+        f"to use another directory. {offline!r} works offline with no download."
+    )
+
+
 def _read_cifar(name: str, root: str, *, train: bool) -> tuple[Tensor, Tensor]:
     """Images ``[N, 3, 32, 32]`` uint8 and labels int64 of one CIFAR split, via torchvision."""
     cls = _cifar_class(name)
@@ -182,10 +196,7 @@ def _read_cifar(name: str, root: str, *, train: bool) -> tuple[Tensor, Tensor]:
         if "not found or corrupted" not in str(err):
             raise
         raise DatasetNotFoundError(
-            f"{name} not found (or corrupted) in {root!r} (looked for {cls.base_folder!r} there). "
-            f"Get it with download=True, e.g. gymnasium.make({dataset_record(name).env_id!r}, download=True), "
-            f"or run `esper download {name} --data-dir DIR`; pass data_dir= or set $ESPER_DATA_DIR "
-            f"to use another directory. 'Esper-SynthCIFAR-v1' works offline with no download."
+            f"{name} not found (or corrupted) in {root!r} (looked for {cls.base_folder!r} there)."
         ) from err
     # torchvision keeps the raw numpy array (N, 32, 32, 3): convert it whole, never per PIL image.
     x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()

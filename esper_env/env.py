@@ -223,7 +223,12 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         with torch_threads(self.num_threads):
             # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
             self.data = load_dataset(
-                dataset, self.fidelity, data_dir=data_dir, download=download, synth_seed=synth_seed
+                dataset,
+                self.fidelity,
+                data_dir=data_dir,
+                download=download,
+                synth_seed=synth_seed,
+                env_version=self.version,
             )
             n = len(self.blueprints)
             self.action_space = make_action_space(self.num_slots, n)

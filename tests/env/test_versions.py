@@ -104,5 +104,8 @@ def test_v0_snapshot_does_not_restore_into_v1() -> None:
 
 def test_cifar10_v0_without_data_is_the_missing_data_error(tmp_path) -> None:
     pytest.importorskip("torchvision")
-    with pytest.raises(esper_env.DatasetNotFoundError, match="cifar10 not found"):
+    with pytest.raises(esper_env.DatasetNotFoundError, match="cifar10 not found") as err:
         gym.make("Esper-CIFAR10-v0", data_dir=tmp_path)
+    # The way out names the ids of the version asked for.
+    assert "gymnasium.make('Esper-CIFAR10-v0', download=True)" in str(err.value)
+    assert "'Esper-SynthCIFAR-v0' works offline" in str(err.value)
