@@ -1,4 +1,9 @@
-"""The three online algorithms end to end at the "test" fidelity: train, checkpoint, resume, save, load, evaluate."""
+"""The three online algorithms end to end: train, checkpoint, resume, save, load, evaluate.
+
+Each algorithm trains once (a module fixture) at the tests' MICRO fidelity: these properties are about
+checkpoints, logs and files, not about how well the host trains. The ``esper`` command runs at "test"
+(its envs run in subprocesses, which know only the registered fidelities).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from esper_agents.online.saved import load_online_model
 from esper_agents.online.train import latest_checkpoint, train_online
 
 ENV_ID = "Esper-SynthCIFAR-v1"
-ENV_KWARGS = {"fidelity": "test", "max_epochs": 5}
+ENV_KWARGS = {"fidelity": "micro", "max_epochs": 5}  # the micro_fidelity fixture registers "micro"
 ALGOS = list(ONLINE_ALGORITHMS)
 
 
@@ -32,6 +37,11 @@ def train(algo: str, steps: int, out: Path, **kwargs: object) -> object:
 def curve(out: Path) -> list[dict[str, str]]:
     with open(out / "episodes.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _micro(micro_fidelity: str) -> None:
+    assert micro_fidelity == ENV_KWARGS["fidelity"]
 
 
 @pytest.fixture(scope="module", params=ALGOS)
