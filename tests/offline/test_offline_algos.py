@@ -23,6 +23,7 @@ from esper_agents.offline import (
 )
 from esper_agents.offline.saved import is_saved_agent
 from esper_env.wrappers import compact_action_table
+from tests.conftest import MICRO
 
 N_ACTIONS, N_FEATURES = 7, 10
 
@@ -64,7 +65,7 @@ N_COMPACT = len(compact_action_table(3))  # CompactActions with 3 slots
 
 @pytest.fixture(scope="module")
 def eval_env():
-    env = make_eval_env("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3)
+    env = make_eval_env("Esper-SynthCIFAR-v1", fidelity=MICRO, max_epochs=3)  # legality, not learning
     assert env.n_actions == N_COMPACT
     yield env
     env.close()
