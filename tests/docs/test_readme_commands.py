@@ -72,7 +72,7 @@ def _paths() -> set[str]:
     code = re.findall(
         r"`((?:docs|datasets|benchmarks|examples|esper_env|esper_agents|tests)/[\w./-]+)`", TEXT
     )
-    commands = re.findall(r"((?:datasets|benchmarks|docs|examples)/[\w./-]+\.(?:toml|py|md))", TEXT)
+    commands = re.findall(r"(?<![\w/])((?:datasets|benchmarks|docs|examples)/[\w./-]+\.(?:toml|py|md))", TEXT)
     return {p for p in [*links, *code, *commands] if not p.startswith(("http://", "https://"))}
 
 
