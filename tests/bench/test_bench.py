@@ -315,8 +315,14 @@ def test_subset_bench_has_a_row_per_agent_with_intervals(subset_run: dict) -> No
     assert [a["agent"] for a in result["agents"]] == [a["agent"] for a in subset_run["report"]["agents"]]
     assert "this run" in result["anchors"]["source"]  # no registry entry at MICRO: the run's own rows
     assert all(a["illegal_actions"] == 0 for a in result["agents"])  # every agent here is masked
+
+
+def test_subset_bench_trains_its_offline_and_online_agents(subset_run: dict) -> None:
+    out = subset_run["out"]
     assert (out / "online" / "maskable-ppo" / "model.zip").is_file()
     assert list(out.glob("offline/bc/summary.json"))
+    rows = {a["agent"]: a for a in subset_run["report"]["agents"]}
+    assert rows["bc"]["family"] == "offline" and rows["maskable-ppo"]["family"] == "online"
 
 
 def test_subset_bench_seeds_are_apart(subset_run: dict) -> None:
