@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
-from esper_env.configs import Fidelity
+import pytest
+import torch
+
+from esper_env.configs import FIDELITIES, Fidelity
 from esper_env.data import ImageSplits, load_dataset
+
+# One torch thread per test process: the tests' models are small, and torch's default (a thread per
+# core) makes them several times slower on a busy machine or beside a second pytest-xdist worker. The
+# env steps on its own thread count anyway (num_threads=1), so no pinned value depends on this.
+torch.set_num_threads(1)
 
 #: Even smaller than the "test" fidelity, for tests that run hundreds of epochs.
 MICRO = Fidelity("micro", train_images=64, val_images=32, test_images=32, resolution=8)
+
+
+@pytest.fixture(scope="module")
+def micro_fidelity() -> Iterator[str]:
+    """MICRO registered under the name "micro" for one test module, for paths that take only a
+    registered fidelity name (settings records, run.json): in-process envs only (a subprocess env
+    does not see it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(FIDELITIES, MICRO.name, MICRO)
+        yield MICRO.name
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""``esper bench``: the normalised-score arithmetic, seed separation, the report, and the smoke suite
-end to end with a SIGKILL in the middle and a resume."""
+"""``esper bench``: the normalised-score arithmetic, seed separation, the report, the bench pipeline on a
+subset of agents (scripted, one offline, one online) at the tests' MICRO fidelity, and (``slow``) the
+whole smoke suite end to end with a SIGKILL in the middle and a resume."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from esper_agents.bench import report as bench_report
-from esper_agents.bench.runner import _check_out, check_seed_separation
+from esper_agents.bench.runner import _check_out, check_seed_separation, run_bench
 from esper_agents.bench.suites import BENCH_AGENTS, SUITES, agent_family, get_suite
 from esper_agents.common.stats import bootstrap_ci
 from esper_agents.generation.planning import plan_uniform
@@ -238,6 +239,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"out": out, "before": before, "trained": trained, "stdout": done.stdout}
 
 
+@pytest.mark.slow
 def test_smoke_bench_has_a_row_per_agent_with_intervals(smoke_run: dict) -> None:
     out = smoke_run["out"]
     table = (out / "results.md").read_text()
@@ -260,6 +262,7 @@ def test_smoke_bench_has_a_row_per_agent_with_intervals(smoke_run: dict) -> None
     assert all(a["illegal_actions"] == 0 for a in masked)  # every masked agent stays legal
 
 
+@pytest.mark.slow
 def test_smoke_bench_resumed_without_redoing_work(smoke_run: dict) -> None:
     out = smoke_run["out"]
     for path, mtime in smoke_run["trained"].items():
@@ -273,14 +276,76 @@ def test_smoke_bench_resumed_without_redoing_work(smoke_run: dict) -> None:
         assert sorted(now) == [1000, 1001, 1002]
 
 
+@pytest.mark.slow
 def test_smoke_bench_seeds_are_apart(smoke_run: dict) -> None:
     seeds = json.loads((smoke_run["out"] / "seeds.json").read_text())
     training = {s for used in seeds["training"].values() for s in used}
     assert training and not training & set(seeds["evaluation"])
 
 
+@pytest.mark.slow
 def test_smoke_bench_report_only_rewrites_the_same_table(smoke_run: dict, tmp_path: Path) -> None:
     done = subprocess.run(_bench(smoke_run["out"], "--report-only", "--results", str(tmp_path)),
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "results.md").read_text() == (smoke_run["out"] / "results.md").read_text()
+
+
+# ------------------------------------------------------------------------------------ a subset, in-process
+
+#: The default suite's check of the pipeline: the two anchors, one offline and one online agent.
+SUBSET = ("wait", "heuristic:capacity", "bc", "maskable-ppo")
+
+
+@pytest.fixture(scope="module")
+def subset_run(micro_fidelity: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The smoke suite's pack, training and evaluation for :data:`SUBSET`, in this process (one
+    worker), at the MICRO fidelity and with one PPO rollout and 50 gradient steps."""
+    suite = dataclasses.replace(get_suite("smoke"), fidelity=micro_fidelity, max_epochs=5, online_steps=50,
+                                offline_steps=50, agents=SUBSET)  # fmt: skip
+    out = tmp_path_factory.mktemp("bench") / "subset"
+    report = run_bench(suite, out, workers=1, device="cpu", progress=False, log=lambda message: None)
+    return {"suite": suite, "out": out, "report": report}
+
+
+def test_subset_bench_has_a_row_per_agent_with_intervals(subset_run: dict) -> None:
+    out, suite = subset_run["out"], subset_run["suite"]
+    table = (out / "results.md").read_text()
+    for agent in SUBSET:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {agent} |"))
+        assert row.count("[") >= 3, row  # final acc, test acc and score, each with its interval
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["agent"] for r in rows] == list(SUBSET)
+    for r in rows:
+        assert int(r["episodes"]) == suite.eval_episodes
+        for key in ("final_val_accuracy", "test_accuracy", "score"):
+            assert float(r[f"{key}_lo"]) <= float(r[key]) <= float(r[f"{key}_hi"])
+        assert float(r["wall_seconds"]) >= float(r["eval_seconds"]) > 0
+    assert (out / "results.png").stat().st_size > 10_000
+    result = json.loads((out / "results.json").read_text())
+    assert [a["agent"] for a in result["agents"]] == [a["agent"] for a in subset_run["report"]["agents"]]
+    assert "this run" in result["anchors"]["source"]  # no registry entry at MICRO: the run's own rows
+    assert all(a["illegal_actions"] == 0 for a in result["agents"])  # every agent here is masked
+
+
+def test_subset_bench_trains_its_offline_and_online_agents(subset_run: dict) -> None:
+    out = subset_run["out"]
+    assert (out / "online" / "maskable-ppo" / "model.zip").is_file()
+    assert list(out.glob("offline/bc/summary.json"))
+    rows = {a["agent"]: a for a in subset_run["report"]["agents"]}
+    assert rows["bc"]["family"] == "offline" and rows["maskable-ppo"]["family"] == "online"
+
+
+def test_subset_bench_seeds_are_apart(subset_run: dict) -> None:
+    seeds = json.loads((subset_run["out"] / "seeds.json").read_text())
+    training = {s for used in seeds["training"].values() for s in used}
+    assert training and not training & set(seeds["evaluation"])
+    assert seeds["evaluation"] == subset_run["suite"].eval_seeds
+
+
+def test_subset_bench_report_only_rewrites_the_same_table(subset_run: dict, tmp_path: Path) -> None:
+    out = subset_run["out"]
+    run_bench(subset_run["suite"], out, workers=1, device="cpu", progress=False, report_only=True,
+              results=tmp_path, log=lambda message: None)  # fmt: skip
+    assert (tmp_path / "results.md").read_text() == (out / "results.md").read_text()

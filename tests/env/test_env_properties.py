@@ -1,7 +1,9 @@
-"""Thousands of random actions, legal and illegal, through the env at the "test" fidelity.
+"""Thousands of random actions, legal and illegal, through the env at the tests' MICRO fidelity.
 
 Every action the mask calls legal must execute (``action_valid`` True); every other one must run
 as WAIT. Episodes are short so that resets, truncation and every lifecycle stage get exercised.
+Legality does not depend on how well the host trains, so the smallest fidelity (64 images at 8x8)
+checks the same property as a real one.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from esper_env import FactoredAction, Op
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.spaces import WAIT_ACTION
 from esper_env.wrappers import CompactActions
+from tests.conftest import MICRO
 
-ENV = gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=12, device="cpu")
-COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=12, device="cpu"))
+ENV = gym.make("Esper-SynthCIFAR-v1", fidelity=MICRO, max_epochs=12, device="cpu")
+COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v1", fidelity=MICRO, max_epochs=12, device="cpu"))
 
 
 def legal_action(env: gym.Env, rng: np.random.Generator) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""The three online algorithms end to end at the "test" fidelity: train, checkpoint, resume, save, load, evaluate."""
+"""The three online algorithms end to end: train, checkpoint, resume, save, load, evaluate.
+
+Each algorithm trains once (a module fixture) at the tests' MICRO fidelity: these properties are about
+checkpoints, logs and files, not about how well the host trains. The ``esper`` command runs at "test"
+(its envs run in subprocesses, which know only the registered fidelities).
+"""
 
 from __future__ import annotations
 
@@ -20,18 +25,28 @@ from esper_agents.online.saved import load_online_model
 from esper_agents.online.train import _check_run, latest_checkpoint, train_online
 from esper_env.settings import EnvSettings
 
-SETTINGS = EnvSettings(fidelity="test", max_epochs=5)
+
+def settings() -> EnvSettings:
+    """The runs' settings: MICRO (registered as "micro" by the module's micro_fidelity fixture)."""
+    return EnvSettings(fidelity="micro", max_epochs=5)
+
+
 ALGOS = list(ONLINE_ALGORITHMS)
 
 
 def train(algo: str, steps: int, out: Path, **kwargs: object) -> object:
     options = {"n_envs": 1, "checkpoint_every": 100, "progress": False}
-    return train_online(algo, steps, out, SETTINGS, **{**options, **kwargs})
+    return train_online(algo, steps, out, settings(), **{**options, **kwargs})
 
 
 def curve(out: Path) -> list[dict[str, str]]:
     with open(out / "episodes.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _micro(micro_fidelity: str) -> None:
+    assert micro_fidelity == settings().fidelity
 
 
 @pytest.fixture(scope="module", params=ALGOS)
@@ -61,7 +76,7 @@ def test_training_logs_a_learning_curve_without_duplicated_episodes(trained: tup
         assert 0.0 <= float(row["final_val_accuracy"]) <= 1.0
         assert int(row["episode_length"]) == 5
     run = json.loads((out / "run.json").read_text())
-    assert run["algo"] == algo and EnvSettings.from_dict(run["settings"]) == SETTINGS
+    assert run["algo"] == algo and EnvSettings.from_dict(run["settings"]) == settings()
     events = list((out / "tb").rglob("events.out.tfevents.*"))
     assert events, "no TensorBoard events were written"
 
@@ -84,7 +99,7 @@ def test_tensorboard_has_the_esper_metrics(trained: tuple[str, Path]) -> None:
 
 def test_save_load_predict_give_the_same_actions(trained: tuple[str, Path]) -> None:
     algo, out = trained
-    env = make_online_env(algo, SETTINGS)
+    env = make_online_env(algo, settings())
     try:
         name, a = load_online_model(out / "model.zip", env, device="cpu")
         assert name == algo
@@ -103,7 +118,7 @@ def test_save_load_predict_give_the_same_actions(trained: tuple[str, Path]) -> N
 
 def test_evaluation_reports_accuracy_action_mix_and_illegal_actions(trained: tuple[str, Path]) -> None:
     algo, out = trained
-    env = make_online_env(algo, SETTINGS)
+    env = make_online_env(algo, settings())
     try:
         _, model = load_online_model(out, env, device="cpu")
         episodes = 20 if ONLINE_ALGORITHMS[algo].masked else 3
@@ -131,11 +146,11 @@ def test_a_run_json_written_before_the_settings_record_still_resumes(tmp_path: P
     old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "test", "max_epochs": 5},
            "n_envs": 1, "seed": 0, "hyperparameters": {"n_steps": 8}, "steps": 100}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(old))
-    run = {"algo": "maskable-ppo", "settings": SETTINGS.to_dict(), "n_envs": 1, "seed": 0,
+    run = {"algo": "maskable-ppo", "settings": settings().to_dict(), "n_envs": 1, "seed": 0,
            "hyperparameters": {"n_steps": 8}, "steps": 200}  # fmt: skip
     assert _check_run(tmp_path, run) is True
     with pytest.raises(ValueError, match="holds a run of"):
-        _check_run(tmp_path, {**run, "settings": SETTINGS.replace(reward="sparse").to_dict()})
+        _check_run(tmp_path, {**run, "settings": settings().replace(reward="sparse").to_dict()})
 
 
 class Touch:
@@ -167,7 +182,7 @@ def test_the_loader_refuses_unknown_pickles_and_never_unpickles(
                 dst.writestr(item, payload)
         return path
 
-    env = make_online_env(algo, SETTINGS)
+    env = make_online_env(algo, settings())
     try:
         # A known entry (the spaces, the schedules) is replaced, never unpickled.
         data = json.loads(zipfile.ZipFile(out / "model.zip").read("data"))
@@ -194,7 +209,7 @@ def test_the_loader_refuses_unknown_pickles_and_never_unpickles(
 def test_a_model_for_other_spaces_is_refused(trained: tuple[str, Path]) -> None:
     algo, out = trained
     other = next(a for a in ALGOS if ONLINE_ALGORITHMS[a].action_set != ONLINE_ALGORITHMS[algo].action_set)
-    env = make_online_env(other, SETTINGS)
+    env = make_online_env(other, settings())
     try:
         with pytest.raises(ValueError, match="space"):
             load_online_model(out, env)
