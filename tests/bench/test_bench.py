@@ -301,8 +301,9 @@ SUBSET = ("wait", "heuristic:capacity", "bc", "maskable-ppo")
 def subset_run(micro_fidelity: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The smoke suite's pack, training and evaluation for :data:`SUBSET`, in this process (one
     worker), at the MICRO fidelity and with one PPO rollout and 50 gradient steps."""
-    suite = dataclasses.replace(get_suite("smoke"), fidelity=micro_fidelity, max_epochs=5, online_steps=50,
-                                offline_steps=50, agents=SUBSET)  # fmt: skip
+    smoke = get_suite("smoke")
+    settings = smoke.settings.replace(fidelity=micro_fidelity, max_epochs=5)
+    suite = dataclasses.replace(smoke, settings=settings, online_steps=50, offline_steps=50, agents=SUBSET)
     out = tmp_path_factory.mktemp("bench") / "subset"
     report = run_bench(suite, out, workers=1, device="cpu", progress=False, log=lambda message: None)
     return {"suite": suite, "out": out, "report": report}

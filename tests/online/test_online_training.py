@@ -143,7 +143,7 @@ def test_a_finished_run_returns_its_model_and_a_changed_run_is_refused(trained: 
 
 def test_a_run_json_written_before_the_settings_record_still_resumes(tmp_path: Path) -> None:
     """run.json once held ``env_id`` and the ``env_kwargs`` given; such a run resumes, another is refused."""
-    old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "test", "max_epochs": 5},
+    old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "micro", "max_epochs": 5},
            "n_envs": 1, "seed": 0, "hyperparameters": {"n_steps": 8}, "steps": 100}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(old))
     run = {"algo": "maskable-ppo", "settings": settings().to_dict(), "n_envs": 1, "seed": 0,
