@@ -58,4 +58,6 @@ def test_a_bench_killed_during_online_training_gives_the_uninterrupted_table(tmp
 
     assert _table(out) == _table(ref)
     for run in ref.glob("online/*"):
-        assert (out / "online" / run.name / "episodes.csv").read_bytes() == (run / "episodes.csv").read_bytes()
+        assert (out / "online" / run.name / "episodes.csv").read_bytes() == (
+            run / "episodes.csv"
+        ).read_bytes()
