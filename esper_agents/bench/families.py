@@ -8,7 +8,8 @@ agent's family once and asks it; it never switches on family names.
 * :class:`ScriptedFamily`: always-WAIT, random and the heuristic variants; no training.
 * :class:`OfflineFamily`: d3rlpy learners trained ``offline_steps`` gradient steps on the pack.
 * :class:`OnlineFamily`: stable-baselines3 learners trained ``online_steps`` env steps on
-  ``n_envs`` envs (``esper train-online``'s directories; a killed run resumes).
+  ``n_envs`` envs (``esper train-online``'s directories; a killed run resumes exactly, from
+  checkpoints taken after the update with the whole resume state).
 
 Loaded models are kept per process (the runner's workers evaluate many episodes each).
 """

@@ -1,64 +1,76 @@
-"""Train an online agent with checkpoints and resume: :func:`train_online`.
+"""Train an online agent with checkpoints and exact resume: :func:`train_online`.
 
 A run directory holds::
 
-    run.json                       what was asked (algorithm, env settings, envs, seed, steps)
-    checkpoints/model_<N>_steps.zip  every ``checkpoint_every`` env steps (SB3 zip, no pickle of code)
-    model.zip                      the final model
-    episodes.csv                   one row per finished episode: the learning curve
-    tb/<algo>_1/                   TensorBoard events (SB3's logger plus Esper's metrics)
+    run.json                         what was asked (algorithm, env settings, envs, seed, steps)
+    checkpoints/model_<N>_steps.zip  a checkpoint at the first rollout boundary at or past each multiple
+                                     of ``checkpoint_every`` env steps, after that rollout's update (SB3
+                                     zip, no pickle of code), with ``model_<N>_steps.resume.pt`` beside it
+    model.zip, model.resume.pt       the final model and its resume state
+    episodes.csv                     one row per finished episode: the learning curve
+    tb/<algo>_1/                     TensorBoard events (SB3's logger plus Esper's metrics)
 
-Calling :func:`train_online` again on the same directory resumes from the last checkpoint (the
-same algorithm, env and seed; anything else is refused): the episode rows logged after that
-checkpoint are dropped, so the curve has no duplicated episodes. Episodes in flight when the run
-stopped are lost (envs restart), so the resumed run is not bitwise the uninterrupted one.
+Every model and resume state is written to a temporary file and renamed, so a kill leaves no
+torn file. Calling :func:`train_online` again on the same directory resumes (the same algorithm,
+env and seed; anything else is refused) from the final model when more steps are asked, else
+from the newest checkpoint; one that does not read is skipped with a warning for the one before
+it. The resume state holds the weights' optimizer, every RNG, the envs' snapshots, the last
+observations, the LSTM states and the curve's length (:mod:`esper_agents.online.checkpoints`),
+so on CPU at a fixed thread count the resumed run is the uninterrupted one bit for bit: the same
+``episodes.csv`` rows and the same final weights. What is not continued: SB3's episode-info
+buffer and wall clock (``rollout/ep_rew_mean`` and ``time/fps`` in TensorBoard restart; the
+resumed part writes a new events file), and the CUDA RNG is restored only where CUDA kernels are
+deterministic.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import re
+import warnings
 from pathlib import Path
 from typing import Any
 
-from esper_agents.common.io import atomic_path
+from esper_agents.common.io import TMP_PREFIX, atomic_path
 from esper_agents.online.algorithms import PPO_DEFAULTS, get_online_algorithm, model_class
-from esper_agents.online.callbacks import EsperMetricsCallback
+from esper_agents.online.callbacks import EsperMetricsCallback, RolloutCheckpoints
+from esper_agents.online.checkpoints import (
+    CheckpointError,
+    list_checkpoints,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from esper_agents.online.envs import make_online_env, make_vec_env
 from esper_agents.online.saved import load_online_model
 from esper_env.settings import EnvSettings
 
 __all__ = ["latest_checkpoint", "train_online"]
 
-_CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip$")
-
 
 def latest_checkpoint(out: str | os.PathLike) -> tuple[Path, int] | None:
     """The newest checkpoint of a run directory and its env-step count, or None."""
-    found = [
-        (int(m.group(1)), p)
-        for p in (Path(out) / "checkpoints").glob("model_*_steps.zip")
-        if (m := _CHECKPOINT.search(p.name))
-    ]
-    if not found:
-        return None
-    steps, path = max(found)
-    return path, steps
+    found = list_checkpoints(out)
+    return found[0] if found else None
 
 
-def _truncate_curve(path: Path, steps: int) -> None:
-    """Drop the episode rows logged after ``steps`` env steps (they happen again on resume)."""
-    if not path.exists():
+def _truncate_curve(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` episode rows (those logged before the checkpoint; a
+    kill can tear only a later line)."""
+    if rows == 0:
+        path.unlink(missing_ok=True)  # the callback writes the header again
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= steps]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
+    lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
+    if len(lines) < rows + 1:
+        raise CheckpointError(f"{path} holds {max(len(lines) - 1, 0)} episode rows, the checkpoint {rows}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"".join(lines[: rows + 1]))
+
+
+def _remove_temporary_files(out: Path) -> None:
+    """Temporary files a kill left behind (never renamed, so never part of the run)."""
+    for directory in (out, out / "checkpoints"):
+        for p in directory.glob(TMP_PREFIX + "*"):
+            p.unlink(missing_ok=True)
 
 
 def _settings_of_old_run(before: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +145,7 @@ def train_online(
     :data:`~esper_agents.online.algorithms.PPO_DEFAULTS`. A directory that already holds this run
     resumes from its last checkpoint, and a finished run returns its final model at once.
     """
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
 
     record = get_online_algorithm(algo)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -149,48 +161,61 @@ def train_online(
         "hyperparameters": params, "steps": steps,
     }  # fmt: skip
     resumed = _check_run(out, run)
-    cls = model_class(algo)
+    _remove_temporary_files(out)
     final = out / "model.zip"
-    checkpoint = latest_checkpoint(out) if resumed else None
+    candidates = list_checkpoints(out) if resumed else []
     if resumed and final.exists():
-        probe = make_online_env(algo, settings)
-        try:
-            model = load_online_model(final, probe, device=device, hyperparameters=params)[1]
-        finally:
-            probe.close()
-        if model.num_timesteps >= steps:
-            return model
-        checkpoint = (final, model.num_timesteps)
+        done = _finished(final)
+        if done is not None and done >= steps:
+            probe = make_online_env(algo, settings)
+            try:
+                return load_online_model(final, probe, device=device, hyperparameters=params)[1]
+            finally:
+                probe.close()
+        if done is not None:
+            candidates.insert(0, (final, done))
     venv = make_vec_env(algo, settings, n_envs=n_envs, seed=seed)
     try:
         tb = str(out / "tb") if tensorboard else None
-        if checkpoint is not None:
-            path, done = checkpoint
-            _, model = load_online_model(
-                path, venv, device=device, hyperparameters=params, tensorboard_log=tb
-            )
-            _truncate_curve(out / "episodes.csv", done)
-        else:
-            done = 0
+        model, episodes = None, None
+        for path, _ in candidates:
+            try:
+                model, episodes = resume_checkpoint(
+                    path, venv, device=device, hyperparameters=params, tensorboard_log=tb
+                )
+                _truncate_curve(out / "episodes.csv", episodes["rows"])
+                break
+            except CheckpointError as err:
+                warnings.warn(f"skipping checkpoint {path}: {err}; trying the one before it", stacklevel=2)
+                model = episodes = None
+        if model is None:
+            if candidates:
+                warnings.warn(f"no checkpoint of {out} resumes; training from the start", stacklevel=2)
             _truncate_curve(out / "episodes.csv", 0)
-            model = cls(
+            model = model_class(algo)(
                 record.policy, venv, seed=seed, device=device, tensorboard_log=tb, verbose=verbose,
                 policy_kwargs=dict(record.policy_kwargs), **params,
             )  # fmt: skip
-        callbacks = CallbackList(
-            [
-                EsperMetricsCallback(out / "episodes.csv"),
-                CheckpointCallback(
-                    max(checkpoint_every // n_envs, 1), str(out / "checkpoints"), name_prefix="model"
-                ),
-            ]
-        )
+        metrics = EsperMetricsCallback(out / "episodes.csv", state=episodes)
+        checkpoints = RolloutCheckpoints(out / "checkpoints", checkpoint_every, metrics)
+        done = int(model.num_timesteps)
         if steps > done:
             model.learn(
-                steps - done, callback=callbacks, reset_num_timesteps=done == 0, tb_log_name=algo,
-                progress_bar=progress,
+                steps - done, callback=CallbackList([metrics, checkpoints]), reset_num_timesteps=done == 0,
+                tb_log_name=algo, progress_bar=progress,
             )  # fmt: skip
-        model.save(final)
+        save_checkpoint(model, final, metrics.state())
     finally:
         venv.close()
     return model
+
+
+def _finished(final: Path) -> int | None:
+    """The env steps of the final model, or None (with a warning) where it does not read."""
+    from esper_agents.online.saved import read_model_data
+
+    try:
+        return int(read_model_data(final)["num_timesteps"])
+    except (ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"skipping {final}: {err}; resuming from its checkpoints", stacklevel=3)
+        return None
