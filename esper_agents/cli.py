@@ -179,7 +179,10 @@ def add_train_online_parser(sub: argparse._SubParsersAction) -> None:
         "--n-envs", type=positive_int, default=2, help="envs stepped in parallel (one process each)"
     )
     p.add_argument(
-        "--checkpoint-every", type=positive_int, default=1000, help="env steps between checkpoints"
+        "--checkpoint-every",
+        type=positive_int,
+        default=1000,
+        help="checkpoint at the first rollout boundary at or past every multiple of this many env steps",
     )
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events under OUT/tb")
     p.add_argument("--eval-episodes", type=non_negative_int, default=0,
