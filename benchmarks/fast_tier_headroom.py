@@ -47,7 +47,29 @@ def library() -> list[Schedule]:
     return out
 
 
-HEURISTICS = ("heuristic:capacity", "rule:narrowest")
+HEURISTICS = ("heuristic:capacity", "rule:narrowest", "rule:hard-narrowest")
+
+
+class HardRule:
+    """Observe 2 epochs; if training accuracy is below ``threshold`` widen (4x) the narrowest layer
+    (slot 0 when all are equal), else never grow. Reads the host widths (not in today's observation)."""
+
+    name, kind = "rule:hard-narrowest", "rule"
+
+    def __init__(self, inst: Instance, threshold: float = 0.8) -> None:
+        w = inst.widths
+        slot = 0 if min(w) == max(w) else int(np.argmin(w))
+        self.grow = grow("widen_4x", (slot,), start=2)
+        self.threshold = threshold
+        self.decided: bool | None = None
+
+    def action(self, env: Any, epoch: int) -> Any:
+        h = env.engine.history
+        if self.decided is None and epoch >= 2:
+            self.decided = h.train_accuracy[-1] < self.threshold
+        if not self.decided:
+            return Schedule("wait", "wait").action(env, epoch)
+        return self.grow.action(env, epoch)
 
 
 def narrowest_rule(inst: Instance) -> Schedule:
@@ -58,7 +80,9 @@ def narrowest_rule(inst: Instance) -> Schedule:
     return Schedule("rule:narrowest", "grow", "widen_4x", (int(np.argmin(w)),), 1)
 
 
-def episode(inst: Instance, schedule: Schedule, seed: int, fid: Fidelity = FID, epochs: int = 0) -> dict[str, Any]:
+def episode(
+    inst: Instance, schedule: Schedule, seed: int, fid: Fidelity = FID, epochs: int = 0
+) -> dict[str, Any]:
     torch.set_num_threads(1)
     env: Any = FastEsperEnv(inst, fid, max_epochs=epochs or MAX_EPOCHS, device="cpu", num_threads=1)
     base = env
@@ -98,16 +122,22 @@ def run(args: argparse.Namespace) -> None:
     path = args.out / "headroom.episodes.jsonl"
     done = set()
     if path.exists():
-        done = {(e["instance"], e["schedule"], e["seed"]) for e in map(json.loads, path.open())}
+        done = {
+            (e["instance"], e["schedule"], e["seed"]) for e in map(json.loads, path.read_text().splitlines())
+        }
     with path.open("a") as f:
         for k in range(args.instances):
-            inst = draw_instance(k, dataset="teacher")
-            scheds = library() + [Schedule("heuristic:capacity", "heuristic", "capacity"), narrowest_rule(inst)]
-            for s in scheds:
+            inst = draw_instance(k, dataset=args.dataset)
+            scheds = library() + [
+                Schedule("heuristic:capacity", "heuristic", "capacity"),
+                narrowest_rule(inst),
+            ]
+            for s in [*scheds, "hard"]:
                 for seed in range(args.seeds):
-                    if (k, s.name, seed) in done:
+                    sch = HardRule(inst) if s == "hard" else s
+                    if (k, sch.name, seed) in done:
                         continue
-                    f.write(json.dumps(episode(inst, s, seed)) + "\n")
+                    f.write(json.dumps(episode(inst, sch, seed)) + "\n")
                     f.flush()
             print(f"instance {k}: {inst}", file=sys.stderr, flush=True)
 
@@ -123,9 +153,9 @@ def fmt(t: tuple[float, float, float]) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
-    eps = [json.loads(line) for line in (args.out / "headroom.episodes.jsonl").open()]
+    eps = [json.loads(line) for line in (args.out / "headroom.episodes.jsonl").read_text().splitlines()]
     insts = sorted({e["instance"] for e in eps})
-    info = {k: draw_instance(k, dataset="teacher") for k in insts}
+    info = {k: draw_instance(k, dataset=args.dataset) for k in insts}
     seeds = sorted({e["seed"] for e in eps})
     s: dict[tuple[int, str, int], float] = {}
     for e in eps:
@@ -160,7 +190,9 @@ def report(args: argparse.Namespace) -> str:
         "|---|---:|---:|",
     ]
     rows = [("WAIT", wait), (f"single best `{single}`", sb), ("virtual best (chosen on other seed)", vb_a)]
-    rows += [(h, np.array([mean(k, h) for k in held])) for h in HEURISTICS if all((k, h, 0) in s for k in held)]
+    rows += [
+        (h, np.array([mean(k, h) for k in held])) for h in HEURISTICS if all((k, h, 0) in s for k in held)
+    ]
     rows += [(f"`{n}`", np.array([mean(k, n) for k in held])) for n in lib if n not in ("wait", single)]
     for label, v in rows:
         lines.append(f"| {label} | {100 * v.mean():.1f} | {fmt(boot(v - wait))} |")
@@ -201,15 +233,17 @@ def fidelity(args: argparse.Namespace) -> str:
     from scipy.stats import spearmanr
 
     tiny: dict[str, list[float]] = {}
-    for line in Path(args.tiny).open():
-        e = json.loads(line)
+    for e in map(json.loads, Path(args.tiny).read_text().splitlines()):
         if e["config"] == "impaired" and e["schedule"] in FIDELITY_SCHEDULES:
             tiny.setdefault(e["schedule"], []).append(e["score"])
     out = []
     for label, inst in (
-        ("teacher MLP 8-16-32", Instance("mlp", (8, 16, 32), 0.05, dataset="teacher", index=0, horizon=25)),
-        ("teacher MLP 16-16-16 (teacher 128)", Instance("mlp", (16, 16, 16), 0.05, dataset="teacher",
-                                                        teacher_width=128, index=0, horizon=25)),
+        ("clusters (32/class, spread 0.4) MLP 8-16-32", Instance(
+            "mlp", (8, 16, 32), 0.1, batch_size=256, train_images=1024, dataset="clusters", clusters=32,
+            spread=0.4, index=0, horizon=25)),
+        ("clusters (8/class, spread 0.8) MLP 8-16-32", Instance(
+            "mlp", (8, 16, 32), 0.1, batch_size=256, train_images=1024, dataset="clusters", clusters=8,
+            spread=0.8, index=0, horizon=25)),
     ):  # fmt: skip
         fast = {}
         for name in FIDELITY_SCHEDULES:
@@ -231,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--instances", type=int, default=24)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/fast"))
+    p.add_argument("--dataset", default="clusters", choices=["clusters", "teacher"])
     p.add_argument("--tiny", default="benchmarks/results/growth_headroom.episodes.jsonl")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ def candidates() -> dict[str, Any]:
     f8v = Fidelity("micro8v128", 512, 128, 128, 8)
     f16 = Fidelity("micro16", 512, 256, 256, 16)
     f4 = Fidelity("micro4", 1024, 256, 256, 4)
+    f4v = Fidelity("micro4v128", 512, 128, 128, 4)
     narrow = (8, 16, 32)
     mlp = (32, 32, 32)
     return {
@@ -50,10 +51,28 @@ def candidates() -> dict[str, Any]:
         "mlp8 32-32-32 b256": lambda: FastEsperEnv(Instance("mlp", mlp, 0.05, batch_size=256), f8),
         "mlp16 32-32-32 b128": lambda: FastEsperEnv(Instance("mlp", mlp, 0.05, batch_size=128), f16),
         # the teacher task at 4x4 (48 inputs), 1,024 training images: the candidate of docs/FAST_TIER.md
-        "teacher mlp4 b128": lambda: FastEsperEnv(Instance("mlp", mlp, 0.05, 128, 1024, dataset="teacher"), f4),
-        "teacher mlp4 b256": lambda: FastEsperEnv(Instance("mlp", mlp, 0.05, 256, 1024, dataset="teacher"), f4),
-        "teacher mlp4 b512": lambda: FastEsperEnv(Instance("mlp", mlp, 0.1, 512, 1024, dataset="teacher"), f4),
-        "teacher mlp4 b1024": lambda: FastEsperEnv(Instance("mlp", mlp, 0.1, 1024, 1024, dataset="teacher"), f4),
+        "teacher mlp4 b128": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.05, batch_size=128, train_images=1024, dataset="teacher"), f4
+        ),
+        "teacher mlp4 b256": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.05, batch_size=256, train_images=1024, dataset="teacher"), f4
+        ),
+        "teacher mlp4 b512": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.1, batch_size=512, train_images=1024, dataset="teacher"), f4
+        ),
+        "teacher mlp4 b1024": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.1, batch_size=1024, train_images=1024, dataset="teacher"), f4
+        ),
+        # the cluster task (the proposed tier): 1,024 images, 4 / 1 optimizer steps per epoch; 512 images, val 128
+        "clusters mlp4 b256": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.1, batch_size=256, train_images=1024, dataset="clusters"), f4
+        ),
+        "clusters mlp4 b1024": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.1, batch_size=1024, train_images=1024, dataset="clusters"), f4
+        ),
+        "clusters mlp4 512 b512 val128": lambda: FastEsperEnv(
+            Instance("mlp", mlp, 0.1, batch_size=512, train_images=512, dataset="clusters"), f4v
+        ),
     }
 
 
@@ -150,8 +169,10 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(res: dict[str, Any]) -> str:
     b = res["baseline"]
     lines = [
-        f"baseline impaired/tiny: WAIT {b['wait']['ms_per_step']:.0f} ms/step ({b['wait']['steps']} steps), "
-        f"grown {b[GROWN.name]['ms_per_step']:.0f} ms/step ({b[GROWN.name]['steps']} steps)",
+        (
+            f"baseline impaired/tiny: WAIT {b['wait']['ms_per_step']:.0f} ms/step ({b['wait']['steps']} steps), "
+            f"grown {b[GROWN.name]['ms_per_step']:.0f} ms/step ({b[GROWN.name]['steps']} steps)"
+        ),
         "",
         "| set-up | episode | ms/step | steps | x faster than tiny | final val acc | score | episodes |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -175,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("what", choices=["speed"])
     p.add_argument("--rounds", type=int, default=25)
     p.add_argument("--reps", type=int, default=4)
-    p.add_argument("--only", nargs="*", default=[], help="run only the set-ups whose name contains one of these")
+    p.add_argument(
+        "--only", nargs="*", default=[], help="run only the set-ups whose name contains one of these"
+    )
     p.add_argument("--no-profile", dest="profile", action="store_false")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

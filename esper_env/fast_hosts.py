@@ -76,14 +76,16 @@ class Instance:
     dataset: str = "synthcifar"  #: or "teacher" (:func:`make_teacher_splits`)
     teacher_seed: int = 0
     teacher_width: int = 64
+    clusters: int = 8  #: "clusters" dataset: clusters per class
+    spread: float = 0.6  #: "clusters" dataset: cluster standard deviation (centres have unit scale)
     index: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-#: The prototype distribution (see docs/FAST_TIER.md). Every field is drawn independently.
-DISTRIBUTION: dict[str, tuple[Any, ...]] = {
+#: The first prototype distribution (teacher task; rejected, see docs/FAST_TIER.md).
+TEACHER_DISTRIBUTION: dict[str, tuple[Any, ...]] = {
     "base_width": (16, 32, 64),
     "bottleneck": (-1, 0, 1, 2),  # -1: no narrow layer
     "narrow": (4, 8),  # the bottleneck layer's width is base_width // narrow (at least 2)
@@ -96,12 +98,26 @@ DISTRIBUTION: dict[str, tuple[Any, ...]] = {
 }
 
 
-def draw_instance(
-    k: int, family: str = "mlp", dataset: str = "teacher", distribution: dict[str, tuple[Any, ...]] = DISTRIBUTION
-) -> Instance:
+#: The proposed distribution (cluster task). Every field is drawn independently.
+CLUSTER_DISTRIBUTION: dict[str, tuple[Any, ...]] = {
+    "base_width": (16, 32, 64),
+    "bottleneck": (-1, 0, 1, 2),
+    "narrow": (4, 8),
+    "learning_rate": (0.03, 0.1, 0.3),
+    "train_images": (256, 1024),
+    "label_noise": (0.0, 0.2),
+    "clusters": (2, 8, 32),
+    "spread": (0.4, 0.8),
+    "rent": (0.0, 0.03, 0.12),
+    "horizon": (10, 20),
+}
+
+
+def draw_instance(k: int, family: str = "mlp", dataset: str = "clusters", batch_size: int = 256) -> Instance:
     """Instance ``k`` of the distribution: a pure function of ``k`` (numpy's PCG64 seeded by ``k``)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"instance index must be an integer >= 0, got {k!r}")
+    distribution = CLUSTER_DISTRIBUTION if dataset == "clusters" else TEACHER_DISTRIBUTION
     rng = np.random.default_rng([0xE5E2, int(k)])
     pick = {key: values[int(rng.integers(len(values)))] for key, values in distribution.items()}
     widths = [pick["base_width"]] * 3
@@ -117,7 +133,10 @@ def draw_instance(
         horizon=pick["horizon"],
         dataset=dataset,
         teacher_seed=int(k),
-        teacher_width=pick["teacher_width"],
+        teacher_width=pick.get("teacher_width", 64),
+        clusters=pick.get("clusters", 8),
+        spread=pick.get("spread", 0.6),
+        batch_size=batch_size if dataset == "clusters" else 128,
         index=int(k),
     )
 
@@ -155,6 +174,36 @@ def make_teacher_splits(fid: Fidelity, teacher_seed: int, width: int = 64, noise
     return ImageSplits(*out, 10, mean, std, "teacher")  # type: ignore[arg-type]
 
 
+def make_cluster_splits(
+    fid: Fidelity, seed: int, clusters: int = 8, spread: float = 0.6, noise: float = 0.0
+) -> ImageSplits:
+    """Ten classes, each a union of ``clusters`` Gaussian blobs in image space (``[N, 3, R, R]`` uint8).
+
+    Centres are mirror-symmetric images (so the env's horizontal flip keeps every label), drawn
+    once from ``seed``; an image is a centre plus ``spread`` Gaussian noise, quantised. A network
+    needs about one hidden unit per blob to separate them, so the number of blobs sets how much
+    width pays. ``noise`` of the labels in every split are replaced by a random class.
+    """
+    g = torch.Generator().manual_seed(104_729 * int(seed) + 3)
+    r = fid.resolution
+    half = torch.randn(10 * clusters, 3, r, (r + 1) // 2, generator=g)
+    centres = torch.cat([half, half.flip(-1)[..., r % 2 :]], dim=-1)  # mirror-symmetric
+    out = []
+    for k, n in enumerate((fid.train_images, fid.val_images, fid.test_images)):
+        gs = torch.Generator().manual_seed(1_000_003 * int(seed) + 101 + k)
+        blob = torch.randint(0, 10 * clusters, (n,), generator=gs)
+        z = centres[blob] + spread * torch.randn(n, 3, r, r, generator=gs)
+        x = (128 + 40 * z).round().clamp(0, 255).to(torch.uint8)
+        y = blob % 10
+        flip = torch.rand(n, generator=gs) < noise
+        y[flip] = torch.randint(0, 10, (int(flip.sum()),), generator=gs)
+        out += [x, y]
+    xs = out[0].float() / 255
+    mean = tuple(float(v) for v in xs.mean(dim=(0, 2, 3)))
+    std = tuple(float(v) for v in xs.std(dim=(0, 2, 3)))
+    return ImageSplits(*out, 10, mean, std, "clusters")  # type: ignore[arg-type]
+
+
 class FastEngine(TrainingEngine):
     """A :class:`TrainingEngine` whose host is built from an :class:`Instance`."""
 
@@ -171,7 +220,10 @@ class FastEngine(TrainingEngine):
             self.slots = [Slot(i, host.slot_names[i], host.slot_channels[i]) for i in range(len(self.slots))]
             self.host_optimizer = build_optimizer(self.config, list(self.host.parameters()))
             self._bn_buffers = [
-                b for m in self.host.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()
+                b
+                for m in self.host.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                for b in m.buffers()
             ]
 
     def _flat(self, x: Tensor) -> Tensor:
@@ -187,7 +239,12 @@ class FastEngine(TrainingEngine):
 def instance_config(inst: Instance) -> EnvironmentConfig:
     arch = "HostCNN-Narrow" if inst.family == "mlp" else cnn_host_name(inst.widths)
     return EnvironmentConfig(
-        f"fast-{inst.index}", arch, inst.learning_rate, inst.batch_size, inst.optimizer, max_epochs=inst.horizon
+        f"fast-{inst.index}",
+        arch,
+        inst.learning_rate,
+        inst.batch_size,
+        inst.optimizer,
+        max_epochs=inst.horizon,
     )
 
 
@@ -200,6 +257,8 @@ class FastEsperEnv(EsperEnv):
         d = self.data
         if instance.dataset == "teacher":
             d = make_teacher_splits(fidelity, instance.teacher_seed, instance.teacher_width)
+        elif instance.dataset == "clusters":
+            d = make_cluster_splits(fidelity, instance.teacher_seed, instance.clusters, instance.spread)
         n = instance.train_images
         if n > len(d.train_y):
             raise ValueError(f"instance asks for {n} training images, the fidelity has {len(d.train_y)}")
@@ -216,5 +275,10 @@ class FastEsperEnv(EsperEnv):
         if not hasattr(self, "instance"):
             return super()._new_engine(seed)
         return FastEngine(
-            self.config, self.data, instance=self.instance, num_slots=self.num_slots, device=self.device, seed=seed
+            self.config,
+            self.data,
+            instance=self.instance,
+            num_slots=self.num_slots,
+            device=self.device,
+            seed=seed,
         )
