@@ -47,16 +47,19 @@ def library() -> list[Schedule]:
     return out
 
 
-HEURISTICS = ("heuristic:capacity", "rule:narrowest", "rule:hard-narrowest")
+HEURISTICS = ("heuristic:capacity", "rule:narrowest", "rule:hard-narrowest", "rule:hard-narrowest-rent")
 
 
 class HardRule:
     """Observe 2 epochs; if training accuracy is below ``threshold`` widen (4x) the narrowest layer
     (slot 0 when all are equal), else never grow. Reads the host widths (not in today's observation)."""
 
-    name, kind = "rule:hard-narrowest", "rule"
+    kind = "rule"
 
-    def __init__(self, inst: Instance, threshold: float = 0.8) -> None:
+    def __init__(self, inst: Instance, threshold: float = 0.8, max_rent: float = 1.0) -> None:
+        self.name = "rule:hard-narrowest" + ("-rent" if max_rent < 1 else "")
+        self.max_rent = max_rent
+        self.rent = inst.rent
         w = inst.widths
         slot = 0 if min(w) == max(w) else int(np.argmin(w))
         self.grow = grow("widen_4x", (slot,), start=2)
@@ -66,7 +69,7 @@ class HardRule:
     def action(self, env: Any, epoch: int) -> Any:
         h = env.engine.history
         if self.decided is None and epoch >= 2:
-            self.decided = h.train_accuracy[-1] < self.threshold
+            self.decided = h.train_accuracy[-1] < self.threshold and self.rent < self.max_rent
         if not self.decided:
             return Schedule("wait", "wait").action(env, epoch)
         return self.grow.action(env, epoch)
@@ -132,9 +135,15 @@ def run(args: argparse.Namespace) -> None:
                 Schedule("heuristic:capacity", "heuristic", "capacity"),
                 narrowest_rule(inst),
             ]
-            for s in [*scheds, "hard"]:
+            for s in [*scheds, "hard", "hard-rent"]:
                 for seed in range(args.seeds):
-                    sch = HardRule(inst) if s == "hard" else s
+                    sch = (
+                        HardRule(inst)
+                        if s == "hard"
+                        else HardRule(inst, max_rent=0.06)
+                        if s == "hard-rent"
+                        else s
+                    )
                     if (k, sch.name, seed) in done:
                         continue
                     f.write(json.dumps(episode(inst, sch, seed)) + "\n")
@@ -150,6 +159,12 @@ def boot(values: np.ndarray, n: int = 2000) -> tuple[float, float, float]:
 
 def fmt(t: tuple[float, float, float]) -> str:
     return f"{100 * t[0]:+.1f} ({100 * t[1]:+.1f} to {100 * t[2]:+.1f})"
+
+
+def task(i: Instance) -> str:
+    if i.dataset == "clusters":
+        return f"{i.clusters} blobs/class, spread {i.spread}"
+    return f"teacher width {i.teacher_width}"
 
 
 def report(args: argparse.Namespace) -> str:
@@ -207,14 +222,14 @@ def report(args: argparse.Namespace) -> str:
         best_count[b] = best_count.get(b, 0) + 1
     lines += ["", "per-instance best schedule (mean of seeds), all complete instances: " + ", ".join(
         f"`{n}` {c}" for n, c in sorted(best_count.items(), key=lambda x: -x[1]))]  # fmt: skip
-    lines += ["", "| instance | widths | lr | train | noise | teacher | rent | horizon | WAIT | best | best schedule |",
+    lines += ["", "| instance | widths | lr | train | noise | task | rent | horizon | WAIT | best | best schedule |",
               "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for k in complete:
         i = info[k]
         b = max(lib, key=lambda n: mean(k, n))
         lines.append(
             f"| {k} | {'-'.join(map(str, i.widths))} | {i.learning_rate} | {i.train_images} | {i.label_noise} "
-            f"| {i.teacher_width} | {100 * i.rent:.0f} | {i.horizon} | {100 * mean(k, 'wait'):.1f} "
+            f"| {task(i)} | {100 * i.rent:.0f} | {i.horizon} | {100 * mean(k, 'wait'):.1f} "
             f"| {100 * mean(k, b):.1f} | `{b}` |"
         )
     secs = np.mean([e["seconds"] / len(e["curve"]) for e in eps])
@@ -265,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--instances", type=int, default=24)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/fast"))
-    p.add_argument("--dataset", default="clusters", choices=["clusters", "teacher"])
+    p.add_argument("--dataset", default="clusters", choices=["clusters", "clusters-v1", "teacher"])
     p.add_argument("--tiny", default="benchmarks/results/growth_headroom.episodes.jsonl")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -98,8 +98,8 @@ TEACHER_DISTRIBUTION: dict[str, tuple[Any, ...]] = {
 }
 
 
-#: The proposed distribution (cluster task). Every field is drawn independently.
-CLUSTER_DISTRIBUTION: dict[str, tuple[Any, ...]] = {
+#: The second prototype distribution (cluster task; too many hopeless or rent-crushed instances).
+CLUSTER_DISTRIBUTION_V1: dict[str, tuple[Any, ...]] = {
     "base_width": (16, 32, 64),
     "bottleneck": (-1, 0, 1, 2),
     "narrow": (4, 8),
@@ -113,11 +113,33 @@ CLUSTER_DISTRIBUTION: dict[str, tuple[Any, ...]] = {
 }
 
 
+#: The proposed distribution (cluster task, v2). Every field is drawn independently.
+CLUSTER_DISTRIBUTION: dict[str, tuple[Any, ...]] = {
+    "base_width": (16, 32, 64),
+    "bottleneck": (-1, 0, 1, 2),
+    "narrow": (4,),
+    "learning_rate": (0.03, 0.1, 0.3),
+    "train_images": (1024,),
+    "label_noise": (0.0, 0.2),
+    "clusters": (2, 8, 24),
+    "spread": (0.4, 0.7),
+    "rent": (0.0, 0.03, 0.06),
+    "horizon": (12, 20),
+}
+
+DISTRIBUTIONS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "teacher": TEACHER_DISTRIBUTION,
+    "clusters-v1": CLUSTER_DISTRIBUTION_V1,
+    "clusters": CLUSTER_DISTRIBUTION,
+}
+
+
 def draw_instance(k: int, family: str = "mlp", dataset: str = "clusters", batch_size: int = 256) -> Instance:
     """Instance ``k`` of the distribution: a pure function of ``k`` (numpy's PCG64 seeded by ``k``)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"instance index must be an integer >= 0, got {k!r}")
-    distribution = CLUSTER_DISTRIBUTION if dataset == "clusters" else TEACHER_DISTRIBUTION
+    distribution = DISTRIBUTIONS[dataset]
+    dataset = dataset.split("-")[0]
     rng = np.random.default_rng([0xE5E2, int(k)])
     pick = {key: values[int(rng.integers(len(values)))] for key, values in distribution.items()}
     widths = [pick["base_width"]] * 3
