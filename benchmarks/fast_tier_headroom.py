@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,7 @@ def score(e: dict[str, Any], rent: float, horizon: int) -> float:
 
 def run(args: argparse.Namespace) -> None:
     path = args.out / "headroom.episodes.jsonl"
+    fid = Fidelity("micro4v128", 512, 128, 128, 4) if args.full_batch else FID
     done = set()
     if path.exists():
         done = {
@@ -131,6 +133,8 @@ def run(args: argparse.Namespace) -> None:
     with path.open("a") as f:
         for k in range(args.instances):
             inst = draw_instance(k, dataset=args.dataset)
+            if args.full_batch:  # the fastest set-up: 512 images, one optimizer step per epoch
+                inst = replace(inst, train_images=512, batch_size=512)
             scheds = library() + [
                 Schedule("heuristic:capacity", "heuristic", "capacity"),
                 narrowest_rule(inst),
@@ -146,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
                     )
                     if (k, sch.name, seed) in done:
                         continue
-                    f.write(json.dumps(episode(inst, sch, seed)) + "\n")
+                    f.write(json.dumps(episode(inst, sch, seed, fid)) + "\n")
                     f.flush()
             print(f"instance {k}: {inst}", file=sys.stderr, flush=True)
 
@@ -171,6 +175,8 @@ def report(args: argparse.Namespace) -> str:
     eps = [json.loads(line) for line in (args.out / "headroom.episodes.jsonl").read_text().splitlines()]
     insts = sorted({e["instance"] for e in eps})
     info = {k: draw_instance(k, dataset=args.dataset) for k in insts}
+    if args.full_batch:
+        info = {k: replace(i, train_images=512, batch_size=512) for k, i in info.items()}
     seeds = sorted({e["seed"] for e in eps})
     s: dict[tuple[int, str, int], float] = {}
     for e in eps:
@@ -280,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--instances", type=int, default=24)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/fast"))
+    p.add_argument("--full-batch", action="store_true", help="512 images, batch 512, 128 val images")
     p.add_argument("--dataset", default="clusters", choices=["clusters", "clusters-v1", "teacher"])
     p.add_argument("--tiny", default="benchmarks/results/growth_headroom.episodes.jsonl")
     args = p.parse_args(argv)
