@@ -5,7 +5,7 @@
     nice -n 10 python benchmarks/fast_tier_headroom.py fidelity --seeds 3 --out DIR
 
 ``run`` plays a library of scripted schedules on instances ``0..N-1`` of
-:func:`esper_env.fast_hosts.draw_instance` (teacher task, MLP host on 1x1 maps, 4x4 inputs) with
+:func:`_fast_tier_prototype.draw_instance` (teacher task, MLP host on 1x1 maps, 4x4 inputs) with
 reset seeds ``0..S-1``, recording per epoch the validation accuracy and the network's size, so the
 score at each instance's own horizon and rent is computed afterwards (one JSON line per episode,
 resumable). ``report`` prints WAIT, the heuristics, the single best schedule (chosen on the even
@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from _fast_tier_prototype import FastEsperEnv, Instance, draw_instance
 
 from esper_agents.policies import get_policy
 from esper_agents.policies.schedules import Schedule, get_schedule, grow
 from esper_env.configs import Fidelity
-from esper_env.fast_hosts import FastEsperEnv, Instance, draw_instance
 from esper_env.lifecycle import Op
 from esper_env.wrappers import CompactActions
 

@@ -24,11 +24,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from _fast_tier_prototype import FastEsperEnv, Instance
 
 import esper_env  # noqa: F401  (registers the ids)
 from esper_agents.policies.schedules import Schedule, grow
 from esper_env.configs import Fidelity
-from esper_env.fast_hosts import FastEsperEnv, Instance
 
 WAIT = Schedule("wait", "wait")
 GROWN = grow("widen_4x", (0,), start=1)
