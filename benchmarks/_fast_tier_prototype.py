@@ -251,8 +251,8 @@ class FastEngine(TrainingEngine):
     def _flat(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1, 1, 1) if self.flatten and x.shape[-1] != 1 else x
 
-    def _run(self, h: Tensor, start: int, capture: Any = (), inject: Tensor | None = None) -> Any:
-        return super()._run(self._flat(h) if start == 0 else h, start, capture, inject)
+    def _run(self, h: Tensor, start: int, *args: Any, **kwargs: Any) -> Any:
+        return super()._run(self._flat(h) if start == 0 else h, start, *args, **kwargs)
 
     def _run_counterfactual(self, xb: Tensor, measured: list[int], first: int) -> Tensor:
         return super()._run_counterfactual(self._flat(xb), measured, first)
