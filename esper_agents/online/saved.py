@@ -151,6 +151,9 @@ def check_model_data(path: str | os.PathLike, data: Any, algo: str) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the model's data is not a JSON object")
     unknown = sorted(set(data) - set(DATA_KEYS) - set(PICKLED_KEYS))
+    pickled = [k for k in unknown if isinstance(data[k], dict) and ":serialized:" in data[k]]
+    if pickled:
+        raise ValueError(f"{path} holds pickled entries Esper does not load: {pickled}")
     if unknown:
         raise ValueError(
             f"{path}: the model's data has keys {unknown} that {algo} does not define "
