@@ -28,6 +28,7 @@ from esper_agents.cli_options import (
     SUITE_NAMES,
     HelpFormatter,
     add_reward_argument,
+    check_device,
     device_argument,
     env_arguments,
     env_settings,
@@ -462,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_device(getattr(args, "device", None))
         return int(args.func(args) or 0)
     except user_errors() as err:  # evaluated only when something was raised
         message = " ".join(str(err).split()) or type(err).__name__

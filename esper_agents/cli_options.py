@@ -138,6 +138,17 @@ def device_argument(default: str = "auto", what: str = "the env's") -> argparse.
     return p
 
 
+def check_device(name: str | None) -> None:
+    """``ValueError`` (one line) when ``--device cuda`` is asked for on a machine without CUDA."""
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                "--device cuda: no CUDA device is available on this machine; use --device cpu or auto"
+            )
+
+
 def torch_device(name: str) -> str:
     """d3rlpy's device string for a ``--device`` value."""
     if name == "auto":

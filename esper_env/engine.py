@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import torch
@@ -503,6 +503,13 @@ class TrainingEngine:
             )
         if len(snap["slots"]) != len(self.slots):
             raise ValueError(f"snapshot has {len(snap['slots'])} slots, this engine has {len(self.slots)}")
+        for key, kind in (("history", TrainingHistory), ("counters", SeedCounters)):
+            expected = {f.name for f in fields(kind)}
+            if not isinstance(snap[key], dict) or set(snap[key]) != expected:
+                got = sorted(snap[key]) if isinstance(snap[key], dict) else type(snap[key]).__name__
+                raise ValueError(
+                    f"the engine snapshot's {key} must have the keys {sorted(expected)}, got {got}"
+                )
         self.host.load_state_dict(snap["host"])
         self.host_optimizer.load_state_dict(_clone_tree(snap["host_optimizer"]))
         self.generator.set_state(snap["generator"].clone())

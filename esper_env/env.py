@@ -463,12 +463,16 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     def restore(self, snap: dict[str, Any]) -> None:
         """Put the env in the state of ``snap`` (from :meth:`snapshot` of a compatible env).
 
-        ``ValueError`` if ``snap`` is not a snapshot of this version, lacks a key, or comes from
-        an env with another version, preset, dataset, fidelity, ``max_epochs`` or ``num_slots`` (the
-        message lists what differs); the env is unchanged then.
+        ``ValueError`` if ``snap`` is not a snapshot of this version, lacks a key, comes from an
+        env with another version, preset, dataset, fidelity, ``max_epochs`` or ``num_slots`` (the
+        message lists what differs), or holds a malformed field (the message names it). The whole
+        snapshot is checked, and the engine restored into a fresh engine, before anything changes:
+        after a refusal the env is unchanged.
         """
         if not isinstance(snap, dict):
             raise ValueError(f"an env snapshot is a dict, got {type(snap).__name__}")
+        if not isinstance(snap.get("settings", {}), dict):
+            raise ValueError(f"the snapshot's settings must be a dict, got {type(snap['settings']).__name__}")
         if snap.get("version") != ENV_SNAPSHOT_VERSION:
             raise ValueError(
                 f"env snapshot version {snap.get('version')!r} is not supported (expected {ENV_SNAPSHOT_VERSION})"
@@ -483,21 +487,24 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         ]
         if differ:
             raise ValueError(f"the snapshot comes from an incompatible env ({'; '.join(differ)})")
-        engine = self._new_engine(int(snap["episode_seed"]))
-        try:
+        fields = _check_snapshot_fields(snap, self.np_random.bit_generator)
+        if not isinstance(snap["engine"], dict):
+            raise ValueError(f"the snapshot's engine must be a dict, got {type(snap['engine']).__name__}")
+        engine = self._new_engine(fields["episode_seed"])
+        try:  # restored into a fresh engine: a refusal leaves this env's engine untouched
             engine.restore(snap["engine"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - any malformed engine state is one refusal
             raise ValueError(
                 f"the snapshot's engine state does not fit this env ({type(err).__name__}: {err})"
             ) from None
         self.engine = engine
-        self.np_random.bit_generator.state = _copy_state(snap["np_random"])
-        self._episode_seed = int(snap["episode_seed"])
-        self._last_action_valid = bool(snap["last_action_valid"])
-        self._last_op = Op(int(snap["last_op"]))
-        self._done = bool(snap["done"])
-        self._episode_return = float(snap["episode_return"])
-        self._potential = float(snap["potential"])
+        self.np_random.bit_generator.state = fields["np_random"]
+        self._episode_seed = fields["episode_seed"]
+        self._last_action_valid = fields["last_action_valid"]
+        self._last_op = fields["last_op"]
+        self._done = fields["done"]
+        self._episode_return = fields["episode_return"]
+        self._potential = fields["potential"]
 
     def fork(self) -> EsperEnv:
         """An independent copy in the same state: run alternative actions from here."""
@@ -505,6 +512,78 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         other.reset()
         other.restore(self.snapshot())
         return other
+
+
+def _check_snapshot_fields(snap: dict[str, Any], bit_generator: np.random.BitGenerator) -> dict[str, Any]:
+    """The snapshot's episode fields, parsed; ``ValueError`` naming the first malformed one."""
+    seed = snap["episode_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31 - 1:
+        raise ValueError(f"the snapshot's episode_seed must be an integer in [0, 2**31 - 1), got {seed!r}")
+    flags = {}
+    for key in ("last_action_valid", "done"):
+        if not isinstance(snap[key], (bool, np.bool_)):
+            raise ValueError(f"the snapshot's {key} must be a bool, got {snap[key]!r}")
+        flags[key] = bool(snap[key])
+    op = snap["last_op"]
+    if isinstance(op, bool) or not isinstance(op, (int, np.integer)) or int(op) not in {o.value for o in Op}:
+        raise ValueError(f"the snapshot's last_op must be one of the ops {[int(o) for o in Op]}, got {op!r}")
+    numbers_ = {}
+    for key in ("episode_return", "potential"):
+        value = snap[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"the snapshot's {key} must be a finite number, got {value!r}")
+        try:
+            numbers_[key] = float(value)
+        except OverflowError:
+            numbers_[key] = float("inf")
+        if not np.isfinite(numbers_[key]):
+            raise ValueError(f"the snapshot's {key} must be a finite number, got {value!r}")
+    return {
+        "np_random": _check_rng_state(snap["np_random"], bit_generator),
+        "episode_seed": int(seed),
+        "last_op": Op(int(op)),
+        **flags,
+        **numbers_,
+    }
+
+
+def _check_rng_state(state: Any, bit_generator: np.random.BitGenerator) -> dict[str, Any]:
+    """A copy of ``state`` if it is a state of ``bit_generator``'s kind that it accepts unchanged."""
+    ours = bit_generator.state
+    kind = ours["bit_generator"]
+    prefix = "the snapshot's np_random"
+    if not isinstance(state, dict):
+        raise ValueError(f"{prefix} must be a {kind} state (a dict), got {type(state).__name__}")
+    if state.get("bit_generator") != kind:
+        raise ValueError(f"{prefix} must be a {kind} state, got bit_generator {state.get('bit_generator')!r}")
+
+    def check(theirs: Any, mine: Any, path: str) -> None:
+        if isinstance(mine, dict):
+            if not isinstance(theirs, dict) or set(theirs) != set(mine):
+                keys = sorted(theirs) if isinstance(theirs, dict) else type(theirs).__name__
+                raise ValueError(f"{prefix}{path} must have the keys {sorted(mine)}, got {keys}")
+            for k in mine:
+                check(theirs[k], mine[k], f"{path}[{k!r}]")
+        elif isinstance(mine, str):
+            if theirs != mine:
+                raise ValueError(f"{prefix}{path} must be {mine!r}, got {theirs!r}")
+        elif isinstance(theirs, bool) or not isinstance(theirs, (int, np.integer)) or theirs < 0:
+            raise ValueError(f"{prefix}{path} must be a non-negative integer, got {theirs!r}")
+
+    check(state, ours, "")
+    for key, limit in (("has_uint32", 2), ("uinteger", 2**32)):
+        if key in ours and not 0 <= state[key] < limit:
+            raise ValueError(f"{prefix}[{key!r}] must be in [0, {limit}), got {state[key]!r}")
+    copy = _copy_state(state)
+    trial = type(bit_generator)()
+    try:
+        trial.state = copy
+        accepted = trial.state == copy
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(f"{prefix} is not a valid {kind} state ({err})") from None
+    if not accepted:
+        raise ValueError(f"{prefix} is not a valid {kind} state (out-of-range values)")
+    return copy
 
 
 def _copy_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -74,8 +74,9 @@ class ReferenceScores:
         return reference_key(self.env_id, self.config, self.fidelity, self.max_epochs)
 
     def normalize(self, score: float) -> float:
-        """``(score - wait) / (heuristic - wait)``; see :func:`normalize`."""
-        return normalize(score, self.wait, self.heuristic)
+        """``(score - wait) / (heuristic - wait)``; ``score`` is a benchmark score as a fraction in
+        [-1, 1], as in :func:`normalized_score`; see :func:`normalize`."""
+        return normalize(check_fraction(score), self.wait, self.heuristic)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,11 +135,27 @@ def reference_scores(
     return entries[key]
 
 
+def check_fraction(score: Any, name: str = "score") -> float:
+    """``score`` if it is a benchmark score as a fraction in [-1, 1]; a ``ValueError`` otherwise that
+    suggests the fraction a score in points (the README tables' unit: 75.0 is 0.75) means."""
+    if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
+        raise ValueError(f"{name} must be a finite number, got {score!r}")
+    if not -1.0 <= score <= 1.0:
+        hint = f"; a score in points? pass {score / 100:g}" if -100 <= score <= 100 else ""
+        raise ValueError(
+            f"{name} must be a benchmark score as a fraction in [-1, 1] (the README tables print "
+            f"points: 75.0 there is 0.75 here), got {score!r}{hint}"
+        )
+    return float(score)
+
+
 def normalize(score: float, wait: float, heuristic: float) -> float:
     """``(score - wait) / (heuristic - wait)``: 0 at always-WAIT, 1 at the heuristic.
 
-    Refused (``ValueError``) where the heuristic is within :data:`MIN_SPREAD` of WAIT, where the
-    ratio is undefined or noise.
+    The affine map itself, for any finite numbers in one unit (the public
+    :func:`normalized_score` and :meth:`ReferenceScores.normalize` take fractions and check them).
+    Refused (``ValueError``) where the heuristic is within :data:`MIN_SPREAD` of WAIT, where the ratio is
+    undefined or noise.
     """
     values = {"score": score, "wait": wait, "heuristic": heuristic}
     for name, value in values.items():
@@ -160,5 +177,10 @@ def normalized_score(
     fidelity: str = "tiny",
     max_epochs: int | None = None,
 ) -> float:
-    """``score`` normalised by the registry's entry (see :func:`reference_scores`, :func:`normalize`)."""
+    """``score`` normalised by the registry's entry (see :func:`reference_scores`, :func:`normalize`).
+
+    ``score`` is a benchmark score as a fraction in [-1, 1] (the README's tables print it in
+    points: 75.0 there is 0.75 here); a value outside it is refused. The result is 0 at
+    always-WAIT and 1 at the heuristic (the tables' "normalized" column, unscaled).
+    """
     return reference_scores(env_id, config=config, fidelity=fidelity, max_epochs=max_epochs).normalize(score)

@@ -35,6 +35,8 @@ terminal (diverged) state, which keeps the shaping potential-based and the optim
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -113,13 +115,35 @@ class RewardConfig:
     def __post_init__(self) -> None:
         lookup("reward mode", self.mode, {m: m for m in REWARD_MODES})
         lookup("rent", self.rent, {r: r for r in RENTS})
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience!r}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience must be an integer >= 1, got {self.patience!r}")
+        bounds = {"gamma": (0.0, 1.0), "shaping_weight": (-1e6, 1e6), "accuracy_weight": (-1e6, 1e6),
+                  "rent_weight": (0.0, 1e6)}  # fmt: skip
+        for name, (low, high) in bounds.items():
+            _check_real(name, getattr(self, name), low, high)
+        if not isinstance(self.intervention_costs, Mapping):
+            raise ValueError(
+                f"intervention_costs must be a mapping of op names to costs, got {self.intervention_costs!r}"
+            )
+        for op, cost in self.intervention_costs.items():
+            if op not in DEFAULT_INTERVENTION_COSTS:
+                raise ValueError(
+                    f"intervention_costs has unknown op {op!r}; valid are {list(DEFAULT_INTERVENTION_COSTS)}"
+                )
+            _check_real(f"intervention_costs[{op!r}]", cost, -1e6, 1e6)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["intervention_costs"] = dict(self.intervention_costs)
         return d
+
+
+def _check_real(name: str, value: Any, low: float, high: float) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a finite real number in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
 
 
 def get_reward_config(reward: str | RewardConfig, version: int = CURRENT_VERSION) -> RewardConfig:

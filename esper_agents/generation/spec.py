@@ -162,6 +162,10 @@ def _epsilons(values: Any, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+#: The most episodes a spec may plan (uniform pass plus adaptive budget); the plan is a list in memory.
+MAX_PLANNED_EPISODES = 10_000_000
+
+
 def _positive(value: int, where: str, allow_zero: bool = False) -> int:
     if value < (0 if allow_zero else 1):
         raise SpecError(f"{where}: must be {'>= 0' if allow_zero else '>= 1'}, got {value!r}")
@@ -260,11 +264,20 @@ def parse_spec(doc: Mapping[str, Any], source: str = "spec") -> GenerationSpec:
     _no_extra(adaptive_t, w, ["budget", "round_size", "max_rounds", "tiers", "cells_per_op"])
     if adaptive.budget > 0 and adaptive.round_size == 0:
         raise SpecError(f"{w}.round_size: must be >= 1 when budget > 0")
-    return GenerationSpec(
+    spec = GenerationSpec(
         name=name, env=settings.replace(config=configs[0]), policies=policies, configs=configs, epsilons=epsilons,
         episodes_per_cell=per_cell,
         base_seed=base_seed, policy_overrides=tuple(overrides), adaptive=adaptive, description=description,
     )  # fmt: skip
+    planned = spec.uniform_episodes + adaptive.budget  # arithmetic: nothing is built yet
+    if planned > MAX_PLANNED_EPISODES:
+        raise SpecError(
+            f"{source}: plans {planned:,} episodes ({spec.uniform_episodes:,} in the uniform pass: "
+            f"{len(spec.cells)} cells x episodes_per_cell, plus an adaptive budget of {adaptive.budget:,}), "
+            f"more than the {MAX_PLANNED_EPISODES:,} a pack may plan; lower [matrix].episodes_per_cell "
+            "or [adaptive].budget"
+        )
+    return spec
 
 
 def load_spec(path: str | os.PathLike) -> GenerationSpec:

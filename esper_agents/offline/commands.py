@@ -99,7 +99,19 @@ def resolve_policy(value: str) -> tuple[str, str]:
             f"--policy {value!r} is neither a saved agent directory nor a behavior policy; behavior policies "
             f"are: {', '.join(POLICY_IDS)}"
         )
-    return "agent", value
+    return "agent", agent_dir(value)
+
+
+def agent_dir(value: str) -> str:
+    """The saved agent of ``value``: the directory itself, or ``agent/`` inside a train-offline run
+    directory (``runs/cql`` as well as ``runs/cql/agent``)."""
+    from esper_agents.offline.saved import AGENT_FILE
+    from esper_agents.offline.train import AGENT_DIR
+
+    inner = os.path.join(value, AGENT_DIR)
+    if os.path.isdir(value) and not os.path.lexists(os.path.join(value, AGENT_FILE)) and os.path.isdir(inner):
+        return inner
+    return value
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from d3rlpy.logging import FileAdapter
 
+from esper_agents.common.bounded import MiB, read_regular_file
 from esper_agents.offline.algorithms import CONFIG_TYPES
 
 __all__ = [
@@ -50,6 +52,12 @@ AGENT_FILE = "agent.json"
 WEIGHTS_FILE = "weights.pt"
 #: The d3rlpy config types a saved agent may name (the algorithms ``esper train-offline`` saves).
 AGENT_CONFIG_TYPES: tuple[str, ...] = tuple(c.get_type() for c in CONFIG_TYPES.values())
+
+
+#: The largest agent.json and weights.pt read; the bounds of the shapes and sizes a config may ask for.
+AGENT_FILE_LIMIT, WEIGHTS_FILE_LIMIT = 16 * MiB, 512 * MiB
+MAX_OBSERVATION_SIZE, MAX_ACTIONS, MAX_LAYER, MAX_LAYERS = 100_000, 4096, 4096, 16
+MAX_ENCODER_PARAMETERS = 16_000_000
 
 
 class AgentFileError(ValueError):
@@ -112,10 +120,14 @@ def _read_doc(root: Path) -> dict[str, Any]:
             "(d3rlpy's pickled model.d3 files are not loaded: unpickling runs code from the file)"
         )
     try:
-        doc = json.loads(jp.read_bytes())
+        doc = json.loads(read_regular_file(jp, AGENT_FILE_LIMIT))
     except FileNotFoundError:
         raise AgentFileError(f"{jp}: missing; {root} is not a saved agent") from None
-    except (OSError, ValueError, RecursionError) as err:
+    except (OSError, RecursionError) as err:
+        raise AgentFileError(f"{jp}: is not valid JSON ({type(err).__name__}: {err})") from None
+    except ValueError as err:
+        if str(err).startswith(str(jp)):  # not a regular file, or too large
+            raise AgentFileError(str(err)) from None
         raise AgentFileError(f"{jp}: is not valid JSON ({type(err).__name__}: {err})") from None
     if not isinstance(doc, dict) or doc.get("format") != AGENT_FORMAT:
         raise AgentFileError(f"{jp}: is not an {AGENT_FORMAT!r} file")
@@ -127,15 +139,73 @@ def _read_doc(root: Path) -> dict[str, Any]:
     return doc
 
 
+def _is_size(value: Any, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+
+
+def _check_layers(jp: Path, where: str, value: Any, inputs: int) -> None:
+    """An encoder's ``hidden_units``: at most :data:`MAX_LAYERS` sizes, and at most
+    :data:`MAX_ENCODER_PARAMETERS` weights from its ``inputs`` through its layers."""
+    if not (
+        isinstance(value, list) and len(value) <= MAX_LAYERS and all(_is_size(n, MAX_LAYER) for n in value)
+    ):
+        raise AgentFileError(
+            f"{jp}: {where} must be up to {MAX_LAYERS} layer sizes in [1, {MAX_LAYER}], got {value!r:.80}"
+        )
+    weights = sum(a * b for a, b in zip([inputs, *value], value))
+    if weights > MAX_ENCODER_PARAMETERS:
+        raise AgentFileError(
+            f"{jp}: {where} {value} on {inputs} inputs has {weights:,} weights, more than the "
+            f"{MAX_ENCODER_PARAMETERS:,} a saved encoder may have"
+        )
+
+
+def _check_sizes(jp: Path, config: dict[str, Any]) -> None:
+    """Refuse shapes and network sizes out of bounds before anything is allocated."""
+    shape = config.get("observation_shape")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 4
+        or not all(_is_size(d, MAX_OBSERVATION_SIZE) for d in shape)
+        or math.prod(shape) > MAX_OBSERVATION_SIZE
+    ):
+        raise AgentFileError(
+            f"{jp}: observation_shape must be 1 to 4 positive integers of at most {MAX_OBSERVATION_SIZE} "
+            f"values in all, got {shape!r:.80}"
+        )
+    if not _is_size(config.get("action_size"), MAX_ACTIONS):
+        raise AgentFileError(
+            f"{jp}: action_size must be an integer in [1, {MAX_ACTIONS}], got {config.get('action_size')!r:.80}"
+        )
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "hidden_units":
+                    _check_layers(jp, f"{where}{key}", value, math.prod(shape))
+                sized = key in ("mask_size", "feature_size", "hidden_size") and value is not None
+                if sized and not _is_size(value, MAX_LAYER):
+                    raise AgentFileError(f"{jp}: {where}{key} must be in [1, {MAX_LAYER}], got {value!r:.80}")
+                walk(value, f"{where}{key}.")
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    walk(config.get("config"), "config.")
+
+
 def _build(jp: Path, doc: dict[str, Any], device: str) -> Any:
     from d3rlpy.base import LearnableConfigWithShape
 
     config = doc.get("config")
-    kind = config.get("config", {}).get("type") if isinstance(config, dict) else None
-    if kind not in AGENT_CONFIG_TYPES:
+    inner = config.get("config") if isinstance(config, dict) else None
+    kind = inner.get("type") if isinstance(inner, dict) else None
+    if not isinstance(kind, str) or kind not in AGENT_CONFIG_TYPES:
         raise AgentFileError(
             f"{jp}: config type {kind!r} is not one of the saved-agent algorithms {list(AGENT_CONFIG_TYPES)}"
         )
+    assert isinstance(config, dict)
+    _check_sizes(jp, config)
     try:
         return LearnableConfigWithShape.deserialize_from_dict(config).create(device)
     except (TypeError, ValueError, KeyError, AssertionError) as err:
@@ -154,9 +224,11 @@ def _read_weights(root: Path, doc: dict[str, Any], device: str) -> Any:
         )
     wp = root / WEIGHTS_FILE
     try:
-        data = wp.read_bytes()
+        data = read_regular_file(wp, WEIGHTS_FILE_LIMIT)
     except OSError as err:
         raise AgentFileError(f"{wp}: cannot be read ({err})") from None
+    except ValueError as err:
+        raise AgentFileError(str(err)) from None
     if hashlib.sha256(data).hexdigest() != weights.get("sha256"):
         raise AgentFileError(f"{wp}: sha256 does not match {AGENT_FILE}: the file is corrupt or was replaced")
     try:

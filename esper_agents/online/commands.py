@@ -19,12 +19,26 @@ def is_online_model(path: str) -> bool:
     return (p.is_file() and p.suffix == ".zip") or (p.is_dir() and (p / "model.zip").is_file())
 
 
+def _refuse_other_runs(out: Path) -> None:
+    """Refuse an ``--out`` that holds another kind of run (an offline agent or run, a pack)."""
+    from esper_agents.offline.saved import AGENT_FILE
+
+    others = {AGENT_FILE: "a saved offline agent", "agent": "a train-offline run", "pack.json": "a pack"}
+    for name, kind in others.items():
+        if os.path.lexists(out / name):
+            raise ValueError(
+                f"--out {out} holds {kind} ({out / name}); train-online writes its run into an empty or "
+                "train-online directory: pass another --out"
+            )
+
+
 def train_online_command(args: argparse.Namespace) -> int:
     from esper_agents.online.evaluate import evaluate_online
     from esper_agents.online.train import train_online
 
     if os.path.isfile(args.out):
         raise ValueError(f"--out {args.out} is a file; train-online writes a directory")
+    _refuse_other_runs(Path(args.out))
     settings = env_settings(args)
     model = train_online(
         args.algo, args.steps, args.out, settings, n_envs=args.n_envs, seed=args.seed,
