@@ -79,6 +79,9 @@ class SlotGeometry:
     channels: int
     in_channels: int
     consumer: Consumer
+    #: The kernel of the block before the slot: 3 on the CNN hosts, 1 on the MLP host (whose
+    #: "images" are 1x1 feature maps). A widening seed builds its new channels with it.
+    kernel_size: int = 3
 
     @classmethod
     def plain(cls, channels: int) -> SlotGeometry:
@@ -354,7 +357,8 @@ class ConvWide(_Sequential):
 class Widen(Blueprint):
     """``(factor - 1) * C`` new output channels for the block before the slot (Net2Net widening).
 
-    The new channels are ``pool(relu(GroupNorm(conv3x3(x))))`` of that block's input ``x``, pooled
+    The new channels are ``pool(relu(GroupNorm(conv(x))))`` of that block's input ``x`` (a conv with
+    the block's own kernel: 3x3 on the CNN hosts, 1x1 on the MLP host), pooled
     to the slot's resolution like the block's own output. :meth:`injection` maps them, times
     alpha, through ``output_layer`` (zero-initialised, shaped like the consumer: a conv with the
     consumer's kernel and stride, or a linear map of their spatial mean into the logits) to a
@@ -372,7 +376,7 @@ class Widen(Blueprint):
             raise ValueError(f"geometry is for {g.channels} channels, the slot has {channels}")
         k = (self.factor - 1) * channels
         self.new_channels = k
-        self.branch = nn.Conv2d(g.in_channels, k, 3, padding=1, bias=False)
+        self.branch = nn.Conv2d(g.in_channels, k, g.kernel_size, padding=g.kernel_size // 2, bias=False)
         self.norm = nn.GroupNorm(_groups(k), k)
         self.consumer = g.consumer
         if g.consumer.kind == "linear":

@@ -75,8 +75,8 @@ class ImageSplits:
     test_x: Tensor
     test_y: Tensor
     num_classes: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     name: str
 
     @property
@@ -141,6 +141,10 @@ def clear_cache() -> None:
 def _load_cached(name: str, fid: Fidelity, root: str | None, synth_seed: int) -> ImageSplits:
     wanted = {"train": fid.train_images, "val": fid.val_images, "test": fid.test_images}
     record = dataset_record(name)
+    if name == "clusters":  # the fast tier's task; an env with instances draws one per reset
+        from esper_env.clusters import make_clusters
+
+        return make_clusters(fid, synth_seed)
     if record.torchvision_class is None:
         pools = {"train": _TRAIN_POOL, "val": _VAL_POOL, "test": _TEST_POOL}
         for split, n in wanted.items():
@@ -158,7 +162,7 @@ def _load_cached(name: str, fid: Fidelity, root: str | None, synth_seed: int) ->
         tr, va, te = train_idx[: fid.train_images], val_idx[: fid.val_images], slice(fid.test_images)
         splits = [(pool_x[tr], pool_y[tr]), (pool_x[va], pool_y[va]), (test_x[te], test_y[te])]
     (trx, tr_y), (vax, va_y), (tex, te_y) = [(_resize(x, fid.resolution), y) for x, y in splits]
-    mean, std = _channel_stats(trx)
+    mean, std = channel_stats(trx)
     return ImageSplits(trx, tr_y, vax, va_y, tex, te_y, record.num_classes, mean, std, name)
 
 
@@ -227,7 +231,7 @@ def _resize(x: Tensor, resolution: int, chunk: int = 4096) -> Tensor:
     return torch.cat(out)
 
 
-def _channel_stats(x: Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images, in 0-1 units (float64 sums: exact enough)."""
     flat = x.transpose(0, 1).reshape(x.shape[1], -1).double() / 255.0
     mean, std = flat.mean(1), flat.std(1, correction=0).clamp_min(1e-6)

@@ -29,8 +29,12 @@ class DatasetRecord:
     #: The fidelity its env id defaults to.
     default_fidelity: str
     #: The ``torchvision.datasets`` class that reads (and downloads) it; ``None`` for a dataset
-    #: generated procedurally (SynthCIFAR), which needs no files.
+    #: generated procedurally (SynthCIFAR, clusters), which needs no files.
     torchvision_class: str | None = None
+    #: The first env version that registers it.
+    since_version: int = 0
+    #: Extra default kwargs of its ids (the fast tier's instance distribution).
+    defaults: tuple[tuple[str, object], ...] = ()
 
     @property
     def env_id(self) -> str:
@@ -48,6 +52,8 @@ DATASET_RECORDS: dict[str, DatasetRecord] = {
         DatasetRecord("cifar100", 100, "Esper-CIFAR100", "full", "CIFAR100"),
         # CPU friendly by default.
         DatasetRecord("synthcifar", 10, "Esper-SynthCIFAR", "tiny"),
+        # The fast tier (docs/FAST_TIER.md): MLP hosts on a clusters task, one instance per reset.
+        DatasetRecord("clusters", 10, "Esper-Micro", "micro", since_version=2, defaults=(("instances", "bottlenecks"),)),
     )
 }
 
@@ -62,16 +68,20 @@ DOWNLOADABLE: tuple[str, ...] = tuple(r.name for r in DATASET_RECORDS.values() i
 #: carry its ``version``; the current version's leave it to the env's default.
 ENV_IDS: dict[str, dict[str, object]] = {
     r.versioned_id(v): {"dataset": r.name, "fidelity": r.default_fidelity}
+    | dict(r.defaults)
     | ({} if v == CURRENT_VERSION else {"version": v})
     for v in sorted(VERSIONS, reverse=True)
     for r in DATASET_RECORDS.values()
+    if v >= r.since_version
 }
 
 
 #: The current version's ids: what the ``esper`` command, generation and the benchmarks serve (the
 #: agents' policies, packs and schemas are built for the current spaces; older ids are for
 #: ``gymnasium.make`` users).
-CURRENT_ENV_IDS: tuple[str, ...] = tuple(r.env_id for r in DATASET_RECORDS.values())
+CURRENT_ENV_IDS: tuple[str, ...] = tuple(
+    r.env_id for r in DATASET_RECORDS.values() if r.since_version <= CURRENT_VERSION
+)
 
 
 def dataset_record(name: str) -> DatasetRecord:

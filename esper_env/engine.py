@@ -27,7 +27,7 @@ from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, blueprint_index
 from esper_env.configs import EnvironmentConfig, get_config
 from esper_env.data import ImageSplits, iterate_batches
 from esper_env.history import EpochResult, SeedCounters, TrainingHistory
-from esper_env.hosts import HostNetwork, build_host, count_parameters
+from esper_env.hosts import HOST_SPECS, HostNetwork, build_host, count_parameters, supported_blueprints
 from esper_env.lifecycle import (
     ALPHA_TARGETS,
     MEASURED_STAGES,
@@ -99,8 +99,11 @@ class TrainingEngine:
         self.val_batch_size = val_batch_size
         self.chance_patience = chance_patience
         # channels_last is 1.4-1.8x faster for these CNNs on CPU (benchmarks/engine_throughput.py)
-        # and is the fast layout for cuDNN too.
-        self.memory_format = torch.channels_last
+        # and is the fast layout for cuDNN too; an MLP host's 1x1 maps run as matrix products.
+        mlp = HOST_SPECS.get(self.config.architecture) is not None and HOST_SPECS[self.config.architecture].kind == "mlp"
+        self.memory_format = torch.contiguous_format if mlp else torch.channels_last
+        #: The blueprints GERMINATE accepts on this host (``None``: every one).
+        self.supported_blueprints = supported_blueprints(self.config.architecture)
         self.host: HostNetwork = build_host(self.config.architecture, data.num_classes, seed=self.seed).to(
             self.device, memory_format=self.memory_format
         )
@@ -169,6 +172,11 @@ class TrainingEngine:
         if name == NOOP_BLUEPRINT:
             raise IllegalTransitionError(
                 "GERMINATE with the 'noop' blueprint is illegal (it is always masked)"
+            )
+        if self.supported_blueprints is not None and name not in self.supported_blueprints:
+            raise IllegalTransitionError(
+                f"blueprint {name!r} does not apply to the {self.config.architecture} host (masked); "
+                f"valid here: {', '.join(self.supported_blueprints)}"
             )
         style = enum_value(BlendStyle, style)
         tempo = enum_value(Tempo, tempo)

@@ -16,13 +16,15 @@ from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
 from esper_env.engine import TrainingEngine
 from esper_env.history import EpochResult
-from esper_env.hosts import count_parameters
+from esper_env.hosts import count_parameters, instance_host
+from esper_env.instances import Distribution, Instance, Split, get_distribution
 from esper_env.lifecycle import (
     Op,
 )
 from esper_env.observation import encode_observation, feature_table
 from esper_env.rewards import (
     RewardConfig,
+    DEFAULT_RENT_WEIGHT,
     benchmark_score,
     get_reward_config,
     log_size_ratio,
@@ -180,8 +182,21 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         synth_seed: int = 0,
         early_stop_patience: int | None = None,
         version: int = CURRENT_VERSION,
+        instances: str | Distribution | None = None,
+        num_levels: int = 0,
+        start_level: int = 0,
     ) -> None:
         dataset_record(dataset)  # a ValueError naming the valid datasets
+        #: The task distribution each reset draws an instance from (``None``: one fixed task).
+        self.distribution = None if instances is None else get_distribution(instances)
+        #: The instance indices this env draws from (Procgen's ``num_levels``/``start_level``).
+        self.split = Split(start_level=start_level, num_levels=num_levels)
+        if self.distribution is None and (num_levels or start_level):
+            raise ValueError("num_levels and start_level split an instance distribution: pass instances=... too")
+        if dataset == "clusters" and self.distribution is None:
+            raise ValueError("the clusters dataset (Esper-Micro) draws its task per instance: pass instances=...")
+        #: The instance of the current episode (``None`` without a distribution).
+        self.instance: Instance | None = None
         self.dynamics = dynamics(version)
         self.version = self.dynamics.version
         #: The blueprints of this version: the values of the blueprint head, in order.
@@ -193,6 +208,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.fidelity = get_fidelity(fidelity)
         self.reward_config = get_reward_config(reward, self.version)
+        self._preset, self._reward_by_name = self.config, isinstance(reward, str)
         self._max_epochs = _check_int("max_epochs", max_epochs, 1)
         self._time_limit: int | None = None
         self.num_slots = _check_int("num_slots", num_slots, 1)
@@ -218,7 +234,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "dataset": dataset, "config": self.config, "fidelity": self.fidelity, "max_epochs": max_epochs,
             "num_slots": num_slots, "reward": self.reward_config, "device": device, "num_threads": num_threads,
             "render_mode": render_mode, "data_dir": data_dir, "download": download, "synth_seed": synth_seed,
-            "early_stop_patience": early_stop_patience, "version": version,
+            "early_stop_patience": early_stop_patience, "version": version, "instances": instances,
+            "num_levels": num_levels, "start_level": start_level,
         }  # fmt: skip
         with torch_threads(self.num_threads):
             # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
@@ -235,6 +252,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             self.observation_space = make_observation_space(self.num_slots, n)
             self.observation_schema = observation_schema(self.num_slots, n)
             self._features = observation_features(self.num_slots, n)
+            if self.distribution is not None:
+                self._use_instance(self.split.start_level)
             # Built for real at reset(); one engine now so that spaces, masks and params are defined.
             self.engine = self._new_engine(0)
         self._base_host_params = count_parameters(self.engine.host)
@@ -259,11 +278,25 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
+        options = {} if options is None else options
+        if not isinstance(options, dict) or set(options) - {"instance"}:
+            raise ValueError(f"reset options are a dict with at most the key 'instance', got {options!r}")
+        if self.distribution is None and options.get("instance") is not None:
+            raise ValueError("options['instance'] needs an env with an instance distribution (instances=...)")
+        drawn = self.split.sample(self.np_random) if self.distribution is not None else None
+        pinned = options.get("instance")
+        index = self.split.check(pinned) if pinned is not None else drawn
         self._episode_seed = int(self.np_random.integers(2**31 - 1))
         with torch_threads(self.num_threads):
+            if index is not None:
+                self._use_instance(index)
             self.engine = self._new_engine(self._episode_seed)
+        self._base_host_params = count_parameters(self.engine.host)
         self._reset_episode_state()
-        return self._observation(), self._info()
+        info = self._info()
+        if self.instance is not None:
+            info["instance_fields"] = self.instance.to_dict()
+        return self._observation(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         with torch_threads(self.num_threads):
@@ -332,15 +365,23 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask over the concatenated head values (sb3-contrib's MaskablePPO format)."""
-        return flat_action_mask(self.legal_actions(), self.num_slots, len(self.blueprints))
+        return flat_action_mask(self.legal_actions(), self.num_slots, len(self.blueprints), self.blueprint_mask())
 
     def is_legal_action(self, action: Any) -> bool:
         """Would :meth:`step` execute ``action`` (a factored action in the space) as given now,
         rather than run it as WAIT? ``ValueError`` if it is not in the action space."""
         return self._is_legal(check_action(action, self.action_space))
 
+    def blueprint_mask(self) -> np.ndarray:
+        """Boolean mask over the blueprint head: the blueprints GERMINATE accepts on this host
+        (``noop`` never; an MLP host masks the blueprints with spatial kernels)."""
+        supported = self.engine.supported_blueprints
+        mask = np.array([supported is None or b in supported for b in self.blueprints])
+        mask[NOOP_INDEX] = False
+        return mask
+
     def _is_legal(self, action: FactoredAction) -> bool:
-        if action.op == Op.GERMINATE and action.blueprint == NOOP_INDEX:
+        if action.op == Op.GERMINATE and not self.blueprint_mask()[action.blueprint]:
             return False
         return self.engine.is_legal(action.op, action.slot)
 
@@ -351,6 +392,36 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _new_engine(self, seed: int) -> TrainingEngine:
         return TrainingEngine(self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed)
+
+    def _instance_setup(self, index: int) -> dict[str, Any]:
+        """What instance ``index`` sets: the instance, the preset with its host and learning rate,
+        the data (the clusters task is per instance) and the reward's rent."""
+        assert self.distribution is not None
+        inst = self.distribution.draw(index)
+        clusters = self.dataset == "clusters"
+        config = dataclasses.replace(
+            self._preset,
+            architecture=instance_host(inst.widths, "mlp" if clusters else "cnn"),
+            learning_rate=inst.learning_rate,
+        )
+        data = self.data
+        if clusters:
+            from esper_env.clusters import make_clusters
+
+            data = make_clusters(self.fidelity, index, inst.blobs, inst.spread, inst.label_noise)
+        reward = self.reward_config
+        if self._reward_by_name:
+            reward = dataclasses.replace(reward, rent_weight=inst.rent)
+        return {"instance": inst, "config": config, "data": data, "reward_config": reward}
+
+    def _use_instance(self, index: int) -> None:
+        for name, value in self._instance_setup(index).items():
+            setattr(self, name, value)
+
+    @property
+    def rent_weight(self) -> float:
+        """The benchmark score's price per doubling of the network: the instance's rent, else the default."""
+        return DEFAULT_RENT_WEIGHT if self.instance is None else self.instance.rent
 
     def _reset_episode_state(self) -> None:
         self._last_action_valid = True
@@ -415,7 +486,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "epoch": h.epoch,
             "val_accuracy": h.val_accuracy[-1] if h.val_accuracy else -1.0,
             "slot_stages": [s.stage.name for s in self.engine.slots],
-        }
+        } | ({} if self.instance is None else {"instance": self.instance.index})
 
     def _final_info(self, reason: str | None) -> dict[str, Any]:
         e, h = self.engine, self.engine.history
@@ -427,7 +498,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "host_params": e.host_parameters(),
             "base_host_params": self._base_host_params,
             "seed_params": e.seed_parameters(),
-            "score": benchmark_score(h.val_accuracy[-1], self._total_params(), self._base_host_params),
+            "score": benchmark_score(
+                h.val_accuracy[-1], self._total_params(), self._base_host_params, self.rent_weight
+            ),
             "seeds_created": e.counters.created,
             "seeds_fossilized": e.counters.fossilized,
             "seeds_pruned": e.counters.pruned,
@@ -441,6 +514,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         """The env's whole state (engine, RNG, episode bookkeeping) as tensors and plain values."""
         return {
             "version": ENV_SNAPSHOT_VERSION,
+            "instance": None if self.instance is None else self.instance.index,
             "settings": self._settings(),
             "engine": self.engine.snapshot(),
             "np_random": _copy_state(self.np_random.bit_generator.state),
@@ -454,11 +528,15 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _settings(self) -> dict[str, Any]:
         """What a snapshot must agree on to be restored here."""
-        return {
-            "config": self.config.config_id, "dataset": self.dataset, "synth_seed": self.synth_seed,
+        settings = {
+            "config": self._preset.config_id, "dataset": self.dataset, "synth_seed": self.synth_seed,
             "fidelity": dict(vars(self.fidelity)), "max_epochs": self.max_epochs, "num_slots": self.num_slots,
             "env_version": self.version,
         }  # fmt: skip
+        if self.distribution is not None:  # left out otherwise: older snapshots stay restorable
+            settings["instances"] = self.distribution.name
+            settings["split"] = [self.split.start_level, self.split.num_levels]
+        return settings
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Put the env in the state of ``snap`` (from :meth:`snapshot` of a compatible env).
@@ -490,14 +568,28 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         fields = _check_snapshot_fields(snap, self.np_random.bit_generator)
         if not isinstance(snap["engine"], dict):
             raise ValueError(f"the snapshot's engine must be a dict, got {type(snap['engine']).__name__}")
-        engine = self._new_engine(fields["episode_seed"])
+        setup = None
+        if self.distribution is not None:
+            index = snap.get("instance")
+            if index is None:
+                raise ValueError("the snapshot names no instance; this env draws one per episode")
+            setup = self._instance_setup(self.split.check(index))
+        elif snap.get("instance") is not None:
+            raise ValueError(f"the snapshot is of instance {snap['instance']!r}; this env has no distribution")
+        saved = {k: getattr(self, k) for k in setup or {}}
         try:  # restored into a fresh engine: a refusal leaves this env's engine untouched
+            for name, value in (setup or {}).items():
+                setattr(self, name, value)
+            engine = self._new_engine(fields["episode_seed"])
             engine.restore(snap["engine"])
         except Exception as err:  # noqa: BLE001 - any malformed engine state is one refusal
+            for name, value in saved.items():
+                setattr(self, name, value)
             raise ValueError(
                 f"the snapshot's engine state does not fit this env ({type(err).__name__}: {err})"
             ) from None
         self.engine = engine
+        self._base_host_params = count_parameters(engine.host)
         self.np_random.bit_generator.state = fields["np_random"]
         self._episode_seed = fields["episode_seed"]
         self._last_action_valid = fields["last_action_valid"]

@@ -5,8 +5,11 @@ point ``i`` (named ``slot_names[i]``) sits right after ``segments[i]``; the feat
 ``slot_channels[i]`` channels. The last segment ends with global average pooling and the linear
 classifier and returns logits, so ``len(segments) == len(slot_names) + 1``.
 
-All hosts accept 3-channel images at resolution 16 or 32 (any resolution >= 8 for the CNNs with
-three max-pools works). They contain no dropout and nothing else that draws random numbers in
+The CNN and ResNet hosts accept 3-channel images at resolution 16 or 32 (any resolution >= 8 for
+the CNNs with three max-pools works). The MLP hosts (``kind="mlp"``, the fast tier's) take
+``in_channels`` features as ``[B, in_channels, 1, 1]`` "images": every layer is a pointwise
+(1x1) conv, computed as a matrix product (:class:`PointwiseConv`), so the slots, seeds and
+counterfactuals of the CNN hosts work on them unchanged. They contain no dropout and nothing else that draws random numbers in
 ``forward``. ``build_host(..., seed=s)`` initialises the weights from ``s`` without touching the
 caller's global RNG state.
 """
@@ -25,12 +28,17 @@ from .blueprints import Consumer, SlotGeometry
 __all__ = [
     "HOSTS",
     "HOST_SPECS",
+    "HOST_KINDS",
+    "POINTWISE_BLUEPRINTS",
     "HostNetwork",
     "HostSpec",
+    "PointwiseConv",
     "build_host",
     "count_parameters",
     "host_slots",
+    "instance_host",
     "register_host",
+    "supported_blueprints",
 ]
 
 
@@ -39,19 +47,40 @@ class HostSpec:
     """How to build one host architecture.
 
     ``kind`` is ``"cnn"`` (blocks of conv3x3-BN-ReLU[-MaxPool2]; ``pooled[i]`` says whether
-    block ``i`` ends with a max-pool) or ``"resnet"`` (CIFAR-stem BasicBlock ResNet;
-    ``blocks[i]`` is the number of BasicBlocks in stage ``i``).
+    block ``i`` ends with a max-pool), ``"resnet"`` (CIFAR-stem BasicBlock ResNet;
+    ``blocks[i]`` is the number of BasicBlocks in stage ``i``) or ``"mlp"`` (layers of
+    pointwise-conv-BN-ReLU on ``[B, in_channels, 1, 1]`` inputs).
     """
 
     kind: str
     channels: tuple[int, ...]
     pooled: tuple[bool, ...] = ()
     blocks: tuple[int, ...] = ()
+    #: Input channels: 3 (RGB) for the image hosts, the flat feature count for an MLP.
+    in_channels: int = 3
 
     @property
     def slot_names(self) -> tuple[str, ...]:
         prefix = "block" if self.kind == "cnn" else "layer"
         return tuple(f"{prefix}{i + 1}" for i in range(len(self.channels)))
+
+
+#: Host kinds (:attr:`HostSpec.kind`).
+HOST_KINDS: tuple[str, ...] = ("cnn", "resnet", "mlp")
+
+#: The blueprints that apply to an MLP host: on 1x1 feature maps a kxk kernel uses only its centre
+#: tap, so the blueprints with spatial kernels (``conv_light``, ``depthwise``, ``dilated``,
+#: ``spatial_attention``...) would be duplicates or trivial and pay rent for weights that never act.
+#: The env masks the others on MLP hosts (tests/env/test_hosts.py checks that these, and only
+#: these, are pointwise there).
+POINTWISE_BLUEPRINTS: tuple[str, ...] = (
+    "norm", "channel_attention", "conv_small", "lora", "mlp", "widen_2x", "widen_4x",
+)  # fmt: skip
+
+
+def supported_blueprints(name: str) -> tuple[str, ...] | None:
+    """The blueprints that apply to host ``name``; ``None``: all of them (the image hosts)."""
+    return POINTWISE_BLUEPRINTS if lookup("host", name, HOST_SPECS).kind == "mlp" else None
 
 
 HOST_SPECS: dict[str, HostSpec] = {
@@ -75,8 +104,12 @@ def register_host(name: str, spec: HostSpec) -> None:
     """
     if not isinstance(spec, HostSpec):
         raise TypeError(f"spec must be a HostSpec, got {type(spec).__name__}")
-    if spec.kind not in ("cnn", "resnet") or not spec.channels:
-        raise ValueError(f"bad host spec {spec!r}: kind must be 'cnn' or 'resnet' with at least one stage")
+    if spec.kind not in HOST_KINDS or not spec.channels:
+        raise ValueError(f"bad host spec {spec!r}: kind must be one of {HOST_KINDS} with at least one stage")
+    if spec.kind != "mlp" and spec.in_channels != 3:
+        raise ValueError(f"bad host spec {spec!r}: only an mlp takes other than 3 input channels")
+    if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in (*spec.channels, spec.in_channels)):
+        raise ValueError(f"bad host spec {spec!r}: widths must be positive integers")
     if spec.kind == "cnn" and len(spec.pooled) != len(spec.channels):
         raise ValueError(f"bad host spec {spec!r}: a cnn needs one 'pooled' flag per block")
     if spec.kind == "resnet" and len(spec.blocks) != len(spec.channels):
@@ -85,6 +118,23 @@ def register_host(name: str, spec: HostSpec) -> None:
     if known is not None and known != spec:
         raise ValueError(f"host {name!r} is already registered with a different spec: {known!r}")
     HOST_SPECS[name] = spec
+
+
+def instance_host(widths: tuple[int, ...], kind: str) -> str:
+    """Register (once) and name the host of a task instance: an MLP on the clusters task's flat
+    inputs (``"MLP-48-16-4-16"``: input, then the widths) or a 3-block pooled CNN (``"CNN-16-4-16"``)."""
+    widths = tuple(int(w) for w in widths)
+    if kind == "mlp":
+        from esper_env.clusters import CLUSTER_FEATURES
+
+        name = "MLP-" + "-".join(map(str, (CLUSTER_FEATURES, *widths)))
+        register_host(name, HostSpec("mlp", widths, in_channels=CLUSTER_FEATURES))
+    elif kind == "cnn":
+        name = "CNN-" + "-".join(map(str, widths))
+        register_host(name, HostSpec("cnn", widths, pooled=(True,) * len(widths)))
+    else:
+        raise ValueError(f"unknown instance host kind {kind!r}; valid are: 'mlp', 'cnn'")
+    return name
 
 
 def host_slots(name: str) -> tuple[tuple[str, int], ...]:
@@ -165,10 +215,29 @@ class HostNetwork(nn.Module):
             consumer = Consumer(
                 "conv", conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0]
             )
-        return SlotGeometry(self.slot_channels[index], first_conv.in_channels, consumer)
+        return SlotGeometry(
+            self.slot_channels[index], first_conv.in_channels, consumer, kernel_size=first_conv.kernel_size[0]
+        )
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, slots={dict(zip(self.slot_names, self.slot_channels))}"
+
+
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 conv that runs as ``F.linear`` on ``[B, C, 1, 1]`` inputs (1.6x faster per SGD step on
+    CPU than the conv kernel, measured for the fast tier's hosts; docs/FAST_TIER.md)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(c_in, c_out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1):
+            return super().forward(x)
+        return nn.functional.linear(x.flatten(1), self.weight.flatten(1))[:, :, None, None]
+
+
+def _pointwise_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(PointwiseConv(c_in, c_out), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 def _conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
@@ -223,6 +292,11 @@ def _build_segments(spec: HostSpec, num_classes: int) -> list[nn.Module]:
         c_in = 3
         for c_out, pool in zip(spec.channels, spec.pooled):
             segments.append(_conv_block(c_in, c_out, pool))
+            c_in = c_out
+    elif spec.kind == "mlp":
+        c_in = spec.in_channels
+        for c_out in spec.channels:
+            segments.append(_pointwise_block(c_in, c_out))
             c_in = c_out
     else:  # resnet: CIFAR stem (conv3x3 stride 1, no max-pool) folded into the first segment
         stem = nn.Sequential(

@@ -187,16 +187,23 @@ def check_discrete_action(action: object, space: spaces.Discrete) -> int:
     return index
 
 
-def flat_action_mask(legal: np.ndarray, num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> np.ndarray:
+def flat_action_mask(
+    legal: np.ndarray,
+    num_slots: int,
+    num_blueprints: int = len(BLUEPRINTS),
+    blueprints: np.ndarray | None = None,
+) -> np.ndarray:
     """The per-head mask sb3-contrib expects: concatenated boolean vectors, one per head.
 
     ``legal`` is the ``[6, num_slots]`` joint legality of (op, slot). WAIT is always legal.
+    ``blueprints`` is the boolean mask of the blueprints the host supports (``None``: all of
+    them); ``noop`` is always masked.
     """
     op_mask = legal.any(axis=1)
     op_mask[Op.WAIT] = True
     non_wait = legal[1:].any(axis=0)
     slot_mask = non_wait if non_wait.any() else np.ones(num_slots, dtype=bool)
-    blueprint_mask = np.ones(num_blueprints, dtype=bool)
+    blueprint_mask = np.ones(num_blueprints, dtype=bool) if blueprints is None else blueprints.copy()
     blueprint_mask[NOOP_INDEX] = False
     rest = [np.ones(n, dtype=bool) for n in head_sizes(num_slots, num_blueprints)[3:]]
     return np.concatenate([op_mask, slot_mask, blueprint_mask, *rest])

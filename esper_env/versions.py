@@ -40,6 +40,10 @@ VERSIONS: dict[int, Dynamics] = {
     d.version: d
     for d in (
         Dynamics(
+            2, "log2", 0.03, None,
+            "v1's dynamics; the observation appends the instance context (TEMPORARY LEAD STUB, replaced by wt-obs)",
+        ),
+        Dynamics(
             1, "log2", 0.03, None,
             "16 blueprints (adds conv_wide, widen_2x, widen_4x); seed lr = preset's seed_lr_multiplier (3x); "
             "rent 0.03 x log2(size ratio), in every reward mode",

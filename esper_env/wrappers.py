@@ -89,12 +89,9 @@ class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
         return self.actions[index].describe()
 
     def action_masks(self) -> np.ndarray:
-        legal = self.base.legal_actions()
+        legal, supported = self.base.legal_actions(), self.base.blueprint_mask()
         return np.array(
-            [
-                legal[a.op, a.slot] and not (a.op == Op.GERMINATE and a.blueprint == NOOP_INDEX)
-                for a in self.actions
-            ]
+            [legal[a.op, a.slot] and (a.op != Op.GERMINATE or bool(supported[a.blueprint])) for a in self.actions]
         )
 
 

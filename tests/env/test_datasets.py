@@ -10,39 +10,45 @@ from esper_env.datasets import DATASET_RECORDS, DATASETS, ENV_IDS, dataset_recor
 
 
 def test_env_ids_and_names_come_from_the_records() -> None:
-    assert DATASETS == ("cifar10", "cifar100", "synthcifar")
+    assert DATASETS == ("cifar10", "cifar100", "synthcifar", "clusters")
     assert esper_env.ENV_IDS is ENV_IDS
+    micro = {"dataset": "clusters", "fidelity": "micro", "instances": "bottlenecks"}
     assert ENV_IDS == {
-        "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full"},
-        "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full"},
-        "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny"},
+        "Esper-CIFAR10-v2": {"dataset": "cifar10", "fidelity": "full"},
+        "Esper-CIFAR100-v2": {"dataset": "cifar100", "fidelity": "full"},
+        "Esper-SynthCIFAR-v2": {"dataset": "synthcifar", "fidelity": "tiny"},
+        "Esper-Micro-v2": micro,
+        "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full", "version": 1},
+        "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full", "version": 1},
+        "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny", "version": 1},
         "Esper-CIFAR10-v0": {"dataset": "cifar10", "fidelity": "full", "version": 0},
         "Esper-CIFAR100-v0": {"dataset": "cifar100", "fidelity": "full", "version": 0},
         "Esper-SynthCIFAR-v0": {"dataset": "synthcifar", "fidelity": "tiny", "version": 0},
     }
-    # The current version's ids come first: code that takes the first id of a dataset gets v1.
-    assert list(ENV_IDS)[:3] == [r.env_id for r in DATASET_RECORDS.values()]
-    assert {r.name: r.num_classes for r in DATASET_RECORDS.values()} == {
-        "cifar10": 10, "cifar100": 100, "synthcifar": 10,
-    }  # fmt: skip
+    # The current version's ids come first: code that takes the first id of a dataset gets v2.
+    assert list(ENV_IDS)[:4] == [r.env_id for r in DATASET_RECORDS.values()]
 
 
 @pytest.mark.parametrize("record", DATASET_RECORDS.values(), ids=lambda r: r.name)
 def test_every_record_is_registered(record) -> None:
     spec = gym.spec(record.env_id)
-    assert spec.kwargs == {"dataset": record.name, "fidelity": record.default_fidelity}
+    own = {"dataset": record.name, "fidelity": record.default_fidelity, **dict(record.defaults)}
+    assert spec.kwargs == own
     assert spec.entry_point == "esper_env.env:EsperEnv"
-    old = gym.spec(record.versioned_id(0))
-    assert old.kwargs == {"dataset": record.name, "fidelity": record.default_fidelity, "version": 0}
-    assert old.entry_point == spec.entry_point and old.additional_wrappers == spec.additional_wrappers
+    for version in range(record.since_version, esper_env.versions.CURRENT_VERSION):
+        old = gym.spec(record.versioned_id(version))
+        assert old.kwargs == {**own, "version": version}
+        assert old.entry_point == spec.entry_point and old.additional_wrappers == spec.additional_wrappers
+    for version in range(record.since_version):  # an id is never registered before its dataset joined
+        assert record.versioned_id(version) not in esper_env.ENV_IDS
 
 
 def test_unknown_dataset_lists_the_records() -> None:
     with pytest.raises(
-        ValueError, match="unknown dataset 'mnist'; valid datasets are: 'cifar10', 'cifar100', 'synthcifar'"
+        ValueError, match="unknown dataset 'mnist'; valid datasets are: 'cifar10', 'cifar100', 'synthcifar', 'clusters'"
     ):
         dataset_record("mnist")
-    with pytest.raises(ValueError, match="valid datasets are: 'cifar10', 'cifar100', 'synthcifar'"):
+    with pytest.raises(ValueError, match="valid datasets are: 'cifar10', 'cifar100', 'synthcifar', 'clusters'"):
         esper_env.load_dataset("mnist", "test")
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         esper_env.EsperEnv(dataset="mnist")

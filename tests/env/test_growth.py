@@ -139,7 +139,11 @@ def test_register_host_rejects_bad_specs_and_redefinitions() -> None:
     with pytest.raises(ValueError, match="one 'pooled' flag per block"):
         register_host("bad-cnn", HostSpec("cnn", (8, 16)))
     with pytest.raises(ValueError, match="kind must be"):
-        register_host("bad-kind", HostSpec("mlp", (8,)))
+        register_host("bad-kind", HostSpec("transformer", (8,)))
+    with pytest.raises(ValueError, match="only an mlp"):
+        register_host("bad-input", HostSpec("cnn", (8,), pooled=(True,), in_channels=48))
+    with pytest.raises(ValueError, match="positive integers"):
+        register_host("bad-width", HostSpec("mlp", (8, 0), in_channels=48))
     with pytest.raises(TypeError, match="HostSpec"):
         register_host("bad-type", {"kind": "cnn"})  # type: ignore[arg-type]
     register_host("HostCNN", HOST_SPECS["HostCNN"])  # the same spec again is a no-op

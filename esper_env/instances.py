@@ -1,0 +1,177 @@
+"""Task instances: a documented distribution the env draws one instance from at every reset.
+
+On a single preset a fixed rule is optimal (widen the first block at once); learning pays only
+where what is right differs from task to task and can be read from what the agent observes. An
+:class:`Instance` fixes what differs: the host's widths (one block may be a narrow bottleneck),
+the learning rate, the price of growth (rent per doubling of the network) and, on the fast tier's
+clusters task, how hard the task is (blobs per class, their spread, label noise).
+
+Instance ``k`` is a pure function of ``k`` (:meth:`Distribution.draw`: each field drawn
+independently from ``numpy.random.default_rng([0xE5E2, k])``). Splits follow Procgen's
+``num_levels``/``start_level``: a :class:`Split` covers the indices ``[start_level, start_level +
+num_levels)`` (``num_levels=0``: every index from ``start_level`` on). :data:`TRAIN_SPLIT` and
+:data:`HELDOUT_SPLIT` are disjoint: a training run never draws a held-out instance. Plain data, no
+torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from esper_env.runtime import lookup
+
+__all__ = [
+    "DISTRIBUTIONS", "HELDOUT_SPLIT", "MAX_LEVELS", "TRAIN_SPLIT", "Distribution", "Instance", "Split",
+    "get_distribution",
+]  # fmt: skip
+
+#: Instance indices are integers in ``[0, MAX_LEVELS)``.
+MAX_LEVELS = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One task instance. Every field is plain data; :meth:`to_dict` is JSON-ready."""
+
+    #: Its index in the distribution (what ``reset(options={"instance": k})`` pins).
+    index: int
+    #: The host's width at each of its three slots (``base_width``, one of them divided by 4 when
+    #: the instance has a bottleneck).
+    widths: tuple[int, int, int]
+    #: Which block is the bottleneck (``None``: none).
+    bottleneck: int | None
+    #: The host's learning rate (seeds train at the preset's multiple of it).
+    learning_rate: float
+    #: The price of growth: benchmark-score points (0-1 units) per doubling of the network.
+    rent: float
+    #: The clusters task (fast tier only): Gaussian blobs per class, their spread, label noise.
+    blobs: int
+    spread: float
+    label_noise: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Independent uniform choices per field; :meth:`draw` turns an index into an :class:`Instance`."""
+
+    name: str
+    base_width: tuple[int, ...]
+    #: Bottleneck block per instance (-1: no bottleneck) and its width divisor.
+    bottleneck: tuple[int, ...]
+    narrow: int
+    learning_rate: tuple[float, ...]
+    rent: tuple[float, ...]
+    blobs: tuple[int, ...]
+    spread: tuple[float, ...]
+    label_noise: tuple[float, ...]
+    #: One line for the docs.
+    summary: str = ""
+
+    def draw(self, index: int) -> Instance:
+        """Instance ``index``: a pure function of it (``ValueError`` if it is not a valid index)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < MAX_LEVELS:
+            raise ValueError(f"an instance index is an integer in [0, {MAX_LEVELS}), got {index!r}")
+        rng = np.random.default_rng([0xE5E2, int(index)])
+
+        def pick(values: tuple[Any, ...]) -> Any:
+            return values[int(rng.integers(len(values)))]
+
+        base, neck = pick(self.base_width), pick(self.bottleneck)
+        widths = [base] * 3
+        if neck >= 0:
+            widths[neck] = max(2, base // self.narrow)
+        return Instance(
+            index=int(index),
+            widths=(widths[0], widths[1], widths[2]),
+            bottleneck=None if neck < 0 else int(neck),
+            learning_rate=float(pick(self.learning_rate)),
+            rent=float(pick(self.rent)),
+            blobs=int(pick(self.blobs)),
+            spread=float(pick(self.spread)),
+            label_noise=float(pick(self.label_noise)),
+        )
+
+    def fields(self) -> dict[str, tuple[Any, ...]]:
+        """The drawn fields and their values (for the docs)."""
+        d = asdict(self)
+        return {k: v for k, v in d.items() if isinstance(v, tuple)}
+
+
+#: The distributions by name (``instances=`` of the env). ``bottlenecks`` is the fast tier's.
+DISTRIBUTIONS: dict[str, Distribution] = {
+    d.name: d
+    for d in (
+        Distribution(
+            "bottlenecks",
+            base_width=(16, 32, 64),
+            bottleneck=(-1, 0, 1, 2),
+            narrow=4,
+            learning_rate=(0.03, 0.1, 0.3),
+            rent=(0.0, 0.03, 0.06),
+            blobs=(2, 8, 24),
+            spread=(0.4, 0.7),
+            label_noise=(0.0, 0.2),
+            summary="three equal blocks, one of them 4x narrower in 3 of 4 instances; lr, rent and "
+            "task difficulty vary (docs/FAST_TIER.md)",
+        ),
+    )
+}
+
+
+def get_distribution(name: str | Distribution) -> Distribution:
+    """The distribution ``name``; ``ValueError`` naming the valid ones otherwise."""
+    if isinstance(name, Distribution):
+        return name
+    return lookup("instance distribution", name, DISTRIBUTIONS)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Instance indices ``[start_level, start_level + num_levels)``; ``num_levels=0``: all from ``start_level``."""
+
+    start_level: int = 0
+    num_levels: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in (("start_level", self.start_level), ("num_levels", self.num_levels)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < MAX_LEVELS:
+                raise ValueError(f"{name} must be an integer in [0, {MAX_LEVELS}), got {value!r}")
+        if self.stop > MAX_LEVELS:
+            raise ValueError(
+                f"start_level + num_levels = {self.start_level + self.num_levels} exceeds {MAX_LEVELS}"
+            )
+
+    @property
+    def stop(self) -> int:
+        return self.start_level + self.num_levels if self.num_levels else MAX_LEVELS
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, (int, np.integer)) and not isinstance(index, bool) and self.start_level <= index < self.stop
+
+    def check(self, index: Any) -> int:
+        """``index`` as an int if the split holds it; ``ValueError`` naming the valid range otherwise."""
+        if index not in self:
+            raise ValueError(
+                f"instance {index!r} is not in this env's split: valid instances are the integers in "
+                f"[{self.start_level}, {self.stop}) (start_level={self.start_level}, num_levels={self.num_levels})"
+            )
+        return int(index)
+
+    def sample(self, rng: np.random.Generator) -> int:
+        """A uniformly drawn index of the split."""
+        return self.start_level + int(rng.integers(self.stop - self.start_level))
+
+    def overlaps(self, other: Split) -> bool:
+        return self.start_level < other.stop and other.start_level < self.stop
+
+
+#: The instances agents train on, and the held-out ones they are scored on: disjoint.
+TRAIN_SPLIT = Split(start_level=0, num_levels=100_000)
+HELDOUT_SPLIT = Split(start_level=1_000_000, num_levels=100_000)
+assert not TRAIN_SPLIT.overlaps(HELDOUT_SPLIT)
