@@ -32,7 +32,7 @@ from _common import add_results_argument, provenance, require_positive
 import esper_env
 from esper_agents.policies import get_policy
 from esper_agents.policies.schedules import Schedule, grow
-from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT
+from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT
 from esper_env.lifecycle import AlphaSpeed, Op
 from esper_env.wrappers import CompactActions
 
@@ -56,20 +56,19 @@ def library() -> list[Schedule]:
 
 HEURISTICS = ("heuristic:capacity",)
 
-_ENV: gym.Env | None = None
+_ENVS: dict[str, gym.Env] = {}
 
 
-def _env() -> gym.Env:
-    global _ENV
-    if _ENV is None:
+def _env(instances: str) -> gym.Env:
+    if instances not in _ENVS:
         torch.set_num_threads(1)
-        _ENV = gym.make(MICRO_ID, max_epochs=MAX_EPOCHS, device="cpu", num_threads=1)
-    return _ENV
+        _ENVS[instances] = gym.make(MICRO_ID, instances=instances, max_epochs=MAX_EPOCHS, device="cpu", num_threads=1)
+    return _ENVS[instances]
 
 
-def run_episode(name: str, instance: int, seed: int) -> dict[str, Any]:
+def run_episode(name: str, instance: int, seed: int, instances: str = "bottlenecks") -> dict[str, Any]:
     """One episode of schedule or heuristic ``name`` on ``instance`` from reset seed ``seed``."""
-    env = _env()
+    env = _env(instances)
     base = env.unwrapped
     schedule = {s.name: s for s in library()}.get(name)
     policy, wrapped = None, env
@@ -114,7 +113,8 @@ def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
     print(f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached)", flush=True)
     with cache.open("a") as log:
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            for i, f in enumerate(as_completed([pool.submit(run_episode, *t) for t in todo])):
+            futures = [pool.submit(run_episode, *t, args.instances) for t in todo]
+            for i, f in enumerate(as_completed(futures)):
                 e = f.result()
                 done[key(e)] = e
                 log.write(json.dumps(e) + "\n")
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--heldout", type=int, default=60, help="held-out instances (scored)")
     h.add_argument("--seeds", type=int, default=2, help="reset seeds per instance (>= 2 for the virtual best)")
     h.add_argument("--workers", type=int, default=2)
+    h.add_argument("--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="instance distribution")
     add_results_argument(h, resumes=True)
     args = parser.parse_args(argv)
     require_positive(parser, args, "train", "heldout", "seeds", "workers")
