@@ -20,7 +20,7 @@ from esper_env.hosts import count_parameters
 from esper_env.lifecycle import (
     Op,
 )
-from esper_env.observation import encode_observation, feature_table
+from esper_env.observation import ObservationContext, encode_observation, feature_table
 from esper_env.rewards import (
     RewardConfig,
     benchmark_score,
@@ -92,7 +92,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     features (epoch, accuracies, losses, deltas, plateau, 5-epoch histories, seed and slot
     summary, last action feedback) are followed by the same block per slot (``slotK/stage``
     one-hot, alpha, target, epochs in stage, blueprint and style one-hots, contribution, size,
-    embargo). A measurement not yet taken is -1. With 3 slots:
+    embargo). A measurement not yet taken is -1. From v2 on, the task's context follows (all in
+    [0, 1]): the score's rent, the host's learning rate, the training-set size, the class count,
+    and each slot's host width and parameter share. With 3 slots:
 
     {feature_table}
 
@@ -129,13 +131,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
     ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
-    ``version`` (1; the ``-v0`` ids pass 0, see Version History).
+    ``version`` (2; the ``-v1`` and ``-v0`` ids pass 1 and 0, see Version History).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
     ``env.metadata`` records ``torch_version`` and ``torch_num_threads``: episodes are
     reproducible bit for bit only under the same torch version and thread count.
 
     >>> import gymnasium, esper_env
-    >>> env = gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3)
+    >>> env = gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=3)
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape == env.observation_space.shape
     True
@@ -147,6 +149,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
+    * v2: the observation carries the task's context. After every v1 feature (v1's observation is
+      a prefix of v2's) come ``context/rent`` (the score's price per doubling x 10),
+      ``context/log_lr``, ``context/train_images``, ``context/num_classes`` and, per slot,
+      ``context/slotK/host_width`` and ``context/slotK/param_share``, so that tiers drawing a task
+      per episode keep one observation space. Dynamics, rewards and scores are v1's: an episode
+      reproduces v1's bit for bit, and v1's reference scores serve v2
+      (:func:`esper_env.versions.same_dynamics`).
     * v1: growth that adds capacity. Three blueprints after the original design's (``conv_wide``, a
       residual seed with 4x hidden width, and ``widen_2x``/``widen_4x``, Net2Net-style widening
       seeds that add channels to the block before the slot), so the blueprint head has 16 values
@@ -158,7 +167,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
       / base parameters, in the sparse and contribution modes). Registered again beside v1 (as
       Gymnasium keeps ``CartPole-v0``): ``gymnasium.make("Esper-CIFAR10-v0")`` builds it, and an
       episode reproduces one recorded by the v0 code bit for bit (the reward components add v1's
-      ``log_size_ratio`` terms, which v0's rewards ignore). Benchmarks and defaults use v1.
+      ``log_size_ratio`` terms, which v0's rewards ignore). Benchmarks and defaults use v2.
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
@@ -230,11 +239,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
                 synth_seed=synth_seed,
                 env_version=self.version,
             )
-            n = len(self.blueprints)
+            n, context = len(self.blueprints), self.dynamics.context
             self.action_space = make_action_space(self.num_slots, n)
-            self.observation_space = make_observation_space(self.num_slots, n)
-            self.observation_schema = observation_schema(self.num_slots, n)
-            self._features = observation_features(self.num_slots, n)
+            self.observation_space = make_observation_space(self.num_slots, n, context)
+            self.observation_schema = observation_schema(self.num_slots, n, context)
+            self._features = observation_features(self.num_slots, n, context)
             # Built for real at reset(); one engine now so that spaces, masks and params are defined.
             self.engine = self._new_engine(0)
         self._base_host_params = count_parameters(self.engine.host)
@@ -368,6 +377,16 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             base_host_params=self._base_host_params,
             last_action_valid=self._last_action_valid,
             last_op=self._last_op,
+            context=self._observation_context() if self.dynamics.context else None,
+        )
+
+    def _observation_context(self) -> ObservationContext:
+        """The task's context as the observation shows it (env v2 on), read from the current settings."""
+        return ObservationContext(
+            rent_weight=self.reward_config.rent_weight,
+            learning_rate=self.config.learning_rate,
+            train_images=len(self.data.train_y),
+            num_classes=self.data.num_classes,
         )
 
     def _total_params(self) -> int:

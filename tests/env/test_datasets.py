@@ -13,14 +13,17 @@ def test_env_ids_and_names_come_from_the_records() -> None:
     assert DATASETS == ("cifar10", "cifar100", "synthcifar")
     assert esper_env.ENV_IDS is ENV_IDS
     assert ENV_IDS == {
-        "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full"},
-        "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full"},
-        "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny"},
+        "Esper-CIFAR10-v2": {"dataset": "cifar10", "fidelity": "full"},
+        "Esper-CIFAR100-v2": {"dataset": "cifar100", "fidelity": "full"},
+        "Esper-SynthCIFAR-v2": {"dataset": "synthcifar", "fidelity": "tiny"},
+        "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full", "version": 1},
+        "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full", "version": 1},
+        "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny", "version": 1},
         "Esper-CIFAR10-v0": {"dataset": "cifar10", "fidelity": "full", "version": 0},
         "Esper-CIFAR100-v0": {"dataset": "cifar100", "fidelity": "full", "version": 0},
         "Esper-SynthCIFAR-v0": {"dataset": "synthcifar", "fidelity": "tiny", "version": 0},
     }
-    # The current version's ids come first: code that takes the first id of a dataset gets v1.
+    # The current version's ids come first: code that takes the first id of a dataset gets v2.
     assert list(ENV_IDS)[:3] == [r.env_id for r in DATASET_RECORDS.values()]
     assert {r.name: r.num_classes for r in DATASET_RECORDS.values()} == {
         "cifar10": 10, "cifar100": 100, "synthcifar": 10,
@@ -32,9 +35,10 @@ def test_every_record_is_registered(record) -> None:
     spec = gym.spec(record.env_id)
     assert spec.kwargs == {"dataset": record.name, "fidelity": record.default_fidelity}
     assert spec.entry_point == "esper_env.env:EsperEnv"
-    old = gym.spec(record.versioned_id(0))
-    assert old.kwargs == {"dataset": record.name, "fidelity": record.default_fidelity, "version": 0}
-    assert old.entry_point == spec.entry_point and old.additional_wrappers == spec.additional_wrappers
+    for version in (0, 1):
+        old = gym.spec(record.versioned_id(version))
+        assert old.kwargs == {"dataset": record.name, "fidelity": record.default_fidelity, "version": version}
+        assert old.entry_point == spec.entry_point and old.additional_wrappers == spec.additional_wrappers
 
 
 def test_unknown_dataset_lists_the_records() -> None:
@@ -54,5 +58,5 @@ def test_loaded_class_count_is_the_records(test_data) -> None:
 
 def test_missing_cifar_names_its_env_id(tmp_path) -> None:
     pytest.importorskip("torchvision")
-    with pytest.raises(esper_env.DatasetNotFoundError, match="'Esper-CIFAR100-v1', download=True"):
+    with pytest.raises(esper_env.DatasetNotFoundError, match="'Esper-CIFAR100-v2', download=True"):
         esper_env.load_dataset("cifar100", "test", data_dir=tmp_path)

@@ -50,7 +50,7 @@ def small_spec_doc(name: str = "unit", **matrix: object) -> dict:
     """Test fidelity, 4 epochs, early stop after 2 flat epochs: a mix of truncated and terminated episodes."""
     return {
         "name": name,
-        "env": {"id": "Esper-SynthCIFAR-v1", "fidelity": "test", "max_epochs": 4, "early_stop_patience": 2},
+        "env": {"id": "Esper-SynthCIFAR-v2", "fidelity": "test", "max_epochs": 4, "early_stop_patience": 2},
         "matrix": {
             "policies": ["baseline", "random"],
             "configs": ["baseline", "fast-lr"],
