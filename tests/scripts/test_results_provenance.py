@@ -58,7 +58,9 @@ def test_committed_result_has_a_provenance_header_for_the_current_env(path: Path
 
 def test_results_of_older_dynamics_are_refused() -> None:
     """The rule above: v1's results serve v2 (only the observation changed); v0's do not."""
-    assert same_dynamics(1, newest_version("Esper-SynthCIFAR-v1")) and newest_version("Esper-SynthCIFAR-v1") == 2
+    assert (
+        same_dynamics(1, newest_version("Esper-SynthCIFAR-v1")) and newest_version("Esper-SynthCIFAR-v1") == 2
+    )
     assert not same_dynamics(0, newest_version("Esper-SynthCIFAR-v0"))
 
 
