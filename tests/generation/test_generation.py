@@ -42,7 +42,7 @@ from esper_env.wrappers import CompactActions, compact_action_table
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-OBS = make_observation_space(3).shape[0]
+OBS = make_observation_space(3, context=True).shape[0]
 N_ACTIONS = len(compact_action_table(3))  # CompactActions with 3 slots
 
 
