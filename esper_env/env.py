@@ -92,9 +92,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     features (epoch, accuracies, losses, deltas, plateau, 5-epoch histories, seed and slot
     summary, last action feedback) are followed by the same block per slot (``slotK/stage``
     one-hot, alpha, target, epochs in stage, blueprint and style one-hots, contribution, size,
-    embargo). A measurement not yet taken is -1. From v2 on, the task's context follows (all in
-    [0, 1]): the score's rent, the host's learning rate, the training-set size, the class count,
-    and each slot's host width and parameter share. With 3 slots:
+    embargo). A measurement not yet taken is -1. From v2 on, the task's context follows (rent,
+    learning rate, training images, classes; each slot's host width and parameter share). With 3 slots:
 
     {feature_table}
 
@@ -149,13 +148,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v2: the observation carries the task's context. After every v1 feature (v1's observation is
-      a prefix of v2's) come ``context/rent`` (the score's price per doubling x 10),
-      ``context/log_lr``, ``context/train_images``, ``context/num_classes`` and, per slot,
-      ``context/slotK/host_width`` and ``context/slotK/param_share``, so that tiers drawing a task
-      per episode keep one observation space. Dynamics, rewards and scores are v1's: an episode
-      reproduces v1's bit for bit, and v1's reference scores serve v2
-      (:func:`esper_env.versions.same_dynamics`).
+    * v2: v1 with the task's context (``context/*``) appended to the observation, so that tiers
+      drawing a task per episode keep one observation space; v1's dynamics, rewards and scores
+      (an episode reproduces v1's bit for bit; v1's reference scores serve v2).
     * v1: growth that adds capacity. Three blueprints after the original design's (``conv_wide``, a
       residual seed with 4x hidden width, and ``widen_2x``/``widen_4x``, Net2Net-style widening
       seeds that add channels to the block before the slot), so the blueprint head has 16 values
@@ -377,16 +372,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             base_host_params=self._base_host_params,
             last_action_valid=self._last_action_valid,
             last_op=self._last_op,
-            context=self._observation_context() if self.dynamics.context else None,
-        )
-
-    def _observation_context(self) -> ObservationContext:
-        """The task's context as the observation shows it (env v2 on), read from the current settings."""
-        return ObservationContext(
-            rent_weight=self.reward_config.rent_weight,
-            learning_rate=self.config.learning_rate,
-            train_images=len(self.data.train_y),
-            num_classes=self.data.num_classes,
+            context=ObservationContext.of(self) if self.dynamics.context else None,
         )
 
     def _total_params(self) -> int:

@@ -30,6 +30,7 @@ from esper_env.versions import CURRENT_VERSION, dynamics
 
 if TYPE_CHECKING:
     from esper_env.engine import TrainingEngine
+    from esper_env.env import EsperEnv
     from esper_env.hosts import HostNetwork
 
 __all__ = [
@@ -52,6 +53,16 @@ class ObservationContext:
     #: Training images per epoch.
     train_images: int
     num_classes: int
+
+    @classmethod
+    def of(cls, env: EsperEnv) -> ObservationContext:
+        """``env``'s context now: its reward's rent, its preset's learning rate, its data."""
+        return cls(
+            rent_weight=env.reward_config.rent_weight,
+            learning_rate=env.config.learning_rate,
+            train_images=len(env.data.train_y),
+            num_classes=env.data.num_classes,
+        )
 
     def features(self) -> dict[str, float]:
         """The four global ``context/*`` features, scaled to [0, 1] (clipped)."""

@@ -152,7 +152,9 @@ def test_a_run_json_written_before_the_settings_record_still_resumes(tmp_path: P
     assert _check_run(tmp_path, run) is True
     with pytest.raises(ValueError, match="holds a run of"):
         _check_run(tmp_path, {**run, "settings": v1.replace(reward="sparse").to_dict()})
-    with pytest.raises(ValueError, match="holds a run of"):  # resumed on v2, it would meet another observation
+    with pytest.raises(
+        ValueError, match="holds a run of"
+    ):  # resumed on v2, it would meet another observation
         _check_run(tmp_path, {**run, "settings": settings().to_dict()})
 
 
