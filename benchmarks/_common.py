@@ -54,7 +54,7 @@ _OUTPUTS = ("benchmarks/results", "esper_env/reference_scores.json")
 
 
 def env_version(env_id: str) -> int:
-    """The version number of ``env_id`` (``Esper-SynthCIFAR-v1`` -> 1)."""
+    """The version number of ``env_id`` (``Esper-SynthCIFAR-v2`` -> 2)."""
     name, _, version = env_id.rpartition("-v")
     if not name or not version.isdigit():
         raise ValueError(f"env id {env_id!r} does not end in -v<N>")
@@ -62,7 +62,7 @@ def env_version(env_id: str) -> int:
 
 
 def current_env_id(env_id: str) -> str:
-    """The newest registered version of ``env_id``'s family (``Esper-SynthCIFAR-v0`` -> ``-v1``)."""
+    """The newest registered version of ``env_id``'s family (``Esper-SynthCIFAR-v0`` -> ``-v2``)."""
     family = env_id.rpartition("-v")[0]
     versions = [e for e in esper_env.ENV_IDS if e.rpartition("-v")[0] == family]
     if not versions:
@@ -71,7 +71,7 @@ def current_env_id(env_id: str) -> str:
 
 
 #: The env the benchmarks run (and whose engine, hosts and data the engine-level ones time).
-ENV_ID = current_env_id("Esper-SynthCIFAR-v1")
+ENV_ID = current_env_id("Esper-SynthCIFAR-v2")
 
 
 # ---------------------------------------------------------------------------------------- arguments
@@ -134,7 +134,7 @@ def provenance(
 
     ``git_commit``; ``dirty``: whether tracked code had uncommitted changes (the results and the
     reference registry, which a run rewrites, aside; ``None`` outside a git checkout); ``env_id``
-    and ``env_version`` (``v1``); ``torch`` and ``torch_threads`` (per episode or process); and
+    and ``env_version`` (``v2``); ``torch`` and ``torch_threads`` (per episode or process); and
     ``command``, ``script`` run with ``argv`` (default: this process's arguments).
     """
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in _OUTPUTS))

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("grown_episode.png"))
     args = parser.parse_args()
 
-    env = CompactActions(gym.make("Esper-SynthCIFAR-v1", config=args.config, fidelity=args.fidelity,
+    env = CompactActions(gym.make("Esper-SynthCIFAR-v2", config=args.config, fidelity=args.fidelity,
                                   render_mode="rgb_array"))  # fmt: skip
     policy = get_policy(args.policy, epsilon=0.0, env=env)
     obs, info = env.reset(seed=args.seed)

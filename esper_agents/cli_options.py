@@ -80,7 +80,7 @@ BENCH_AGENTS = Names("esper_agents.bench.suites", "BENCH_AGENTS")
 #: ``esper_env.settings.DEVICES`` and ``DEFAULT_ENV_ID``, repeated so that building the parser imports
 #: no torch (tests/cli/test_cli.py checks that they agree).
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_ENV = "Esper-SynthCIFAR-v1"
+DEFAULT_ENV = "Esper-SynthCIFAR-v2"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

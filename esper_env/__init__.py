@@ -1,8 +1,8 @@
 """Esper: a Gymnasium environment for growing a neural network while it trains.
 
-``import esper_env`` registers ``Esper-CIFAR10-v1``, ``Esper-CIFAR100-v1`` and
-``Esper-SynthCIFAR-v1``, the env ids of :data:`esper_env.datasets.DATASET_RECORDS` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
-registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v1")`` imports it for you).
+``import esper_env`` registers ``Esper-CIFAR10-v2``, ``Esper-CIFAR100-v2`` and
+``Esper-SynthCIFAR-v2``, the env ids of :data:`esper_env.datasets.DATASET_RECORDS` (Gymnasium 1.0 does not load entry-point plugins, so the import is what
+registers them; ``gymnasium.make("esper_env:Esper-CIFAR10-v2")`` imports it for you).
 """
 
 from __future__ import annotations

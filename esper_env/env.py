@@ -21,7 +21,7 @@ from esper_env.instances import Distribution, Instance, Split, get_distribution
 from esper_env.lifecycle import (
     Op,
 )
-from esper_env.observation import encode_observation, feature_table
+from esper_env.observation import ObservationContext, encode_observation, feature_table
 from esper_env.rewards import (
     RewardConfig,
     DEFAULT_RENT_WEIGHT,
@@ -94,7 +94,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     features (epoch, accuracies, losses, deltas, plateau, 5-epoch histories, seed and slot
     summary, last action feedback) are followed by the same block per slot (``slotK/stage``
     one-hot, alpha, target, epochs in stage, blueprint and style one-hots, contribution, size,
-    embargo). A measurement not yet taken is -1. With 3 slots:
+    embargo). A measurement not yet taken is -1. From v2 on, the task's context follows (rent,
+    learning rate, training images, classes; each slot's host width and parameter share). With 3 slots:
 
     {feature_table}
 
@@ -131,13 +132,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
     ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
-    ``version`` (1; the ``-v0`` ids pass 0, see Version History).
+    ``version`` (2; the ``-v1`` and ``-v0`` ids pass 1 and 0, see Version History).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
     ``env.metadata`` records ``torch_version`` and ``torch_num_threads``: episodes are
     reproducible bit for bit only under the same torch version and thread count.
 
     >>> import gymnasium, esper_env
-    >>> env = gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3)
+    >>> env = gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=3)
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape == env.observation_space.shape
     True
@@ -149,6 +150,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
+    * v2: v1 with the task's context (``context/*``) appended to the observation, so that tiers
+      drawing a task per episode keep one observation space; v1's dynamics, rewards and scores
+      (an episode reproduces v1's bit for bit; v1's reference scores serve v2).
     * v1: growth that adds capacity. Three blueprints after the original design's (``conv_wide``, a
       residual seed with 4x hidden width, and ``widen_2x``/``widen_4x``, Net2Net-style widening
       seeds that add channels to the block before the slot), so the blueprint head has 16 values
@@ -160,7 +164,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
       / base parameters, in the sparse and contribution modes). Registered again beside v1 (as
       Gymnasium keeps ``CartPole-v0``): ``gymnasium.make("Esper-CIFAR10-v0")`` builds it, and an
       episode reproduces one recorded by the v0 code bit for bit (the reward components add v1's
-      ``log_size_ratio`` terms, which v0's rewards ignore). Benchmarks and defaults use v1.
+      ``log_size_ratio`` terms, which v0's rewards ignore). Benchmarks and defaults use v2.
     """
 
     __doc__ = (__doc__ or "").replace("{feature_table}", feature_table(3).replace("\n", "\n    "))
@@ -247,11 +251,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
                 synth_seed=synth_seed,
                 env_version=self.version,
             )
-            n = len(self.blueprints)
+            n, context = len(self.blueprints), self.dynamics.context
             self.action_space = make_action_space(self.num_slots, n)
-            self.observation_space = make_observation_space(self.num_slots, n)
-            self.observation_schema = observation_schema(self.num_slots, n)
-            self._features = observation_features(self.num_slots, n)
+            self.observation_space = make_observation_space(self.num_slots, n, context)
+            self.observation_schema = observation_schema(self.num_slots, n, context)
+            self._features = observation_features(self.num_slots, n, context)
             if self.distribution is not None:
                 self._use_instance(self.split.start_level)
             # Built for real at reset(); one engine now so that spaces, masks and params are defined.
@@ -439,6 +443,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             base_host_params=self._base_host_params,
             last_action_valid=self._last_action_valid,
             last_op=self._last_op,
+            context=ObservationContext.of(self) if self.dynamics.context else None,
         )
 
     def _total_params(self) -> int:

@@ -5,10 +5,17 @@ The schema (:func:`esper_env.spaces.observation_schema`) maps each feature name 
 the flat ``float32`` vector; the features and their bounds are in :mod:`esper_env.spaces`, and
 :func:`feature_table` renders them as the Markdown table of the env's docstring and env card. A
 measurement not yet taken is written as -1 and read back as None.
+
+From env v2 on the observation ends with the task's context (``context/*``, see
+:data:`esper_env.spaces.CONTEXT_FEATURES`): the env passes an :class:`ObservationContext` each
+step, and the per-slot values (host width, parameter share) come from the engine's host, computed
+once per host. A v1 observation decodes with those fields None.
 """
 
 from __future__ import annotations
 
+import math
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,11 +26,83 @@ from esper_env.blueprints import BLUEPRINTS
 from esper_env.hosts import count_parameters
 from esper_env.lifecycle import LIVE_STAGES, BlendStyle, Op, Stage
 from esper_env.spaces import observation_features
+from esper_env.versions import CURRENT_VERSION, dynamics
 
 if TYPE_CHECKING:
     from esper_env.engine import TrainingEngine
+    from esper_env.env import EsperEnv
+    from esper_env.hosts import HostNetwork
 
-__all__ = ["ObservationLayout", "ObservationView", "SlotView", "encode_observation", "feature_table"]
+__all__ = [
+    "ObservationContext", "ObservationLayout", "ObservationView", "SlotView", "encode_observation", "feature_table",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ObservationContext:
+    """The task's context that the observation shows from env v2 on (the ``context/*`` features).
+
+    The env builds one for every observation from its current settings, so a setting drawn per
+    episode shows up at the next reset.
+    """
+
+    #: The score's price per doubling of the network (``RewardConfig.rent_weight``).
+    rent_weight: float
+    #: The host's learning rate (``EnvironmentConfig.learning_rate``).
+    learning_rate: float
+    #: Training images per epoch.
+    train_images: int
+    num_classes: int
+
+    @classmethod
+    def of(cls, env: EsperEnv) -> ObservationContext:
+        """``env``'s context now: its reward's rent, its preset's learning rate, its data."""
+        return cls(
+            rent_weight=env.reward_config.rent_weight,
+            learning_rate=env.config.learning_rate,
+            train_images=len(env.data.train_y),
+            num_classes=env.data.num_classes,
+        )
+
+    def features(self) -> dict[str, float]:
+        """The four global ``context/*`` features, scaled to [0, 1] (clipped)."""
+        return {
+            "context/rent": _unit(self.rent_weight * 10),
+            "context/log_lr": _unit((math.log10(self.learning_rate) + 4) / 4)
+            if self.learning_rate > 0
+            else 0.0,
+            "context/train_images": _unit(math.log2(self.train_images) / 16)
+            if self.train_images > 0
+            else 0.0,
+            "context/num_classes": _unit(math.log10(self.num_classes) / 2) if self.num_classes > 0 else 0.0,
+        }
+
+
+def _unit(x: float) -> float:
+    return min(max(float(x), 0.0), 1.0)
+
+
+#: host -> ``(host_width, param_share)`` per slot point: fixed for a host (growth never changes
+#: its modules), computed once per host (one per episode), not per step.
+_SLOT_CONTEXT: weakref.WeakKeyDictionary[HostNetwork, tuple[tuple[float, float], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def slot_context(host: HostNetwork) -> tuple[tuple[float, float], ...]:
+    """``(host_width, param_share)`` of every slot point of ``host``, as the observation shows them:
+    ``log2(channels) / 10`` and the parameters of the segments before and after the slot (the
+    ones a widening seed there widens) over all of the host's, both clipped to [0, 1]."""
+    cached = _SLOT_CONTEXT.get(host)
+    if cached is None:
+        sizes = [count_parameters(seg) for seg in host.segments]
+        total = max(count_parameters(host), 1)
+        cached = tuple(
+            (_unit(math.log2(c) / 10), _unit((sizes[k] + sizes[k + 1]) / total))
+            for k, c in enumerate(host.slot_channels)
+        )
+        _SLOT_CONTEXT[host] = cached
+    return cached
 
 
 def encode_observation(
@@ -35,11 +114,13 @@ def encode_observation(
     base_host_params: int,
     last_action_valid: bool,
     last_op: Op,
+    context: ObservationContext | None = None,
 ) -> np.ndarray:
     """The observation of ``engine``'s state, each feature written at ``schema[name]``.
 
     Epoch counts are divided by ``max_epochs`` and parameter counts by ``base_host_params``; NaN
-    becomes -1 and the vector is clipped to ``space``'s bounds.
+    becomes -1 and the vector is clipped to ``space``'s bounds. A schema with the ``context/*``
+    features (env v2 on) needs ``context``; the per-slot ones are read from ``engine.host``.
     """
     e, h, T = engine, engine.history, max_epochs
     base = base_host_params
@@ -100,6 +181,15 @@ def encode_observation(
         put(p + "contribution_measured", float(st.contribution is not None))
         put(p + "seed_params", 0.0 if s.seed is None else count_parameters(s.seed) / base)
         put(p + "embargo", st.embargo_remaining / max(e.gates.embargo_epochs, 1))
+    if "context/rent" in schema:
+        if context is None:
+            raise ValueError("this observation schema has the context/* features: pass an ObservationContext")
+        for name, value in context.features().items():
+            put(name, value)
+        per_slot = slot_context(e.host)
+        for k in range(len(e.slots)):
+            put(f"context/slot{k}/host_width", per_slot[k][0])
+            put(f"context/slot{k}/param_share", per_slot[k][1])
     obs = np.nan_to_num(obs, nan=-1.0, posinf=1e6, neginf=-1e6)
     return np.clip(obs, space.low, space.high).astype(np.float32)
 
@@ -133,6 +223,10 @@ class SlotView:
     contribution: float | None
     seed_params: float  # seed parameters / base host parameters
     embargo: float  # embargo epochs remaining / embargo length
+    #: The host's channels at this slot (env v2 on; None in an older version's observation).
+    host_width: int | None = None
+    #: Parameters of the host blocks before and after the slot / host parameters (env v2 on).
+    param_share: float | None = None
 
     @property
     def has_seed(self) -> bool:
@@ -168,6 +262,18 @@ class ObservationView:
     last_action_success: bool
     last_op: Op
     slots: tuple[SlotView, ...]
+    #: The task's context (env v2 on; None in an older version's observation), in its own units:
+    #: the score's price per doubling, the host's learning rate, training images, classes. Values
+    #: beyond the features' [0, 1] range read back as the range's end.
+    rent_weight: float | None = None
+    learning_rate: float | None = None
+    train_images: int | None = None
+    num_classes: int | None = None
+
+    @property
+    def has_context(self) -> bool:
+        """Whether the observation carries the task's context (env v2 on)."""
+        return self.rent_weight is not None
 
     @classmethod
     def decode(cls, obs: np.ndarray, spec: ObservationLayout) -> ObservationView:
@@ -192,9 +298,10 @@ class ObservationView:
             return round(val(name) * T)
 
         epoch = epochs("epoch")
+        has_context = "context/rent" in sc
         slots = []
         for k in range(spec.num_slots):
-            p = f"slot{k}/"
+            p, c = f"slot{k}/", f"context/slot{k}/"
             stage = Stage(int(np.argmax(obs[sc[p + "stage"]])))
             bp_hot = obs[sc[p + "blueprint"]]
             style_hot = obs[sc[p + "style"]]
@@ -211,6 +318,8 @@ class ObservationView:
                     contribution=val(p + "contribution") if val(p + "contribution_measured") > 0.5 else None,
                     seed_params=val(p + "seed_params"),
                     embargo=val(p + "embargo"),
+                    host_width=round(2 ** (10 * val(c + "host_width"))) if has_context else None,
+                    param_share=val(c + "param_share") if has_context else None,
                 )
             )
         return cls(
@@ -235,6 +344,10 @@ class ObservationView:
             last_action_success=val("last_action_success") > 0.5,
             last_op=Op(int(np.argmax(obs[sc["last_op"]]))),
             slots=tuple(slots),
+            rent_weight=val("context/rent") / 10 if has_context else None,
+            learning_rate=10 ** (4 * val("context/log_lr") - 4) if has_context else None,
+            train_images=round(2 ** (16 * val("context/train_images"))) if has_context else None,
+            num_classes=round(10 ** (2 * val("context/num_classes"))) if has_context else None,
         )
 
     def live_seeds(self) -> list[SlotView]:
@@ -244,24 +357,29 @@ class ObservationView:
         return [s for s in self.slots if s.stage == Stage.DORMANT]
 
 
-def feature_table(num_slots: int = 3) -> str:
-    """The observation's features as a Markdown table (slot 0 in full, the other slots summarised)."""
+def feature_table(num_slots: int = 3, context: bool | None = None) -> str:
+    """The observation's features as a Markdown table (slot 0 in full, the other slots summarised).
+
+    ``context``: whether to list the ``context/*`` features; default: as the current env version.
+    """
+    if context is None:
+        context = dynamics(CURRENT_VERSION).context
+    feats = observation_features(num_slots, context=context)
+    per_slot = sum(f.size for f in feats if f.name.startswith("slot0/"))
     rows = ["| index | name | min | max | description |", "|---|---|---|---|---|"]
     start = 0
-    shown_slot = False
-    for f in observation_features(num_slots):
+    for i, f in enumerate(feats):
         if f.name.startswith("slot") and not f.name.startswith("slot0/"):
-            shown_slot = True
             start += f.size
+            last_of_block = i + 1 == len(feats) or not feats[i + 1].name.startswith("slot")
+            if last_of_block:
+                rows.append(
+                    f"| ... | `slotK/*`, K = 1..{num_slots - 1} | | | the same {per_slot} features, "
+                    f"offset by {per_slot} x K |"
+                )
             continue
         idx = str(start) if f.size == 1 else f"{start}-{start + f.size - 1}"
-        name = f.name
-        rows.append(f"| {idx} | `{name}` | {f.low:g} | {f.high:g} | {f.description} |")
+        rows.append(f"| {idx} | `{f.name}` | {f.low:g} | {f.high:g} | {f.description} |")
         start += f.size
-    if shown_slot:
-        per_slot = sum(f.size for f in observation_features(1)) - sum(f.size for f in observation_features(0))
-        rows.append(
-            f"| ... | `slotK/*`, K = 1..{num_slots - 1} | | | the same {per_slot} features, offset by {per_slot} x K |"
-        )
     rows.append(f"\nTotal: {start} features with {num_slots} slots.")
     return "\n".join(rows)

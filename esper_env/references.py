@@ -13,13 +13,17 @@ mean undiscounted return under every reward mode (the Minari export's reference 
 reset seeds it was measured on, and the command and code version that produced it.
 
 The entries live in ``reference_scores.json`` next to this module, written by
-``python benchmarks/reference_scores.py``. Look one up with :func:`reference_scores`:
+``python benchmarks/reference_scores.py``, keyed by the id they were measured on. An entry serves
+every id of an env version with the same dynamics (:func:`esper_env.versions.same_dynamics`): v2
+changed only the observation, so the entries measured on v1 are v2's too, without re-measuring
+(a scripted or heuristic policy's score does not depend on the observation's layout). Look one
+up with :func:`reference_scores`:
 
 >>> import esper_env
->>> ref = esper_env.reference_scores("Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny")
+>>> ref = esper_env.reference_scores("Esper-SynthCIFAR-v2", config="impaired", fidelity="tiny")
 >>> ref.heuristic > ref.wait
 True
->>> esper_env.normalized_score(ref.heuristic, "Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny")
+>>> esper_env.normalized_score(ref.heuristic, "Esper-SynthCIFAR-v2", config="impaired", fidelity="tiny")
 1.0
 """
 
@@ -126,13 +130,30 @@ def reference_scores(
         max_epochs = get_config(config).max_epochs
     key = reference_key(env_id, config, fidelity, max_epochs)
     entries = _load(REFERENCE_PATH)
-    if key not in entries:
-        known = ", ".join(sorted(entries)) or "none"
-        raise LookupError(
-            f"no reference scores for {key!r} (env id/config/fidelity/max_epochs); measured: {known}. "
-            "Measure them with: python benchmarks/reference_scores.py"
-        )
-    return entries[key]
+    for served_by in _same_dynamics_ids(env_id):
+        entry = entries.get(reference_key(served_by, config, fidelity, max_epochs))
+        if entry is not None:
+            return entry  # its env_id names the id it was measured on
+    known = ", ".join(sorted(entries)) or "none"
+    raise LookupError(
+        f"no reference scores for {key!r} (env id/config/fidelity/max_epochs); measured: {known} (an entry "
+        "serves the ids of every version with its dynamics). Measure them with: python benchmarks/reference_scores.py"
+    )
+
+
+def _same_dynamics_ids(env_id: str) -> list[str]:
+    """``env_id``, then the ids of its dataset in the other versions with the same dynamics, newest first."""
+    from esper_env.datasets import ENV_IDS, env_version
+    from esper_env.versions import same_dynamics
+
+    if env_id not in ENV_IDS:
+        return [env_id]
+    name, version = env_id.rpartition("-")[0], env_version(env_id)
+    return [env_id] + [
+        other
+        for other in ENV_IDS
+        if other != env_id and other.rpartition("-")[0] == name and same_dynamics(env_version(other), version)
+    ]
 
 
 def check_fraction(score: Any, name: str = "score") -> float:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # gymnasium is imported by make() only: the record itself is 
 __all__ = ["DEFAULT_ENV_ID", "DEVICES", "EnvSettings"]
 
 #: The id every command and benchmark uses unless told otherwise (offline, procedural).
-DEFAULT_ENV_ID = "Esper-SynthCIFAR-v1"
+DEFAULT_ENV_ID = "Esper-SynthCIFAR-v2"
 #: Valid ``device`` names (``"auto"``: CUDA when available).
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT
+from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, blueprints_for
 from esper_env.lifecycle import (
     ALPHA_TARGETS,
     AlphaCurve,
@@ -35,6 +35,7 @@ from esper_env.lifecycle import (
     Stage,
     Tempo,
 )
+from esper_env.versions import dynamics
 
 HEADS: tuple[str, ...] = (
     "op",
@@ -225,7 +226,7 @@ def sample_mask(env: gym.Env) -> np.ndarray | tuple[np.ndarray, ...]:
     ``info["action_mask"]`` stays the flat boolean mask that sb3-contrib's MaskablePPO reads.
 
     >>> import gymnasium as gym, esper_env
-    >>> env = gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2, device="cpu")
+    >>> env = gym.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=2, device="cpu")
     >>> _ = env.reset(seed=0)
     >>> action = env.action_space.sample(mask=esper_env.sample_mask(env))
     """
@@ -300,25 +301,68 @@ def slot_features(num_blueprints: int = len(BLUEPRINTS)) -> tuple[Feature, ...]:
 SLOT_FEATURES: tuple[Feature, ...] = slot_features()
 
 
-def observation_features(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> list[Feature]:
-    """Every feature of the flat observation, in order, with slot features prefixed ``slotK/``."""
+#: The task's context (env v2 on, :attr:`esper_env.versions.Dynamics.context`): appended after
+#: every slot block, so an older version's observation is a prefix of the newer one's. All in
+#: [0, 1]; what :func:`esper_env.observation.encode_observation` writes is clipped to it.
+CONTEXT_FEATURES: tuple[Feature, ...] = (
+    Feature("context/rent", 1, 0.0, 1.0, "the score's price per doubling of the network x 10 (0.03 -> 0.3)"),
+    Feature("context/log_lr", 1, 0.0, 1.0, "(log10(host learning rate) + 4) / 4"),
+    Feature("context/train_images", 1, 0.0, 1.0, "log2(training images per epoch) / 16"),
+    Feature("context/num_classes", 1, 0.0, 1.0, "log10(number of classes) / 2"),
+)
+
+
+def slot_context_features(k: int) -> tuple[Feature, ...]:
+    """The context features of slot ``k`` (after :data:`CONTEXT_FEATURES`, one pair per slot)."""
+    return (
+        Feature(f"context/slot{k}/host_width", 1, 0.0, 1.0, "log2(host channels at the slot) / 10"),
+        Feature(
+            f"context/slot{k}/param_share",
+            1,
+            0.0,
+            1.0,
+            "parameters of the host blocks before and after the slot / host parameters (what widening it costs)",
+        ),
+    )
+
+
+def observation_features(
+    num_slots: int, num_blueprints: int = len(BLUEPRINTS), context: bool = False
+) -> list[Feature]:
+    """Every feature of the flat observation, in order, with slot features prefixed ``slotK/``;
+    with ``context`` (env v2 on) the ``context/`` features follow the last slot block."""
     feats = list(BASE_FEATURES)
     per_slot = slot_features(num_blueprints)
     for k in range(num_slots):
         feats += [Feature(f"slot{k}/{f.name}", f.size, f.low, f.high, f.description) for f in per_slot]
+    if context:
+        feats += CONTEXT_FEATURES
+        for k in range(num_slots):
+            feats += slot_context_features(k)
     return feats
 
 
-def observation_schema(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> dict[str, slice]:
+def observation_schema(
+    num_slots: int, num_blueprints: int = len(BLUEPRINTS), context: bool = False
+) -> dict[str, slice]:
     schema, start = {}, 0
-    for f in observation_features(num_slots, num_blueprints):
+    for f in observation_features(num_slots, num_blueprints, context):
         schema[f.name] = slice(start, start + f.size)
         start += f.size
     return schema
 
 
-def make_observation_space(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> spaces.Box:
-    feats = observation_features(num_slots, num_blueprints)
+def make_observation_space(
+    num_slots: int, num_blueprints: int = len(BLUEPRINTS), context: bool = False
+) -> spaces.Box:
+    feats = observation_features(num_slots, num_blueprints, context)
     low = np.concatenate([np.full(f.size, f.low, dtype=np.float32) for f in feats])
     high = np.concatenate([np.full(f.size, f.high, dtype=np.float32) for f in feats])
     return spaces.Box(low=low, high=high, dtype=np.float32)
+
+
+def version_observation(version: int, num_slots: int) -> tuple[dict[str, slice], spaces.Box]:
+    """The observation schema and space of env ``version`` (its blueprint count and context), for
+    readers of logged data that have the env id (:func:`esper_env.datasets.env_version`), not the env."""
+    n, context = len(blueprints_for(version)), dynamics(version).context
+    return observation_schema(num_slots, n, context), make_observation_space(num_slots, n, context)

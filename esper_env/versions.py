@@ -5,7 +5,9 @@ served (``CartPole-v0`` beside ``-v1``); Esper does the same. Every dataset is r
 per version (:data:`esper_env.datasets.ENV_IDS`); the registration passes ``version`` to
 :class:`esper_env.EsperEnv`, which reads that version's :class:`Dynamics` here (and its blueprint
 set from :func:`esper_env.blueprints.blueprints_for`). Benchmarks, reference scores and every
-default use :data:`CURRENT_VERSION`. Plain data, no torch.
+default use :data:`CURRENT_VERSION`. A version may change only the observation (v2 appends the
+task's context to v1's): :func:`same_dynamics` says so, and results measured on one serve the
+other. Plain data, no torch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from esper_env.runtime import lookup
 
-__all__ = ["CURRENT_VERSION", "RENTS", "VERSIONS", "Dynamics", "dynamics"]
+__all__ = ["CURRENT_VERSION", "RENTS", "VERSIONS", "Dynamics", "dynamics", "same_dynamics"]
 
 #: How the parameter rent is charged: on ``log2(network size / base host size)`` (v1) or linearly
 #: on ``added parameters / base host parameters`` (v0).
@@ -34,6 +36,10 @@ class Dynamics:
     seed_lr_multiplier: float | None
     #: One line for the docs.
     summary: str
+    #: Whether the observation ends with the task's context features (``context/*``: the rent,
+    #: learning rate, training-set size, class count, and each slot's host width and parameter
+    #: share; :func:`esper_env.spaces.observation_features`). Observation only: no dynamics.
+    context: bool = False
 
 
 VERSIONS: dict[int, Dynamics] = {
@@ -41,7 +47,9 @@ VERSIONS: dict[int, Dynamics] = {
     for d in (
         Dynamics(
             2, "log2", 0.03, None,
-            "v1's dynamics; the observation appends the instance context (TEMPORARY LEAD STUB, replaced by wt-obs)",
+            "v1's dynamics, rewards and scores; the observation appends the task's context (rent, learning "
+            "rate, training-set size, classes, per-slot host width and parameter share) after v1's features",
+            context=True,
         ),
         Dynamics(
             1, "log2", 0.03, None,
@@ -63,3 +71,15 @@ CURRENT_VERSION = max(VERSIONS)
 def dynamics(version: int) -> Dynamics:
     """The dynamics of env version ``version``; ``ValueError`` naming the valid versions otherwise."""
     return lookup("env version", version, VERSIONS)  # type: ignore[arg-type]
+
+
+def same_dynamics(a: int, b: int) -> bool:
+    """True when env versions ``a`` and ``b`` differ at most in the observation (v1 and v2): same
+    blueprints, rent and seed learning rate, so rewards, scores and episodes are the same and a
+    result measured on one holds for the other. ``ValueError`` for an unknown version."""
+    from esper_env.blueprints import blueprints_for  # blueprints import torch; this module does not
+
+    da, db = dynamics(a), dynamics(b)
+    rule = ("rent", "rent_weight", "seed_lr_multiplier")
+    same = all(getattr(da, f) == getattr(db, f) for f in rule)
+    return same and blueprints_for(da.version) == blueprints_for(db.version)

@@ -47,7 +47,7 @@ def main() -> None:
     if pack is None:  # the spec `esper generate --spec FILE.toml` reads, as a dict
         spec = {
             "name": "cql-example",
-            "env": {"id": "Esper-SynthCIFAR-v1", "fidelity": args.fidelity, "max_epochs": args.max_epochs},
+            "env": {"id": "Esper-SynthCIFAR-v2", "fidelity": args.fidelity, "max_epochs": args.max_epochs},
             "matrix": {"policies": ["baseline", "aggressive", "random"], "configs": [args.config],
                        "epsilons": [0.2], "episodes_per_cell": args.episodes_per_cell,
                        "policy": {"random": {"epsilons": [1.0]}}},

@@ -22,7 +22,7 @@ from esper_env import EnvSettings
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.utils import get_action_masks
 
-ENV_ID = "Esper-SynthCIFAR-v1"
+ENV_ID = "Esper-SynthCIFAR-v2"
 
 
 def main() -> None:

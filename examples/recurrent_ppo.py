@@ -21,7 +21,7 @@ from esper_env import EnvSettings
 import numpy as np
 from sb3_contrib import RecurrentPPO
 
-ENV_ID = "Esper-SynthCIFAR-v1"
+ENV_ID = "Esper-SynthCIFAR-v2"
 
 
 def main() -> None:

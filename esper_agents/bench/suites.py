@@ -111,8 +111,8 @@ def _pack(policies: tuple[str, ...], epsilons: tuple[float, ...], per_cell: int)
 
 
 def _settings(fidelity: str, max_epochs: int) -> EnvSettings:
-    """The suites' env: SynthCIFAR v1's impaired host, shaped reward."""
-    return EnvSettings("Esper-SynthCIFAR-v1", config="impaired", fidelity=fidelity, max_epochs=max_epochs)
+    """The suites' env: SynthCIFAR v2's impaired host, shaped reward."""
+    return EnvSettings("Esper-SynthCIFAR-v2", config="impaired", fidelity=fidelity, max_epochs=max_epochs)
 
 
 SUITES: Mapping[str, Suite] = MappingProxyType(

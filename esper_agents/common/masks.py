@@ -32,7 +32,7 @@ class MaskInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
 
     >>> import gymnasium, esper_env
     >>> from esper_env.wrappers import CompactActions
-    >>> env = MaskInObservation(CompactActions(gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test")))
+    >>> env = MaskInObservation(CompactActions(gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test")))
     >>> obs, info = env.reset(seed=0)
     >>> bool((obs[-env.n_actions:] == info["action_mask"]).all())
     True

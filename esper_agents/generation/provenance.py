@@ -42,12 +42,13 @@ def pack_header(spec: GenerationSpec) -> dict[str, Any]:
     from esper_agents.generation.schema import REWARD_COMPONENTS, STEP_ARRAYS
     from esper_agents.policies import get_policy
     from esper_env.configs import ENVIRONMENT_CONFIGS
+    from esper_env.datasets import env_version
     from esper_env.rewards import get_reward_config
-    from esper_env.spaces import observation_schema
+    from esper_env.spaces import version_observation
     from esper_env.wrappers import compact_action_table, encode_joint
 
     s = spec.env
-    schema = observation_schema(s.num_slots)
+    schema, _ = version_observation(env_version(s.env_id), s.num_slots)
     table = compact_action_table(s.num_slots)
     return {
         "generation_spec": spec.to_dict(),

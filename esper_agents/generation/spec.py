@@ -6,7 +6,7 @@ Spec (read with :mod:`tomllib`)::
     description = "..."                  # optional
 
     [env]
-    id = "Esper-SynthCIFAR-v1"           # any esper_env id
+    id = "Esper-SynthCIFAR-v2"           # any esper_env id
     fidelity = "test"                    # full, fast, tiny, test
     max_epochs = 8
     num_slots = 3                        # optional, default 3

@@ -124,7 +124,7 @@ def check_header(header: Mapping[str, Any]) -> EnvHeader:
 
 
 def split_env_id(env_id: str) -> tuple[str, str]:
-    """``("Esper-SynthCIFAR", "v0")`` from ``"Esper-SynthCIFAR-v1"`` (Gymnasium's id form)."""
+    """``("Esper-SynthCIFAR", "v2")`` from ``"Esper-SynthCIFAR-v2"`` (Gymnasium's id form)."""
     name, sep, version = env_id.rpartition("-")
     if not sep or not version.startswith("v") or not version[1:].isdigit():
         return env_id, ""

@@ -35,7 +35,7 @@ class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
     :class:`~esper_agents.online.factored_policy.FactoredLstmPolicy` masks its heads with.
 
     >>> import gymnasium, esper_env
-    >>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test"))
+    >>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test"))
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape[0] - env.n_features == env.legal_shape[0] * env.legal_shape[1]
     True

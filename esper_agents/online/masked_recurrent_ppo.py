@@ -13,7 +13,7 @@ legality rides in the observation, so the recurrent buffer stores it):
 
 >>> import gymnasium, esper_env
 >>> from esper_agents.online import LegalityInObservation
->>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2))
+>>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=2))
 >>> model = MaskedRecurrentPPO("FactoredLstmPolicy", env, n_steps=4, batch_size=4, n_epochs=1, seed=0)
 >>> _ = model.learn(4)
 >>> obs, _ = env.reset(seed=0)

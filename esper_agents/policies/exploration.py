@@ -140,7 +140,7 @@ class EpsilonGreedy:
     >>> import gymnasium, numpy as np, esper_env
     >>> from esper_env.wrappers import CompactActions
     >>> from esper_agents.policies import EpsilonGreedy, get_policy
-    >>> env = CompactActions(gymnasium.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=3))
+    >>> env = CompactActions(gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=3))
     >>> behavior = EpsilonGreedy(get_policy("baseline"), epsilon=0.1).bind(env)
     >>> obs, info = env.reset(seed=0)
     >>> d = behavior.decide(obs, info["action_mask"], np.random.default_rng(0))

@@ -19,6 +19,7 @@ from esper_env.blueprints import BLUEPRINTS
 from esper_env.env import EsperEnv
 from esper_env.lifecycle import ALPHA_TARGETS, Op
 from esper_env.spaces import FactoredAction, observation_schema
+from esper_env.versions import CURRENT_VERSION, dynamics
 from esper_env.wrappers import compact_action_table
 
 
@@ -38,16 +39,27 @@ class PolicySpec:
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
-        expected = observation_schema(self.num_slots)
-        if dict(self.schema) != expected:
+        # The current version's schema, or an older version's that it extends (v1: without context).
+        if dict(self.schema) not in (observation_schema(self.num_slots, context=c) for c in (True, False)):
             raise ValueError(
                 f"schema does not match the Esper observation schema for num_slots={self.num_slots}"
             )
 
     @classmethod
-    def from_args(cls, *, max_epochs: int = 25, num_slots: int = 3) -> PolicySpec:
+    def from_args(
+        cls, *, max_epochs: int = 25, num_slots: int = 3, context: bool | None = None
+    ) -> PolicySpec:
+        """``context``: whether the observation carries the task's context (default: as the
+        current env version's; False for a v1 observation)."""
+        if context is None:
+            context = dynamics(CURRENT_VERSION).context
         table = tuple(compact_action_table(num_slots))
-        return cls(observation_schema(num_slots), int(max_epochs), int(num_slots), table)
+        return cls(observation_schema(num_slots, context=context), int(max_epochs), int(num_slots), table)
+
+    @property
+    def has_context(self) -> bool:
+        """Whether the observation carries the task's context (``context/*``, env v2 on)."""
+        return "context/rent" in self.schema
 
     @classmethod
     def from_env(cls, env: gym.Env | EsperEnv) -> PolicySpec:

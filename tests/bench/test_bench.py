@@ -147,16 +147,22 @@ def test_reference_registry_entries() -> None:
         else:  # "test" (near chance), or a preset where the heuristic's growth does not pay (baseline)
             with pytest.raises(ValueError, match="undefined"):
                 ref.normalize(ref.wait)
+    # Keyed by the id measured on (v1); v2 has v1's dynamics, so v1's entries serve it.
     assert (
         entries["Esper-SynthCIFAR-v1/impaired/tiny/25"].heuristic
         > entries["Esper-SynthCIFAR-v1/impaired/tiny/25"].wait
     )
+    assert (
+        references.reference_scores("Esper-SynthCIFAR-v2") is entries["Esper-SynthCIFAR-v1/impaired/tiny/25"]
+    )
+    with pytest.raises(LookupError, match="no reference scores for 'Esper-SynthCIFAR-v0/impaired/tiny/25'"):
+        references.reference_scores("Esper-SynthCIFAR-v0")
 
 
 def test_reference_lookup_errors_name_what_is_measured() -> None:
     with pytest.raises(LookupError, match="Esper-SynthCIFAR-v1/impaired/tiny/25"):
-        references.reference_scores("Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny", max_epochs=7)
-    ref = references.reference_scores("Esper-SynthCIFAR-v1", config="impaired", fidelity="tiny")
+        references.reference_scores("Esper-SynthCIFAR-v2", config="impaired", fidelity="tiny", max_epochs=7)
+    ref = references.reference_scores("Esper-SynthCIFAR-v2", config="impaired", fidelity="tiny")
     assert references.normalized_score(ref.best_scripted, ref.env_id, config="impaired", fidelity="tiny") == (
         pytest.approx((ref.best_scripted - ref.wait) / (ref.heuristic - ref.wait))
     )

@@ -52,7 +52,7 @@ def test_help_formats_and_shows_defaults(command: str, capsys, monkeypatch) -> N
     text = capsys.readouterr().out
     assert text.startswith(f"usage: esper {command}")
     if command in ("episode", "evaluate", "imitate-classic"):
-        assert "(default: Esper-SynthCIFAR-v1)" in text and "(default: baseline)" in text
+        assert "(default: Esper-SynthCIFAR-v2)" in text and "(default: baseline)" in text
 
 
 def test_choices_are_the_library_registries() -> None:

@@ -40,8 +40,8 @@ ARGPARSE_CASES = [
 # A name no registry holds: argparse's "invalid choice: 'nope' (choose from ...)".
 TRAIN = ["train-offline", "--pack", "P", "--out", "O", "--steps", "4"]
 BAD_NAMES = [
-    (["episode", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v1"),
-    (["evaluate", "--policy", "baseline", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v1"),
+    (["episode", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v2"),
+    (["evaluate", "--policy", "baseline", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v2"),
     (["episode", "--config", "nope"], "--config", "nope", "impaired"),
     (["evaluate", "--policy", "baseline", "--config", "nope"], "--config", "nope", "baseline"),
     (["imitate-classic", "--out", "O", "--config", "nope"], "--config", "nope", "baseline"),
@@ -55,7 +55,7 @@ BAD_NAMES = [
     (["imitate-classic", "--out", "O", "--policy", "nope"], "--policy", "nope", "baseline"),
     (["episode", "--device", "tpu"], "--device", "tpu", "cuda"),
     ([*ONLINE[:2], "dqn", *ONLINE[3:], "--steps", "5"], "--algo", "dqn", "masked-recurrent-ppo"),
-    ([*ONLINE, "--steps", "5", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v1"),
+    ([*ONLINE, "--steps", "5", "--env", "Nope-v0"], "--env", "Nope-v0", "Esper-SynthCIFAR-v2"),
     ([*ONLINE, "--steps", "5", "--config", "nope"], "--config", "nope", "impaired"),
     (["bench", "--suite", "huge", "--out", "O"], "--suite", "huge", "tiny"),
     (["bench", "--suite", "smoke", "--out", "O", "--agents", "dqn"], "--agents", "dqn", "masked-recurrent-ppo"),

@@ -187,7 +187,7 @@ def test_missing_cifar_raises_one_clear_error(tmp_path: Path) -> None:
         load_dataset("cifar10", "test", data_dir=tmp_path)
     msg = str(info.value)
     assert isinstance(info.value, FileNotFoundError)
-    assert str(tmp_path.resolve()) in msg and "download=True" in msg and "Esper-SynthCIFAR-v1" in msg
+    assert str(tmp_path.resolve()) in msg and "download=True" in msg and "Esper-SynthCIFAR-v2" in msg
 
 
 def test_download_true_fetches_then_loads(

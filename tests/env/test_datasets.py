@@ -27,6 +27,9 @@ def test_env_ids_and_names_come_from_the_records() -> None:
     }
     # The current version's ids come first: code that takes the first id of a dataset gets v2.
     assert list(ENV_IDS)[:4] == [r.env_id for r in DATASET_RECORDS.values()]
+    assert {r.name: r.num_classes for r in DATASET_RECORDS.values()} == {
+        "cifar10": 10, "cifar100": 100, "synthcifar": 10, "clusters": 10,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("record", DATASET_RECORDS.values(), ids=lambda r: r.name)
@@ -60,5 +63,5 @@ def test_loaded_class_count_is_the_records(test_data) -> None:
 
 def test_missing_cifar_names_its_env_id(tmp_path) -> None:
     pytest.importorskip("torchvision")
-    with pytest.raises(esper_env.DatasetNotFoundError, match="'Esper-CIFAR100-v1', download=True"):
+    with pytest.raises(esper_env.DatasetNotFoundError, match="'Esper-CIFAR100-v2', download=True"):
         esper_env.load_dataset("cifar100", "test", data_dir=tmp_path)

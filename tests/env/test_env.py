@@ -27,7 +27,7 @@ from esper_env.wrappers import (
 )
 from tests.conftest import MICRO
 
-SYNTH = "Esper-SynthCIFAR-v1"
+SYNTH = "Esper-SynthCIFAR-v2"
 
 
 def make(max_epochs: int = 4, **kw) -> gym.Env:
@@ -52,23 +52,24 @@ def test_gymnasium_and_sb3_env_checkers_pass(wrap) -> None:
 
 
 def test_make_registers_ids_and_namespaced_id_works() -> None:
-    for env_id in ("Esper-CIFAR10-v1", "Esper-CIFAR100-v1", SYNTH):
+    for env_id in ("Esper-CIFAR10-v2", "Esper-CIFAR100-v2", SYNTH):
         assert env_id in gym.registry
-    env = gym.make("esper_env:Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2)
+    env = gym.make("esper_env:Esper-SynthCIFAR-v2", fidelity="test", max_epochs=2)
     assert isinstance(env.unwrapped, EsperEnv)
     assert env.spec.max_episode_steps is None  # truncation is the env's own, with a reason
 
 
 def test_v0_ids_build_v0_beside_v1() -> None:
-    # v0 is registered again with v0's dynamics (tests/env/test_versions.py); a later id is not.
+    # v0 and v1 are registered again with their versions (tests/env/test_versions.py); a later id is not.
     assert gym.make("Esper-SynthCIFAR-v0", fidelity="test", max_epochs=2).unwrapped.version == 0
+    assert gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2).unwrapped.version == 1
     with pytest.raises(gym.error.Error, match="Esper-SynthCIFAR"):
-        gym.make("Esper-SynthCIFAR-v2")
+        gym.make("Esper-SynthCIFAR-v3")
 
 
 def test_spaces_schema_and_reset_observation() -> None:
     env = make()
-    assert list(env.action_space.nvec) == [6, 3, 16, 4, 3, 3, 4, 5]  # the v1 space
+    assert list(env.action_space.nvec) == [6, 3, 16, 4, 3, 3, 4, 5]  # the v1 and v2 space
     obs, info = env.reset(seed=0)
     base = env.unwrapped
     schema = base.observation_schema
@@ -82,7 +83,7 @@ def test_spaces_schema_and_reset_observation() -> None:
     mask = info["action_mask"]
     assert mask.dtype == bool and mask.shape == (sum(env.action_space.nvec),)
     assert np.array_equal(mask, base.action_masks())
-    assert [f.name for f in observation_features(3)] == list(schema)
+    assert [f.name for f in observation_features(3, context=True)] == list(schema)
 
 
 def test_out_of_space_actions_raise_with_the_action_in_the_message() -> None:
@@ -258,9 +259,9 @@ def test_forks_replay_identically_and_diverge_on_different_actions() -> None:
 
 def test_cifar_ids_without_data_raise_the_clear_error(tmp_path) -> None:
     with pytest.raises(DatasetNotFoundError) as err:
-        gym.make("Esper-CIFAR10-v1", data_dir=tmp_path)
+        gym.make("Esper-CIFAR10-v2", data_dir=tmp_path)
     msg = str(err.value)
-    assert str(tmp_path) in msg and "download=True" in msg and "Esper-SynthCIFAR-v1" in msg
+    assert str(tmp_path) in msg and "download=True" in msg and "Esper-SynthCIFAR-v2" in msg
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ from esper_env.spaces import WAIT_ACTION
 from esper_env.wrappers import CompactActions
 from tests.conftest import MICRO
 
-ENV = gym.make("Esper-SynthCIFAR-v1", fidelity=MICRO, max_epochs=12, device="cpu")
-COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v1", fidelity=MICRO, max_epochs=12, device="cpu"))
+ENV = gym.make("Esper-SynthCIFAR-v2", fidelity=MICRO, max_epochs=12, device="cpu")
+COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v2", fidelity=MICRO, max_epochs=12, device="cpu"))
 
 
 def legal_action(env: gym.Env, rng: np.random.Generator) -> np.ndarray:

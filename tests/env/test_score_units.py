@@ -11,7 +11,7 @@ import pytest
 import esper_env
 from esper_env.rewards import RewardConfig
 
-ENV_ID = "Esper-SynthCIFAR-v1"
+ENV_ID = "Esper-SynthCIFAR-v2"
 
 
 @pytest.mark.parametrize(("score", "hint"), [(75.0, "pass 0.75"), (-5.0, "pass -0.05"), (1e9, "fraction in")])

@@ -49,9 +49,11 @@ V0_FINAL_KEYS = (
 )  # fmt: skip
 
 
-def scripted_episode() -> dict[str, list]:
-    """8 epochs at "test": germinate, then walk the legal actions by a fixed arithmetic rule."""
-    env = CompactActions(gym.make(ENV_ID, fidelity="test", config="baseline", max_epochs=8))
+def scripted_episode(env_id: str = ENV_ID) -> dict[str, list]:
+    """8 epochs at "test": germinate, then walk the legal actions by a fixed arithmetic rule.
+
+    The pin is v1's; v2 (v1 plus the context features) replays it in tests/env/test_context.py."""
+    env = CompactActions(gym.make(env_id, fidelity="test", config="baseline", max_epochs=8))
     obs, info = env.reset(seed=SEED)
     out: dict[str, list] = {"obs": [obs.tolist()], "mask": [info["action_mask"].astype(int).tolist()],
                             "action": [], "reward": [], "components": []}  # fmt: skip

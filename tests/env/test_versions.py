@@ -1,4 +1,5 @@
-"""Env versions: the v0 ids build v0's env (13 blueprints, linear rent, seed lr 1x) beside v1."""
+"""Env versions: the v0 ids build v0's env (13 blueprints, linear rent, seed lr 1x) beside v1 and
+v2; v2 is v1 with the task's context appended to the observation (tests/env/test_context.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from esper_env.datasets import env_version
 from esper_env.rewards import RewardConfig, get_reward_config, relabel
 from esper_env.settings import EnvSettings
 from esper_env.spaces import FactoredAction
-from esper_env.versions import CURRENT_VERSION, VERSIONS, dynamics
+from esper_env.versions import CURRENT_VERSION, VERSIONS, dynamics, same_dynamics
 from esper_env.wrappers import CompactActions
 
 V0 = "Esper-SynthCIFAR-v0"
@@ -25,21 +26,37 @@ def make(env_id: str, **kwargs):
 def test_env_ids_list_both_versions() -> None:
     for name in ("Esper-CIFAR10", "Esper-CIFAR100", "Esper-SynthCIFAR"):
         assert f"{name}-v0" in esper_env.ENV_IDS and f"{name}-v1" in esper_env.ENV_IDS
-    assert {env_version(i) for i in esper_env.ENV_IDS} == set(VERSIONS) == {0, 1}
-    assert CURRENT_VERSION == 1 and env_version("Esper-SynthCIFAR-v1") == 1 and env_version(V0) == 0
-    with pytest.raises(ValueError, match="unknown env id 'Esper-SynthCIFAR-v2'"):
-        env_version("Esper-SynthCIFAR-v2")
-    with pytest.raises(ValueError, match="unknown env version 7; valid env versions are: 1, 0"):
+        assert f"{name}-v2" in esper_env.ENV_IDS
+    assert {env_version(i) for i in esper_env.ENV_IDS} == set(VERSIONS) == {0, 1, 2}
+    assert CURRENT_VERSION == 2 and env_version("Esper-SynthCIFAR-v1") == 1 and env_version(V0) == 0
+    assert env_version("Esper-SynthCIFAR-v2") == 2
+    with pytest.raises(ValueError, match="unknown env id 'Esper-SynthCIFAR-v3'"):
+        env_version("Esper-SynthCIFAR-v3")
+    with pytest.raises(ValueError, match="unknown env version 7; valid env versions are: 2, 1, 0"):
         dynamics(7)
+
+
+def test_v2_has_v1s_dynamics_and_v0_does_not() -> None:
+    assert same_dynamics(1, 2) and same_dynamics(2, 1) and same_dynamics(2, 2)
+    assert not same_dynamics(0, 2) and not same_dynamics(0, 1)
+    assert dynamics(2).context and not dynamics(1).context and not dynamics(0).context
+    assert get_reward_config("shaped", version=1) == get_reward_config("shaped", version=2) == RewardConfig()
+    with pytest.raises(ValueError, match="unknown env version 9"):
+        same_dynamics(1, 9)
 
 
 def test_v0_has_v0_spaces() -> None:
     assert blueprints_for(0) == ORIGINAL_BLUEPRINTS and len(ORIGINAL_BLUEPRINTS) == 13
     assert blueprints_for(1) == BLUEPRINTS and len(BLUEPRINTS) == 16
-    v0, v1 = make(V0), make("Esper-SynthCIFAR-v1")
-    assert v0.unwrapped.version == 0 and v1.unwrapped.version == 1
+    v0, v1, v2 = make(V0), make("Esper-SynthCIFAR-v1"), make("Esper-SynthCIFAR-v2")
+    assert v0.unwrapped.version == 0 and v1.unwrapped.version == 1 and v2.unwrapped.version == 2
     assert v0.action_space.nvec.tolist() == [6, 3, 13, 4, 3, 3, 4, 5]
-    assert v1.action_space.nvec.tolist() == [6, 3, 16, 4, 3, 3, 4, 5]
+    assert v1.action_space.nvec.tolist() == v2.action_space.nvec.tolist() == [6, 3, 16, 4, 3, 3, 4, 5]
+    # v2 appends 4 context features and 2 per slot after v1's.
+    assert v2.observation_space.shape[0] == v1.observation_space.shape[0] + 4 + 2 * 3 == 147
+    assert list(v2.unwrapped.observation_schema)[: len(v1.unwrapped.observation_schema)] == list(
+        v1.unwrapped.observation_schema
+    )
     schema = v0.unwrapped.observation_schema
     for k in range(3):
         hot = schema[f"slot{k}/blueprint"]
@@ -95,11 +112,18 @@ def test_v0_settings_round_trip() -> None:
 
 
 def test_v0_snapshot_does_not_restore_into_v1() -> None:
-    v0, v1 = make(V0).unwrapped, make("Esper-SynthCIFAR-v1").unwrapped
+    v0, v1, v2 = (
+        make(V0).unwrapped,
+        make("Esper-SynthCIFAR-v1").unwrapped,
+        make("Esper-SynthCIFAR-v2").unwrapped,
+    )
     v0.reset(seed=0)
     v1.reset(seed=0)
+    v2.reset(seed=0)
     with pytest.raises(ValueError, match="env_version: snapshot 0, env 1"):
         v1.restore(v0.snapshot())
+    with pytest.raises(ValueError, match="env_version: snapshot 1, env 2"):
+        v2.restore(v1.snapshot())
 
 
 def test_cifar10_v0_without_data_is_the_missing_data_error(tmp_path) -> None:

@@ -42,7 +42,7 @@ from esper_env.wrappers import CompactActions, compact_action_table
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-OBS = make_observation_space(3).shape[0]
+OBS = make_observation_space(3, context=True).shape[0]
 N_ACTIONS = len(compact_action_table(3))  # CompactActions with 3 slots
 
 
@@ -50,7 +50,7 @@ def small_spec_doc(name: str = "unit", **matrix: object) -> dict:
     """Test fidelity, 4 epochs, early stop after 2 flat epochs: a mix of truncated and terminated episodes."""
     return {
         "name": name,
-        "env": {"id": "Esper-SynthCIFAR-v1", "fidelity": "test", "max_epochs": 4, "early_stop_patience": 2},
+        "env": {"id": "Esper-SynthCIFAR-v2", "fidelity": "test", "max_epochs": 4, "early_stop_patience": 2},
         "matrix": {
             "policies": ["baseline", "random"],
             "configs": ["baseline", "fast-lr"],

@@ -19,7 +19,7 @@ from esper_agents.generation.spec import load_spec
 SPEC = """
 name = "resume"
 [env]
-id = "Esper-SynthCIFAR-v1"
+id = "Esper-SynthCIFAR-v2"
 fidelity = "test"
 max_epochs = 2
 [matrix]

@@ -23,7 +23,7 @@ from esper_env.wrappers import CompactActions
 
 minari = pytest.importorskip("minari")
 
-ENV_ID = "Esper-SynthCIFAR-v1"
+ENV_ID = "Esper-SynthCIFAR-v2"
 REF_KEYS = ("ref_min_score", "ref_max_score", "num_episodes_average_score")
 
 

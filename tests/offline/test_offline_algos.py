@@ -175,7 +175,7 @@ def test_mask_in_observation_needs_discrete_actions() -> None:
     from esper_agents.offline import MaskInObservation
 
     with pytest.raises(TypeError, match="CompactActions or ClassicActions"):
-        MaskInObservation(gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=2))
+        MaskInObservation(gym.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=2))
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def pack_dir(tmp_path_factory):
     spec = parse_spec(
         {
             "name": "offline-test",
-            "env": {"id": "Esper-SynthCIFAR-v1", "fidelity": "test", "max_epochs": 3},
+            "env": {"id": "Esper-SynthCIFAR-v2", "fidelity": "test", "max_epochs": 3},
             "matrix": {
                 "policies": ["baseline", "random"],
                 "configs": ["baseline"],

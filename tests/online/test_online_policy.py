@@ -176,7 +176,7 @@ def test_bad_spaces_and_coefficients_are_refused() -> None:
 
 
 def test_legality_in_observation_is_the_envs_legality() -> None:
-    env = LegalityInObservation(gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=6))
+    env = LegalityInObservation(gym.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=6))
     obs, _ = env.reset(seed=3)
     assert env.observation_space.contains(obs)
     base = env.unwrapped

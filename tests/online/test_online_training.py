@@ -146,11 +146,16 @@ def test_a_run_json_written_before_the_settings_record_still_resumes(tmp_path: P
     old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "micro", "max_epochs": 5},
            "n_envs": 1, "seed": 0, "hyperparameters": {"n_steps": 8}, "steps": 100}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(old))
-    run = {"algo": "maskable-ppo", "settings": settings().to_dict(), "n_envs": 1, "seed": 0,
+    v1 = settings().replace(env_id="Esper-SynthCIFAR-v1")  # such runs are of v1, which stays registered
+    run = {"algo": "maskable-ppo", "settings": v1.to_dict(), "n_envs": 1, "seed": 0,
            "hyperparameters": {"n_steps": 8}, "steps": 200}  # fmt: skip
     assert _check_run(tmp_path, run) is True
     with pytest.raises(ValueError, match="holds a run of"):
-        _check_run(tmp_path, {**run, "settings": settings().replace(reward="sparse").to_dict()})
+        _check_run(tmp_path, {**run, "settings": v1.replace(reward="sparse").to_dict()})
+    with pytest.raises(
+        ValueError, match="holds a run of"
+    ):  # resumed on v2, it would meet another observation
+        _check_run(tmp_path, {**run, "settings": settings().to_dict()})
 
 
 class Touch:

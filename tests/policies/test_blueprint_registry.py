@@ -30,7 +30,7 @@ from esper_env.wrappers import CompactActions
 assert esper_env.__file__.startswith({copy!r}), esper_env.__file__
 assert BLUEPRINTS[-1] == "extra_for_test" and "extra_for_test" in BLUEPRINT_DESCRIPTIONS
 assert DEFAULT_BLUEPRINT_ORDER[-1] == "extra_for_test" and len(DEFAULT_BLUEPRINT_ORDER) == len(BLUEPRINTS) - 1
-env = CompactActions(gym.make("Esper-SynthCIFAR-v1", fidelity="test", max_epochs=1, device="cpu"))
+env = CompactActions(gym.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=1, device="cpu"))
 assert env.unwrapped.action_space.nvec[2] == len(BLUEPRINTS)
 obs, info = env.reset(seed=0)
 policy = EpsilonGreedy(get_policy("baseline"), epsilon=0.0).bind(env)

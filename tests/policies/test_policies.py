@@ -46,7 +46,7 @@ SPEC = PolicySpec.from_args(max_epochs=T, num_slots=3)
 
 
 def make_env(max_epochs: int = 6) -> CompactActions:
-    env = gym.make("Esper-SynthCIFAR-v1", fidelity=MICRO, max_epochs=max_epochs, device="cpu")
+    env = gym.make("Esper-SynthCIFAR-v2", fidelity=MICRO, max_epochs=max_epochs, device="cpu")
     return CompactActions(env)
 
 
@@ -508,7 +508,7 @@ def test_every_policy_takes_only_legal_actions(name: str) -> None:
 
 def test_one_bound_policy_drives_a_vector_env() -> None:
     envs = gym.make_vec(
-        "Esper-SynthCIFAR-v1", num_envs=2, vectorization_mode="sync", wrappers=[CompactActions],
+        "Esper-SynthCIFAR-v2", num_envs=2, vectorization_mode="sync", wrappers=[CompactActions],
         fidelity="test", max_epochs=3, device="cpu",
     )  # fmt: skip
     behavior = EpsilonGreedy(get_policy("random"), 1.0).bind(PolicySpec.from_args(max_epochs=3))

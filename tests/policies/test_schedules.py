@@ -37,7 +37,7 @@ def test_get_schedule() -> None:
 
 
 def test_schedules_act_from_the_envs_legality() -> None:
-    env = gym.make("Esper-SynthCIFAR-v1", config="impaired", fidelity="test", max_epochs=4, device="cpu")
+    env = gym.make("Esper-SynthCIFAR-v2", config="impaired", fidelity="test", max_epochs=4, device="cpu")
     env.reset(seed=0)
     base = env.unwrapped
     assert get_schedule("wait").action(base, 0).op == Op.WAIT

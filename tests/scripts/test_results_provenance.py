@@ -1,4 +1,6 @@
-"""Every committed benchmark result carries the one provenance header, for the newest env version."""
+"""Every committed benchmark result carries the one provenance header, for the newest env version's
+dynamics: a result measured on a version that differs from the newest only in the observation (v1
+against v2, :func:`esper_env.versions.same_dynamics`) stands; one of older dynamics (v0) does not."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import esper_env
+from esper_env.versions import same_dynamics
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -18,7 +21,7 @@ HEADER = {"git_commit", "dirty", "env_id", "env_version", "torch", "torch_thread
 
 
 def newest_version(env_id: str) -> int:
-    """The newest registered version of ``env_id``'s family (``Esper-SynthCIFAR-v0`` -> 1)."""
+    """The newest registered version of ``env_id``'s family (``Esper-SynthCIFAR-v0`` -> 2)."""
     family = env_id.rpartition("-v")[0]
     versions = [int(e.rpartition("-v")[2]) for e in esper_env.ENV_IDS if e.rpartition("-v")[0] == family]
     assert versions, f"{env_id!r} names no registered env; registered: {', '.join(esper_env.ENV_IDS)}"
@@ -45,10 +48,20 @@ def test_committed_result_has_a_provenance_header_for_the_current_env(path: Path
     assert header["command"].startswith(("python benchmarks/", "esper "))
     env_id = header["env_id"]
     current = newest_version(env_id)
-    assert header["env_version"] == f"v{current}" and env_id.endswith(f"-v{current}"), (
-        f"{path.name} was measured on {env_id} ({header['env_version']}); the current version is v{current}: "
-        f"re-run it ({header['command']})"
+    version = header["env_version"]
+    assert re.fullmatch(r"v\d+", version) and env_id.endswith(f"-{version}"), (env_id, version)
+    assert same_dynamics(int(version[1:]), current), (
+        f"{path.name} was measured on {env_id} ({version}), whose dynamics are not those of the current "
+        f"version v{current}: re-run it ({header['command']})"
     )
+
+
+def test_results_of_older_dynamics_are_refused() -> None:
+    """The rule above: v1's results serve v2 (only the observation changed); v0's do not."""
+    assert (
+        same_dynamics(1, newest_version("Esper-SynthCIFAR-v1")) and newest_version("Esper-SynthCIFAR-v1") == 2
+    )
+    assert not same_dynamics(0, newest_version("Esper-SynthCIFAR-v0"))
 
 
 def test_provenance_names_the_commit_the_env_and_the_command(monkeypatch) -> None:

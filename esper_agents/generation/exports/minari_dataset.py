@@ -111,6 +111,7 @@ def minari_ref_scores(pack: Pack, presets: Sequence[str], mode: str) -> tuple[di
             env_id, config=presets[0], fidelity=fidelity, max_epochs=pack.max_epochs
         )
         low, high = float(ref.returns["wait"][mode]), float(ref.returns["heuristic"][mode])
+        key = ref.key  # the id it was measured on: one of the same dynamics (v1's entries serve v2)
     except LookupError:  # KeyError too: an entry without returns in this mode
         return {}, f"No reference scores: Esper's reference registry has no {mode!r} returns for {key!r}."
     if not high > low:
@@ -157,8 +158,9 @@ def to_minari(pack: Pack | str | os.PathLike, dataset_id: str, path: str | os.Pa
         raise RuntimeError("the Minari export needs Minari: pip install 'esper[minari]'") from None
     from gymnasium import spaces
 
+    from esper_env.datasets import env_version
     from esper_env.rewards import get_reward_config
-    from esper_env.spaces import make_observation_space
+    from esper_env.spaces import version_observation
 
     pack = open_pack(pack)
     if len(pack) == 0:
@@ -226,7 +228,7 @@ def to_minari(pack: Pack | str | os.PathLike, dataset_id: str, path: str | os.Pa
                 env=None,
                 eval_env=env_spec,
                 action_space=spaces.Discrete(pack.n_actions),
-                observation_space=make_observation_space(pack.num_slots),
+                observation_space=version_observation(env_version(pack.settings.env_id), pack.num_slots)[1],
                 algorithm_name="esper behavior policies: " + ", ".join(spec["matrix"]["policies"]),
                 description=(
                     f"Esper pack {pack.name!r} ({pack.settings.env_id}, "
