@@ -230,9 +230,10 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.synth_seed = int(synth_seed)
         self.device = device
         self.render_mode = render_mode
+        # The reward as given: a fork built from a mode name takes each instance's rent, as this env does.
         self._init_kwargs = {
             "dataset": dataset, "config": self.config, "fidelity": self.fidelity, "max_epochs": max_epochs,
-            "num_slots": num_slots, "reward": self.reward_config, "device": device, "num_threads": num_threads,
+            "num_slots": num_slots, "reward": reward, "device": device, "num_threads": num_threads,
             "render_mode": render_mode, "data_dir": data_dir, "download": download, "synth_seed": synth_seed,
             "early_stop_patience": early_stop_patience, "version": version, "instances": instances,
             "num_levels": num_levels, "start_level": start_level,
