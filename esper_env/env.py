@@ -230,7 +230,6 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.synth_seed = int(synth_seed)
         self.device = device
         self.render_mode = render_mode
-        # The reward as given: a fork built from a mode name takes each instance's rent, as this env does.
         self._init_kwargs = {
             "dataset": dataset, "config": self.config, "fidelity": self.fidelity, "max_epochs": max_epochs,
             "num_slots": num_slots, "reward": reward, "device": device, "num_threads": num_threads,
