@@ -346,7 +346,8 @@ def run_episode(args: argparse.Namespace) -> int:
     info = episode.infos[-1]
     keys = ("termination_reason", "final_val_accuracy", "best_val_accuracy", "test_accuracy", "host_params",
             "seed_params", "seeds_created", "seeds_fossilized", "seeds_pruned", "episode_return", "episode_length")  # fmt: skip
-    print(json.dumps({k: info[k] for k in keys}, indent=2))
+    summary = {k: info[k] for k in keys} | ({"instance": info["instance"]} if "instance" in info else {})
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -38,10 +38,22 @@ def unit_float(text: str) -> float:
     return value
 
 
+#: ``esper_env.instances.MAX_LEVELS``, repeated so that building the parser imports no numpy.
+MAX_LEVELS = 2**31 - 1
+
+
+def level_int(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < MAX_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_LEVELS}), got {text!r}")
+    return value
+
+
 # argparse names the type in its message ("invalid positive_int value: '0'") unless __name__ reads well.
 positive_int.__name__ = "positive integer"
 non_negative_int.__name__ = "non-negative integer"
 unit_float.__name__ = "number in [0, 1]"
+level_int.__name__ = "instance index"
 
 
 class Names:
@@ -75,6 +87,7 @@ ONLINE_ALGORITHMS = Names("esper_agents.online.algorithms", "ONLINE_ALGORITHMS")
 BACKENDS = Names("esper_agents.generation.backends", "BACKENDS")
 DOWNLOADABLE = Names("esper_env.datasets", "DOWNLOADABLE")
 EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
+DISTRIBUTIONS = Names("esper_env.instances", "DISTRIBUTIONS")
 SUITE_NAMES = Names("esper_agents.bench.suites", "SUITE_NAMES")
 BENCH_AGENTS = Names("esper_agents.bench.suites", "BENCH_AGENTS")
 #: ``esper_env.settings.DEVICES`` and ``DEFAULT_ENV_ID``, repeated so that building the parser imports
@@ -105,6 +118,14 @@ def env_arguments(fidelity: str | None) -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=positive_int, default=25, help="epoch budget of an episode")
     add_reward_argument(p, "shaped")
     p.add_argument("--seed", type=int, default=0, help="RNG seed (the first episode's reset seed)")
+    p.add_argument("--instances", default=None, choices=DISTRIBUTIONS, metavar="NAME",
+                   help="task distribution each reset draws an instance from, one of: %(choices)s "
+                        "(default: the env id's: Esper-Micro's bottlenecks, none for the image ids)")  # fmt: skip
+    p.add_argument("--num-levels", type=level_int, default=0, metavar="N",
+                   help="draw instances from [start-level, start-level + N) only (0: every index from "
+                        "start-level on); needs a distribution")  # fmt: skip
+    p.add_argument("--start-level", type=level_int, default=0, metavar="N",
+                   help="the first instance index drawn (the held-out split: --start-level 1000000 --num-levels 100000)")  # fmt: skip
     return p
 
 
@@ -160,8 +181,10 @@ def torch_device(name: str) -> str:
 
 def env_settings(args: argparse.Namespace) -> EnvSettings:
     """The :class:`~esper_env.settings.EnvSettings` the env flags give (``--env``, ``--config``,
-    ``--fidelity``, ``--max-epochs``, ``--reward``, ``--device``); ``ValueError`` on a bad value."""
+    ``--fidelity``, ``--max-epochs``, ``--reward``, ``--device``, ``--instances``, ``--num-levels``,
+    ``--start-level``); ``ValueError`` on a bad value."""
     from esper_env.settings import EnvSettings
 
     return EnvSettings(env_id=args.env, config=args.config, fidelity=args.fidelity, max_epochs=args.max_epochs,
-                       reward=args.reward, device=args.device)  # fmt: skip
+                       reward=args.reward, device=args.device, instances=args.instances,
+                       num_levels=args.num_levels, start_level=args.start_level)  # fmt: skip

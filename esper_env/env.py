@@ -236,7 +236,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self._init_kwargs = {
             "dataset": dataset, "config": self.config, "fidelity": self.fidelity, "max_epochs": max_epochs,
-            "num_slots": num_slots, "reward": self.reward_config, "device": device, "num_threads": num_threads,
+            "num_slots": num_slots, "reward": reward, "device": device, "num_threads": num_threads,
             "render_mode": render_mode, "data_dir": data_dir, "download": download, "synth_seed": synth_seed,
             "early_stop_patience": early_stop_patience, "version": version, "instances": instances,
             "num_levels": num_levels, "start_level": start_level,

@@ -23,10 +23,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES
 from esper_env.datasets import ENV_IDS
+from esper_env.instances import DISTRIBUTIONS, Split
 from esper_env.rewards import REWARD_MODES
 from esper_env.runtime import lookup
 
@@ -77,6 +78,17 @@ class EnvSettings:
     num_threads: int | None = 1
     #: Torch device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     device: str = "auto"
+    #: The task distribution each reset draws an instance from (``esper_env.instances.DISTRIBUTIONS``);
+    #: ``None``: the id's default (``Esper-Micro``'s ``"bottlenecks"``; none for the image ids).
+    instances: str | None = None
+    #: Instance indices drawn: ``[start_level, start_level + num_levels)`` (Procgen's split;
+    #: ``num_levels=0``: every index from ``start_level`` on). Only with a distribution.
+    num_levels: int = 0
+    start_level: int = 0
+
+    #: The fields :meth:`to_dict` leaves out at their defaults (records of earlier versions had none
+    #: of them, so what is written for the image ids is unchanged).
+    INSTANCE_FIELDS: ClassVar[tuple[str, ...]] = ("instances", "num_levels", "start_level")
 
     def __post_init__(self) -> None:
         lookup("env id", self.env_id, ENV_IDS)
@@ -90,6 +102,14 @@ class EnvSettings:
         _int("synth_seed", self.synth_seed, 0)
         _int("early_stop_patience", self.early_stop_patience, 1, optional=True)
         _int("num_threads", self.num_threads, 1, optional=True)
+        if self.instances is not None:
+            lookup("instance distribution", self.instances, DISTRIBUTIONS)
+        Split(start_level=self.start_level, num_levels=self.num_levels)  # ValueError naming a bad value
+        if (self.num_levels or self.start_level) and self.resolved_instances is None:
+            raise ValueError(
+                f"num_levels={self.num_levels!r} and start_level={self.start_level!r} split an instance "
+                f"distribution, and {self.env_id} has none: set instances too (one of: {', '.join(DISTRIBUTIONS)})"
+            )
 
     @property
     def dataset(self) -> str:
@@ -101,9 +121,18 @@ class EnvSettings:
         """``fidelity``, or the env id's default when it is ``None``."""
         return self.fidelity if self.fidelity is not None else str(ENV_IDS[self.env_id]["fidelity"])
 
+    @property
+    def resolved_instances(self) -> str | None:
+        """``instances``, or the env id's default distribution (``None``: the id draws no instances)."""
+        if self.instances is not None:
+            return self.instances
+        default = ENV_IDS[self.env_id].get("instances")
+        return None if default is None else str(default)
+
     def to_kwargs(self) -> dict[str, Any]:
         """The ``gymnasium.make(self.env_id, **kwargs)`` keyword arguments (the id's own defaults
-        are not repeated: no fidelity when it is ``None``, no ``synth_seed`` for CIFAR)."""
+        are not repeated: no fidelity or instances when ``None``, no ``synth_seed`` for CIFAR, no
+        split at its defaults)."""
         kwargs: dict[str, Any] = {
             "config": self.config, "max_epochs": self.max_epochs, "num_slots": self.num_slots,
             "reward": self.reward, "early_stop_patience": self.early_stop_patience,
@@ -113,6 +142,11 @@ class EnvSettings:
             kwargs["fidelity"] = self.fidelity
         if self.dataset == "synthcifar":
             kwargs["synth_seed"] = self.synth_seed
+        if self.instances is not None:
+            kwargs["instances"] = self.instances
+        for name in ("num_levels", "start_level"):
+            if getattr(self, name):
+                kwargs[name] = getattr(self, name)
         return kwargs
 
     def make(self, **runtime: Any) -> gym.Env:
@@ -132,8 +166,13 @@ class EnvSettings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, JSON-ready (``from_dict`` reads it back)."""
-        return dataclasses.asdict(self)
+        """Every field, JSON-ready (``from_dict`` reads it back); the instance fields only when set."""
+        data = dataclasses.asdict(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in self.INSTANCE_FIELDS:
+            if data[name] == defaults[name]:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

@@ -16,17 +16,17 @@ from esper_env.data import ImageSplits, load_dataset
 torch.set_num_threads(1)
 
 #: Even smaller than the "test" fidelity, for tests that run hundreds of epochs.
-MICRO = Fidelity("micro", train_images=64, val_images=32, test_images=32, resolution=8)
+NANO = Fidelity("nano", train_images=64, val_images=32, test_images=32, resolution=8)
 
 
 @pytest.fixture(scope="module")
-def micro_fidelity() -> Iterator[str]:
-    """MICRO registered under the name "micro" for one test module, for paths that take only a
+def nano_fidelity() -> Iterator[str]:
+    """NANO registered under the name "nano" for one test module, for paths that take only a
     registered fidelity name (settings records, run.json): in-process envs only (a subprocess env
     does not see it)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(FIDELITIES, MICRO.name, MICRO)
-        yield MICRO.name
+        patch.setitem(FIDELITIES, NANO.name, NANO)
+        yield NANO.name
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +35,8 @@ def test_data() -> ImageSplits:
 
 
 @pytest.fixture(scope="session")
-def micro_data() -> ImageSplits:
-    return load_dataset("synthcifar", MICRO)
+def nano_data() -> ImageSplits:
+    return load_dataset("synthcifar", NANO)
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,8 @@ class Step:
 @dataclasses.dataclass
 class Episode:
     """One played episode: the ``T + 1`` observations and infos (the reset's first), the ``T``
-    actions the agent chose and the rewards, and how it ended."""
+    actions the agent chose and the rewards, how it ended, and the task instance it was played on
+    (the reset info's ``"instance"``; ``None`` on an id without an instance distribution)."""
 
     seed: int | None
     observations: list[Any]
@@ -64,6 +65,7 @@ class Episode:
     rewards: np.ndarray
     terminated: bool
     truncated: bool
+    instance: int | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -116,7 +118,11 @@ def run_episode(
         obs, info = next_obs, next_info
         if on_step is not None and on_step(step) is False:
             break
-    return Episode(seed, observations, infos, actions, np.array(rewards), terminated, truncated)
+    instance = infos[0].get("instance")
+    return Episode(
+        seed, observations, infos, actions, np.array(rewards), terminated, truncated,
+        None if instance is None else int(instance),
+    )  # fmt: skip
 
 
 def logged_episode(episode: Episode, n_actions: int) -> tuple[LoggedEpisode, int]:

@@ -232,6 +232,7 @@ def collect_episode(
         host_params=int(info["host_params"]),
         seed_params=int(info["seed_params"]),
         wall_seconds=round_(time.perf_counter() - start),
+        instance=episode.instance,
     )
     record = EpisodeRecord(meta, arrays)
     record.check()

@@ -134,9 +134,15 @@ class EpisodeMetadata:
     wall_seconds: float = 0.0
     schema_version: str = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The task instance the episode was played on (``info["instance"]``); ``None`` on an id without an
+    #: instance distribution, and then left out of :meth:`to_dict` (those files are as they were).
+    instance: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(dataclasses.asdict(self))
+        d = jsonable(dataclasses.asdict(self))
+        if d["instance"] is None:
+            del d["instance"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EpisodeMetadata:

@@ -13,6 +13,9 @@ Spec (read with :mod:`tomllib`)::
     reward = "shaped"                    # reward mode of the logged rewards (components are always logged)
     synth_seed = 0                       # optional, SynthCIFAR only
     early_stop_patience = 0              # optional; 0 = off
+    instances = "bottlenecks"            # optional: the task distribution (default: the id's)
+    start_level = 0                      # optional: draw instances [start_level, start_level + num_levels)
+    num_levels = 0                       # optional; 0 = every index from start_level on
     (the [env] table is read into an esper_env.EnvSettings whose config is the matrix's first)
 
     [matrix]
@@ -49,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from esper_env.datasets import CURRENT_ENV_IDS
+from esper_env.instances import DISTRIBUTIONS
 from esper_env.settings import EnvSettings
 
 
@@ -79,6 +83,7 @@ class AdaptiveSpec:
 ENV_KEYS: Mapping[str, str] = {
     "id": "env_id", "fidelity": "fidelity", "max_epochs": "max_epochs", "num_slots": "num_slots",
     "reward": "reward", "synth_seed": "synth_seed", "early_stop_patience": "early_stop_patience",
+    "instances": "instances", "num_levels": "num_levels", "start_level": "start_level",
 }  # fmt: skip
 
 
@@ -178,12 +183,14 @@ def _env_settings(table: dict[str, Any], where: str) -> EnvSettings:
     fields: dict[str, Any] = {}
     for key, name in ENV_KEYS.items():
         required = key in ("id", "max_epochs")
-        value = _take(table, key, str if key in ("id", "fidelity", "reward") else int, where,
+        value = _take(table, key, str if key in ("id", "fidelity", "reward", "instances") else int, where,
                       ... if required else None)  # fmt: skip
         if value is None or (key == "early_stop_patience" and value == 0):
             continue
+        # A split is checked on its own here, and against the id's distribution below.
+        alone = {"instances": next(iter(DISTRIBUTIONS))} if name in ("num_levels", "start_level") else {}
         try:
-            EnvSettings(**{name: value})
+            EnvSettings(**{name: value}, **alone)
         except ValueError as err:
             raise SpecError(f"{where}.{key}: {str(err).removeprefix(name + ' ')}") from None
         fields[name] = value
@@ -193,7 +200,10 @@ def _env_settings(table: dict[str, Any], where: str) -> EnvSettings:
             f"{where}.id: {fields['env_id']!r} is an older env version; packs are generated on the current "
             f"ids: {', '.join(CURRENT_ENV_IDS)}"
         )
-    settings = EnvSettings(**fields)
+    try:
+        settings = EnvSettings(**fields)
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
     return settings.replace(fidelity=settings.resolved_fidelity)
 
 

@@ -1,5 +1,5 @@
 """``esper bench``: the normalised-score arithmetic, seed separation, the report, the bench pipeline on a
-subset of agents (scripted, one offline, one online) at the tests' MICRO fidelity, and (``slow``) the
+subset of agents (scripted, one offline, one online) at the tests' NANO fidelity, and (``slow``) the
 whole smoke suite end to end with a SIGKILL in the middle and a resume."""
 
 from __future__ import annotations
@@ -304,11 +304,11 @@ SUBSET = ("wait", "heuristic:capacity", "bc", "maskable-ppo")
 
 
 @pytest.fixture(scope="module")
-def subset_run(micro_fidelity: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def subset_run(nano_fidelity: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The smoke suite's pack, training and evaluation for :data:`SUBSET`, in this process (one
-    worker), at the MICRO fidelity and with one PPO rollout and 50 gradient steps."""
+    worker), at the NANO fidelity and with one PPO rollout and 50 gradient steps."""
     smoke = get_suite("smoke")
-    settings = smoke.settings.replace(fidelity=micro_fidelity, max_epochs=5)
+    settings = smoke.settings.replace(fidelity=nano_fidelity, max_epochs=5)
     suite = dataclasses.replace(smoke, settings=settings, online_steps=50, offline_steps=50, agents=SUBSET)
     out = tmp_path_factory.mktemp("bench") / "subset"
     report = run_bench(suite, out, workers=1, device="cpu", progress=False, log=lambda message: None)
@@ -332,7 +332,7 @@ def test_subset_bench_has_a_row_per_agent_with_intervals(subset_run: dict) -> No
     assert (out / "results.png").stat().st_size > 10_000
     result = json.loads((out / "results.json").read_text())
     assert [a["agent"] for a in result["agents"]] == [a["agent"] for a in subset_run["report"]["agents"]]
-    assert "this run" in result["anchors"]["source"]  # no registry entry at MICRO: the run's own rows
+    assert "this run" in result["anchors"]["source"]  # no registry entry at NANO: the run's own rows
     assert all(a["illegal_actions"] == 0 for a in result["agents"])  # every agent here is masked
 
 

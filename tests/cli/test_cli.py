@@ -132,3 +132,39 @@ def test_episode_reward_changes_the_reward_the_env_returns(capsys: pytest.Captur
     assert shaped == again  # the same episode: the seed fixes it
     assert sparse["final_val_accuracy"] == shaped["final_val_accuracy"]  # the reward changes no dynamics
     assert sparse["episode_return"] != shaped["episode_return"]
+
+
+def test_the_instance_flags_reach_the_settings_of_every_subcommand_that_runs_the_env() -> None:
+    from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, MAX_LEVELS
+
+    assert tuple(cli_options.DISTRIBUTIONS) == tuple(DISTRIBUTIONS) and cli_options.MAX_LEVELS == MAX_LEVELS
+    held = ["--start-level", str(HELDOUT_SPLIT.start_level), "--num-levels", str(HELDOUT_SPLIT.num_levels)]
+    parser = cli.build_parser()
+    episode_help = parser._subparsers._group_actions[0].choices["episode"].format_help()
+    assert " ".join(held) in " ".join(episode_help.split())  # the help names the held-out split
+    for argv in (["episode"], ["evaluate", "--policy", "baseline"], ["imitate-classic", "--out", "O"],
+                 ["train-online", "--algo", "maskable-ppo", "--out", "O", "--steps", "1"]):  # fmt: skip
+        settings = cli_options.env_settings(parser.parse_args([*argv, "--env", "Esper-Micro-v2", *held]))
+        assert (settings.resolved_instances, settings.start_level, settings.num_levels) == (
+            "bottlenecks",
+            HELDOUT_SPLIT.start_level,
+            HELDOUT_SPLIT.num_levels,
+        ), argv
+        plain = cli_options.env_settings(parser.parse_args(argv))
+        assert (plain.instances, plain.num_levels, plain.start_level) == (None, 0, 0), argv
+        synth = cli_options.env_settings(parser.parse_args([*argv, "--instances", "bottlenecks"]))
+        assert synth.to_kwargs()["instances"] == "bottlenecks", argv
+
+
+def test_episode_runs_the_fast_tier_and_names_its_instance(capsys: pytest.CaptureFixture) -> None:
+    argv = ["episode", "--env", "Esper-Micro-v2", "--fidelity", "micro", "--max-epochs", "5", "--seed", "4",
+            "--start-level", "100", "--num-levels", "10", "--device", "cpu"]  # fmt: skip
+    assert cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 100 <= summary["instance"] < 110 and summary["episode_length"] == 5
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == summary  # the seed fixes the instance and the episode
+    # A split without a distribution: one line, exit 2.
+    assert cli.main(["episode", "--fidelity", "test", "--max-epochs", "1", "--num-levels", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("esper: error: num_levels=3") and "set instances" in err[0]

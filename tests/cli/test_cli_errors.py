@@ -35,6 +35,9 @@ ARGPARSE_CASES = [
     ([*ONLINE, "--steps", "10", "--n-envs", "0"], "--n-envs: must be a positive integer"),
     ([*ONLINE, "--steps", "10", "--checkpoint-every", "-1"], "--checkpoint-every: must be a positive integer"),
     (["bench", "--suite", "smoke", "--out", "O", "--workers", "0"], "--workers: must be a positive integer"),
+    (["episode", "--num-levels", "-1"], "--num-levels: must be an integer in \\[0, 2147483647\\), got '-1'"),
+    (["evaluate", "--policy", "baseline", "--start-level", "2147483647"], "--start-level: must be an integer in"),
+    ([*ONLINE, "--steps", "10", "--start-level", "x"], "--start-level: invalid instance index value: 'x'"),
 ]  # fmt: skip
 
 # A name no registry holds: argparse's "invalid choice: 'nope' (choose from ...)".
@@ -65,6 +68,8 @@ BAD_NAMES = [
     ([*ONLINE, "--steps", "5", "--reward", "dense"], "--reward", "dense", "shaped"),
     (["bench", "--suite", "smoke", "--out", "O", "--reward", "dense"], "--reward", "dense", "sparse"),
     (["imitate-classic", "--out", "O", "--reward", "dense"], "--reward", "dense", "shaped"),
+    (["episode", "--instances", "nope"], "--instances", "nope", "bottlenecks"),
+    ([*ONLINE, "--steps", "5", "--instances", "nope"], "--instances", "nope", "bottlenecks"),
     (["generate", "--spec", "S", "--out", "O", "--reward", "dense"], "--reward", "dense", "contribution"),
 ]  # fmt: skip
 

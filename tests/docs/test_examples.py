@@ -1,6 +1,6 @@
 """The scripts in examples/ run end to end at the smallest settings and print a final accuracy in [0, 1].
 
-The PPO scripts run in this process (runpy) at the tests' MICRO fidelity; the CQL script, which imports
+The PPO scripts run in this process (runpy) at the tests' NANO fidelity; the CQL script, which imports
 d3rlpy and so the old ``gym`` package, runs in a fresh interpreter, where its import banner would show.
 """
 
@@ -18,12 +18,12 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SMALL = ["--fidelity", "test", "--max-epochs", "3", "--config", "impaired"]
-#: In this process only: "micro" is registered by the micro_fidelity fixture.
-MICRO_SMALL = ["--fidelity", "micro", "--max-epochs", "3", "--config", "impaired"]
+#: In this process only: "nano" is registered by the nano_fidelity fixture.
+NANO_SMALL = ["--fidelity", "nano", "--max-epochs", "3", "--config", "impaired"]
 #: (script, its smallest arguments): one PPO rollout of 50 env steps; 20 CQL gradient steps.
 CASES = [
-    pytest.param("maskable_ppo_compact.py", [*MICRO_SMALL, "--steps", "50", "--n-envs", "1"], id="maskable-ppo"),
-    pytest.param("recurrent_ppo.py", [*MICRO_SMALL, "--steps", "50", "--n-envs", "1"], id="recurrent-ppo"),
+    pytest.param("maskable_ppo_compact.py", [*NANO_SMALL, "--steps", "50", "--n-envs", "1"], id="maskable-ppo"),
+    pytest.param("recurrent_ppo.py", [*NANO_SMALL, "--steps", "50", "--n-envs", "1"], id="recurrent-ppo"),
     pytest.param("d3rlpy_cql_pack.py", [*SMALL, "--steps", "20", "--out", "{tmp}"], id="cql"),
     # Each case takes 15-25 s on two cores; this variant of the CQL script is left to `pytest -m slow`
     # so that the default suite spends about a minute on the examples.
@@ -63,8 +63,8 @@ def test_example_runs_and_prints_final_accuracy(
     script: str, args: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     args = [a.replace("{tmp}", str(tmp_path / "out")) for a in args]
-    if "micro" in args:
-        request.getfixturevalue("micro_fidelity")
+    if "nano" in args:
+        request.getfixturevalue("nano_fidelity")
         done = _run_in_process(EXAMPLES / script, args, tmp_path)
     else:
         done = subprocess.run(

@@ -1,7 +1,7 @@
 """The training engine: gradient isolation, blending, counterfactuals, snapshots, determinism.
 
 Isolation, snapshots and determinism are bitwise properties whatever the data: those tests train on
-the tests' MICRO splits.
+the tests' NANO splits.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def blend_in(engine: TrainingEngine, slot: int, blueprint: str = "conv_small", *
     engine.advance(slot)
 
 
-def test_host_is_bitwise_unaffected_by_a_training_seed(micro_data: ImageSplits) -> None:
-    plain, grafted = make_engine(micro_data), make_engine(micro_data)
+def test_host_is_bitwise_unaffected_by_a_training_seed(nano_data: ImageSplits) -> None:
+    plain, grafted = make_engine(nano_data), make_engine(nano_data)
     grafted.germinate(0, "conv_heavy")
     grafted.advance(0)
     assert grafted.slots[0].stage == Stage.TRAINING
@@ -136,8 +136,8 @@ def build_busy_engine(data: ImageSplits, seed: int = 0) -> TrainingEngine:
     return engine
 
 
-def test_restore_then_continue_equals_never_snapshotting(micro_data: ImageSplits) -> None:
-    engine = build_busy_engine(micro_data)
+def test_restore_then_continue_equals_never_snapshotting(nano_data: ImageSplits) -> None:
+    engine = build_busy_engine(nano_data)
     snap = engine.snapshot()
     expected = run_script(engine, 3)
     expected_host = host_state(engine)
@@ -148,7 +148,7 @@ def test_restore_then_continue_equals_never_snapshotting(micro_data: ImageSplits
     buf.seek(0)
     loaded = torch.load(buf, weights_only=True)
 
-    other = make_engine(micro_data, seed=123, config="adam")  # a different engine, overwritten whole
+    other = make_engine(nano_data, seed=123, config="adam")  # a different engine, overwritten whole
     other.restore(loaded)
     assert run_script(other, 3) == expected
     assert_same_tensors(host_state(other), expected_host)
@@ -157,11 +157,11 @@ def test_restore_then_continue_equals_never_snapshotting(micro_data: ImageSplits
     assert run_script(engine, 3) == expected
 
 
-def test_same_seed_same_results_and_different_seed_differs(micro_data: ImageSplits) -> None:
+def test_same_seed_same_results_and_different_seed_differs(nano_data: ImageSplits) -> None:
     a, b, c = (
-        build_busy_engine(micro_data, 5),
-        build_busy_engine(micro_data, 5),
-        build_busy_engine(micro_data, 6),
+        build_busy_engine(nano_data, 5),
+        build_busy_engine(nano_data, 5),
+        build_busy_engine(nano_data, 6),
     )
     assert run_script(a, 2) == run_script(b, 2)
     assert_same_tensors(host_state(a), host_state(b))

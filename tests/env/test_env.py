@@ -25,14 +25,14 @@ from esper_env.wrappers import (
     encode_joint,
     joint_size,
 )
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
 SYNTH = "Esper-SynthCIFAR-v2"
 
 
 def make(max_epochs: int = 4, **kw) -> gym.Env:
-    """The env at the tests' MICRO fidelity: these properties do not depend on how well the host trains."""
-    return gym.make(SYNTH, fidelity=MICRO, max_epochs=max_epochs, device="cpu", **kw)
+    """The env at the tests' NANO fidelity: these properties do not depend on how well the host trains."""
+    return gym.make(SYNTH, fidelity=NANO, max_epochs=max_epochs, device="cpu", **kw)
 
 
 def germinate(slot: int = 0, blueprint: int = 5) -> np.ndarray:

@@ -12,13 +12,13 @@ import torch
 from esper_env import ENV_IDS, EsperEnv, FactoredAction, Op
 from esper_env.spaces import NOOP_INDEX
 from esper_env.wrappers import CompactActions
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
 SYNTH_ID = next(i for i, kw in ENV_IDS.items() if kw["dataset"] == "synthcifar")
 
 
-def micro_env(**kwargs: object) -> EsperEnv:
-    return EsperEnv(fidelity=kwargs.pop("fidelity", MICRO), max_epochs=kwargs.pop("max_epochs", 4), **kwargs)
+def nano_env(**kwargs: object) -> EsperEnv:
+    return EsperEnv(fidelity=kwargs.pop("fidelity", NANO), max_epochs=kwargs.pop("max_epochs", 4), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -32,12 +32,12 @@ def micro_env(**kwargs: object) -> EsperEnv:
 def test_bad_constructor_values_are_named(kwargs: dict, shown: str) -> None:
     (name,) = kwargs
     with pytest.raises(ValueError, match=rf"{name} must be an integer >= \d+( or None)?, got {shown}$"):
-        micro_env(**kwargs)
+        nano_env(**kwargs)
 
 
 @pytest.mark.parametrize("action", [2.9, "1", True, np.float64(2.0), np.array([1, 2])])
 def test_compact_actions_refuse_what_is_not_an_integer(action: object) -> None:
-    env = CompactActions(micro_env())
+    env = CompactActions(nano_env())
     env.reset(seed=0)
     with pytest.raises(
         ValueError, match=rf"action {re.escape(repr(action))} is not in the action space Discrete"
@@ -46,7 +46,7 @@ def test_compact_actions_refuse_what_is_not_an_integer(action: object) -> None:
 
 
 def test_compact_actions_show_the_value_given_and_take_integers() -> None:
-    env = CompactActions(micro_env())
+    env = CompactActions(nano_env())
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"action 1e\+20 is not"):
         env.step(1e20)
@@ -59,7 +59,7 @@ def test_compact_actions_show_the_value_given_and_take_integers() -> None:
 
 
 def test_factored_action_errors_show_the_action_as_given() -> None:
-    env = micro_env()
+    env = nano_env()
     env.reset(seed=0)
     ragged = [0, [1, 2], 0, 0, 0, 0, 0, 0]
     with pytest.raises(
@@ -71,7 +71,7 @@ def test_factored_action_errors_show_the_action_as_given() -> None:
 
 
 def test_is_legal_action_checks_the_whole_action() -> None:
-    env = micro_env()
+    env = nano_env()
     env.reset(seed=0)
     assert env.legal_actions()[Op.GERMINATE, 0]
     assert not env.is_legal_action(FactoredAction(Op.GERMINATE, 0, blueprint=NOOP_INDEX).to_array())
@@ -93,10 +93,10 @@ def test_is_legal_action_checks_the_whole_action() -> None:
     ],
 )
 def test_restore_refuses_an_incompatible_snapshot_and_says_what_differs(kwargs: dict, differs: str) -> None:
-    source = micro_env()
+    source = nano_env()
     source.reset(seed=0)
     source.step(FactoredAction(Op.WAIT, 0).to_array())
-    target = micro_env(**kwargs)
+    target = nano_env(**kwargs)
     obs, _ = target.reset(seed=3)
     with pytest.raises(ValueError, match=f"incompatible env.*{differs}"):
         target.restore(source.snapshot())
@@ -104,7 +104,7 @@ def test_restore_refuses_an_incompatible_snapshot_and_says_what_differs(kwargs: 
 
 
 def test_restore_names_missing_keys() -> None:
-    env = micro_env()
+    env = nano_env()
     env.reset(seed=0)
     snap = env.snapshot()
     del snap["engine"]
@@ -136,7 +136,7 @@ def test_the_env_runs_on_its_thread_count_and_restores_the_callers() -> None:
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        env = micro_env()
+        env = nano_env()
         assert env.num_threads == 1 and env.metadata["torch_num_threads"] == 1
         assert env.metadata["torch_version"] == torch.__version__
         seen = []
@@ -150,7 +150,7 @@ def test_the_env_runs_on_its_thread_count_and_restores_the_callers() -> None:
         env.engine.run_epoch = spy.__get__(env.engine)  # type: ignore[method-assign]
         env.step(FactoredAction(Op.WAIT, 0).to_array())
         assert seen == [1] and torch.get_num_threads() == 2
-        free = micro_env(num_threads=None)
+        free = nano_env(num_threads=None)
         assert free.metadata["torch_num_threads"] == 2
     finally:
         torch.set_num_threads(before)

@@ -1,4 +1,4 @@
-"""Thousands of random actions, legal and illegal, through the env at the tests' MICRO fidelity.
+"""Thousands of random actions, legal and illegal, through the env at the tests' NANO fidelity.
 
 Every action the mask calls legal must execute (``action_valid`` True); every other one must run
 as WAIT. Episodes are short so that resets, truncation and every lifecycle stage get exercised.
@@ -18,10 +18,10 @@ from esper_env import FactoredAction, Op
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.spaces import WAIT_ACTION
 from esper_env.wrappers import CompactActions
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
-ENV = gym.make("Esper-SynthCIFAR-v2", fidelity=MICRO, max_epochs=12, device="cpu")
-COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v2", fidelity=MICRO, max_epochs=12, device="cpu"))
+ENV = gym.make("Esper-SynthCIFAR-v2", fidelity=NANO, max_epochs=12, device="cpu")
+COMPACT = CompactActions(gym.make("Esper-SynthCIFAR-v2", fidelity=NANO, max_epochs=12, device="cpu"))
 
 
 def legal_action(env: gym.Env, rng: np.random.Generator) -> np.ndarray:

@@ -27,9 +27,9 @@ from esper_env.lifecycle import (
     Stage,
     Tempo,
 )
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
-DATA = load_dataset("synthcifar", MICRO)
+DATA = load_dataset("synthcifar", NANO)
 slots = st.integers(0, 2)
 
 

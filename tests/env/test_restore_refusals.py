@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from esper_env import EsperEnv, FactoredAction, Op
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
 
-def micro_env() -> EsperEnv:
-    return EsperEnv(fidelity=MICRO, max_epochs=4)
+def nano_env() -> EsperEnv:
+    return EsperEnv(fidelity=NANO, max_epochs=4)
 
 
 @pytest.fixture(scope="module")
 def source_snapshot() -> dict[str, Any]:
-    env = micro_env()
+    env = nano_env()
     env.reset(seed=0)
     env.step(FactoredAction(Op.WAIT, 0).to_array())
     env.step(FactoredAction(Op.WAIT, 0).to_array())
@@ -81,7 +81,7 @@ CRAFTED = [
 def test_a_malformed_field_is_refused_by_name_and_changes_nothing(
     source_snapshot: dict[str, Any], path: str, value: Any, named: str
 ) -> None:
-    env = micro_env()
+    env = nano_env()
     obs, _ = env.reset(seed=3)
     before = env.snapshot()
     with pytest.raises(ValueError, match=named):
@@ -91,7 +91,7 @@ def test_a_malformed_field_is_refused_by_name_and_changes_nothing(
 
 
 def test_the_valid_snapshot_still_restores(source_snapshot: dict[str, Any]) -> None:
-    env = micro_env()
+    env = nano_env()
     env.reset(seed=3)
     env.restore(source_snapshot)
     assert same(env.snapshot(), source_snapshot)

@@ -8,13 +8,13 @@ from gymnasium import spaces
 
 from esper_env import EsperEnv, FactoredAction, Op, sample_mask
 from esper_env.wrappers import CompactActions
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
 DRAWS = 2000
 
 
-def micro_env() -> EsperEnv:
-    return EsperEnv(fidelity=MICRO, max_epochs=6, num_slots=3)
+def nano_env() -> EsperEnv:
+    return EsperEnv(fidelity=NANO, max_epochs=6, num_slots=3)
 
 
 def _germinated(env) -> None:
@@ -24,7 +24,7 @@ def _germinated(env) -> None:
 
 
 def test_base_env_samples_are_per_head_legal() -> None:
-    env = micro_env()
+    env = nano_env()
     _germinated(env)
     mask = sample_mask(env)
     assert isinstance(mask, tuple) and len(mask) == len(env.action_space.nvec)
@@ -46,7 +46,7 @@ def test_base_env_samples_are_per_head_legal() -> None:
 
 
 def test_compact_samples_are_exactly_legal() -> None:
-    env = CompactActions(micro_env())
+    env = CompactActions(nano_env())
     env.reset(seed=0)
     env.step(env.index_of(FactoredAction(Op.GERMINATE, 1, blueprint=5)))
     mask = sample_mask(env)
@@ -61,7 +61,7 @@ def test_compact_samples_are_exactly_legal() -> None:
 
 
 def test_rejects_other_spaces() -> None:
-    env = micro_env()
+    env = nano_env()
     env.action_space = spaces.Box(0.0, 1.0, (2,))
     with pytest.raises(TypeError, match="Box"):
         sample_mask(env)

@@ -54,3 +54,51 @@ def test_unknown_keys_and_runtime_clashes_are_refused() -> None:
     with pytest.raises(ValueError, match="reward"):
         EnvSettings(fidelity="test").make(reward="sparse")
     assert EnvSettings(fidelity="test").replace(reward="sparse").reward == "sparse"
+
+
+MICRO = "Esper-Micro-v2"
+
+
+def test_the_distribution_and_split_round_trip_and_reach_the_env() -> None:
+    s = EnvSettings(env_id=MICRO, instances="bottlenecks", num_levels=10, start_level=100, max_epochs=2)
+    assert EnvSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    kwargs = s.to_kwargs()
+    assert (kwargs["instances"], kwargs["num_levels"], kwargs["start_level"]) == ("bottlenecks", 10, 100)
+    env = s.replace(device="cpu").make().unwrapped
+    assert env.distribution.name == "bottlenecks"
+    assert (env.split.start_level, env.split.num_levels) == (100, 10)
+    assert 100 <= env.reset(seed=0)[1]["instance"] < 110
+
+
+def test_the_instance_fields_are_left_out_at_their_defaults() -> None:
+    """None is the id's default: Esper-Micro's distribution, none for the image ids; records and
+    kwargs written for the image ids are what they were before these fields existed."""
+    plain, micro = EnvSettings(), EnvSettings(env_id=MICRO)
+    for s in (plain, micro):
+        assert not {"instances", "num_levels", "start_level"} & (set(s.to_dict()) | set(s.to_kwargs()))
+        assert EnvSettings.from_dict(s.to_dict()) == s
+    assert plain.resolved_instances is None and micro.resolved_instances == "bottlenecks"
+    assert micro.replace(device="cpu").make().unwrapped.distribution.name == "bottlenecks"
+    old = plain.to_dict()  # what a record from before the instance fields held
+    assert EnvSettings.from_dict(old).num_levels == 0
+    assert EnvSettings(env_id=MICRO, start_level=5).to_dict()["start_level"] == 5
+    # A distribution on an image id is carried too (the same distribution at "tiny").
+    synth = EnvSettings(instances="bottlenecks", num_levels=3)
+    assert synth.resolved_instances == "bottlenecks" and synth.to_kwargs()["num_levels"] == 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [({"instances": "nope"}, "'nope'.*'bottlenecks'"), ({"instances": 3}, "3"),
+     ({"env_id": MICRO, "num_levels": -1}, "num_levels must be .* got -1"),
+     ({"env_id": MICRO, "start_level": True}, "start_level must be .* got True"),
+     ({"env_id": MICRO, "start_level": 1.5}, "start_level must be .* got 1.5"),
+     ({"env_id": MICRO, "start_level": 2**31 - 2, "num_levels": 5}, "exceeds"),
+     ({"num_levels": 5}, "num_levels=5 .*has none: set instances"),
+     ({"start_level": 7}, "start_level=7 .*has none: set instances")],
+)  # fmt: skip
+def test_a_bad_distribution_or_split_is_refused_by_value(changes: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        EnvSettings(**changes)
+    with pytest.raises(ValueError, match=named):
+        EnvSettings.from_dict({**EnvSettings().to_dict(), **changes})

@@ -108,6 +108,18 @@ def test_collector_logs_schema(record: EpisodeRecord) -> None:
     assert m.behavior_policy["policy_id"] == "aggressive" and m.behavior_policy["epsilon"] == 0.3
     assert m.environment["config_id"] == "baseline" and m.environment["fidelity"] == "test"
     assert m.trajectory_quality in ("success", "partial", "failure")
+    assert m.instance is None and "instance" not in m.to_dict()  # an image id: the file is as it was
+
+
+def test_collector_names_the_instance_of_a_fast_tier_episode() -> None:
+    settings = EnvSettings(env_id="Esper-Micro-v2", max_epochs=3, start_level=50, num_levels=5, device="cpu")
+    env = CompactActions(settings.make())
+    record = collect_episode(env, EpsilonGreedy(get_policy("aggressive"), 0.3), seed=7, episode_id="micro")
+    drawn = settings.make().reset(seed=7)[1]["instance"]
+    assert record.metadata.instance == drawn and 50 <= drawn < 55
+    assert record.metadata.to_dict()["instance"] == drawn
+    assert type(record.metadata).from_dict(record.metadata.to_dict()) == record.metadata
+    assert record.arrays["action_valid"].all()  # the behavior kept to the masked blueprints
 
 
 def test_collector_is_deterministic(record: EpisodeRecord) -> None:
@@ -128,6 +140,19 @@ def test_spec_errors_name_the_bad_value() -> None:
         parse_spec(small_spec_doc(epsilons=[1.5]))
     with pytest.raises(SpecError, match="unknown keys \\['episodes'\\]"):
         parse_spec(small_spec_doc(episodes=3))
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [({"instances": "nope"}, r"spec\[env\]\.instances: .*'nope'.*'bottlenecks'"),
+     ({"num_levels": -1}, r"spec\[env\]\.num_levels: must be an integer in .* got -1"),
+     ({"start_level": "7"}, r"spec\[env\]\.start_level"),
+     ({"id": "Esper-SynthCIFAR-v2", "num_levels": 3}, r"spec\[env\]: num_levels=3 .*set instances")],
+)  # fmt: skip
+def test_spec_errors_name_a_bad_distribution_or_split(env: dict, named: str) -> None:
+    doc = {**small_spec_doc(), "env": {"id": "Esper-Micro-v2", "max_epochs": 2, **env}}
+    with pytest.raises(SpecError, match=named):
+        parse_spec(doc)
 
 
 def test_plan_is_deterministic_and_unique() -> None:

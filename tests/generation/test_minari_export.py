@@ -203,3 +203,38 @@ def test_minari_warns_on_non_default_reward_weights(
     pack.header["environment"]["reward"]["accuracy_weight"] = 5.0
     with pytest.warns(UserWarning, match="reward weights differ"):
         export(pack, tmp_path, monkeypatch)
+
+
+def test_a_fast_tier_pack_and_its_minari_export_name_each_episodes_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = {
+        "name": "micro",
+        "env": {"id": "Esper-Micro-v2", "max_epochs": 3, "start_level": 100, "num_levels": 10},
+        "matrix": {"policies": ["baseline", "random"], "configs": ["baseline"], "epsilons": [0.2],
+                   "episodes_per_cell": 2},
+    }  # fmt: skip
+    spec = parse_spec(doc)
+    assert (spec.env.instances, spec.env.start_level, spec.env.num_levels) == (None, 100, 10)
+    assert spec.env.fidelity == "micro" and spec.env.resolved_instances == "bottlenecks"
+    generate(spec, tmp_path / "pack", workers=1, progress=False, log=lambda message: None)
+    pack = open_pack(tmp_path / "pack")
+    assert pack.settings == spec.env
+    instances = {}
+    for rec in pack:
+        drawn = pack.settings.make().reset(seed=rec.metadata.random_seed)[1]["instance"]
+        assert rec.metadata.instance == drawn and 100 <= drawn < 110
+        instances[rec.metadata.episode_id] = drawn
+    assert len(instances) == 4
+    patch_registry(monkeypatch, {})
+    ds = export(pack, tmp_path / "minari", monkeypatch)
+    meta = list(ds.storage.get_episode_metadata(range(ds.total_episodes)))
+    assert {m["esper_episode_id"]: int(m["esper_instance"]) for m in meta} == instances
+    env = ds.recover_environment()
+    assert (env.spec.kwargs["start_level"], env.spec.kwargs["num_levels"]) == (100, 10)
+    assert env.spec.kwargs["instances"] == "bottlenecks"  # the id's, from its registration
+    ep = ds[0]
+    obs, info = env.reset(seed=int(meta[0]["seed"]))
+    np.testing.assert_array_equal(obs, ep.observations[0])
+    assert info["instance"] == int(meta[0]["esper_instance"])
+    env.close()

@@ -64,8 +64,8 @@ N_COMPACT = len(compact_action_table(3))  # CompactActions with 3 slots
 
 
 @pytest.fixture(scope="module")
-def eval_env(micro_fidelity: str):
-    env = make_eval_env(EnvSettings(fidelity=micro_fidelity, max_epochs=3))  # legality, not learning
+def eval_env(nano_fidelity: str):
+    env = make_eval_env(EnvSettings(fidelity=nano_fidelity, max_epochs=3))  # legality, not learning
     assert env.n_actions == N_COMPACT
     yield env
     env.close()

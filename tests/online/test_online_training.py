@@ -1,6 +1,6 @@
 """The three online algorithms end to end: train, checkpoint, resume, save, load, evaluate.
 
-Each algorithm trains once (a module fixture) at the tests' MICRO fidelity: these properties are about
+Each algorithm trains once (a module fixture) at the tests' NANO fidelity: these properties are about
 checkpoints, logs and files, not about how well the host trains. The ``esper`` command runs at "test"
 (its envs run in subprocesses, which know only the registered fidelities).
 """
@@ -27,8 +27,8 @@ from esper_env.settings import EnvSettings
 
 
 def settings() -> EnvSettings:
-    """The runs' settings: MICRO (registered as "micro" by the module's micro_fidelity fixture)."""
-    return EnvSettings(fidelity="micro", max_epochs=5)
+    """The runs' settings: NANO (registered as "nano" by the module's nano_fidelity fixture)."""
+    return EnvSettings(fidelity="nano", max_epochs=5)
 
 
 ALGOS = list(ONLINE_ALGORITHMS)
@@ -45,8 +45,8 @@ def curve(out: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _micro(micro_fidelity: str) -> None:
-    assert micro_fidelity == settings().fidelity
+def _nano(nano_fidelity: str) -> None:
+    assert nano_fidelity == settings().fidelity
 
 
 @pytest.fixture(scope="module", params=ALGOS)
@@ -143,7 +143,7 @@ def test_a_finished_run_returns_its_model_and_a_changed_run_is_refused(trained: 
 
 def test_a_run_json_written_before_the_settings_record_still_resumes(tmp_path: Path) -> None:
     """run.json once held ``env_id`` and the ``env_kwargs`` given; such a run resumes, another is refused."""
-    old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "micro", "max_epochs": 5},
+    old = {"algo": "maskable-ppo", "env_id": "Esper-SynthCIFAR-v1", "env_kwargs": {"fidelity": "nano", "max_epochs": 5},
            "n_envs": 1, "seed": 0, "hyperparameters": {"n_steps": 8}, "steps": 100}  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps(old))
     v1 = settings().replace(env_id="Esper-SynthCIFAR-v1")  # such runs are of v1, which stays registered

@@ -1,7 +1,7 @@
 """A resumed online run is the run it resumes: checkpoints after the update with the whole resume state,
 atomic model files, and a torn last checkpoint skipped for the one before it.
 
-Runs use a test-only "micro" fidelity (tests/conftest.py's MICRO) and 3-epoch episodes, so that
+Runs use a test-only "nano" fidelity (tests/conftest.py's NANO) and 3-epoch episodes, so that
 each algorithm trains its 60 steps in seconds. Exactness is bit for bit: ``episodes.csv`` byte
 for byte and every weight ``torch.equal``.
 """
@@ -24,7 +24,7 @@ from esper_agents.online.algorithms import ONLINE_ALGORITHMS
 from esper_agents.online.train import latest_checkpoint, train_online
 from esper_env.configs import FIDELITIES
 from esper_env.settings import EnvSettings
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
 #: The masked recurrent PPO takes about 30 s here on a shared 2-core machine: slow.
 ALGOS = [
@@ -34,15 +34,15 @@ SMALL = {"n_steps": 10, "batch_size": 10, "n_epochs": 1}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def micro_fidelity() -> Iterator[None]:
+def nano_fidelity() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(FIDELITIES, "micro", MICRO)
+        mp.setitem(FIDELITIES, "nano", NANO)
         yield
 
 
 def settings() -> EnvSettings:
-    """3-epoch episodes at the micro fidelity (registered by :func:`micro_fidelity`)."""
-    return EnvSettings(fidelity="micro", max_epochs=3)
+    """3-epoch episodes at the nano fidelity (registered by :func:`nano_fidelity`)."""
+    return EnvSettings(fidelity="nano", max_epochs=3)
 
 
 def train(algo: str, steps: int, out: Path) -> object:
@@ -155,13 +155,13 @@ def truncate(path: Path) -> None:
 
 # ------------------------------------------------------------------ esper train-online, killed with SIGKILL
 
-#: ``esper`` with the micro fidelity registered; ESPER_TEST_KILL_ON_RENAME=<name> makes the process
+#: ``esper`` with the nano fidelity registered; ESPER_TEST_KILL_ON_RENAME=<name> makes the process
 #: SIGKILL itself when it is about to rename a finished temporary file onto ``name`` (a kill while
 #: that model file is written: the temporary file is whole, the real one not there yet).
 _ESPER = """
 import os, signal, sys
 import esper_env.configs as c
-c.FIDELITIES["micro"] = c.Fidelity("micro", 64, 32, 32, 8)
+c.FIDELITIES["nano"] = c.Fidelity("nano", 64, 32, 32, 8)
 victim = os.environ.get("ESPER_TEST_KILL_ON_RENAME")
 if victim:
     replace = os.replace
@@ -176,7 +176,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _esper(out: Path) -> list[str]:
-    return [sys.executable, "-c", _ESPER, "train-online", "--algo", "maskable-ppo", "--fidelity", "micro",
+    return [sys.executable, "-c", _ESPER, "train-online", "--algo", "maskable-ppo", "--fidelity", "nano",
             "--max-epochs", "3", "--n-envs", "1", "--steps", "200", "--checkpoint-every", "50", "--out", str(out),
             "--no-progress", "--no-tensorboard"]  # fmt: skip
 

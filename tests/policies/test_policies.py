@@ -1,7 +1,7 @@
 """Behavior policies: observation decoding, the heuristic's rules, epsilon-greedy probabilities.
 
 Most tests use synthetic observations built from the schema; a few run the real env at the tests'
-MICRO fidelity (about 75 env steps in the whole file): legality and the lifecycle do not depend on how
+NANO fidelity (about 75 env steps in the whole file): legality and the lifecycle do not depend on how
 well the host trains.
 """
 
@@ -39,14 +39,14 @@ from esper_env import ObservationView
 from esper_env.blueprints import BLUEPRINTS
 from esper_env.lifecycle import Op, Stage
 from esper_env.wrappers import CompactActions
-from tests.conftest import MICRO
+from tests.conftest import NANO
 
 T = 30
 SPEC = PolicySpec.from_args(max_epochs=T, num_slots=3)
 
 
 def make_env(max_epochs: int = 6) -> CompactActions:
-    env = gym.make("Esper-SynthCIFAR-v2", fidelity=MICRO, max_epochs=max_epochs, device="cpu")
+    env = gym.make("Esper-SynthCIFAR-v2", fidelity=NANO, max_epochs=max_epochs, device="cpu")
     return CompactActions(env)
 
 

@@ -1,5 +1,5 @@
-"""benchmarks/online_throughput.py (online loop against the env alone) end to end, at the tests' MICRO
-fidelity (registered as "micro" by the micro_fidelity fixture: the script runs in this process)."""
+"""benchmarks/online_throughput.py (online loop against the env alone) end to end, at the tests' NANO
+fidelity (registered as "nano" by the nano_fidelity fixture: the script runs in this process)."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ QUICK = next(a.name for a in ONLINE_ALGORITHMS.values() if a.action_set == "comp
     ],
 )
 def test_online_throughput_runs_and_reports(
-    algos: list[str], tmp_path: Path, monkeypatch, capsys, micro_fidelity: str
+    algos: list[str], tmp_path: Path, monkeypatch, capsys, nano_fidelity: str
 ) -> None:
-    argv = [str(SCRIPT), "--fidelity", micro_fidelity, "--steps", "1", "--n-envs", "1", "--device", "cpu",
+    argv = [str(SCRIPT), "--fidelity", nano_fidelity, "--steps", "1", "--n-envs", "1", "--device", "cpu",
             "--algos", *algos, "--out", str(tmp_path)]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(SCRIPT), run_name="__main__")
-    result = json.loads((tmp_path / f"online_throughput_{micro_fidelity}_impaired.json").read_text())
-    assert result["env_kwargs"] == {"config": "impaired", "fidelity": micro_fidelity}
+    result = json.loads((tmp_path / f"online_throughput_{nano_fidelity}_impaired.json").read_text())
+    assert result["env_kwargs"] == {"config": "impaired", "fidelity": nano_fidelity}
     assert result["steps"] == result["warmup_steps"] == PPO_DEFAULTS["n_steps"]  # rounded up to one rollout
     assert list(result["algorithms"]) == algos
     out = capsys.readouterr().out

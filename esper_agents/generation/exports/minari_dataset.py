@@ -140,8 +140,9 @@ def to_minari(pack: Pack | str | os.PathLike, dataset_id: str, path: str | os.Pa
     * Preset: ``infos["preset"]`` (``[T + 1]`` int64, constant over an episode) indexes the preset
       names in the dataset metadata ``dataset.storage.metadata["esper_presets"]`` (the generation
       matrix's presets in order); ``dataset.storage.get_episode_metadata([i])`` also holds the name
-      (``"esper_preset"``) and the pack's episode id (``"esper_episode_id"``). Numeric infos and episode
-      metadata read back alike from every Minari storage format.
+      (``"esper_preset"``) and the pack's episode id (``"esper_episode_id"``), and, on an id with an
+      instance distribution (``Esper-Micro``), the task instance (``"esper_instance"``). Numeric infos and
+      episode metadata read back alike from every Minari storage format.
     * Env spec: ``dataset.recover_environment()`` (and ``eval_env=True``, the same env) is
       ``CompactActions(gymnasium.make(env_id, **kwargs))``, the stack the episodes were logged in:
       observations are the raw env observation, actions CompactActions indices. ``kwargs`` are
@@ -205,7 +206,10 @@ def to_minari(pack: Pack | str | os.PathLike, dataset_id: str, path: str | os.Pa
                     },
                 )
             )
-            episode_meta.append({"esper_preset": preset, "esper_episode_id": r.metadata.episode_id})
+            meta = {"esper_preset": preset, "esper_episode_id": r.metadata.episode_id}
+            if r.metadata.instance is not None:  # the task instance (ids with an instance distribution)
+                meta["esper_instance"] = int(r.metadata.instance)
+            episode_meta.append(meta)
         spec = pack.header["generation_spec"]
         env_note = (
             f"dataset.recover_environment() makes CompactActions(gymnasium.make({env_spec.id!r}, "
