@@ -21,7 +21,6 @@ import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -29,7 +28,6 @@ import numpy as np
 import torch
 from _common import add_results_argument, provenance, require_positive
 
-import esper_env
 from esper_agents.policies import get_policy
 from esper_agents.policies.schedules import Schedule, grow
 from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT
@@ -62,7 +60,9 @@ _ENVS: dict[str, gym.Env] = {}
 def _env(instances: str) -> gym.Env:
     if instances not in _ENVS:
         torch.set_num_threads(1)
-        _ENVS[instances] = gym.make(MICRO_ID, instances=instances, max_epochs=MAX_EPOCHS, device="cpu", num_threads=1)
+        _ENVS[instances] = gym.make(
+            MICRO_ID, instances=instances, max_epochs=MAX_EPOCHS, device="cpu", num_threads=1
+        )
     return _ENVS[instances]
 
 
@@ -168,9 +168,7 @@ def report(
         "heuristic_minus_wait": float((rows[heur] - wait).mean()),
         "heuristic_minus_wait_ci": bootstrap(rows[heur] - wait, rng),
         "heuristic_minus_sb": float((rows[heur] - rows[single]).mean()),
-        "per_instance_best": {
-            str(k): max(schedules, key=lambda n: np.mean(score[n][k])) for k in heldout
-        },
+        "per_instance_best": {str(k): max(schedules, key=lambda n: np.mean(score[n][k])) for k in heldout},
     }
     return out
 
@@ -181,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     h = sub.add_parser("headroom", help="schedules and heuristics on training and held-out instances")
     h.add_argument("--train", type=int, default=40, help="training instances (single best chosen there)")
     h.add_argument("--heldout", type=int, default=60, help="held-out instances (scored)")
-    h.add_argument("--seeds", type=int, default=2, help="reset seeds per instance (>= 2 for the virtual best)")
+    h.add_argument(
+        "--seeds", type=int, default=2, help="reset seeds per instance (>= 2 for the virtual best)"
+    )
     h.add_argument("--workers", type=int, default=2)
     h.add_argument("--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="instance distribution")
     add_results_argument(h, resumes=True)

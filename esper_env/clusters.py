@@ -31,10 +31,14 @@ NUM_CLASSES = 10
 
 
 @functools.lru_cache(maxsize=256)
-def make_clusters(fid: Fidelity, seed: int, blobs: int = 8, spread: float = 0.7, label_noise: float = 0.0) -> ImageSplits:
+def make_clusters(
+    fid: Fidelity, seed: int, blobs: int = 8, spread: float = 0.7, label_noise: float = 0.0
+) -> ImageSplits:
     """The clusters task ``seed`` at ``fid``'s split sizes (cached per process: do not modify it)."""
     if blobs < 1 or not spread > 0 or not 0 <= label_noise < 1:
-        raise ValueError(f"bad clusters task: blobs={blobs!r}, spread={spread!r}, label_noise={label_noise!r}")
+        raise ValueError(
+            f"bad clusters task: blobs={blobs!r}, spread={spread!r}, label_noise={label_noise!r}"
+        )
     g = torch.Generator().manual_seed(104_729 * int(seed) + 3)
     centres = torch.randn(NUM_CLASSES * blobs, CLUSTER_FEATURES, generator=g)
     out = []

@@ -141,10 +141,10 @@ def clear_cache() -> None:
 def _load_cached(name: str, fid: Fidelity, root: str | None, synth_seed: int) -> ImageSplits:
     wanted = {"train": fid.train_images, "val": fid.val_images, "test": fid.test_images}
     record = dataset_record(name)
-    if name == "clusters":  # the fast tier's task; an env with instances draws one per reset
-        from esper_env.clusters import make_clusters
-
-        return make_clusters(fid, synth_seed)
+    if name == "clusters":
+        raise ValueError(
+            "the clusters task is drawn per instance (Esper-Micro): use esper_env.clusters.make_clusters"
+        )
     if record.torchvision_class is None:
         pools = {"train": _TRAIN_POOL, "val": _VAL_POOL, "test": _TEST_POOL}
         for split, n in wanted.items():

@@ -53,7 +53,9 @@ DATASET_RECORDS: dict[str, DatasetRecord] = {
         # CPU friendly by default.
         DatasetRecord("synthcifar", 10, "Esper-SynthCIFAR", "tiny"),
         # The fast tier (docs/FAST_TIER.md): MLP hosts on a clusters task, one instance per reset.
-        DatasetRecord("clusters", 10, "Esper-Micro", "micro", since_version=2, defaults=(("instances", "bottlenecks"),)),
+        DatasetRecord(
+            "clusters", 10, "Esper-Micro", "micro", since_version=2, defaults=(("instances", "bottlenecks"),)
+        ),
     )
 }
 

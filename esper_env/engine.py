@@ -100,7 +100,10 @@ class TrainingEngine:
         self.chance_patience = chance_patience
         # channels_last is 1.4-1.8x faster for these CNNs on CPU (benchmarks/engine_throughput.py)
         # and is the fast layout for cuDNN too; an MLP host's 1x1 maps run as matrix products.
-        mlp = HOST_SPECS.get(self.config.architecture) is not None and HOST_SPECS[self.config.architecture].kind == "mlp"
+        mlp = (
+            HOST_SPECS.get(self.config.architecture) is not None
+            and HOST_SPECS[self.config.architecture].kind == "mlp"
+        )
         self.memory_format = torch.contiguous_format if mlp else torch.channels_last
         #: The blueprints GERMINATE accepts on this host (``None``: every one).
         self.supported_blueprints = supported_blueprints(self.config.architecture)

@@ -23,15 +23,16 @@ from esper_env.lifecycle import (
 )
 from esper_env.observation import ObservationContext, encode_observation, feature_table
 from esper_env.rewards import (
-    RewardConfig,
     DEFAULT_RENT_WEIGHT,
+    RewardConfig,
     benchmark_score,
     get_reward_config,
     log_size_ratio,
     potential,
     relabel,
 )
-from esper_env.runtime import torch_threads  # also imported from here (bench)
+from esper_env.runtime import check_int, torch_threads  # also imported from here (bench)
+from esper_env.snapshots import ENV_SNAPSHOT_VERSION, SNAPSHOT_KEYS, check_snapshot_fields, copy_state
 from esper_env.spaces import (
     NOOP_INDEX,
     WAIT_ACTION,
@@ -45,23 +46,6 @@ from esper_env.spaces import (
     op_params,
 )
 from esper_env.versions import CURRENT_VERSION, dynamics
-
-ENV_SNAPSHOT_VERSION = 3  # 3: no per-epoch result history (it was never read)
-#: The keys of an env snapshot (:meth:`EsperEnv.snapshot`).
-SNAPSHOT_KEYS: tuple[str, ...] = (
-    "version", "settings", "engine", "np_random", "episode_seed", "last_action_valid", "last_op",
-    "done", "episode_return", "potential",
-)  # fmt: skip
-
-
-def _check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
-    """``value`` as an int if it is an integer (not a bool, str or float) >= ``minimum``."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = f"an integer >= {minimum}" + (" or None" if optional else "")
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return int(value)
 
 
 class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -196,9 +180,13 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         #: The instance indices this env draws from (Procgen's ``num_levels``/``start_level``).
         self.split = Split(start_level=start_level, num_levels=num_levels)
         if self.distribution is None and (num_levels or start_level):
-            raise ValueError("num_levels and start_level split an instance distribution: pass instances=... too")
+            raise ValueError(
+                "num_levels and start_level split an instance distribution: pass instances=... too"
+            )
         if dataset == "clusters" and self.distribution is None:
-            raise ValueError("the clusters dataset (Esper-Micro) draws its task per instance: pass instances=...")
+            raise ValueError(
+                "the clusters dataset (Esper-Micro) draws its task per instance: pass instances=..."
+            )
         #: The instance of the current episode (``None`` without a distribution).
         self.instance: Instance | None = None
         self.dynamics = dynamics(version)
@@ -213,12 +201,12 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         self.fidelity = get_fidelity(fidelity)
         self.reward_config = get_reward_config(reward, self.version)
         self._preset, self._reward_by_name = self.config, isinstance(reward, str)
-        self._max_epochs = _check_int("max_epochs", max_epochs, 1)
+        self._max_epochs = check_int("max_epochs", max_epochs, 1)
         self._time_limit: int | None = None
-        self.num_slots = _check_int("num_slots", num_slots, 1)
-        self.early_stop_patience = _check_int("early_stop_patience", early_stop_patience, 1, optional=True)
-        self.num_threads = _check_int("num_threads", num_threads, 1, optional=True)
-        _check_int("synth_seed", synth_seed, 0)
+        self.num_slots = check_int("num_slots", num_slots, 1)
+        self.early_stop_patience = check_int("early_stop_patience", early_stop_patience, 1, optional=True)
+        self.num_threads = check_int("num_threads", num_threads, 1, optional=True)
+        check_int("synth_seed", synth_seed, 0)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"unknown render_mode {render_mode!r}; valid are: {self.metadata['render_modes']}"
@@ -242,14 +230,19 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "num_levels": num_levels, "start_level": start_level,
         }  # fmt: skip
         with torch_threads(self.num_threads):
-            # Loading here makes a missing dataset fail at make(), with the error that says how to get it.
-            self.data = load_dataset(
-                dataset,
-                self.fidelity,
-                data_dir=data_dir,
-                download=download,
-                synth_seed=synth_seed,
-                env_version=self.version,
+            # Loading here makes a missing dataset fail at make(), with the error that says how to get it;
+            # the clusters task is drawn per instance (_use_instance).
+            self.data = (
+                None
+                if dataset == "clusters"
+                else load_dataset(
+                    dataset,
+                    self.fidelity,
+                    data_dir=data_dir,
+                    download=download,
+                    synth_seed=synth_seed,
+                    env_version=self.version,
+                )
             )
             n, context = len(self.blueprints), self.dynamics.context
             self.action_space = make_action_space(self.num_slots, n)
@@ -274,7 +267,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         TimeLimit of ``max_episode_steps`` and the env truncate on the same step (the observation's
         budget counts against it and the last info carries the summary). Applied to every Esper
         id by :class:`esper_env.wrappers.MatchTimeLimit`."""
-        self._time_limit = _check_int("max_episode_steps", max_episode_steps, 1)
+        self._time_limit = check_int("max_episode_steps", max_episode_steps, 1)
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -369,7 +362,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask over the concatenated head values (sb3-contrib's MaskablePPO format)."""
-        return flat_action_mask(self.legal_actions(), self.num_slots, len(self.blueprints), self.blueprint_mask())
+        return flat_action_mask(
+            self.legal_actions(), self.num_slots, len(self.blueprints), self.blueprint_mask()
+        )
 
     def is_legal_action(self, action: Any) -> bool:
         """Would :meth:`step` execute ``action`` (a factored action in the space) as given now,
@@ -522,7 +517,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             "instance": None if self.instance is None else self.instance.index,
             "settings": self._settings(),
             "engine": self.engine.snapshot(),
-            "np_random": _copy_state(self.np_random.bit_generator.state),
+            "np_random": copy_state(self.np_random.bit_generator.state),
             "episode_seed": getattr(self, "_episode_seed", 0),
             "last_action_valid": self._last_action_valid,
             "last_op": int(self._last_op),
@@ -570,7 +565,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         ]
         if differ:
             raise ValueError(f"the snapshot comes from an incompatible env ({'; '.join(differ)})")
-        fields = _check_snapshot_fields(snap, self.np_random.bit_generator)
+        fields = check_snapshot_fields(snap, self.np_random.bit_generator)
         if not isinstance(snap["engine"], dict):
             raise ValueError(f"the snapshot's engine must be a dict, got {type(snap['engine']).__name__}")
         setup = None
@@ -580,7 +575,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
                 raise ValueError("the snapshot names no instance; this env draws one per episode")
             setup = self._instance_setup(self.split.check(index))
         elif snap.get("instance") is not None:
-            raise ValueError(f"the snapshot is of instance {snap['instance']!r}; this env has no distribution")
+            raise ValueError(
+                f"the snapshot is of instance {snap['instance']!r}; this env has no distribution"
+            )
         saved = {k: getattr(self, k) for k in setup or {}}
         try:  # restored into a fresh engine: a refusal leaves this env's engine untouched
             for name, value in (setup or {}).items():
@@ -609,80 +606,3 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         other.reset()
         other.restore(self.snapshot())
         return other
-
-
-def _check_snapshot_fields(snap: dict[str, Any], bit_generator: np.random.BitGenerator) -> dict[str, Any]:
-    """The snapshot's episode fields, parsed; ``ValueError`` naming the first malformed one."""
-    seed = snap["episode_seed"]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31 - 1:
-        raise ValueError(f"the snapshot's episode_seed must be an integer in [0, 2**31 - 1), got {seed!r}")
-    flags = {}
-    for key in ("last_action_valid", "done"):
-        if not isinstance(snap[key], (bool, np.bool_)):
-            raise ValueError(f"the snapshot's {key} must be a bool, got {snap[key]!r}")
-        flags[key] = bool(snap[key])
-    op = snap["last_op"]
-    if isinstance(op, bool) or not isinstance(op, (int, np.integer)) or int(op) not in {o.value for o in Op}:
-        raise ValueError(f"the snapshot's last_op must be one of the ops {[int(o) for o in Op]}, got {op!r}")
-    numbers_ = {}
-    for key in ("episode_return", "potential"):
-        value = snap[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ValueError(f"the snapshot's {key} must be a finite number, got {value!r}")
-        try:
-            numbers_[key] = float(value)
-        except OverflowError:
-            numbers_[key] = float("inf")
-        if not np.isfinite(numbers_[key]):
-            raise ValueError(f"the snapshot's {key} must be a finite number, got {value!r}")
-    return {
-        "np_random": _check_rng_state(snap["np_random"], bit_generator),
-        "episode_seed": int(seed),
-        "last_op": Op(int(op)),
-        **flags,
-        **numbers_,
-    }
-
-
-def _check_rng_state(state: Any, bit_generator: np.random.BitGenerator) -> dict[str, Any]:
-    """A copy of ``state`` if it is a state of ``bit_generator``'s kind that it accepts unchanged."""
-    ours = bit_generator.state
-    kind = ours["bit_generator"]
-    prefix = "the snapshot's np_random"
-    if not isinstance(state, dict):
-        raise ValueError(f"{prefix} must be a {kind} state (a dict), got {type(state).__name__}")
-    if state.get("bit_generator") != kind:
-        raise ValueError(f"{prefix} must be a {kind} state, got bit_generator {state.get('bit_generator')!r}")
-
-    def check(theirs: Any, mine: Any, path: str) -> None:
-        if isinstance(mine, dict):
-            if not isinstance(theirs, dict) or set(theirs) != set(mine):
-                keys = sorted(theirs) if isinstance(theirs, dict) else type(theirs).__name__
-                raise ValueError(f"{prefix}{path} must have the keys {sorted(mine)}, got {keys}")
-            for k in mine:
-                check(theirs[k], mine[k], f"{path}[{k!r}]")
-        elif isinstance(mine, str):
-            if theirs != mine:
-                raise ValueError(f"{prefix}{path} must be {mine!r}, got {theirs!r}")
-        elif isinstance(theirs, bool) or not isinstance(theirs, (int, np.integer)) or theirs < 0:
-            raise ValueError(f"{prefix}{path} must be a non-negative integer, got {theirs!r}")
-
-    check(state, ours, "")
-    for key, limit in (("has_uint32", 2), ("uinteger", 2**32)):
-        if key in ours and not 0 <= state[key] < limit:
-            raise ValueError(f"{prefix}[{key!r}] must be in [0, {limit}), got {state[key]!r}")
-    copy = _copy_state(state)
-    trial = type(bit_generator)()
-    try:
-        trial.state = copy
-        accepted = trial.state == copy
-    except (TypeError, ValueError, OverflowError) as err:
-        raise ValueError(f"{prefix} is not a valid {kind} state ({err})") from None
-    if not accepted:
-        raise ValueError(f"{prefix} is not a valid {kind} state (out-of-range values)")
-    return copy
-
-
-def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Copy a NumPy bit generator state (nested dicts of ints and strings)."""
-    return {k: (_copy_state(v) if isinstance(v, dict) else v) for k, v in state.items()}

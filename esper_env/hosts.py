@@ -27,8 +27,8 @@ from .blueprints import Consumer, SlotGeometry
 
 __all__ = [
     "HOSTS",
-    "HOST_SPECS",
     "HOST_KINDS",
+    "HOST_SPECS",
     "POINTWISE_BLUEPRINTS",
     "HostNetwork",
     "HostSpec",
@@ -108,7 +108,9 @@ def register_host(name: str, spec: HostSpec) -> None:
         raise ValueError(f"bad host spec {spec!r}: kind must be one of {HOST_KINDS} with at least one stage")
     if spec.kind != "mlp" and spec.in_channels != 3:
         raise ValueError(f"bad host spec {spec!r}: only an mlp takes other than 3 input channels")
-    if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in (*spec.channels, spec.in_channels)):
+    if any(
+        isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in (*spec.channels, spec.in_channels)
+    ):
         raise ValueError(f"bad host spec {spec!r}: widths must be positive integers")
     if spec.kind == "cnn" and len(spec.pooled) != len(spec.channels):
         raise ValueError(f"bad host spec {spec!r}: a cnn needs one 'pooled' flag per block")

@@ -152,7 +152,11 @@ class Split:
 
     def __post_init__(self) -> None:
         for name, value in (("start_level", self.start_level), ("num_levels", self.num_levels)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < MAX_LEVELS:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 0 <= value < MAX_LEVELS
+            ):
                 raise ValueError(f"{name} must be an integer in [0, {MAX_LEVELS}), got {value!r}")
         if self.stop > MAX_LEVELS:
             raise ValueError(
@@ -164,7 +168,11 @@ class Split:
         return self.start_level + self.num_levels if self.num_levels else MAX_LEVELS
 
     def __contains__(self, index: object) -> bool:
-        return isinstance(index, (int, np.integer)) and not isinstance(index, bool) and self.start_level <= index < self.stop
+        return (
+            isinstance(index, (int, np.integer))
+            and not isinstance(index, bool)
+            and self.start_level <= index < self.stop
+        )
 
     def check(self, index: Any) -> int:
         """``index`` as an int if the split holds it; ``ValueError`` naming the valid range otherwise."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["lookup", "resolve_device", "torch_threads"]
+__all__ = ["check_int", "lookup", "resolve_device", "torch_threads"]
 
 T = TypeVar("T")
 
@@ -58,3 +60,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+
+
+def check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
+    """``value`` as an int if it is an integer (not a bool, str or float) >= ``minimum``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)

@@ -91,7 +91,10 @@ class CompactActions(_MaskedDiscreteActions, gym.utils.RecordConstructorArgs):
     def action_masks(self) -> np.ndarray:
         legal, supported = self.base.legal_actions(), self.base.blueprint_mask()
         return np.array(
-            [legal[a.op, a.slot] and (a.op != Op.GERMINATE or bool(supported[a.blueprint])) for a in self.actions]
+            [
+                legal[a.op, a.slot] and (a.op != Op.GERMINATE or bool(supported[a.blueprint]))
+                for a in self.actions
+            ]
         )
 
 

@@ -48,10 +48,13 @@ def test_every_record_is_registered(record) -> None:
 
 def test_unknown_dataset_lists_the_records() -> None:
     with pytest.raises(
-        ValueError, match="unknown dataset 'mnist'; valid datasets are: 'cifar10', 'cifar100', 'synthcifar', 'clusters'"
+        ValueError,
+        match="unknown dataset 'mnist'; valid datasets are: 'cifar10', 'cifar100', 'synthcifar', 'clusters'",
     ):
         dataset_record("mnist")
-    with pytest.raises(ValueError, match="valid datasets are: 'cifar10', 'cifar100', 'synthcifar', 'clusters'"):
+    with pytest.raises(
+        ValueError, match="valid datasets are: 'cifar10', 'cifar100', 'synthcifar', 'clusters'"
+    ):
         esper_env.load_dataset("mnist", "test")
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         esper_env.EsperEnv(dataset="mnist")
