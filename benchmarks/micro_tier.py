@@ -111,16 +111,15 @@ def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
     done = {key(e): e for e in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
     todo = [t for t in tasks if t not in done]
     print(f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached)", flush=True)
-    with cache.open("a") as log:
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_episode, *t, args.instances) for t in todo]
-            for i, f in enumerate(as_completed(futures)):
-                e = f.result()
-                done[key(e)] = e
-                log.write(json.dumps(e) + "\n")
-                if i % 200 == 0:
-                    log.flush()
-                    print(f"{i}/{len(todo)} episodes", flush=True)
+    with cache.open("a") as log, ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run_episode, *t, args.instances) for t in todo]
+        for i, f in enumerate(as_completed(futures)):
+            e = f.result()
+            done[key(e)] = e
+            log.write(json.dumps(e) + "\n")
+            if i % 200 == 0:
+                log.flush()
+                print(f"{i}/{len(todo)} episodes", flush=True)
     return report(done, names, train, heldout, args.seeds)
 
 

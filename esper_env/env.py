@@ -16,7 +16,8 @@ from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
 from esper_env.engine import TrainingEngine
 from esper_env.history import EpochResult
-from esper_env.hosts import count_parameters, instance_host
+from esper_env.hosts import count_parameters
+from esper_env.instance_setup import instance_setup
 from esper_env.instances import Distribution, Instance, Split, get_distribution
 from esper_env.lifecycle import (
     Op,
@@ -393,25 +394,11 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         return TrainingEngine(self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed)
 
     def _instance_setup(self, index: int) -> dict[str, Any]:
-        """What instance ``index`` sets: the instance, the preset with its host and learning rate,
-        the data (the clusters task is per instance) and the reward's rent."""
         assert self.distribution is not None
-        inst = self.distribution.draw(index)
-        clusters = self.dataset == "clusters"
-        config = dataclasses.replace(
-            self._preset,
-            architecture=instance_host(inst.widths, "mlp" if clusters else "cnn"),
-            learning_rate=inst.learning_rate,
-        )
-        data = self.data
-        if clusters:
-            from esper_env.clusters import make_clusters
-
-            data = make_clusters(self.fidelity, index, inst.blobs, inst.spread, inst.label_noise)
-        reward = self.reward_config
-        if self._reward_by_name:
-            reward = dataclasses.replace(reward, rent_weight=inst.rent)
-        return {"instance": inst, "config": config, "data": data, "reward_config": reward}
+        return instance_setup(
+            self.distribution.draw(index), self._preset, self.dataset, self.fidelity, self.data,
+            self.reward_config if self._reward_by_name else None,
+        )  # fmt: skip
 
     def _use_instance(self, index: int) -> None:
         for name, value in self._instance_setup(index).items():

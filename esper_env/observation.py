@@ -56,10 +56,10 @@ class ObservationContext:
 
     @classmethod
     def of(cls, env: EsperEnv) -> ObservationContext:
-        """``env``'s context now: the benchmark score's rent (the instance's on the fast tier), its
-        preset's learning rate, its data."""
+        """``env``'s context now: its reward's rent (on the fast tier, the instance's, which is also
+        the benchmark score's price), its preset's learning rate, its data."""
         return cls(
-            rent_weight=env.rent_weight,
+            rent_weight=env.reward_config.rent_weight,
             learning_rate=env.config.learning_rate,
             train_images=len(env.data.train_y),
             num_classes=env.data.num_classes,

@@ -209,7 +209,7 @@ def test_unknown_names() -> None:
         load_dataset("imagenet", "test")
     with pytest.raises(ValueError, match=r"'huge'.*'full'.*'tiny'.*'test'"):
         load_dataset("synthcifar", "huge")
-    assert DATASETS == ("cifar10", "cifar100", "synthcifar")
+    assert DATASETS == ("cifar10", "cifar100", "synthcifar", "clusters")
 
 
 # ---------------------------------------------------------------------------------------------
