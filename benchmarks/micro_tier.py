@@ -52,7 +52,7 @@ def library() -> list[Schedule]:
     return out
 
 
-HEURISTICS = ("heuristic:capacity",)
+HEURISTICS = ("heuristic:capacity", "heuristic:bottleneck")
 
 _ENVS: dict[str, gym.Env] = {}
 
