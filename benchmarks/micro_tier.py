@@ -42,7 +42,7 @@ def library() -> list[Schedule]:
     """The scripted schedules of the headroom table (blueprints that apply to the MLP hosts)."""
     out = [Schedule("wait", "wait")]
     out += [grow(b, (s,)) for b in ("widen_4x", "widen_2x") for s in (0, 1, 2)]
-    out += [grow("widen_4x")]
+    out += [grow("widen_4x"), grow("widen_2x")]
     out += [grow("widen_4x", (s,), start=e) for s in (0, 1, 2) for e in (5, 12)]
     out += [grow(b) for b in ("mlp", "conv_small", "lora", "norm", "channel_attention")]
     out += [Schedule("hold-then-prune:widen_4x", "hold-then-prune", "widen_4x")]

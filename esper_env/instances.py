@@ -120,18 +120,6 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             summary="three equal blocks, one of them 4x narrower in 3 of 4 instances; lr, rent and "
             "task difficulty vary (docs/FAST_TIER.md)",
         ),
-        Distribution(
-            "bottlenecks-b",
-            base_width=(16, 32, 64),
-            bottleneck=(-1, 0, 1, 2),
-            narrow=8,
-            learning_rate=(0.03, 0.1, 0.3),
-            rent=(0.0, 0.04, 0.12),
-            blobs=(4, 16),
-            spread=(0.5,),
-            label_noise=(0.0, 0.1),
-            summary="experimental",
-        ),
     )
 }
 
