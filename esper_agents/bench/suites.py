@@ -218,10 +218,11 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "micro",
             "the fast tier: agents train on the bottlenecks instances of TRAIN_SPLIT and are scored on 50 "
             "held-out instances of HELDOUT_SPLIT (one each; Esper-Micro-v2, \"micro\" fidelity, 25 epochs). "
-            "Budgets, for about 7 ms an env step on one core: 20,000 online env steps on 2 envs (800 "
-            "episodes, 4x the tiny suite's, a few minutes per agent) and 5,000 gradient steps on a pack "
-            "of 270 episodes (30 per policy and epsilon); 50 evaluation episodes per agent keep the score's "
-            "interval near 2 points. About 30-60 min on 2 cores",
+            "Budgets (an env step takes about 7 ms on one core, a PPO step with its updates 40-95 ms, "
+            "measured on 1,024-step runs on a shared 2-core machine): 20,000 online env steps on 2 envs "
+            "(800 episodes, 4x the tiny suite's; 15-30 min per online agent) and 5,000 gradient steps on a "
+            "pack of 270 episodes (30 per policy and epsilon, about a minute to generate); 50 held-out "
+            "instances, one evaluation episode each. About 1-1.5 h on 2 cores, online training dominating",
             settings=_MICRO, eval_episodes=50, online_steps=20_000, n_envs=2, offline_steps=5000,
             pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
         ),
