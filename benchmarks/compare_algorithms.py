@@ -1,6 +1,6 @@
 """Compare every agent family on one suite: the script behind ``esper bench``.
 
-    python benchmarks/compare_algorithms.py --suite smoke|tiny|full --out DIR [--agents A ...]
+    python benchmarks/compare_algorithms.py --suite smoke|tiny|full|micro --out DIR [--agents A ...]
         [--workers 2] [--device auto] [--report-only] [--no-progress]
 
 Exactly ``esper bench`` (see ``esper bench --help`` and ``esper_agents/bench/``): the suite's

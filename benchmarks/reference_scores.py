@@ -12,12 +12,19 @@ schedule of the growth-headroom benchmark (the grown schedule with the highest b
 is not in it). The registry entry (mean benchmark score, final accuracy, return under every reward
 mode, seeds, this command and the code version) replaces any entry of the same key. Episodes are
 cached in ``OUT/reference_scores_<fidelity>.episodes.jsonl``: a killed run resumes.
+
+The fast tier's entry comes from its headroom run instead (held-out instances, single best and
+virtual best; see :func:`entry_from_headroom`)::
+
+    python benchmarks/micro_tier.py headroom --train 40 --heldout 60 --seeds 2 --out benchmarks/results
+    python benchmarks/reference_scores.py --from-headroom benchmarks/results/micro_headroom.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +44,8 @@ from _common import (
 
 from esper_agents.policies import DEFAULT_HEURISTIC
 from esper_agents.policies.schedules import get_schedule
-from esper_env.references import REFERENCE_PATH, ReferenceScores
+from esper_env.instances import HELDOUT_SPLIT
+from esper_env.references import REFERENCE_PATH, ReferenceScores, check_fraction
 from esper_env.rewards import REWARD_MODES
 
 HEADROOM = Path(__file__).parent / "results" / "growth_headroom.json"
@@ -87,6 +95,99 @@ def entry(
     ).to_json()
 
 
+# ------------------------------------------------------------------------------- the fast tier's entry
+
+#: What ``benchmarks/micro_tier.py headroom`` measures on (its defaults, where its command omits them).
+MICRO_HEADROOM = {"env_id": "Esper-Micro-v2", "config": "baseline", "fidelity": "micro", "max_epochs": 25,
+                  "seeds": 2, "instances": "bottlenecks"}  # fmt: skip
+HEADROOM_KEYS = (
+    "provenance",
+    "held_out_means",
+    "single_best",
+    "virtual_best",
+    "best_heuristic",
+    "per_instance_best",
+)
+
+
+def _option(command: str, flag: str, default: Any) -> Any:
+    """The value of ``flag`` in a recorded command line (``default`` where it is absent)."""
+    words = shlex.split(command)
+    for i, word in enumerate(words):
+        if word == flag and i + 1 < len(words):
+            return type(default)(words[i + 1])
+        if word.startswith(f"{flag}="):
+            return type(default)(word.split("=", 1)[1])
+    return default
+
+
+def entry_from_headroom(headroom: dict[str, Any], argv: list[str] | None = None) -> dict[str, Any]:
+    """The registry entry (``Esper-Micro-v2/baseline/micro/25``) of a ``micro_headroom.json``.
+
+    Its scores are in points (0-100); the entry's are fractions: always-WAIT's held-out mean, the
+    best heuristic's, the single best schedule's (chosen on training instances) and the virtual
+    best, all over the held-out instances of ``per_instance_best`` from reset seeds ``0 ..
+    --seeds - 1``. The entry's ``command`` is this conversion; ``code_version`` is the headroom
+    run's provenance, with its command as ``measured_by``.
+    """
+    missing = [k for k in HEADROOM_KEYS if k not in headroom]
+    if missing:
+        raise ValueError(
+            f"not a micro_tier.py headroom result: missing {', '.join(missing)} (needs {HEADROOM_KEYS})"
+        )
+    means, prov = headroom["held_out_means"], dict(headroom["provenance"])
+    for name in ("wait", headroom["single_best"], headroom["best_heuristic"]):
+        if name not in means:
+            raise ValueError(f"held_out_means has no {name!r}; it has: {', '.join(sorted(means))}")
+    measured_by = str(prov.pop("command", ""))
+    instances = tuple(sorted(int(k) for k in headroom["per_instance_best"]))
+    outside = [k for k in instances if k not in HELDOUT_SPLIT]
+    if not instances or outside:
+        raise ValueError(
+            f"the headroom's held-out instances must lie in HELDOUT_SPLIT {HELDOUT_SPLIT}, got {outside or 'none'}"
+        )
+
+    def fraction(points: float, name: str) -> float:
+        return check_fraction(float(points) / 100, name)
+
+    heuristic = str(headroom["best_heuristic"])
+    header = provenance(__file__, argv, MICRO_HEADROOM["env_id"], torch_threads=1)
+    return ReferenceScores(
+        env_id=prov.get("env_id") or MICRO_HEADROOM["env_id"],
+        config=MICRO_HEADROOM["config"],
+        fidelity=MICRO_HEADROOM["fidelity"],
+        max_epochs=MICRO_HEADROOM["max_epochs"],
+        wait=fraction(means["wait"], "wait"),
+        heuristic=fraction(means[heuristic], heuristic),
+        heuristic_policy=heuristic.removeprefix("heuristic:"),
+        best_scripted=fraction(means[headroom["single_best"]], headroom["single_best"]),
+        best_scripted_schedule=str(headroom["single_best"]),
+        seeds=tuple(range(_option(measured_by, "--seeds", MICRO_HEADROOM["seeds"]))),
+        command=header["command"],
+        code_version={**prov, "measured_by": measured_by},
+        virtual_best=fraction(headroom["virtual_best"], "virtual_best"),
+        instances=_option(measured_by, "--instances", MICRO_HEADROOM["instances"]),
+        split={
+            "name": "HELDOUT_SPLIT",
+            "start_level": HELDOUT_SPLIT.start_level,
+            "num_levels": HELDOUT_SPLIT.num_levels,
+        },
+        instance_indices=instances,
+    ).to_json()
+
+
+def write_entries(registry_path: Path, entries: list[dict[str, Any]]) -> None:
+    """Replace (or add) ``entries`` in the registry file, keys sorted."""
+    registry = json.loads(registry_path.read_text()) if registry_path.exists() else {"entries": {}}
+    registry["about"] = (
+        "Reference scores of esper_env.reference_scores; written by benchmarks/reference_scores.py"
+    )
+    for new in entries:
+        registry["entries"][ReferenceScores.from_json(new).key] = new
+    registry["entries"] = dict(sorted(registry["entries"].items()))
+    registry_path.write_text(json.dumps(registry, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
@@ -96,8 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         "--first-seed", type=int, default=1000, help="first reset seed (the evaluation seeds)"
     )
     parser.add_argument("--registry", type=Path, default=REFERENCE_PATH, help="the registry file to update")
+    parser.add_argument("--from-headroom", type=Path, metavar="PATH",
+                        help="write the fast tier's entry from a micro_tier.py headroom result instead")  # fmt: skip
     add_results_argument(parser, resumes=True)
     args = parser.parse_args(argv)
+    if args.from_headroom is not None:
+        if not args.from_headroom.is_file():
+            parser.error(f"--from-headroom: no such file {str(args.from_headroom)!r}")
+        new = entry_from_headroom(json.loads(args.from_headroom.read_text()), argv)
+        write_entries(args.registry, [new])
+        ref = ReferenceScores.from_json(new)
+        print(f"{ref.key}: wait {ref.wait:.4f}  heuristic {ref.heuristic:.4f}  single best "
+              f"{ref.best_scripted_schedule} {ref.best_scripted:.4f}  virtual best {ref.virtual_best:.4f}")  # fmt: skip
+        print(f"wrote {args.registry}")
+        return 0
     require_positive(parser, args, "seeds", "max_epochs", "workers")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / f"reference_scores_{args.fidelity}_{args.max_epochs}.episodes.jsonl"
@@ -117,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
     run_all(tasks, cache, done, fidelity=args.fidelity, max_epochs=args.max_epochs, workers=args.workers)
 
-    registry = json.loads(args.registry.read_text()) if args.registry.exists() else {"entries": {}}
-    registry["about"] = (
-        "Reference scores of esper_env.reference_scores; written by benchmarks/reference_scores.py"
-    )
+    new_entries = []
     for config in args.config:
         episodes: dict[str, list[dict]] = {}
         for c, s, seed in tasks:
@@ -128,11 +238,10 @@ def main(argv: list[str] | None = None) -> int:
                 episodes.setdefault(s.name, []).append(done[episode_key(c, s.name, seed)])
         new = entry(config, episodes, args, plans[config], argv)
         key = ReferenceScores.from_json(new).key
-        registry["entries"][key] = new
+        new_entries.append(new)
         print(f"{key}: wait {new['wait']:.4f}  heuristic {new['heuristic']:.4f}  "
               f"best scripted {new['best_scripted_schedule']} {new['best_scripted']:.4f}")  # fmt: skip
-    registry["entries"] = dict(sorted(registry["entries"].items()))
-    args.registry.write_text(json.dumps(registry, indent=1) + "\n")
+    write_entries(args.registry, new_entries)
     print(f"wrote {args.registry}")
     return 0
 

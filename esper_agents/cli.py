@@ -198,7 +198,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         parents=[device_argument(what="the envs' and the learners'"), progress_argument()],
         formatter_class=HelpFormatter,
-        help="compare every agent family on one suite (smoke, tiny, full): table, CSV and plot",
+        help="compare every agent family on one suite (smoke, tiny, full, micro): table, CSV and plot",
         description="Compare every agent family on one env, preset and fidelity: always-WAIT, random and the "
         "heuristic variants; BC, RWBC, CQL and IQL trained on the same pack; MaskablePPO, RecurrentPPO and the "
         "masked recurrent PPO trained for the same env steps; all evaluated greedily on fixed evaluation seeds "

@@ -12,6 +12,13 @@ of the network), as a fraction. Each entry also holds the mean final validation 
 mean undiscounted return under every reward mode (the Minari export's reference returns), the
 reset seeds it was measured on, and the command and code version that produced it.
 
+An entry of an id with a distribution of task instances (``Esper-Micro``) was measured on a set
+of instances and says which: ``instances`` (the distribution, e.g. ``"bottlenecks"``), ``split``
+(``HELDOUT_SPLIT``'s ``start_level``/``num_levels``) and ``instance_indices``; its references are
+means over those instances, the best scripted schedule is the *single best* (chosen on training
+instances, scored on the held-out ones) and ``virtual_best`` the per-instance best schedule's mean
+(the headroom an adaptive agent can win; ``benchmarks/micro_tier.py headroom`` measures both).
+
 The entries live in ``reference_scores.json`` next to this module, written by
 ``python benchmarks/reference_scores.py``, keyed by the id they were measured on. An entry serves
 every id of an env version with the same dynamics (:func:`esper_env.versions.same_dynamics`): v2
@@ -36,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "REFERENCE_PATH",
@@ -72,6 +79,17 @@ class ReferenceScores:
     returns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  #: reference -> mode -> return
     command: str = ""
     code_version: Mapping[str, Any] = field(default_factory=dict)
+    #: The per-instance best schedule's mean benchmark score (entries over instances only).
+    virtual_best: float | None = None
+    #: The instance distribution the entry was measured on (``None``: an id without one).
+    instances: str | None = None
+    #: The split its instances come from: ``{"name", "start_level", "num_levels"}``.
+    split: Mapping[str, Any] | None = None
+    #: The instances it was measured on (each from every reset seed of ``seeds``).
+    instance_indices: tuple[int, ...] | None = None
+
+    #: The optional fields, written only when set (older entries had none of them).
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("virtual_best", "instances", "split", "instance_indices")
 
     @property
     def key(self) -> str:
@@ -83,6 +101,9 @@ class ReferenceScores:
         return normalize(check_fraction(score), self.wait, self.heuristic)
 
     def to_json(self) -> dict[str, Any]:
+        optional = {
+            name: _plain(getattr(self, name)) for name in self.OPTIONAL if getattr(self, name) is not None
+        }
         return {
             "env_id": self.env_id, "config": self.config, "fidelity": self.fidelity,
             "max_epochs": self.max_epochs, "wait": self.wait, "heuristic": self.heuristic,
@@ -91,11 +112,32 @@ class ReferenceScores:
             "final_val_accuracy": dict(self.final_val_accuracy),
             "returns": {k: dict(v) for k, v in self.returns.items()},
             "command": self.command, "code_version": dict(self.code_version),
-        }  # fmt: skip
+        } | optional  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReferenceScores:
-        return cls(**{**data, "seeds": tuple(data["seeds"])})
+        indices = data.get("instance_indices")
+        return cls(**{
+            **data, "seeds": tuple(data["seeds"]),
+            **({} if indices is None else {"instance_indices": tuple(indices)}),
+        })  # fmt: skip
+
+    def measured_on(self) -> str | None:
+        """The instances in words (``None``: an id without instances)."""
+        if self.instances is None:
+            return None
+        split = dict(self.split or {})
+        name = split.get("name", "a split")
+        n = "" if self.instance_indices is None else f"{len(self.instance_indices)} "
+        return (
+            f"{n}instances of {name} (start_level={split.get('start_level')}, num_levels={split.get('num_levels')}) "
+            f"of distribution {self.instances!r}"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A field's JSON form (tuples as lists, mappings as dicts)."""
+    return list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
 
 
 def reference_key(env_id: str, config: str, fidelity: str, max_epochs: int) -> str:

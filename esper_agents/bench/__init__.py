@@ -1,4 +1,4 @@
-"""The benchmark that compares algorithms: ``esper bench --suite smoke|tiny|full --out DIR``.
+"""The benchmark that compares algorithms: ``esper bench --suite smoke|tiny|full|micro --out DIR``.
 
 :mod:`~esper_agents.bench.suites` defines the suites and agents (``SUITES``, ``BENCH_AGENTS``),
 :func:`esper_agents.bench.runner.run_bench` runs one resumably, and

@@ -52,7 +52,7 @@ class Family(Protocol):
         """Wall seconds the agent's training took (None where unknown)."""
 
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
-        """The env stack ``agent`` acts in (one torch thread)."""
+        """The env stack ``agent`` is evaluated in (one torch thread; the suite's ``eval_settings``)."""
 
     def make_agent(self, agent: str, env: Any, out: Path, seed: int, device: str) -> Agent:
         """``agent`` acting greedily in ``env`` for the episode with reset seed ``seed``."""
@@ -76,7 +76,7 @@ class _MaskedFamily:
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
         from esper_agents.common.evaluation import make_eval_env
 
-        settings = suite.settings.replace(device=device, num_threads=1)
+        settings = suite.eval_settings.replace(device=device, num_threads=1)
         return make_eval_env(settings, self.action_set(agent, out, device))
 
     def executed(self, env: Any, episode: Episode) -> tuple[list[str], np.ndarray, int]:
@@ -220,7 +220,7 @@ class OnlineFamily:
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
         from esper_agents.online.envs import make_online_env
 
-        return make_online_env(agent, suite.settings.replace(device=device, num_threads=1))
+        return make_online_env(agent, suite.eval_settings.replace(device=device, num_threads=1))
 
     def make_agent(self, agent: str, env: Any, out: Path, seed: int, device: str) -> Agent:
         from esper_agents.online.evaluate import OnlineModelAgent

@@ -12,6 +12,10 @@ fidelity and episode length (:func:`esper_env.reference_scores`) where there is 
 suite's own always-WAIT and ``heuristic:capacity`` rows; the report says which. Where the
 heuristic does not beat WAIT (the "test" fidelity sits at chance) the normalised score is
 undefined and left empty.
+
+On a suite with held-out instances (``Suite.eval_split``: the micro suite) every row names the
+split it was scored on (the table's and the CSV's ``eval split`` column), the footer names both
+splits, and the anchors say which instances the registry entry was measured on.
 """
 
 from __future__ import annotations
@@ -68,12 +72,14 @@ def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[st
     """The always-WAIT and heuristic scores the normalised score is anchored on, and their source."""
     from esper_env.references import reference_scores
 
-    env = suite.settings
+    env = suite.eval_settings
     try:
         ref = reference_scores(
             env.env_id, config=env.config, fidelity=env.resolved_fidelity, max_epochs=env.max_epochs
         )
-        return {"wait": ref.wait, "heuristic": ref.heuristic, "source": f"reference registry ({ref.key})"}
+        where = ref.measured_on()
+        source = f"reference registry ({ref.key}" + ("" if where is None else f", measured on {where}") + ")"
+        return {"wait": ref.wait, "heuristic": ref.heuristic, "source": source}
     except LookupError:
         pass
     if WAIT_AGENT in summaries and HEURISTIC_AGENT in summaries:
@@ -111,18 +117,31 @@ def _seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
 
 
+def eval_split_label(suite: Suite) -> str | None:
+    """The rows' ``eval split`` cell: ``held-out A-B`` (``None``: the suite has no held-out split)."""
+    instances = suite.eval_instances
+    return None if instances is None else f"held-out {instances[0]}-{instances[-1]}"
+
+
 def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mapping[str, Any]) -> str:
     env = suite.settings
+    split = eval_split_label(suite)
     lines = [
         (
-            "| agent | family | n | final val acc [95% CI] | test acc [95% CI] | score [95% CI] | normalized [95% CI] "
+            "| agent | family | n | "
+            + ("" if split is None else "eval split | ")
+            + "final val acc [95% CI] | test acc [95% CI] | score [95% CI] | normalized [95% CI] "
             "| param overhead | fossilized | pruned | illegal | wall time |"
         ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|"
+        + ("" if split is None else "---|")
+        + "---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
         lines.append(
-            f"| {s['agent']} | {s['family']} | {s['episodes']} | {_ci(s['final_val_accuracy'])} "
+            f"| {s['agent']} | {s['family']} | {s['episodes']} | "
+            + ("" if split is None else f"{split} | ")
+            + f"{_ci(s['final_val_accuracy'])} "
             f"| {_ci(s['test_accuracy'])} | {_ci(s['score'], digits=1, unit='')} "
             f"| {_ci(s['normalized_score'], scale=1.0, digits=2, unit='')} | {100 * s['param_overhead']:+.0f}% "
             f"| {s['seeds_fossilized']:.1f} | {s['seeds_pruned']:.1f} | {s['illegal_actions']:.1f} "
@@ -145,6 +164,9 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
             "wall time = training + evaluation (the pack's generation not included)."
         ),
     ]
+    where = suite.split_description()
+    if where is not None:
+        lines += ["", f"Instances: evaluation episode i pins instance i of the {where}."]
     return "\n".join(lines)
 
 
@@ -189,8 +211,9 @@ def plot(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mapping[s
     for family, color in colors.items():
         axes[0].plot([], [], "o", color=color, label=family)
     axes[0].legend(fontsize=8, loc="lower right")
+    where = "evaluation seeds" if suite.eval_split is None else "held-out instances"
     fig.suptitle(f"esper bench --suite {suite.name}: mean and 95% bootstrap CI over {suite.eval_episodes} "
-                 f"evaluation seeds ({suite.settings.config}, {suite.settings.resolved_fidelity})", fontsize=10)  # fmt: skip
+                 f"{where} ({suite.settings.config}, {suite.settings.resolved_fidelity})", fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -208,14 +231,21 @@ def write_report(
     ordered = [summaries[a] for a in suite.agents if a in summaries]
     for s in ordered:
         s["normalized_score"] = normalized(s["score"], anchor)
+    split = eval_split_label(suite)
+    if split is not None:  # the other suites' rows stay as they were
+        for s in ordered:
+            s["eval_split"] = split
+            s["eval_instances"] = suite.eval_instances
     table = markdown(suite, ordered, anchor)
     (out / "results.md").write_text(table + "\n")
+    columns = CSV_COLUMNS if split is None else (*CSV_COLUMNS[:3], "eval_split", *CSV_COLUMNS[3:])
     with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for s in ordered:
+            row = _csv_row(s) | ({} if split is None else {"eval_split": split})
             writer.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
-                             for k, v in _csv_row(s).items()})  # fmt: skip
+                             for k, v in row.items()})  # fmt: skip
     report = {"suite": suite.to_json(), "anchors": anchor, "agents": ordered, "table": table,
               "episodes": {a: list(rows) for a, rows in episodes.items()}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")

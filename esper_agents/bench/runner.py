@@ -11,7 +11,10 @@ The phases, each of which picks up where a killed run stopped::
 
 Evaluation episodes run greedily on the suite's evaluation seeds, which are checked against every
 training reset seed (the pack's episodes and the online envs' first resets) before anything is
-evaluated: they never overlap. Episodes run in ``workers`` processes, one torch thread each.
+evaluated: they never overlap. On a suite with held-out instances (``Suite.eval_split``) each
+evaluation episode pins its instance, and the pack's instances are checked against the held-out
+ones the same way (the online envs draw from the training split, which the suite keeps apart).
+Episodes run in ``workers`` processes, one torch thread each.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from esper_agents.bench.suites import FAMILIES, Suite
 from esper_agents.common.io import append_jsonl, read_jsonl, repair_jsonl, write_json
 from esper_agents.common.pool import run_unordered
 
-__all__ = ["check_seed_separation", "evaluate_episode", "run_bench", "training_seconds", "training_seeds"]
+__all__ = [
+    "check_instance_separation", "check_seed_separation", "evaluate_episode", "run_bench", "training_instances",
+    "training_seconds", "training_seeds",
+]  # fmt: skip
 
 
 def _check_out(suite: Suite, out: Path) -> None:
@@ -78,6 +84,28 @@ def check_seed_separation(suite: Suite, seeds: dict[str, list[int]]) -> None:
             )
 
 
+def training_instances(pack: str | os.PathLike | None) -> list[int]:
+    """The task instances the pack's episodes were played on (none on an id without instances)."""
+    if pack is None:
+        return []
+    from esper_agents.generation.packs import iter_records
+
+    return sorted({int(r.metadata.instance) for r in iter_records(pack) if r.metadata.instance is not None})
+
+
+def check_instance_separation(suite: Suite, instances: Iterable[int]) -> None:
+    """``ValueError`` if a held-out instance of ``suite`` was also played in training."""
+    held_out = suite.eval_instances
+    if held_out is None:
+        return
+    shared = sorted(set(held_out) & set(instances))
+    if shared:
+        raise ValueError(
+            f"held-out instances {shared[:10]} of suite {suite.name!r} were used for training (pack); "
+            f"the pack must draw from the training split only"
+        )
+
+
 # ------------------------------------------------------------------------------------------ training
 
 
@@ -99,9 +127,10 @@ def training_seconds(agent: str, out: Path) -> float | None:
 
 
 def _episode_row(agent: str, seed: int, info: dict[str, Any], ops: Iterable[str], rewards: Sequence[float],
-                 illegal: int, seconds: float) -> dict[str, Any]:  # fmt: skip
+                 illegal: int, seconds: float, instance: int | None = None) -> dict[str, Any]:  # fmt: skip
     size = (info["host_params"] + info["seed_params"]) / info["base_host_params"]
-    return {
+    where = {} if instance is None else {"instance": int(instance)}  # only on a suite with held-out instances
+    return {**where,
         "agent": agent, "seed": int(seed), "final_val_accuracy": float(info["final_val_accuracy"]),
         "test_accuracy": float(info["test_accuracy"]), "score": float(info["score"]), "size_ratio": float(size),
         "seeds_created": int(info["seeds_created"]), "seeds_fossilized": int(info["seeds_fossilized"]),
@@ -111,7 +140,8 @@ def _episode_row(agent: str, seed: int, info: dict[str, Any], ops: Iterable[str]
 
 
 def evaluate_episode(suite: Suite, out: Path, agent: str, seed: int, device: str = "cpu") -> dict[str, Any]:
-    """One greedy evaluation episode of ``agent`` on reset seed ``seed``, as a JSON row."""
+    """One greedy evaluation episode of ``agent`` on reset seed ``seed`` (and, on a suite with
+    held-out instances, the instance of that seed pinned), as a JSON row."""
     import torch
 
     from esper_agents.common.rollout import run_episode
@@ -120,10 +150,17 @@ def evaluate_episode(suite: Suite, out: Path, agent: str, seed: int, device: str
     started = time.perf_counter()
     family = family_of(agent)
     env = family.make_env(suite, agent, out, device)
-    episode = run_episode(env, family.make_agent(agent, env, out, seed, device), seed=seed)
+    instance = suite.eval_instance(seed)
+    options = None if instance is None else {"instance": instance}
+    episode = run_episode(env, family.make_agent(agent, env, out, seed, device), seed=seed, options=options)
     env.close()
+    if instance is not None and episode.instance != instance:
+        raise RuntimeError(
+            f"evaluation episode of seed {seed} ran on instance {episode.instance}, not {instance}"
+        )
     ops, rewards, illegal = family.executed(env, episode)
-    return _episode_row(agent, seed, episode.info, ops, rewards, illegal, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return _episode_row(agent, seed, episode.info, ops, rewards, illegal, seconds, instance)
 
 
 def _load_episodes(path: Path, repair: bool = False) -> dict[int, dict[str, Any]]:
@@ -196,7 +233,13 @@ def run_bench(
         pack = _make_pack(suite, out, workers, progress, log) if needs_pack else None
         seeds = training_seeds(suite, pack)
         check_seed_separation(suite, seeds)
-        write_json(out / "seeds.json", {"training": seeds, "evaluation": suite.eval_seeds})
+        record: dict[str, Any] = {"training": seeds, "evaluation": suite.eval_seeds}
+        if suite.eval_instances is not None:
+            check_instance_separation(suite, training_instances(pack))
+            env = suite.settings
+            record["training_split"] = {"start_level": env.start_level, "num_levels": env.num_levels}
+            record["evaluation_instances"] = suite.eval_instances
+        write_json(out / "seeds.json", record)
         for family in (FAMILY_IMPLEMENTATIONS[name] for name in FAMILIES):  # scripted, offline, online
             for agent in (a for a in suite.agents if families[a] is family):
                 family.train(suite, agent, out, pack=pack, device=device, progress=progress, log=log)

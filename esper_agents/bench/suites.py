@@ -8,6 +8,14 @@ A suite fixes everything the agents are compared on: the env (an
   pack, generated from the suite's ``pack`` matrix with reset seeds from ``train_seed``;
 * ``online`` agents (MaskablePPO, RecurrentPPO, the masked recurrent PPO) all train
   ``online_steps`` env steps on ``n_envs`` envs seeded ``train_seed ..``.
+
+On an id with a distribution of task instances (``Esper-Micro``) a suite may hold out instances:
+``settings`` carries the training split (its ``start_level``/``num_levels``: the pack and the
+online envs draw only those instances) and ``eval_split`` the held-out one. Evaluation episode
+``i`` then runs in :attr:`Suite.eval_settings` (the suite's env on the held-out split) from reset
+seed ``eval_seed + i`` with instance ``eval_split.start_level + i`` pinned
+(``reset(options={"instance": ...})``): every agent meets the same held-out instances, each once,
+and a suite whose two splits overlap is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from esper_agents.generation.spec import GenerationSpec, PolicyPlan
 from esper_agents.offline.algorithms import ALGORITHMS as OFFLINE_ALGORITHMS
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS
 from esper_agents.policies import DEFAULT_HEURISTIC
+from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT, Split
 from esper_env.settings import EnvSettings
 
 __all__ = [
@@ -65,7 +74,7 @@ class Suite:
 
     name: str
     description: str
-    #: Every env of the suite: the pack's, the online agents' and the evaluation's.
+    #: Every env of the suite: the pack's, the online agents' and (without ``eval_split``) the evaluation's.
     settings: EnvSettings
     eval_episodes: int
     online_steps: int
@@ -75,10 +84,66 @@ class Suite:
     eval_seed: int = 1000
     train_seed: int = 0
     agents: tuple[str, ...] = BENCH_AGENTS
+    #: Held-out instances the evaluation pins, one per episode (``None``: evaluate in ``settings``).
+    eval_split: Split | None = None
+
+    def __post_init__(self) -> None:
+        if self.eval_split is None:
+            return
+        env = self.settings
+        if env.resolved_instances is None:
+            raise ValueError(
+                f"suite {self.name!r}: eval_split needs an env with an instance distribution, and "
+                f"{env.env_id} has none (set settings.instances)"
+            )
+        training = Split(start_level=env.start_level, num_levels=env.num_levels)
+        if training.overlaps(self.eval_split):
+            raise ValueError(
+                f"suite {self.name!r}: the training split {training} overlaps the held-out split "
+                f"{self.eval_split}: set settings' start_level/num_levels apart from it"
+            )
+        if self.eval_split.start_level + self.eval_episodes > self.eval_split.stop:
+            raise ValueError(
+                f"suite {self.name!r}: {self.eval_episodes} evaluation episodes need as many held-out "
+                f"instances, and {self.eval_split} holds fewer"
+            )
 
     @property
     def eval_seeds(self) -> list[int]:
         return list(range(self.eval_seed, self.eval_seed + self.eval_episodes))
+
+    @property
+    def eval_settings(self) -> EnvSettings:
+        """The evaluation episodes' env: ``settings`` on the held-out split, if the suite has one."""
+        if self.eval_split is None:
+            return self.settings
+        return self.settings.replace(
+            start_level=self.eval_split.start_level, num_levels=self.eval_split.num_levels
+        )
+
+    @property
+    def eval_instances(self) -> list[int] | None:
+        """The instance each evaluation episode pins, in seed order (``None``: no held-out split)."""
+        if self.eval_split is None:
+            return None
+        return [self.eval_split.start_level + i for i in range(self.eval_episodes)]
+
+    def eval_instance(self, seed: int) -> int | None:
+        """The instance the evaluation episode with reset seed ``seed`` pins (``None``: none)."""
+        instances = self.eval_instances
+        return None if instances is None else instances[self.eval_seeds.index(seed)]
+
+    def split_description(self) -> str | None:
+        """The splits in words, for the report (``None``: no held-out split)."""
+        if self.eval_split is None:
+            return None
+        env, held = self.settings, self.eval_split
+        training = Split(start_level=env.start_level, num_levels=env.num_levels)
+        return (
+            f"held-out instances {held.start_level}-{held.start_level + self.eval_episodes - 1} of "
+            f"distribution {env.resolved_instances!r} (split start_level={held.start_level}, "
+            f"num_levels={held.num_levels}); training on instances [{training.start_level}, {training.stop})"
+        )
 
     def pack_spec(self) -> GenerationSpec:
         """The generation spec of the suite's pack: its matrix in the suite's env and preset, no adaptive rounds."""
@@ -95,11 +160,18 @@ class Suite:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name, "settings": self.settings.to_dict(), "eval_seeds": self.eval_seeds,
             "train_seed": self.train_seed, "online_steps": self.online_steps, "n_envs": self.n_envs,
             "offline_steps": self.offline_steps, "pack": self.pack_spec().to_dict(), "agents": list(self.agents),
         }  # fmt: skip
+        if self.eval_split is not None:  # absent otherwise: the other suites' records stay as they were
+            data["eval_split"] = {
+                "start_level": self.eval_split.start_level,
+                "num_levels": self.eval_split.num_levels,
+            }
+            data["eval_instances"] = self.eval_instances
+        return data
 
 
 _PACK_POLICIES = ("capacity", "baseline", "aggressive", "conservative", "random")
@@ -113,6 +185,13 @@ def _pack(policies: tuple[str, ...], epsilons: tuple[float, ...], per_cell: int)
 def _settings(fidelity: str, max_epochs: int) -> EnvSettings:
     """The suites' env: SynthCIFAR v2's impaired host, shaped reward."""
     return EnvSettings("Esper-SynthCIFAR-v2", config="impaired", fidelity=fidelity, max_epochs=max_epochs)
+
+
+#: The micro suite's training env: the fast tier's ``bottlenecks`` instances of ``TRAIN_SPLIT``.
+_MICRO = EnvSettings(
+    "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="bottlenecks",
+    start_level=TRAIN_SPLIT.start_level, num_levels=TRAIN_SPLIT.num_levels,
+)  # fmt: skip
 
 
 SUITES: Mapping[str, Suite] = MappingProxyType(
@@ -134,6 +213,18 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "the CIFAR-shaped comparison (\"full\" fidelity; a GPU machine, about a day)",
             settings=_settings("full", 25), eval_episodes=10, online_steps=50_000, n_envs=4, offline_steps=10_000,
             pack=_pack(_PACK_POLICIES, (0.0, 0.2), 5),
+        ),
+        "micro": Suite(
+            "micro",
+            "the fast tier: agents train on the bottlenecks instances of TRAIN_SPLIT and are scored on 50 "
+            "held-out instances of HELDOUT_SPLIT (one each; Esper-Micro-v2, \"micro\" fidelity, 25 epochs). "
+            "Budgets (an env step takes about 7 ms on one core, a PPO step with its updates 40-95 ms, "
+            "measured on 1,024-step runs on a shared 2-core machine): 20,000 online env steps on 2 envs "
+            "(800 episodes, 4x the tiny suite's; 15-30 min per online agent) and 5,000 gradient steps on a "
+            "pack of 270 episodes (30 per policy and epsilon, about a minute to generate); 50 held-out "
+            "instances, one evaluation episode each. About 1-1.5 h on 2 cores, online training dominating",
+            settings=_MICRO, eval_episodes=50, online_steps=20_000, n_envs=2, offline_steps=5000,
+            pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
         ),
     }
 )  # fmt: skip

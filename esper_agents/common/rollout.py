@@ -96,11 +96,12 @@ def run_episode(
     agent: Agent | Predictor,
     seed: int | None = None,
     on_step: Callable[[Step], bool | None] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Episode:
-    """Reset ``env`` with ``seed``, let ``agent`` act until the episode ends (or ``on_step``
-    returns ``False``), and return what happened."""
+    """Reset ``env`` with ``seed`` (and ``options``: ``{"instance": k}`` pins an instance), let
+    ``agent`` act until the episode ends (or ``on_step`` returns ``False``), and return what happened."""
     agent = as_agent(agent)
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=options)
     agent.reset(seed)
     observations, infos, actions, rewards = [obs], [info], [], []
     terminated = truncated = False

@@ -140,7 +140,10 @@ def test_reference_registry_entries() -> None:
         assert key == ref.key
         assert ref.command.startswith("python benchmarks/reference_scores.py")
         assert ref.code_version["git_commit"]
-        assert set(ref.returns) == {"wait", "heuristic", "best_scripted"}
+        if ref.instances is None:  # an entry over instances (the fast tier's) comes from a headroom run
+            assert set(ref.returns) == {"wait", "heuristic", "best_scripted"}
+        else:
+            assert ref.virtual_best is not None and ref.virtual_best >= ref.best_scripted - 0.05
         assert all(math.isfinite(v) for v in (ref.wait, ref.heuristic, ref.best_scripted))
         if ref.heuristic - ref.wait > MIN_SPREAD:
             assert ref.normalize(ref.wait) == 0.0 and ref.normalize(ref.heuristic) == 1.0
