@@ -422,14 +422,17 @@ def average_ranks(values: Sequence[float]) -> np.ndarray:
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float | None]:
     """Spearman's rho (the Pearson correlation of the average ranks) and its p-value (scipy's, if
-    scipy is installed; else ``None``)."""
+    scipy is installed; else ``None``); ``nan`` and ``None`` if either side is constant."""
     if len(x) != len(y) or len(x) < 3:
         raise ValueError(
             f"spearman needs two equally long sequences of >= 3 values, got {len(x)} and {len(y)}"
         )
     rx, ry = average_ranks(x), average_ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
-    rho = float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+    norm = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    if norm == 0:  # a constant side: no ranking to correlate
+        return float("nan"), None
+    rho = float((rx * ry).sum() / norm)
     try:
         from scipy.stats import spearmanr
     except ImportError:
@@ -500,7 +503,7 @@ def fidelity_table(result: dict[str, Any]) -> str:
     for k, t in sides:
         c = result[k]
         p = "-" if c["p"] is None else f"{c['p']:.2g}"
-        lines.append(f"- {t}: Spearman rho = {c['rho']:.3f} (p = {p}) over {c['n']} schedules "
+        lines.append(f"- {t}: Spearman rho = {'-' if c['rho'] is None else format(c['rho'], '.3f')} (p = {p}) over {c['n']} schedules "
                      f"({c['source']}); Must show 4 (rho >= 0.8 over >= 10): {'met' if c['must_show_4'] else 'not met'}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -510,8 +513,9 @@ def _correlate(
 ) -> dict[str, Any]:
     common = [n for n in names if n in fast and n in tiny]
     rho, p = spearman([fast[n] for n in common], [tiny[n] for n in common])
+    rho = None if np.isnan(rho) else rho  # JSON has no nan
     return {"rho": rho, "p": p, "n": len(common), "schedules": common, "source": source,
-            "must_show_4": rho >= 0.8 and len(common) >= 10}  # fmt: skip
+            "must_show_4": rho is not None and rho >= 0.8 and len(common) >= 10}  # fmt: skip
 
 
 def run_fidelity(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> None:
