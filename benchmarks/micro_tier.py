@@ -19,19 +19,24 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import add_results_argument, provenance, require_positive
+from _common import RESULTS, add_results_argument, provenance, require_positive
 
 from esper_agents.policies import get_policy
 from esper_agents.policies.schedules import Schedule, grow
+from esper_env.configs import FIDELITIES
 from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT
 from esper_env.lifecycle import AlphaSpeed, Op
+from esper_env.spaces import FactoredAction
 from esper_env.wrappers import CompactActions
 
 MICRO_ID = "Esper-Micro-v2"
@@ -54,21 +59,23 @@ def library() -> list[Schedule]:
 
 HEURISTICS = ("heuristic:capacity", "heuristic:bottleneck")
 
-_ENVS: dict[str, gym.Env] = {}
+_ENVS: dict[tuple, gym.Env] = {}
 
 
-def _env(instances: str) -> gym.Env:
-    if instances not in _ENVS:
+def _env(instances: str, make: tuple[tuple[str, Any], ...] = ()) -> gym.Env:
+    if (instances, make) not in _ENVS:
         torch.set_num_threads(1)
-        _ENVS[instances] = gym.make(
-            MICRO_ID, instances=instances, max_epochs=MAX_EPOCHS, device="cpu", num_threads=1
-        )
-    return _ENVS[instances]
+        kwargs = {"id": MICRO_ID, "max_epochs": MAX_EPOCHS, "device": "cpu", "num_threads": 1, **dict(make)}
+        _ENVS[instances, make] = gym.make(instances=instances, **kwargs)
+    return _ENVS[instances, make]
 
 
-def run_episode(name: str, instance: int, seed: int, instances: str = "bottlenecks") -> dict[str, Any]:
-    """One episode of schedule or heuristic ``name`` on ``instance`` from reset seed ``seed``."""
-    env = _env(instances)
+def run_episode(
+    name: str, instance: int, seed: int, instances: str = "bottlenecks", make: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One episode of schedule or heuristic ``name`` on ``instance`` from reset seed ``seed``
+    (``make``: ``gym.make`` keywords over the fast tier's, ``id`` included, e.g. the distribution at "tiny")."""
+    env = _env(instances, tuple(sorted((make or {}).items())))
     base = env.unwrapped
     schedule = {s.name: s for s in library()}.get(name)
     policy, wrapped = None, env
@@ -172,6 +179,404 @@ def report(
     return out
 
 
+# ---------------------------------------------------------------------------------------- throughput
+
+#: The env the fast tier is timed and ranked against: ``impaired`` at "tiny".
+BASELINE_ID = "Esper-SynthCIFAR-v2"
+#: The grown episodes of the throughput table: widen_4x in slot 0 at once, advanced as soon as legal.
+GROWN = "now:widen_4x@0"
+
+
+def _fast_kwargs(max_epochs: int) -> dict[str, Any]:
+    return {"instances": "bottlenecks", "start_level": HELDOUT_SPLIT.start_level,
+            "num_levels": HELDOUT_SPLIT.num_levels, "max_epochs": max_epochs, "device": "cpu",
+            "num_threads": 1}  # fmt: skip
+
+
+def _baseline_kwargs(fidelity: str, max_epochs: int) -> dict[str, Any]:
+    return {"config": "impaired", "fidelity": fidelity, "max_epochs": max_epochs, "device": "cpu",
+            "num_threads": 1}  # fmt: skip
+
+
+def _timed_steps(env: gym.Env, schedule: Schedule, seed: int) -> Iterator[tuple[float, bool]]:
+    """Episodes of ``schedule`` back to back (reset seeds ``seed``, ``seed + 1``, ...), forever: the
+    seconds of each step, the reset that opens an episode counted in its first step, and whether it
+    ended the episode. Time spent by the consumer between steps is not counted."""
+    base = env.unwrapped
+    while True:
+        t0 = time.perf_counter()
+        _, info = env.reset(seed=seed)
+        seed += 1
+        done = False
+        while not done:
+            action = schedule.action(base, int(info["epoch"])).to_array()
+            _, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            yield time.perf_counter() - t0, done
+            t0 = time.perf_counter()
+
+
+class _Clock:
+    """Steps, whole episodes and seconds of one side and kind."""
+
+    def __init__(self, steps: Iterator[tuple[float, bool]]) -> None:
+        self.steps, self.n, self.episodes, self.seconds = steps, 0, 0, 0.0
+
+    def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            dt, done = next(self.steps)
+            self.n, self.episodes, self.seconds = self.n + 1, self.episodes + done, self.seconds + dt
+
+    def summary(self) -> dict[str, Any]:
+        return {"steps": self.n, "episodes": self.episodes, "seconds": self.seconds,
+                "ms_per_step": 1000 * self.seconds / self.n, "steps_per_s": self.n / self.seconds}  # fmt: skip
+
+
+def _single_env(args: argparse.Namespace) -> dict[str, Any]:
+    """1 env: WAIT and grown episodes of both sides, in lockstep."""
+    torch.set_num_threads(1)
+    schedules = {"wait": Schedule("wait", "wait"), "grown": {s.name: s for s in library()}[GROWN]}
+    clocks: dict[tuple[str, str], _Clock] = {}
+    for kind, schedule in schedules.items():
+        fast = gym.make(MICRO_ID, **_fast_kwargs(args.max_epochs))
+        tiny = gym.make(BASELINE_ID, **_baseline_kwargs(args.baseline_fidelity, args.max_epochs))
+        clocks["baseline", kind] = _Clock(_timed_steps(tiny, schedule, 0))
+        clocks["fast", kind] = _Clock(_timed_steps(fast, schedule, 0))
+    for r in range(args.rounds):
+        for kind in schedules:
+            clocks["baseline", kind].tick()
+        for kind in schedules:
+            clocks["fast", kind].tick(args.fast_steps)
+        if r % 10 == 9:
+            print(f"1 env: round {r + 1}/{args.rounds}", flush=True)
+    out = {}
+    for kind in schedules:
+        b, f = clocks["baseline", kind].summary(), clocks["fast", kind].summary()
+        out[kind] = {"baseline": b, "fast": f, "ratio": b["ms_per_step"] / f["ms_per_step"]}
+    return out
+
+
+class _NoInfo(gym.Wrapper):
+    """Drops ``info``: Gymnasium 1.0's vector env fails to stack Esper's infos (a ``None`` among ints)."""
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        return self.env.reset(**kwargs)[0], {}
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        return (*self.env.step(action)[:4], {})
+
+
+def _vector_member(env_id: str, **kwargs: Any) -> gym.Env:
+    return _NoInfo(gym.make(env_id, **kwargs))
+
+
+def _vector_env(args: argparse.Namespace) -> dict[str, Any]:
+    """N envs: ``AsyncVectorEnv`` of fast-tier envs against one of baseline envs, WAIT actions, lockstep
+    (infos dropped, see :class:`_NoInfo`).
+
+    Gymnasium 1.0 resets a finished env on the next ``step`` call: such a call is timed but not counted
+    as a step of that env (steps are transitions, as in the 1-env table)."""
+    n = args.envs
+    fast_make = partial(_vector_member, f"esper_env:{MICRO_ID}", **_fast_kwargs(args.max_epochs))
+    tiny_make = partial(_vector_member, f"esper_env:{BASELINE_ID}",
+                        **_baseline_kwargs(args.baseline_fidelity, args.max_epochs))  # fmt: skip
+    sides = {"baseline": (tiny_make, 1), "fast": (fast_make, args.fast_steps)}
+    envs = {side: gym.vector.AsyncVectorEnv([make] * n, context="spawn") for side, (make, _) in sides.items()}
+    wait = np.stack([FactoredAction(Op.WAIT, 0).to_array()] * n)
+    seconds = dict.fromkeys(sides, 0.0)
+    steps = dict.fromkeys(sides, 0)
+    reset = {side: np.zeros(n, dtype=bool) for side in sides}
+    try:
+        for side, env in envs.items():
+            t0 = time.perf_counter()
+            env.reset(seed=0)
+            seconds[side] += time.perf_counter() - t0
+        for r in range(args.vector_rounds):
+            for side, (_, times) in sides.items():
+                for _ in range(times):
+                    t0 = time.perf_counter()
+                    _, _, terminated, truncated, _ = envs[side].step(wait)
+                    seconds[side] += time.perf_counter() - t0
+                    steps[side] += int(n - reset[side].sum())
+                    reset[side] = np.logical_or(terminated, truncated) & ~reset[side]
+            if r % 10 == 9:
+                print(f"{n} envs: round {r + 1}/{args.vector_rounds}", flush=True)
+    finally:
+        for env in envs.values():
+            env.close()
+    out: dict[str, Any] = {
+        "envs": n,
+        "actions": "WAIT only",
+        "vectorization": "async (AsyncVectorEnv, spawn)",
+    }
+    for side in sides:
+        out[side] = {
+            "steps": steps[side],
+            "seconds": seconds[side],
+            "steps_per_s": steps[side] / seconds[side],
+        }
+    out["ratio"] = out["fast"]["steps_per_s"] / out["baseline"]["steps_per_s"]
+    return out
+
+
+def throughput_table(result: dict[str, Any]) -> str:
+    """The markdown table of a throughput result."""
+    base = f"`{BASELINE_ID}` impaired/{result['baseline_fidelity']}"
+    lines = [
+        (
+            f"Env steps of `{MICRO_ID}` (held-out instances) against {base}, one process, one torch thread "
+            f"per env, stepped in lockstep; episodes of {result['max_epochs']} epochs, resets included."
+        ),
+        "",
+        "| envs | episodes | baseline ms/step | fast ms/step | baseline steps/s | fast steps/s | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, row in result["single"].items():
+        b, f = row["baseline"], row["fast"]
+        what = "WAIT" if kind == "wait" else f"grown (`{GROWN}`)"
+        lines.append(f"| 1 | {what} | {b['ms_per_step']:.1f} | {f['ms_per_step']:.2f} | {b['steps_per_s']:.2f} "
+                     f"| {f['steps_per_s']:.1f} | {row['ratio']:.1f}x |")  # fmt: skip
+    v = result.get("vector")
+    if v:
+        b, f = v["baseline"], v["fast"]
+        lines.append(f"| {v['envs']} async | WAIT | {1000 / b['steps_per_s']:.1f} | {1000 / f['steps_per_s']:.2f} "
+                     f"| {b['steps_per_s']:.2f} | {f['steps_per_s']:.1f} | {v['ratio']:.1f}x |")  # fmt: skip
+    lines += ["", (f"native (batched) vector env: {result['native']}. Must show 1 (>= 50x, WAIT and grown, 1 env): "
+              f"{'met' if result['must_show_1'] else 'not met'}.")]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def run_throughput(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> None:
+    require_positive(parser, args, "max_epochs", "fast_steps", "envs")
+    args.rounds = 2 * args.max_epochs if args.rounds is None else args.rounds
+    args.vector_rounds = args.max_epochs if args.vector_rounds is None else args.vector_rounds
+    require_positive(parser, args, "rounds")
+    if args.vector_rounds < 0:
+        parser.error(f"--vector-rounds must be >= 0 (0: no vector env), got {args.vector_rounds}")
+    result: dict[str, Any] = {
+        "provenance": provenance(__file__, argv, MICRO_ID, 1),
+        "baseline_env_id": BASELINE_ID, "baseline_config": "impaired", "baseline_fidelity": args.baseline_fidelity,
+        "fast_env_id": MICRO_ID, "fast_instances": "bottlenecks, held-out split", "max_epochs": args.max_epochs,
+        "rounds": args.rounds, "fast_steps_per_round": args.fast_steps, "grown_schedule": GROWN,
+        "native": "not built",
+    }  # fmt: skip
+    result["single"] = _single_env(args)
+    if args.vector_rounds:
+        result["vector"] = _vector_env(args)
+    result["must_show_1"] = all(r["ratio"] >= 50 for r in result["single"].values())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "micro_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
+    table = throughput_table(result)
+    (args.out / "micro_throughput.md").write_text(table)
+    print(table)
+
+
+def add_throughput_parser(sub: Any) -> None:
+    t = sub.add_parser(
+        "throughput", help="env steps/s of the fast tier against impaired at tiny, one process"
+    )
+    t.add_argument(
+        "--max-epochs", type=int, default=MAX_EPOCHS, help="epoch budget of every episode, both sides"
+    )
+    t.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="lockstep rounds of the 1-env table (one baseline step per kind each; default 2 episodes)",
+    )
+    t.add_argument("--fast-steps", type=int, default=10, help="fast-tier steps per kind per round")
+    t.add_argument("--envs", type=int, default=2, help="envs of the async vector envs (default: the 2 cores)")
+    t.add_argument(
+        "--vector-rounds",
+        type=int,
+        default=None,
+        help="lockstep rounds of the vector table (default 1 episode; 0: skip it)",
+    )
+    t.add_argument(
+        "--baseline-fidelity",
+        default="tiny",
+        choices=FIDELITIES,
+        help="testing only: the baseline's fidelity (the issue's figure is tiny)",
+    )
+    add_results_argument(t)
+    t.set_defaults(run=run_throughput)
+
+
+# ---------------------------------------------------------------------------------------- fidelity
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing the mean of the ranks they span."""
+    x = np.asarray(values, dtype=float)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float | None]:
+    """Spearman's rho (the Pearson correlation of the average ranks) and its p-value (scipy's, if
+    scipy is installed; else ``None``); ``nan`` and ``None`` if either side is constant."""
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(
+            f"spearman needs two equally long sequences of >= 3 values, got {len(x)} and {len(y)}"
+        )
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    norm = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    if norm == 0:  # a constant side: no ranking to correlate
+        return float("nan"), None
+    rho = float((rx * ry).sum() / norm)
+    try:
+        from scipy.stats import spearmanr
+    except ImportError:
+        return rho, None
+    return rho, float(spearmanr(x, y).pvalue)
+
+
+def _means(episodes: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Per schedule: the mean over instances (or one fixed task) of the mean score over seeds, x100."""
+    per = defaultdict(lambda: defaultdict(list))  # schedule -> instance -> scores
+    for e in episodes:
+        per[e["schedule"]][e.get("instance")].append(100 * e["score"])
+    return {n: float(np.mean([np.mean(v) for v in ks.values()])) for n, ks in per.items()}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _tiny_distribution(args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]]:
+    """The schedules ``names`` on ``--tiny-instances`` held-out instances of the distribution at tiny."""
+    make = {"id": BASELINE_ID, "config": "impaired", "fidelity": args.tiny_fidelity,
+            "start_level": HELDOUT_SPLIT.start_level, "num_levels": HELDOUT_SPLIT.num_levels,
+            "max_epochs": args.max_epochs}  # fmt: skip
+    stamp = {"fidelity": args.tiny_fidelity, "max_epochs": args.max_epochs}
+    instances = [HELDOUT_SPLIT.start_level + i for i in range(args.tiny_instances)]
+    tasks = [(n, k, s) for k in instances for s in range(args.seeds) for n in names]
+    cache = args.out / "micro_fidelity_tiny.episodes.jsonl"
+    done = {}
+    for e in _read_jsonl(cache) if cache.exists() else []:
+        if all(e.get(f) == v for f, v in stamp.items()):
+            done[key(e)] = e
+    todo = [t for t in tasks if t not in done]
+    print(f"{len(todo)} tiny episodes to run ({len(tasks) - len(todo)} cached)", flush=True)
+    if todo:
+        with (
+            cache.open("a") as log,
+            ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool,
+        ):
+            futures = [pool.submit(run_episode, *t, "bottlenecks", make) for t in todo]
+            for i, f in enumerate(as_completed(futures)):
+                e = {**f.result(), **stamp}
+                done[key(e)] = e
+                log.write(json.dumps(e) + "\n")
+                log.flush()
+                print(f"{i + 1}/{len(todo)} tiny episodes", flush=True)
+    return [done[t] for t in tasks]
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def fidelity_table(result: dict[str, Any]) -> str:
+    """The markdown pairs table and the correlations of a fidelity result."""
+    sides = [("tiny_impaired", "tiny impaired (recorded)"), ("tiny_distribution", "tiny, distribution")]
+    sides = [(k, t) for k, t in sides if k in result]
+    lines = [
+        "Mean benchmark score (x100) per schedule: the fast tier on held-out instances against tiny.",
+        "",
+        "| schedule | fast tier | " + " | ".join(t for _, t in sides) + " |",
+        "|---|---:|" + "---:|" * len(sides),
+    ]
+    for row in result["pairs"]:
+        lines.append(f"| {row['schedule']} | {_fmt(row['fast'])} | "
+                     + " | ".join(_fmt(row.get(k)) for k, _ in sides) + " |")  # fmt: skip
+    lines.append("")
+    for k, t in sides:
+        c = result[k]
+        p = "-" if c["p"] is None else f"{c['p']:.2g}"
+        lines.append(f"- {t}: Spearman rho = {'-' if c['rho'] is None else format(c['rho'], '.3f')} (p = {p}) over {c['n']} schedules "
+                     f"({c['source']}); Must show 4 (rho >= 0.8 over >= 10): {'met' if c['must_show_4'] else 'not met'}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _correlate(
+    fast: dict[str, float], tiny: dict[str, float], names: list[str], source: str
+) -> dict[str, Any]:
+    common = [n for n in names if n in fast and n in tiny]
+    rho, p = spearman([fast[n] for n in common], [tiny[n] for n in common])
+    rho = None if np.isnan(rho) else rho  # JSON has no nan
+    return {"rho": rho, "p": p, "n": len(common), "schedules": common, "source": source,
+            "must_show_4": rho is not None and rho >= 0.8 and len(common) >= 10}  # fmt: skip
+
+
+def run_fidelity(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> None:
+    require_positive(parser, args, "seeds", "workers", "max_epochs")
+    if args.tiny_instances < 0:
+        parser.error(f"--tiny-instances must be >= 0 (0: no tiny run), got {args.tiny_instances}")
+    fast_path = args.fast_episodes or args.out / "micro_headroom.episodes.jsonl"
+    for path in (fast_path, args.recorded):
+        if not path.exists():
+            parser.error(f"no episodes file at {path}")
+    names = [s.name for s in library()] + list(HEURISTICS)
+    heldout = [e for e in _read_jsonl(fast_path) if int(e["instance"]) in HELDOUT_SPLIT]
+    fast = _means(heldout)
+    recorded = _means(e for e in _read_jsonl(args.recorded) if e.get("config") == "impaired")
+    common = [n for n in names if n in fast and n in recorded]
+    if len(common) < 3:
+        parser.error(f"{len(common)} schedules common to {fast_path} and {args.recorded}: need >= 3")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "provenance": provenance(__file__, argv, MICRO_ID, 1),
+        "fast_episodes": str(fast_path), "fast_heldout_instances": len({e["instance"] for e in heldout}),
+        "recorded": str(args.recorded),
+    }  # fmt: skip
+    result["tiny_impaired"] = _correlate(fast, recorded, names, f"{args.recorded.name}, impaired")
+    tiny = {}
+    if args.tiny_instances:
+        episodes = _tiny_distribution(args, common)
+        tiny = _means(episodes)
+        source = (f"bottlenecks at {args.tiny_fidelity}, {args.max_epochs} epochs, {args.tiny_instances} held-out "
+                  f"instances x {args.seeds} seeds")  # fmt: skip
+        result["tiny_distribution"] = _correlate(fast, tiny, names, source)
+        ks = {e["instance"] for e in episodes}
+        matched = _means(e for e in heldout if e["instance"] in ks)
+        if len([n for n in common if n in matched]) >= 3:  # the fast tier on the very same instances
+            result["tiny_distribution_same_instances"] = _correlate(matched, tiny, names, source)
+    result["pairs"] = [{"schedule": n, "fast": fast[n], "tiny_impaired": recorded[n], "tiny_distribution": tiny.get(n)}
+                       for n in common]  # fmt: skip
+    (args.out / "micro_fidelity.json").write_text(json.dumps(result, indent=1) + "\n")
+    table = fidelity_table(result)
+    (args.out / "micro_fidelity.md").write_text(table)
+    print(table)
+
+
+def add_fidelity_parser(sub: Any) -> None:
+    f = sub.add_parser(
+        "fidelity", help="Spearman correlation of the schedule ranking, fast tier against tiny"
+    )
+    f.add_argument("--fast-episodes", type=Path, default=None,
+                   help="the fast side's headroom episodes (default: DIR/micro_headroom.episodes.jsonl)")  # fmt: skip
+    f.add_argument("--recorded", type=Path, default=RESULTS / "growth_headroom.episodes.jsonl",
+                   help="recorded impaired/tiny episodes (the growth-headroom table's)")  # fmt: skip
+    f.add_argument("--tiny-instances", type=int, default=3, help="held-out instances run at tiny (0: none)")
+    f.add_argument("--seeds", type=int, default=1, help="reset seeds per tiny instance")
+    f.add_argument("--workers", type=int, default=2)
+    f.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="epoch budget of the tiny episodes")
+    f.add_argument("--tiny-fidelity", default="tiny", choices=FIDELITIES,
+                   help="testing only: the fidelity of the distribution's tiny side")  # fmt: skip
+    add_results_argument(f, resumes=True)
+    f.set_defaults(run=run_fidelity)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,7 +589,11 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--workers", type=int, default=2)
     h.add_argument("--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="instance distribution")
     add_results_argument(h, resumes=True)
+    add_throughput_parser(sub)
+    add_fidelity_parser(sub)
     args = parser.parse_args(argv)
+    if args.command in ("throughput", "fidelity"):
+        return args.run(parser, args, argv)
     require_positive(parser, args, "train", "heldout", "seeds", "workers")
     if args.command == "headroom":
         result = run_headroom(args)

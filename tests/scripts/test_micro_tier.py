@@ -1,0 +1,101 @@
+"""benchmarks/micro_tier.py: the throughput and fidelity subcommands (baseline and tiny sides at "test")."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+RECORDED = Path(__file__).parents[2] / "benchmarks" / "results" / "growth_headroom.episodes.jsonl"
+
+
+def test_micro_throughput_reports_positive_ratios(tmp_path: Path) -> None:
+    import micro_tier
+
+    micro_tier.main(["throughput", "--baseline-fidelity", "test", "--max-epochs", "2", "--rounds", "2",
+                     "--fast-steps", "2", "--envs", "2", "--vector-rounds", "2", "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "micro_throughput.json").read_text())
+    assert result["provenance"]["env_id"] == "Esper-Micro-v2"
+    assert result["native"] == "not built" and result["baseline_fidelity"] == "test"
+    for kind in ("wait", "grown"):
+        row = result["single"][kind]
+        assert row["ratio"] > 0 and row["baseline"]["ms_per_step"] > 0 and row["fast"]["ms_per_step"] > 0
+        assert row["baseline"]["steps"] == 2 and row["fast"]["steps"] == 4
+        assert row["baseline"]["episodes"] == 1 and row["fast"]["episodes"] == 2
+    vector = result["vector"]
+    assert vector["envs"] == 2 and vector["actions"] == "WAIT only" and vector["ratio"] > 0
+    assert vector["baseline"]["steps"] == 4 and vector["fast"]["steps_per_s"] > 0
+    assert isinstance(result["must_show_1"], bool)
+    table = (tmp_path / "micro_throughput.md").read_text()
+    assert "grown (`now:widen_4x@0`)" in table and "2 async" in table and "not built" in table
+
+
+def _fast_episodes(path: Path) -> list[str]:
+    """A synthetic fast side: the recorded impaired means plus noise, on one training and two held-out instances."""
+    import micro_tier
+
+    recorded: dict[str, list[float]] = {}
+    for line in RECORDED.read_text().splitlines():
+        e = json.loads(line)
+        if e["config"] == "impaired":
+            recorded.setdefault(e["schedule"], []).append(e["score"])
+    rng, lines = random.Random(0), []
+    names = [s.name for s in micro_tier.library()] + list(micro_tier.HEURISTICS)
+    start = micro_tier.HELDOUT_SPLIT.start_level
+    for name in names:
+        mean = sum(recorded[name]) / len(recorded[name]) if name in recorded else 0.5
+        for k in (3, start, start + 1):
+            score = mean + rng.uniform(-0.005, 0.005) + (0.5 if k == 3 else 0.0)  # training instance: off
+            lines.append(json.dumps({"schedule": name, "instance": k, "seed": 0, "score": score}))
+    path.write_text("\n".join(lines) + "\n")
+    return names
+
+
+def test_micro_fidelity_correlates_and_lists_pairs(tmp_path: Path) -> None:
+    import micro_tier
+
+    _fast_episodes(tmp_path / "micro_headroom.episodes.jsonl")
+    argv = ["fidelity", "--out", str(tmp_path), "--tiny-instances", "1", "--seeds", "1", "--workers", "1",
+            "--tiny-fidelity", "test", "--max-epochs", "2"]  # fmt: skip
+    micro_tier.main(argv)
+    result = json.loads((tmp_path / "micro_fidelity.json").read_text())
+    assert result["fast_heldout_instances"] == 2
+    side = result["tiny_impaired"]
+    assert side["n"] >= 10 and len(result["pairs"]) == side["n"]
+    assert side["rho"] > 0.8 and side["p"] < 0.01 and side["must_show_4"]
+    assert {"wait", "now:widen_2x", "heuristic:capacity"} <= {r["schedule"] for r in result["pairs"]}
+    for row in result["pairs"]:
+        assert (
+            row["fast"] is not None
+            and row["tiny_impaired"] is not None
+            and row["tiny_distribution"] is not None
+        )
+    assert result["tiny_distribution"]["n"] == side["n"]
+    episodes = (tmp_path / "micro_fidelity_tiny.episodes.jsonl").read_text().splitlines()
+    assert len(episodes) == side["n"]
+    assert all(json.loads(e)["instance"] == micro_tier.HELDOUT_SPLIT.start_level for e in episodes)
+    table = (tmp_path / "micro_fidelity.md").read_text()
+    assert "| now:widen_4x@0 |" in table and "Spearman rho" in table
+    # A second run finds every tiny episode cached.
+    micro_tier.main(argv)
+    assert len((tmp_path / "micro_fidelity_tiny.episodes.jsonl").read_text().splitlines()) == len(episodes)
+
+
+def test_micro_spearman_average_ties_by_hand() -> None:
+    import micro_tier
+
+    assert micro_tier.average_ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+    # x ranks 1, 2.5, 2.5, 4; y ranks 1, 3, 2, 4: sum dx dy = 4.5, sum dx^2 = 4.5, sum dy^2 = 5.
+    rho, p = micro_tier.spearman([1, 2, 2, 3], [1, 3, 2, 4])
+    assert rho == pytest.approx(4.5 / (4.5 * 5) ** 0.5) == pytest.approx(0.9**0.5)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert rho == pytest.approx(scipy_stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]).statistic)
+    assert p == pytest.approx(scipy_stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]).pvalue)
+    assert micro_tier.spearman([3, 2, 1], [1, 2, 3])[0] == pytest.approx(-1.0)
+    rho, p = micro_tier.spearman([1, 1, 1], [1, 2, 3])
+    assert math.isnan(rho) and p is None  # a constant side has no ranking
+    with pytest.raises(ValueError, match="equally long"):
+        micro_tier.spearman([1, 2, 3], [1, 2])
