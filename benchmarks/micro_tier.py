@@ -1,6 +1,8 @@
 """The fast tier (``Esper-Micro``): headroom on held-out instances, throughput and fidelity.
 
-    python benchmarks/micro_tier.py headroom --train 40 --heldout 60 --seeds 2 --out benchmarks/results
+    python benchmarks/micro_tier.py headroom --train 20 --heldout 50 --seeds 2 --out benchmarks/results
+    python benchmarks/micro_tier.py throughput --out benchmarks/results
+    python benchmarks/micro_tier.py fidelity --tiny-instances 0 --out benchmarks/results
 
 ``headroom`` runs the schedule library (WAIT; widening each slot, early and late; the pointwise
 residual seeds; harmful schedules) and the heuristics on training instances (``TRAIN_SPLIT``) and
