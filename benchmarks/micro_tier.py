@@ -258,23 +258,12 @@ def _single_env(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-class _NoInfo(gym.Wrapper):
-    """Drops ``info``: Gymnasium 1.0's vector env fails to stack Esper's infos (a ``None`` among ints)."""
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
-        return self.env.reset(**kwargs)[0], {}
-
-    def step(self, action: Any) -> tuple[Any, ...]:
-        return (*self.env.step(action)[:4], {})
-
-
 def _vector_member(env_id: str, **kwargs: Any) -> gym.Env:
-    return _NoInfo(gym.make(env_id, **kwargs))
+    return gym.make(env_id, **kwargs)
 
 
 def _vector_env(args: argparse.Namespace) -> dict[str, Any]:
-    """N envs: ``AsyncVectorEnv`` of fast-tier envs against one of baseline envs, WAIT actions, lockstep
-    (infos dropped, see :class:`_NoInfo`).
+    """N envs: ``AsyncVectorEnv`` of fast-tier envs against one of baseline envs, WAIT actions, lockstep.
 
     Gymnasium 1.0 resets a finished env on the next ``step`` call: such a call is timed but not counted
     as a step of that env (steps are transitions, as in the 1-env table)."""

@@ -41,8 +41,8 @@ class Instance:
     #: The host's width at each of its three slots (``base_width``, one of them divided by 4 when
     #: the instance has a bottleneck).
     widths: tuple[int, int, int]
-    #: Which block is the bottleneck (``None``: none).
-    bottleneck: int | None
+    #: Which block is the bottleneck (-1: none; an int, so that infos stack in vector envs).
+    bottleneck: int
     #: The host's learning rate (seeds train at the preset's multiple of it).
     learning_rate: float
     #: The price of growth: benchmark-score points (0-1 units) per doubling of the network.
@@ -89,7 +89,7 @@ class Distribution:
         return Instance(
             index=int(index),
             widths=(widths[0], widths[1], widths[2]),
-            bottleneck=None if neck < 0 else int(neck),
+            bottleneck=int(neck),
             learning_rate=float(pick(self.learning_rate)),
             rent=float(pick(self.rent)),
             blobs=int(pick(self.blobs)),

@@ -301,7 +301,7 @@ def test_draw_is_a_pure_function_of_the_index() -> None:
     assert get_distribution("bottlenecks") is DISTRIBUTION and get_distribution(DISTRIBUTION) is DISTRIBUTION
     for inst in (DISTRIBUTION.draw(k) for k in range(50)):
         assert inst.learning_rate in DISTRIBUTION.learning_rate and inst.rent in DISTRIBUTION.rent
-        assert (inst.bottleneck is None) == (len(set(inst.widths)) == 1)
+        assert (inst.bottleneck == -1) == (len(set(inst.widths)) == 1)
 
 
 def test_reset_seed_draws_the_same_instance_and_other_seeds_others() -> None:
@@ -378,3 +378,14 @@ def test_a_split_without_a_distribution_is_refused() -> None:
 def test_reset_options_with_an_unknown_key_are_refused(options: Any) -> None:
     with pytest.raises(ValueError, match="at most the key 'instance'"):
         make(max_epochs=1).reset(seed=0, options=options)
+
+
+def test_vector_envs_stack_the_instance_infos() -> None:
+    """Gymnasium's vector envs stack every info key (no ``None`` among them), across an autoreset."""
+    envs = gym.make_vec(MICRO, num_envs=2, vectorization_mode="sync", max_epochs=2, device="cpu")
+    _, info = envs.reset(seed=0)
+    assert info["instance"].shape == (2,) and info["instance_fields"]["bottleneck"].dtype.kind == "i"
+    for _ in range(3):
+        *_, info = envs.step(np.zeros((2, 8), dtype=np.int64))
+    assert info["instance"].shape == (2,)
+    envs.close()
