@@ -59,7 +59,7 @@ def library() -> list[Schedule]:
     return out
 
 
-HEURISTICS = ("heuristic:capacity", "heuristic:bottleneck")
+HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware")
 
 _ENVS: dict[tuple, gym.Env] = {}
 

@@ -97,7 +97,7 @@ FIDELITIES: dict[str, Fidelity] = {
         Fidelity("tiny", 8_000, 1_000, 1_000, 16),
         Fidelity("test", 256, 128, 128, 16),
         # The fast tier's (clusters task, flat 48-feature inputs: "resolution" 1).
-        Fidelity("micro", 512, 128, 128, 1),
+        Fidelity("micro", 1024, 256, 128, 1),
     )
 }
 

@@ -36,6 +36,7 @@ def instance_setup(
         preset,
         architecture=instance_host(inst.widths, "mlp" if clusters else "cnn"),
         learning_rate=inst.learning_rate,
+        batch_size=inst.batch_size or preset.batch_size,
     )
     if clusters:
         data = make_clusters(fidelity, inst.index, inst.blobs, inst.spread, inst.label_noise)

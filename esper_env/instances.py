@@ -38,10 +38,10 @@ class Instance:
 
     #: Its index in the distribution (what ``reset(options={"instance": k})`` pins).
     index: int
-    #: The host's width at each of its three slots (``base_width``, one of them divided by 4 when
-    #: the instance has a bottleneck).
+    #: The host's width at each of its three slots.
     widths: tuple[int, int, int]
-    #: Which block is the bottleneck (-1: none; an int, so that infos stack in vector envs).
+    #: The narrowest block (the first of them on a tie; -1 when all are equally wide; an int, so
+    #: that infos stack in vector envs).
     bottleneck: int
     #: The host's learning rate (seeds train at the preset's multiple of it).
     learning_rate: float
@@ -51,6 +51,8 @@ class Instance:
     blobs: int
     spread: float
     label_noise: float
+    #: The host's batch size (0: the preset's); fixed by the distribution, not drawn.
+    batch_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,15 +63,15 @@ class Distribution:
     """Independent uniform choices per field; :meth:`draw` turns an index into an :class:`Instance`."""
 
     name: str
-    base_width: tuple[int, ...]
-    #: Bottleneck block per instance (-1: no bottleneck) and its width divisor.
-    bottleneck: tuple[int, ...]
-    narrow: int
+    #: Each block's width, drawn independently.
+    widths: tuple[int, ...]
     learning_rate: tuple[float, ...]
     rent: tuple[float, ...]
     blobs: tuple[int, ...]
     spread: tuple[float, ...]
     label_noise: tuple[float, ...]
+    #: The host's batch size on every instance (0: the preset's).
+    batch_size: int = 0
     #: One line for the docs.
     summary: str = ""
 
@@ -82,10 +84,8 @@ class Distribution:
         def pick(values: tuple[Any, ...]) -> Any:
             return values[int(rng.integers(len(values)))]
 
-        base, neck = pick(self.base_width), pick(self.bottleneck)
-        widths = [base] * 3
-        if neck >= 0:
-            widths[neck] = max(2, base // self.narrow)
+        widths = [int(pick(self.widths)) for _ in range(3)]
+        neck = min(range(3), key=lambda i: widths[i]) if len(set(widths)) > 1 else -1
         return Instance(
             index=int(index),
             widths=(widths[0], widths[1], widths[2]),
@@ -95,12 +95,13 @@ class Distribution:
             blobs=int(pick(self.blobs)),
             spread=float(pick(self.spread)),
             label_noise=float(pick(self.label_noise)),
+            batch_size=self.batch_size,
         )
 
     def fields(self) -> dict[str, tuple[Any, ...]]:
         """The drawn fields and their values (for the docs)."""
         d = asdict(self)
-        return {k: v for k, v in d.items() if isinstance(v, tuple)}
+        return {k: v for k, v in d.items() if isinstance(v, tuple) and v}
 
 
 #: The distributions by name (``instances=`` of the env). ``bottlenecks`` is the fast tier's.
@@ -109,16 +110,14 @@ DISTRIBUTIONS: dict[str, Distribution] = {
     for d in (
         Distribution(
             "bottlenecks",
-            base_width=(16, 32, 64),
-            bottleneck=(-1, 0, 1, 2),
-            narrow=4,
+            widths=(4, 16, 64),
             learning_rate=(0.03, 0.1, 0.3),
-            rent=(0.0, 0.03, 0.06),
-            blobs=(2, 8, 24),
-            spread=(0.4, 0.7),
-            label_noise=(0.0, 0.2),
-            summary="three equal blocks, one of them 4x narrower in 3 of 4 instances; lr, rent and "
-            "task difficulty vary (docs/FAST_TIER.md)",
+            rent=(0.0, 0.05, 0.15),
+            blobs=(4, 8, 16),
+            spread=(0.5,),
+            label_noise=(0.0, 0.1),
+            batch_size=256,
+            summary="each block 4, 16 or 64 wide; lr, rent and task difficulty vary (docs/FAST_TIER.md)",
         ),
     )
 }

@@ -1,5 +1,5 @@
 """The behavior policies by name: the original design's 11 (8 threshold variants and 3 contrastive ones), then
-the growth variants (``capacity``), then ``bottleneck``, the rule for a distribution of task instances."""
+the growth variants (``capacity``), then ``rent-aware``, the rule for the fast tier's distribution of task instances."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from types import MappingProxyType
 import gymnasium as gym
 
 from esper_agents.policies.base import Policy
-from esper_agents.policies.bottleneck import BottleneckPolicy
 from esper_agents.policies.config import BehaviorPolicyConfig
 from esper_agents.policies.contrastive import CONTRASTIVE_VARIANTS
 from esper_agents.policies.heuristic import GROWTH_VARIANTS, THRESHOLD_VARIANTS, ThresholdPolicy
 from esper_agents.policies.observation import PolicySpec
+from esper_agents.policies.rent_aware import RentAwarePolicy
 from esper_env.env import EsperEnv
 
 __all__ = [
@@ -32,7 +32,7 @@ POLICIES: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxy
         **{name: (ThresholdPolicy, config) for name, config in THRESHOLD_VARIANTS.items()},
         **CONTRASTIVE_VARIANTS,
         **{name: (ThresholdPolicy, config) for name, config in GROWTH_VARIANTS.items()},
-        "bottleneck": (BottleneckPolicy, BehaviorPolicyConfig(policy_id="bottleneck")),
+        "rent-aware": (RentAwarePolicy, BehaviorPolicyConfig(policy_id="rent-aware")),
     }
 )
 THRESHOLD_POLICY_IDS: tuple[str, ...] = tuple(THRESHOLD_VARIANTS)

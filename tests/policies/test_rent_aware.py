@@ -1,0 +1,50 @@
+"""The ``rent-aware`` rule: it reads env v2's ``context/rent`` and widens the first block unless growth is expensive."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import esper_env  # noqa: F401  (registers the ids)
+from esper_agents.policies import get_policy
+from esper_agents.policies.rent_aware import MAX_RENT
+from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT
+from esper_env.lifecycle import Op, Stage
+from esper_env.wrappers import CompactActions
+
+
+def run(instance: int) -> tuple[list[tuple[int, str]], list[str], object]:
+    """The GERMINATEs of one 10-epoch episode, the final slot stages, and the instance."""
+    env = CompactActions(gym.make("Esper-Micro-v2", max_epochs=10, device="cpu"))
+    policy = get_policy("rent-aware", epsilon=0.0, env=env)
+    obs, info = env.reset(seed=0, options={"instance": instance})
+    grown, done = [], False
+    while not done:
+        a = int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))
+        if env.actions[a].op == Op.GERMINATE:
+            grown.append((info["epoch"], env.describe(a)))
+        obs, _, terminated, truncated, info = env.step(a)
+        done = terminated or truncated
+    env.close()
+    return grown, info["slot_stages"], env.unwrapped.instance
+
+
+@pytest.mark.parametrize("offset", range(6))
+def test_it_widens_the_first_block_at_once_unless_the_rent_is_high(offset: int) -> None:
+    k = HELDOUT_SPLIT.start_level + offset
+    grown, stages, inst = run(k)
+    assert inst == DISTRIBUTIONS["bottlenecks"].draw(k)
+    if inst.rent < MAX_RENT:
+        assert len(grown) == 1 and grown[0][0] == 0 and "slot=0, blueprint=widen_4x" in grown[0][1], grown
+        assert stages[0] == Stage.FOSSILIZED.name
+    else:
+        assert grown == [] and set(stages) == {Stage.DORMANT.name}
+
+
+def test_both_branches_are_exercised() -> None:
+    """The instances above include a cheap one and an expensive one (the test is not vacuous)."""
+    rents = {
+        DISTRIBUTIONS["bottlenecks"].draw(HELDOUT_SPLIT.start_level + k).rent < MAX_RENT for k in range(6)
+    }
+    assert rents == {True, False}
