@@ -28,11 +28,13 @@ __all__ = ["LegalityInObservation", "make_online_env", "make_vec_env"]
 
 
 class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Appends the env's exact (op, slot) legality, flattened, as 0.0 / 1.0 to the observation.
+    """Appends the env's exact (op, slot) legality, flattened, then its blueprint mask (the
+    blueprints GERMINATE accepts on this host: an MLP host masks the spatial ones), as 0.0 / 1.0.
 
     The base env's action space stays ``MultiDiscrete``; :meth:`action_masks` is the same
-    ``6 * num_slots`` booleans (row-major: op, then slot), the legality the factored policy of
-    :class:`~esper_agents.online.factored_policy.FactoredLstmPolicy` masks its heads with.
+    ``6 * num_slots + num_blueprints`` booleans (row-major: op, then slot; then the blueprints),
+    what the factored policy of :class:`~esper_agents.online.factored_policy.FactoredLstmPolicy`
+    masks its heads with.
 
     >>> import gymnasium, esper_env
     >>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test"))
@@ -56,7 +58,7 @@ class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
         assert isinstance(inner, spaces.Box)
         self.n_features = int(inner.shape[0])
         self.legal_shape = tuple(self.base.legal_actions().shape)
-        n = self.legal_shape[0] * self.legal_shape[1]
+        n = self.legal_shape[0] * self.legal_shape[1] + len(self.base.blueprints)
         self.observation_space = spaces.Box(
             low=np.concatenate([inner.low, np.zeros(n, dtype=np.float32)]),
             high=np.concatenate([inner.high, np.ones(n, dtype=np.float32)]),
@@ -64,12 +66,13 @@ class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
         )
 
     def observation(self, observation: Any) -> np.ndarray:
-        legal = self.base.legal_actions().reshape(-1).astype(np.float32)
-        return np.concatenate([np.asarray(observation, dtype=np.float32), legal])
+        return np.concatenate(
+            [np.asarray(observation, dtype=np.float32), self.action_masks().astype(np.float32)]
+        )
 
     def action_masks(self) -> np.ndarray:
-        """The exact (op, slot) legality, flattened (``6 * num_slots`` booleans)."""
-        return self.base.legal_actions().reshape(-1)
+        """The exact (op, slot) legality, flattened (``6 * num_slots`` booleans), then the blueprint mask."""
+        return np.concatenate([self.base.legal_actions().reshape(-1), self.base.blueprint_mask()])
 
 
 def make_online_env(algo: str, settings: EnvSettings | None = None) -> gym.Env:

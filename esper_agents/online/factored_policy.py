@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from esper_env.lifecycle import Op
-from esper_env.spaces import HEADS, NOOP_INDEX, OP_HEADS, WAIT_ACTION
+from esper_env.spaces import HEADS, OP_HEADS, WAIT_ACTION
 
 __all__ = ["DEFAULT_ENTROPY_COEFS", "FactoredLstmPolicy", "FeatureNet", "HeadOutput"]
 
@@ -112,7 +112,8 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
     """Recurrent actor-critic over Esper's factored action space with exact dependent masks.
 
     Needs a ``MultiDiscrete`` action space of Esper's eight heads and an observation whose last
-    ``6 * num_slots`` entries are the (op, slot) legality (``LegalityInObservation``).
+    ``6 * num_slots + num_blueprints`` entries are the (op, slot) legality and the blueprint mask
+    (``LegalityInObservation``).
 
     :param lstm_hidden_size: LSTM and feature width (the design note matches the two).
     :param head_hidden: hidden width of each head (default: half the LSTM width).
@@ -138,7 +139,8 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
             raise ValueError(f"unknown heads {unknown} in entropy_coef_per_head; heads are: {list(HEADS)}")
         self.head_sizes = tuple(int(n) for n in action_space.nvec)
         self.num_slots = self.head_sizes[1]
-        self.n_legal = N_OPS * self.num_slots
+        #: The tail ``LegalityInObservation`` appends: (op, slot) legality, then the blueprint mask.
+        self.n_legal = N_OPS * self.num_slots + self.head_sizes[2]
         assert isinstance(observation_space, spaces.Box)
         if observation_space.shape[0] <= self.n_legal:
             raise ValueError(
@@ -189,8 +191,13 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
     # ------------------------------------------------------------------ pieces
 
     def legality(self, obs: th.Tensor) -> th.Tensor:
-        """The ``(B, 6, num_slots)`` boolean legality carried at the end of each observation."""
-        return obs[..., -self.n_legal :].reshape(-1, N_OPS, self.num_slots) > 0.5
+        """The ``(B, 6, num_slots)`` boolean (op, slot) legality carried near the end of each observation."""
+        tail = obs[..., -self.n_legal :][..., : N_OPS * self.num_slots]
+        return tail.reshape(-1, N_OPS, self.num_slots) > 0.5
+
+    def blueprint_legality(self, obs: th.Tensor) -> th.Tensor:
+        """The ``(B, num_blueprints)`` blueprint mask at the end of each observation (``noop`` masked)."""
+        return obs[..., -self.head_sizes[2] :].reshape(-1, self.head_sizes[2]) > 0.5
 
     def _latent(
         self, obs: th.Tensor, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
@@ -203,6 +210,7 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
         self,
         latent: th.Tensor,
         legal: th.Tensor,
+        blueprints: th.Tensor,
         actions: th.Tensor | None = None,
         deterministic: bool = False,
     ) -> HeadOutput:
@@ -236,8 +244,8 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
         dists, chosen = [op_dist, slot_dist], [op, slot]
         for index, head in enumerate(HEADS[2:], start=2):
             logits = net[head](context)
-            if head == "blueprint":
-                logits = logits.index_fill(-1, th.tensor([NOOP_INDEX], device=logits.device), MASKED_LOGIT)
+            if head == "blueprint":  # the host's blueprints (noop is never among them)
+                logits = logits.masked_fill(~blueprints, MASKED_LOGIT)
             dist = Categorical(logits=logits)
             value = choose(dist, index)
             if actions is None:
@@ -264,7 +272,9 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
         self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RNNStates]:
         latent, states = self._latent(obs, lstm_states.pi, episode_starts)
-        out = self.heads(latent, self.legality(obs), deterministic=deterministic)
+        out = self.heads(
+            latent, self.legality(obs), self.blueprint_legality(obs), deterministic=deterministic
+        )
         values = self._value(latent, out.op_probs.detach())
         detached = (states[0].detach(), states[1].detach())
         return out.actions, values, out.log_prob, RNNStates(states, detached)
@@ -274,7 +284,7 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         latent, _ = self._latent(obs, lstm_states.pi, episode_starts)
         actions = actions.long()
-        out = self.heads(latent, self.legality(obs), actions=actions)
+        out = self.heads(latent, self.legality(obs), self.blueprint_legality(obs), actions=actions)
         values = self._value(latent, nn.functional.one_hot(actions[:, 0], N_OPS).float())
         if self.training:
             self.entropy_log.append({h: float(e.detach().mean()) for h, e in out.head_entropy.items()})
@@ -298,4 +308,9 @@ class FactoredLstmPolicy(RecurrentActorCriticPolicy):
         deterministic: bool = False,
     ) -> tuple[th.Tensor, tuple[th.Tensor, ...]]:
         latent, states = self._latent(observation, lstm_states, episode_starts)
-        return self.heads(latent, self.legality(observation), deterministic=deterministic).actions, states
+        return self.heads(
+            latent,
+            self.legality(observation),
+            self.blueprint_legality(observation),
+            deterministic=deterministic,
+        ).actions, states

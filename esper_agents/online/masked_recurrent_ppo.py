@@ -77,9 +77,9 @@ class MaskedRecurrentPPO(RecurrentPPO):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """The policy's action (and next LSTM state) for ``observation``.
 
-        ``action_masks`` (optional): the ``6 * num_slots`` (op, slot) legality per observation
-        (``LegalityInObservation.action_masks()``); it replaces the legality the observation
-        carries. Without it the observation's own legality is used.
+        ``action_masks`` (optional): the ``6 * num_slots`` (op, slot) legality and the blueprint
+        mask per observation (``LegalityInObservation.action_masks()``); it replaces the legality
+        the observation carries. Without it the observation's own legality is used.
         """
         if action_masks is not None:
             obs = np.array(observation, dtype=np.float32, copy=True)
@@ -90,7 +90,7 @@ class MaskedRecurrentPPO(RecurrentPPO):
                 or masks.reshape(-1, n).shape[0] != obs.reshape(-1, obs.shape[-1]).shape[0]
             ):
                 raise ValueError(
-                    f"action_masks must hold {n} (op, slot) legality entries per observation, got shape "
+                    f"action_masks must hold {n} (op, slot) and blueprint legality entries per observation, got shape "
                     f"{masks.shape} for observations {obs.shape}"
                 )
             obs[..., -n:] = masks.reshape(obs.shape[:-1] + (n,))

@@ -22,21 +22,27 @@ from esper_env.spaces import HEADS, NOOP_INDEX, OP_HEADS, head_sizes
 N_FEATURES, N_SLOTS = 12, 3
 N_OPS = len(Op)
 HEAD_SIZES = tuple(int(n) for n in head_sizes(N_SLOTS))
+N_BLUEPRINTS = HEAD_SIZES[2]
+#: Every blueprint but noop: the image hosts' mask.
+ALL_BLUEPRINTS = np.arange(N_BLUEPRINTS) != NOOP_INDEX
 
 
 def make_policy(seed: int = 0) -> FactoredLstmPolicy:
     th.manual_seed(seed)
-    n = N_FEATURES + N_OPS * N_SLOTS
+    n = N_FEATURES + N_OPS * N_SLOTS + N_BLUEPRINTS
     obs_space = spaces.Box(-np.inf, np.inf, (n,), np.float32)
     return FactoredLstmPolicy(
         obs_space, spaces.MultiDiscrete(HEAD_SIZES), lambda _: 3e-4, lstm_hidden_size=32
     )
 
 
-def make_obs(legal: np.ndarray, batch: int, seed: int = 0) -> th.Tensor:
+def make_obs(
+    legal: np.ndarray, batch: int, seed: int = 0, blueprints: np.ndarray = ALL_BLUEPRINTS
+) -> th.Tensor:
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(batch, N_FEATURES)).astype(np.float32)
-    legality = np.broadcast_to(legal.reshape(-1).astype(np.float32), (batch, N_OPS * N_SLOTS))
+    tail = np.concatenate([legal.reshape(-1), blueprints]).astype(np.float32)
+    legality = np.broadcast_to(tail, (batch, len(tail)))
     return th.as_tensor(np.concatenate([features, legality], 1))
 
 
@@ -62,7 +68,7 @@ def test_masked_choices_have_probability_zero_and_are_never_sampled(legal: np.nd
     policy = make_policy(seed % 7)
     obs = make_obs(legal, 512, seed)
     with th.no_grad():
-        out = policy.heads(latent_of(policy, obs), policy.legality(obs))
+        out = policy.heads(latent_of(policy, obs), policy.legality(obs), policy.blueprint_legality(obs))
     op_legal = legal.any(1)
     op_legal[Op.WAIT] = True
     assert th.all(out.op_probs[:, th.as_tensor(~op_legal)] == 0)
@@ -80,7 +86,9 @@ def test_every_legal_op_is_reachable() -> None:
     policy = make_policy()
     obs = make_obs(np.ones((N_OPS, N_SLOTS), dtype=bool), 4096)
     with th.no_grad():
-        actions = policy.heads(latent_of(policy, obs), policy.legality(obs)).actions.numpy()
+        actions = policy.heads(
+            latent_of(policy, obs), policy.legality(obs), policy.blueprint_legality(obs)
+        ).actions.numpy()
     assert set(actions[:, 0]) == set(range(N_OPS))
     assert set(actions[actions[:, 0] == Op.GERMINATE, 1]) == set(range(N_SLOTS))
 
@@ -100,8 +108,10 @@ def test_a_head_the_op_does_not_use_adds_nothing(op: Op) -> None:
     for i in unused:
         other[:, i] = rng.integers(0, HEAD_SIZES[i], 64)
     latent = latent_of(policy, obs)
-    a = policy.heads(latent, policy.legality(obs), actions=th.as_tensor(base))
-    b = policy.heads(latent, policy.legality(obs), actions=th.as_tensor(other))
+    a = policy.heads(latent, policy.legality(obs), policy.blueprint_legality(obs), actions=th.as_tensor(base))
+    b = policy.heads(
+        latent, policy.legality(obs), policy.blueprint_legality(obs), actions=th.as_tensor(other)
+    )
     assert th.equal(a.log_prob, b.log_prob)
     assert th.equal(a.entropy, b.entropy)
     for i in unused:
@@ -162,7 +172,7 @@ def test_the_critic_is_op_conditioned() -> None:
 
 
 def test_bad_spaces_and_coefficients_are_refused() -> None:
-    box = spaces.Box(-1, 1, (N_FEATURES + N_OPS * N_SLOTS,), np.float32)
+    box = spaces.Box(-1, 1, (N_FEATURES + N_OPS * N_SLOTS + N_BLUEPRINTS,), np.float32)
     with pytest.raises(ValueError, match="MultiDiscrete"):
         FactoredLstmPolicy(box, spaces.Discrete(4), lambda _: 1e-3)
     with pytest.raises(ValueError, match="legality"):
@@ -182,8 +192,9 @@ def test_legality_in_observation_is_the_envs_legality() -> None:
     base = env.unwrapped
     for step in range(6):
         legal = base.legal_actions()
-        assert np.array_equal(obs[env.n_features :], legal.reshape(-1).astype(np.float32))
-        assert np.array_equal(env.action_masks(), legal.reshape(-1))
+        tail = np.concatenate([legal.reshape(-1), base.blueprint_mask()])
+        assert np.array_equal(obs[env.n_features :], tail.astype(np.float32))
+        assert np.array_equal(env.action_masks(), tail)
         germinate = np.flatnonzero(legal[Op.GERMINATE])
         action = np.zeros(len(HEADS), dtype=np.int64)
         if step == 0 and len(germinate):
@@ -195,3 +206,20 @@ def test_legality_in_observation_is_the_envs_legality() -> None:
 def test_legality_wrapper_needs_the_factored_env() -> None:
     with pytest.raises(TypeError, match="factored MultiDiscrete"):
         LegalityInObservation(gym.make("CartPole-v1"))
+
+
+def test_the_blueprint_head_samples_only_the_hosts_blueprints() -> None:
+    """On an MLP host (the fast tier) the spatial blueprints are masked in the blueprint head too."""
+    env = LegalityInObservation(gym.make("Esper-Micro-v2", max_epochs=2, device="cpu"))
+    obs, _ = env.reset(seed=0)
+    supported = env.unwrapped.blueprint_mask()
+    assert not supported.all() and supported.any()
+    policy = make_policy()
+    full = np.concatenate([np.random.default_rng(0).normal(size=N_FEATURES), obs[env.n_features :]])
+    batch = th.as_tensor(np.repeat(full[None].astype(np.float32), 256, 0))
+    legal = policy.legality(batch)
+    assert legal[:, Op.GERMINATE].any()
+    out = policy.heads(latent_of(policy, batch), legal, policy.blueprint_legality(batch))
+    germinated = out.actions[out.actions[:, 0] == int(Op.GERMINATE)]
+    assert len(germinated) > 0 and supported[germinated[:, 2].numpy()].all()
+    env.close()
