@@ -28,6 +28,16 @@ INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("epoch", "reset, step", "epochs trained so far"),
     ("val_accuracy", "reset, step", "validation accuracy of the last epoch (-1 before any)"),
     ("slot_stages", "reset, step", "lifecycle stage name of each slot"),
+    (
+        "instance",
+        "reset, step",
+        "the task instance's index (envs with an instance distribution, such as Esper-Micro)",
+    ),
+    (
+        "instance_fields",
+        "reset",
+        "the instance's fields: widths, bottleneck, learning rate, rent, blobs, spread, noise",
+    ),
     ("action_valid", "step", "False if the action was illegal and ran as WAIT"),
     ("requested_action", "step", "the action as given"),
     ("executed_action", "step", "the canonical action executed (WAIT if illegal)"),
@@ -43,7 +53,7 @@ INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "score",
         "last step",
-        "benchmark score: final val accuracy - 0.03 x log2(network size / base host size)",
+        "benchmark score: final val accuracy - 0.03 (an instance: its rent) x log2(network size / base host size)",
     ),
     ("seeds_created", "last step", "seeds germinated in the episode"),
     ("seeds_fossilized", "last step", "seeds fossilized"),

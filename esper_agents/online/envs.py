@@ -39,7 +39,7 @@ class LegalityInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorA
     >>> import gymnasium, esper_env
     >>> env = LegalityInObservation(gymnasium.make("Esper-SynthCIFAR-v2", fidelity="test"))
     >>> obs, info = env.reset(seed=0)
-    >>> obs.shape[0] - env.n_features == env.legal_shape[0] * env.legal_shape[1]
+    >>> obs.shape[0] - env.n_features == env.legal_shape[0] * env.legal_shape[1] + len(env.unwrapped.blueprints)
     True
     """
 
