@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
@@ -180,6 +180,47 @@ def scaled_host(architecture: str, size: float, num_classes: int = 10) -> str:
     return name
 
 
+def play_schedule(
+    env: gym.Env,
+    schedule: Schedule,
+    seed: int,
+    *,
+    options: dict | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> tuple[dict, list[float], list[str]]:
+    """Play one episode of ``schedule`` in ``env`` from ``reset(seed=seed, options=options)``.
+
+    A ``heuristic`` schedule runs the behavior policy it names greedily through ``CompactActions``;
+    the others act from the env's exact legality. Returns the last info, the validation accuracy
+    after every epoch and the non-WAIT actions (``"GERMINATE(0)@3"``); ``on_step`` sees every
+    step's info.
+    """
+    base = env.unwrapped
+    policy = None
+    if schedule.kind == "heuristic":
+        env = CompactActions(env)
+        policy = get_policy(schedule.blueprint, epsilon=0.0, env=env)
+    obs, info = env.reset(seed=seed, options=options)
+    curve: list[float] = []
+    actions: list[str] = []
+    done = False
+    while not done:
+        if policy is not None:
+            action: Any = int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))
+            a = env.actions[action]
+        else:
+            a = schedule.action(base, int(info["epoch"]))
+            action = a.to_array()
+        if a.op != Op.WAIT:
+            actions.append(f"{Op(a.op).name}({a.slot})@{info['epoch']}")
+        obs, _, terminated, truncated, info = env.step(action)
+        curve.append(float(info["val_accuracy"]))
+        if on_step is not None:
+            on_step(info)
+        done = terminated or truncated
+    return info, curve, actions
+
+
 def run_episode(
     config: str, schedule: Schedule, seed: int, fidelity: str, max_epochs: int, seed_lr: float | None
 ) -> dict:
@@ -196,31 +237,14 @@ def run_episode(
     if schedule.kind == "static":
         cfg = replace(cfg, architecture=scaled_host(cfg.architecture, schedule.size))
     env = gym.make(ENV_ID, config=cfg, fidelity=fidelity, max_epochs=max_epochs, device="cpu", num_threads=1)
-    base = env.unwrapped
-    policy = None
-    if schedule.kind == "heuristic":
-        env = CompactActions(env)
-        policy = get_policy(schedule.blueprint, epsilon=0.0, env=env)
-    obs, info = env.reset(seed=seed)
-    curve: list[float] = []
-    actions: list[str] = []
     returns = dict.fromkeys(REWARD_MODES, 0.0)  # the undiscounted return under every reward mode
-    t0 = time.perf_counter()
-    done = False
-    while not done:
-        if policy is not None:
-            action: Any = int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))
-            a = env.actions[action]
-        else:
-            a = schedule.action(base, int(info["epoch"]))
-            action = a.to_array()
-        if a.op != Op.WAIT:
-            actions.append(f"{Op(a.op).name}({a.slot})@{info['epoch']}")
-        obs, _, terminated, truncated, info = env.step(action)
-        curve.append(float(info["val_accuracy"]))
+
+    def add_returns(info: dict) -> None:
         for mode in REWARD_MODES:
             returns[mode] += float(relabel(info["reward_components"], mode))
-        done = terminated or truncated
+
+    t0 = time.perf_counter()
+    info, curve, actions = play_schedule(env, schedule, seed, on_step=add_returns)
     env.close()
     total = info["host_params"] + info["seed_params"]
     reference = count_parameters(build_host(get_config(config).architecture, 10))

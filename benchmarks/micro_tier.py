@@ -31,15 +31,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import RESULTS, add_results_argument, provenance, require_positive
+from _common import RESULTS, add_results_argument, play_schedule, provenance, require_positive
 
-from esper_agents.policies import get_policy
 from esper_agents.policies.schedules import Schedule, grow
 from esper_env.configs import FIDELITIES
 from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT
 from esper_env.lifecycle import AlphaSpeed, Op
 from esper_env.spaces import FactoredAction
-from esper_env.wrappers import CompactActions
 
 MICRO_ID = "Esper-Micro-v2"
 MAX_EPOCHS = 25
@@ -78,26 +76,11 @@ def run_episode(
     """One episode of schedule or heuristic ``name`` on ``instance`` from reset seed ``seed``
     (``make``: ``gym.make`` keywords over the fast tier's, ``id`` included, e.g. the distribution at "tiny")."""
     env = _env(instances, tuple(sorted((make or {}).items())))
-    base = env.unwrapped
     schedule = {s.name: s for s in library()}.get(name)
-    policy, wrapped = None, env
-    if schedule is None:
-        wrapped = CompactActions(env)
-        policy = get_policy(name.partition(":")[2], epsilon=0.0, env=wrapped)
-    obs, info = wrapped.reset(seed=seed, options={"instance": instance})
-    t0, curve, actions, done = time.perf_counter(), [], [], False
-    while not done:
-        if policy is not None:
-            action: Any = int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))
-            a = wrapped.actions[action]
-        else:
-            a = schedule.action(base, int(info["epoch"]))
-            action = a.to_array()
-        if a.op != Op.WAIT:
-            actions.append(f"{Op(a.op).name}({a.slot})@{info['epoch']}")
-        obs, _, terminated, truncated, info = wrapped.step(action)
-        curve.append(float(info["val_accuracy"]))
-        done = terminated or truncated
+    if schedule is None:  # "heuristic:<policy id>"
+        schedule = Schedule(name, "heuristic", name.partition(":")[2])
+    t0 = time.perf_counter()
+    info, curve, actions = play_schedule(env, schedule, seed, options={"instance": instance})
     return {
         "schedule": name, "instance": instance, "seed": seed, "score": info["score"],
         "final_val_accuracy": info["final_val_accuracy"],
@@ -130,6 +113,14 @@ def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
                 log.flush()
                 print(f"{i}/{len(todo)} episodes", flush=True)
     return report(done, names, train, heldout, args.seeds)
+
+
+def write_result(out: Path, stem: str, result: dict[str, Any], table: str) -> None:
+    """``out/stem.json`` (the result, with its provenance) and ``out/stem.md`` (its table, also printed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    print(table)
 
 
 def bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
@@ -355,11 +346,7 @@ def run_throughput(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     if args.vector_rounds:
         result["vector"] = _vector_env(args)
     result["must_show_1"] = all(r["ratio"] >= 50 for r in result["single"].values())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "micro_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    table = throughput_table(result)
-    (args.out / "micro_throughput.md").write_text(table)
-    print(table)
+    write_result(args.out, "micro_throughput", result, throughput_table(result))
 
 
 def add_throughput_parser(sub: Any) -> None:
@@ -544,10 +531,7 @@ def run_fidelity(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
             result["tiny_distribution_same_instances"] = _correlate(matched, tiny, names, source)
     result["pairs"] = [{"schedule": n, "fast": fast[n], "tiny_impaired": recorded[n], "tiny_distribution": tiny.get(n)}
                        for n in common]  # fmt: skip
-    (args.out / "micro_fidelity.json").write_text(json.dumps(result, indent=1) + "\n")
-    table = fidelity_table(result)
-    (args.out / "micro_fidelity.md").write_text(table)
-    print(table)
+    write_result(args.out, "micro_fidelity", result, fidelity_table(result))
 
 
 def add_fidelity_parser(sub: Any) -> None:
