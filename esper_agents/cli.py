@@ -43,7 +43,7 @@ from esper_agents.cli_options import (
 def add_episode_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "episode",
-        parents=[env_arguments(fidelity="tiny"), device_argument()],
+        parents=[env_arguments(fidelity=None), device_argument()],
         formatter_class=HelpFormatter,
         help="run one episode of a masked random agent and print its summary",
         description="Run one episode of an agent that WAITs 70% of the time and otherwise takes a uniformly "

@@ -92,9 +92,10 @@ def test_d3rlpy_commands_print_no_gym_banner() -> None:
 def test_device_reaches_the_env_and_the_learner() -> None:
     parser = cli.build_parser()
     episode = parser.parse_args(["episode", "--device", "cpu"])
-    assert cli_options.env_settings(episode) == EnvSettings(
-        max_epochs=25, config="baseline", fidelity="tiny", device="cpu"
-    )
+    assert cli_options.env_settings(episode) == EnvSettings(max_epochs=25, config="baseline", device="cpu")
+    assert cli_options.env_settings(episode).resolved_fidelity == "tiny"  # the default id's own fidelity
+    micro = parser.parse_args(["episode", "--env", "Esper-Micro-v2"])
+    assert cli_options.env_settings(micro).resolved_fidelity == "micro"  # not overridden by a CLI default
     assert cli_options.env_settings(parser.parse_args(["episode"])).device == "auto"  # the env's own default
     assert cli_options.DEFAULT_ENV == EnvSettings().env_id and cli_options.DEVICES == DEVICES
     train = parser.parse_args(["train-offline", "--algo", "bc", "--pack", "P", "--out", "O", "--steps", "1"])
