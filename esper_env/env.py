@@ -117,7 +117,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
     ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
-    ``version`` (2; the ``-v1`` and ``-v0`` ids pass 1 and 0, see Version History).
+    ``version`` (2; the ``-v1`` and ``-v0`` ids pass 1 and 0, see Version History), ``instances``
+    (a task distribution of :mod:`esper_env.instances`: each reset draws an instance from the
+    split ``[start_level, start_level + num_levels)``; ``reset(options={"instance": k})`` pins one).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
     ``env.metadata`` records ``torch_version`` and ``torch_num_threads``: episodes are
     reproducible bit for bit only under the same torch version and thread count.
