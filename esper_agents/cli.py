@@ -193,6 +193,12 @@ def add_train_online_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train_online)
 
 
+def add_backend_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """``--backend`` (generate's and bench's): where the tasks run, a name of ``BACKENDS``."""
+    p.add_argument("--backend", choices=BACKENDS, default="local", metavar="NAME",
+                   help=f"one of: %(choices)s; {what} (pip install 'esper[ray]')")  # fmt: skip
+
+
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -216,7 +222,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agents", nargs="+", choices=BENCH_AGENTS, metavar="AGENT", default=None,
                    help="run only these agents (default: all), of: %(choices)s")  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=2,
-                   help="processes for generation and evaluation episodes (one torch thread each)")  # fmt: skip
+                   help="processes for generation and evaluation episodes (one torch thread each); "
+                   "with --backend ray, the CPUs of a local Ray")  # fmt: skip
+    add_backend_argument(p, "local: episodes in a spawn process pool, agents trained one after the other "
+                         "here; ray: every training run and episode a Ray task, on the cluster at $RAY_ADDRESS "
+                         "when set (OUT on a filesystem every node sees)")  # fmt: skip
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: report the agents whose evaluation episodes are all there")  # fmt: skip
     p.set_defaults(func=run_bench)
@@ -260,9 +270,7 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="parallel episodes (processes or Ray tasks), one core each",
     )
-    p.add_argument("--backend", choices=BACKENDS, default="local", metavar="NAME",
-                   help="one of: %(choices)s; local: this process or a spawn process pool; ray: ray.remote "
-                   "tasks (pip install 'esper[ray]')")  # fmt: skip
+    add_backend_argument(p, "local: this process or a spawn process pool; ray: ray.remote tasks")
     add_reward_argument(p, None, " (default: the spec's [env] reward)")
     p.add_argument("--force", action="store_true", help="overwrite a pack generated from another spec")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")

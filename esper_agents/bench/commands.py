@@ -17,6 +17,6 @@ def bench_command(args: argparse.Namespace) -> int:
         suite = dataclasses.replace(suite, settings=suite.settings.replace(reward=args.reward))
     if args.agents:
         suite = dataclasses.replace(suite, agents=tuple(a for a in suite.agents if a in set(args.agents)))
-    run_bench(suite, args.out, workers=args.workers, device=args.device, progress=not args.no_progress,
+    run_bench(suite, args.out, workers=args.workers, backend=args.backend, device=args.device, progress=not args.no_progress,
               report_only=args.report_only, results=args.results)  # fmt: skip
     return 0

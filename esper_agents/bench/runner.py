@@ -14,7 +14,13 @@ training reset seed (the pack's episodes and the online envs' first resets) befo
 evaluated: they never overlap. On a suite with held-out instances (``Suite.eval_split``) each
 evaluation episode pins its instance, and the pack's instances are checked against the held-out
 ones the same way (the online envs draw from the training split, which the suite keeps apart).
-Episodes run in ``workers`` processes, one torch thread each.
+
+The pack's episodes, the training runs and the evaluation episodes run on a backend
+(:data:`~esper_agents.generation.backends.BACKENDS`), one torch thread per task: ``local`` trains
+the agents one after the other in this process and runs episodes in ``workers`` processes; ``ray``
+runs each training run and each episode as a Ray task (joining ``$RAY_ADDRESS`` when set, a local
+Ray of ``workers`` CPUs otherwise; OUT must then be on a filesystem every node sees). Both resume
+the same way, from what OUT holds, and give the same results.
 """
 
 from __future__ import annotations
@@ -29,14 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS, Family, family_of
+from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS, family_of
 from esper_agents.bench.suites import FAMILIES, Suite
 from esper_agents.common.io import append_jsonl, read_jsonl, repair_jsonl, write_json
-from esper_agents.common.pool import run_unordered
+from esper_agents.generation.backends import BACKENDS, Backend
 
 __all__ = [
-    "check_instance_separation", "check_seed_separation", "evaluate_episode", "run_bench", "training_instances",
-    "training_seconds", "training_seeds",
+    "check_instance_separation", "check_seed_separation", "evaluate_episode", "run_bench", "train_agent",
+    "training_instances", "training_seconds", "training_seeds",
 ]  # fmt: skip
 
 
@@ -109,13 +115,42 @@ def check_instance_separation(suite: Suite, instances: Iterable[int]) -> None:
 # ------------------------------------------------------------------------------------------ training
 
 
-def _make_pack(suite: Suite, out: Path, workers: int, progress: bool, log: Callable[[str], None]) -> Path:
+def _make_pack(suite: Suite, out: Path, workers: int, backend: str, progress: bool,
+               log: Callable[[str], None]) -> Path:  # fmt: skip
     from esper_agents.generation.orchestrator import generate
 
-    result = generate(suite.pack_spec(), out / "pack", workers=workers, progress=progress, log=log)
+    result = generate(
+        suite.pack_spec(), out / "pack", workers=workers, backend=backend, progress=progress, log=log
+    )
     if result.new_episodes:
         log(result.summary())
     return result.path
+
+
+def train_agent(suite: Suite, agent: str, out: Path, pack: Path | None, device: str, progress: bool = False,
+                log: Callable[[str], None] | None = None) -> str:  # fmt: skip
+    """Train (or resume, or skip a finished) ``agent`` of ``suite`` into ``out``, in whatever process
+    this runs; return the agent's name."""
+    family_of(agent).train(suite, agent, out, pack=pack, device=device, progress=progress,
+                           log=log or (lambda message: None))  # fmt: skip
+    return agent
+
+
+def _train(suite: Suite, out: Path, pack: Path | None, device: str, backend: Backend, progress: bool,
+           log: Callable[[str], None]) -> None:  # fmt: skip
+    """Every agent's training run: in this process one after the other (``local``: its logs and
+    progress bars on this terminal), or each a task of a remote backend."""
+    families = {a: family_of(a) for a in suite.agents}
+    ordered = [a for name in FAMILIES for a in suite.agents if families[a] is FAMILY_IMPLEMENTATIONS[name]]
+    if not backend.remote:
+        for agent in ordered:  # scripted, offline, online
+            train_agent(suite, agent, out, pack, device, progress, log)
+        return
+    gpus = 1.0 if device == "cuda" else 0.0
+    tasks = [(suite, a, out, pack, device) for a in ordered if families[a].name != "scripted"]
+    log(f"[{suite.name}] training {len(tasks)} agents as tasks on {backend.cores} cores")
+    for agent in backend.map(train_agent, tasks, gpus=gpus):
+        log(f"[{suite.name}] trained {agent}")
 
 
 def training_seconds(agent: str, out: Path) -> float | None:
@@ -169,7 +204,7 @@ def _load_episodes(path: Path, repair: bool = False) -> dict[int, dict[str, Any]
     return {int(row["seed"]): row for row in (repair_jsonl(path) if repair else read_jsonl(path))}
 
 
-def _evaluate(suite: Suite, agents: Sequence[str], out: Path, workers: int, device: str,
+def _evaluate(suite: Suite, agents: Sequence[str], out: Path, backend: Backend, device: str,
               progress: bool) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     from tqdm.auto import tqdm
 
@@ -186,7 +221,8 @@ def _evaluate(suite: Suite, agents: Sequence[str], out: Path, workers: int, devi
         bar.update(1)
 
     tasks = [(suite, out, a, s, device) for a, s in todo]
-    for row in run_unordered(evaluate_episode, tasks, workers):
+    gpus = 1.0 / max(backend.cores, 1) if device == "cuda" else 0.0  # episodes share the GPU
+    for row in backend.map(evaluate_episode, tasks, gpus=gpus):
         record(row)
     bar.close()
     return {a: [done[a][s] for s in suite.eval_seeds] for a in agents}
@@ -195,11 +231,31 @@ def _evaluate(suite: Suite, agents: Sequence[str], out: Path, workers: int, devi
 # ------------------------------------------------------------------------------------------ the run
 
 
+def _run(suite: Suite, out: Path, runner: Backend, backend: str, workers: int, device: str, progress: bool,
+         log: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """The pack, the training runs and the evaluation episodes (each resumed from what OUT holds)."""
+    needs_pack = any(family_of(a).needs_pack for a in suite.agents)
+    pack = _make_pack(suite, out, workers, backend, progress, log) if needs_pack else None
+    seeds = training_seeds(suite, pack)
+    check_seed_separation(suite, seeds)
+    record: dict[str, Any] = {"training": seeds, "evaluation": suite.eval_seeds}
+    if suite.eval_instances is not None:
+        check_instance_separation(suite, training_instances(pack))
+        env = suite.settings
+        record["training_split"] = {"start_level": env.start_level, "num_levels": env.num_levels}
+        record["evaluation_instances"] = suite.eval_instances
+    write_json(out / "seeds.json", record)
+    _train(suite, out, pack, device, runner, progress, log)
+    log(f"[{suite.name}] evaluating {len(suite.agents)} agents on seeds {suite.eval_seeds}")
+    return _evaluate(suite, suite.agents, out, runner, device, progress)
+
+
 def run_bench(
     suite: Suite,
     out: str | os.PathLike,
     *,
     workers: int = 2,
+    backend: str = "local",
     device: str = "auto",
     progress: bool = True,
     report_only: bool = False,
@@ -209,18 +265,23 @@ def run_bench(
     """Run (or resume) ``suite`` into ``out`` and write its report; return the report's JSON.
 
     The report goes to ``results`` (default ``out``). ``report_only`` trains and evaluates
-    nothing: it reports the agents whose evaluation episodes are all there.
+    nothing: it reports the agents whose evaluation episodes are all there. ``backend`` (a name of
+    :data:`~esper_agents.generation.backends.BACKENDS`) runs the pack, the training runs and the
+    evaluation episodes (see the module docstring).
     """
     from esper_agents.bench.report import write_report
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    families: dict[str, Family] = {a: family_of(a) for a in suite.agents}  # an unknown name fails here
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends are: {', '.join(BACKENDS)}")
+    for agent in suite.agents:
+        family_of(agent)  # an unknown name fails here, before anything runs
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = Path(out)
+    out = Path(out).absolute()  # tasks of a remote backend may run in another working directory
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
     _check_out(suite, out)
@@ -229,22 +290,13 @@ def run_bench(
         episodes = {a: list(_load_episodes(out / "episodes" / f"{a}.jsonl").values()) for a in suite.agents}
         episodes = {a: rows for a, rows in episodes.items() if len(rows) == suite.eval_episodes}
     else:
-        needs_pack = any(f.needs_pack for f in families.values())
-        pack = _make_pack(suite, out, workers, progress, log) if needs_pack else None
-        seeds = training_seeds(suite, pack)
-        check_seed_separation(suite, seeds)
-        record: dict[str, Any] = {"training": seeds, "evaluation": suite.eval_seeds}
-        if suite.eval_instances is not None:
-            check_instance_separation(suite, training_instances(pack))
-            env = suite.settings
-            record["training_split"] = {"start_level": env.start_level, "num_levels": env.num_levels}
-            record["evaluation_instances"] = suite.eval_instances
-        write_json(out / "seeds.json", record)
-        for family in (FAMILY_IMPLEMENTATIONS[name] for name in FAMILIES):  # scripted, offline, online
-            for agent in (a for a in suite.agents if families[a] is family):
-                family.train(suite, agent, out, pack=pack, device=device, progress=progress, log=log)
-        log(f"[{suite.name}] evaluating {len(suite.agents)} agents on seeds {suite.eval_seeds}")
-        episodes = _evaluate(suite, suite.agents, out, workers, device, progress)
+        runner = BACKENDS[backend](workers)
+        finished = False
+        try:
+            episodes = _run(suite, out, runner, backend, workers, device, progress, log)
+            finished = True
+        finally:
+            runner.close(abort=not finished)
     train = {a: training_seconds(a, out) for a in episodes}
     report_dir = out if results is None else Path(results)
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,19 @@
-"""Generation backends: where the planned episodes run. This process is the only writer of the pack.
+"""Backends: where independent tasks run (generation's planned episodes, the bench's training runs
+and evaluation episodes). The caller is the only writer of their results.
 
-* ``local`` (:class:`LocalBackend`) runs episodes in this process (``workers=1``) or in a
+* ``local`` (:class:`LocalBackend`) runs tasks in this process (``workers=1``) or in a
   ``spawn`` process pool (one torch thread per worker; workers die with the parent);
-* ``ray`` (:class:`RayBackend`) runs each episode as a ``ray.remote`` task (on the cluster at
-  ``$RAY_ADDRESS``, or a local ``ray.init(num_cpus=workers)``, unless Ray is already initialized).
+* ``ray`` (:class:`RayBackend`) runs each task as a ``ray.remote`` task (on the cluster at
+  ``$RAY_ADDRESS``, or a local ``ray.init(num_cpus=workers)``, unless Ray is already initialized;
+  one CPU and one torch thread per task). Tasks read and write the caller's paths: on a cluster of
+  several machines those must be on a filesystem every node sees.
 
+A backend's :meth:`~Backend.map` runs any module-level function over argument tuples and yields
+the results as they finish; :meth:`~Backend.results` is generation's use of it.
 :data:`BACKENDS` maps each name to its class (``choices=BACKENDS`` lists the names). A backend's
 ``cores`` is what the orchestrator divides its throughput by: worker processes, or the CPUs of
-the Ray cluster. Importing this module is light (no torch, no env).
+the Ray cluster; ``remote`` says whether tasks may run outside this process's machine. Importing
+this module is light (no torch, no env).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -25,9 +31,18 @@ if TYPE_CHECKING:
 
 
 class Backend(Protocol):
-    """What the run loop needs of a backend: built with ``workers``, it streams records."""
+    """What the run loops need of a backend: built with ``workers``, it streams results."""
 
     cores: int
+    #: Tasks may run in other processes on other machines (their logs and progress bars are not shown).
+    remote: bool
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], gpus: float = 0.0
+    ) -> Iterator[Any]:
+        """``fn(*task)`` for every task, in the order they finish; ``gpus`` per task where the
+        backend schedules GPUs (Ray)."""
+        ...
 
     def results(self, tasks: Sequence[EpisodeTask], settings: EnvSettings) -> Iterator[EpisodeRecord]:
         """The episodes of ``tasks``, in the order they finish."""
@@ -93,27 +108,32 @@ def _init_worker(parent_pid: int) -> None:
 class LocalBackend:
     """This process (one worker) or a spawn process pool kept for the whole run (all rounds)."""
 
+    remote = False
+
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.cores = workers
         self.pool: Any = None
 
-    def results(self, tasks: Sequence[EpisodeTask], settings: EnvSettings) -> Iterator[EpisodeRecord]:
+    def map(
+        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], gpus: float = 0.0
+    ) -> Iterator[Any]:
         from esper_agents.common.pool import run_unordered
 
         if self.workers <= 1:
-            yield from run_unordered(run_task, [(t, settings) for t in tasks], 1)
+            yield from run_unordered(fn, tasks, 1)
             return
         finished = False
         try:
-            # A couple of tasks per worker in flight: results stream to the writer as they finish.
-            yield from run_unordered(
-                run_task, [(t, settings) for t in tasks], self.workers, pool=self._pool()
-            )
+            # A couple of tasks per worker in flight: results stream to the caller as they finish.
+            yield from run_unordered(fn, tasks, self.workers, pool=self._pool())
             finished = True
         finally:
             if not finished:
                 self.close(abort=True)
+
+    def results(self, tasks: Sequence[EpisodeTask], settings: EnvSettings) -> Iterator[EpisodeRecord]:
+        return self.map(run_task, [(t, settings) for t in tasks])
 
     def _pool(self) -> Any:
         if self.pool is None:
@@ -137,9 +157,11 @@ class LocalBackend:
 
 
 class RayBackend:
-    """Each episode a ``ray.remote`` task. Unless Ray is already initialized, this joins the
+    """Each task a ``ray.remote`` task. Unless Ray is already initialized, this joins the
     cluster at ``$RAY_ADDRESS`` or starts a local instance with ``num_cpus=workers``; it shuts Ray
     down at the end only if it initialized it."""
+
+    remote = True
 
     def __init__(self, workers: int) -> None:
         try:
@@ -158,8 +180,13 @@ class RayBackend:
             self.started = True
         self.cores = max(int(ray.cluster_resources().get("CPU", workers)), 1)
 
+    def map(
+        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], gpus: float = 0.0
+    ) -> Iterator[Any]:
+        return _ray_map(fn, tasks, self.workers, gpus)
+
     def results(self, tasks: Sequence[EpisodeTask], settings: EnvSettings) -> Iterator[EpisodeRecord]:
-        return _ray_results(tasks, settings, self.workers)
+        return self.map(run_task, [(t, settings) for t in tasks])
 
     def close(self, abort: bool = False) -> None:
         if self.started:
@@ -169,24 +196,32 @@ class RayBackend:
             self.started = False
 
 
-def _ray_results(
-    tasks: Sequence[EpisodeTask], settings: EnvSettings, workers: int
-) -> Iterator[EpisodeRecord]:
+def _ray_map(
+    fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], workers: int, gpus: float
+) -> Iterator[Any]:
     import ray
 
-    remote = ray.remote(num_cpus=1, max_retries=2)(run_task)
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=2)(_one_thread)
     queue = list(tasks)
     pending: list[Any] = []
     limit = 2 * max(int(ray.cluster_resources().get("CPU", workers)), 1)
     try:
         while queue or pending:
             while queue and len(pending) < limit:
-                pending.append(remote.remote(queue.pop(0), settings))
+                pending.append(remote.remote(fn, *queue.pop(0)))
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
     finally:
-        for ref in pending:  # interrupted: do not leave episodes running for nobody
+        for ref in pending:  # interrupted: do not leave tasks running for nobody
             ray.cancel(ref, force=True)
+
+
+def _one_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with one torch thread (a Ray task's share of a core, as a local pool worker's)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(*args)
 
 
 #: Backend name -> class, in the order ``--backend`` lists them.

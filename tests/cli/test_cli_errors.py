@@ -62,6 +62,7 @@ BAD_NAMES = [
     ([*ONLINE, "--steps", "5", "--config", "nope"], "--config", "nope", "impaired"),
     (["bench", "--suite", "huge", "--out", "O"], "--suite", "huge", "tiny"),
     (["bench", "--suite", "smoke", "--out", "O", "--agents", "dqn"], "--agents", "dqn", "masked-recurrent-ppo"),
+    (["bench", "--suite", "smoke", "--out", "O", "--backend", "nope"], "--backend", "nope", "ray"),
     # --reward: the env's reward mode, on every subcommand that runs the env
     (["episode", "--reward", "dense"], "--reward", "dense", "sparse"),
     (["evaluate", "--policy", "baseline", "--reward", "dense"], "--reward", "dense", "contribution"),
