@@ -2,9 +2,11 @@
 
 On a single preset a fixed rule is optimal (widen the first block at once); learning pays only
 where what is right differs from task to task and can be read from what the agent observes. An
-:class:`Instance` fixes what differs: the host's widths (one block may be a narrow bottleneck),
-the learning rate, the price of growth (rent per doubling of the network) and, on the fast tier's
-clusters task, how hard the task is (blobs per class, their spread, label noise).
+:class:`Instance` fixes what differs: the host's widths (each block's drawn on its own; the
+narrowest is the instance's bottleneck), the learning rate, the price of growth (rent per
+doubling of the network) and, on the fast tier's clusters task, how hard the task is (blobs per
+class, their spread, label noise). ``bottlenecks`` is the fast tier's distribution; its measured
+headroom and the rejected ones are in docs/FAST_TIER.md.
 
 Instance ``k`` is a pure function of ``k`` (:meth:`Distribution.draw`: each field drawn
 independently from ``numpy.random.default_rng([0xE5E2, k])``). Splits follow Procgen's
