@@ -15,6 +15,29 @@ Writes OUT/online_learning_curves.png (final accuracy and return of each trainin
 against env steps, a moving average over ``--window`` episodes, with the reference levels as
 lines), and .json / .md with the evaluation table. Training episodes are sampled (stochastic
 policy); the evaluation is greedy, so the two need not agree.
+
+With ``--env Esper-Micro-v2`` (the fast tier) it draws held-out learning curves instead::
+
+    python benchmarks/online_learning_curves.py --env Esper-Micro-v2 [--steps 20000] [--n-envs 2]
+        [--train-seeds 3] [--eval-every 2000] [--eval-instances 50] [--n-steps N] [--runs DIR] [--out DIR]
+
+Each algorithm trains ``--train-seeds`` runs on the micro suite's training env (the
+``bottlenecks`` instances of ``TRAIN_SPLIT``), run ``i`` with seed ``i * n_envs`` (so no two runs
+share an env's first reset seed), each its own resumable ``train_online`` directory
+``RUNS/<algo>/seed<seed>`` (default ``benchmarks/results/local/online_curves_micro``) with a
+checkpoint at the first rollout boundary at or past every multiple of ``--eval-every`` env steps.
+Every checkpoint (and the final model) is evaluated greedily on the micro suite's first
+``--eval-instances`` held-out instances (``HELDOUT_SPLIT``), one episode each with its instance
+pinned, as ``esper bench --suite micro`` evaluates (the :class:`~esper_agents.bench.suites.Suite`'s
+seeds and instances, the online family's env); the scores are cached in ``heldout.jsonl`` in the
+run directory, so a rerun resumes. Writes OUT/online_learning_curves_micro.png (benchmark score
+x100 against env steps: per algorithm the mean over training seeds with a min-max band, and the
+registry's WAIT, best heuristic, single best schedule and virtual best as horizontal lines, with
+the other heuristics' held-out means from ``benchmarks/results/micro_headroom.json`` where it
+exists), .json and .md. The lines were measured on held-out instances 1,000,000-1,000,049 (reset
+seeds 0 and 1 each); the curves meet the same instances at the default ``--eval-instances 50``
+(one episode each, reset seeds 1000..), and fewer instances give a noisier curve that the lines
+do not describe.
 """
 
 from __future__ import annotations
