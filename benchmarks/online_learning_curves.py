@@ -15,31 +15,66 @@ Writes OUT/online_learning_curves.png (final accuracy and return of each trainin
 against env steps, a moving average over ``--window`` episodes, with the reference levels as
 lines), and .json / .md with the evaluation table. Training episodes are sampled (stochastic
 policy); the evaluation is greedy, so the two need not agree.
+
+With ``--env Esper-Micro-v2`` (the fast tier) it draws held-out learning curves instead::
+
+    python benchmarks/online_learning_curves.py --env Esper-Micro-v2 [--steps 20000] [--n-envs 2]
+        [--train-seeds 3] [--eval-every 2000] [--eval-instances 50] [--n-steps N] [--runs DIR] [--out DIR]
+
+Each algorithm trains ``--train-seeds`` runs on the micro suite's training env (the
+``bottlenecks`` instances of ``TRAIN_SPLIT``), run ``i`` with seed ``i * n_envs`` (so no two runs
+share an env's first reset seed), each its own resumable ``train_online`` directory
+``RUNS/<algo>/seed<seed>`` (default ``benchmarks/results/local/online_curves_micro``) with a
+checkpoint at the first rollout boundary at or past every multiple of ``--eval-every`` env steps.
+Every checkpoint (and the final model) is evaluated greedily on the micro suite's first
+``--eval-instances`` held-out instances (``HELDOUT_SPLIT``), one episode each with its instance
+pinned, as ``esper bench --suite micro`` evaluates (the :class:`~esper_agents.bench.suites.Suite`'s
+seeds and instances, the online family's env); the scores are cached in ``heldout.jsonl`` in the
+run directory, so a rerun resumes. Writes OUT/online_learning_curves_micro.png (benchmark score
+x100 against env steps: per algorithm the mean over training seeds with a min-max band, and the
+registry's WAIT, best heuristic, single best schedule and virtual best as horizontal lines, with
+the other heuristics' held-out means from ``benchmarks/results/micro_headroom.json`` where it
+exists), .json and .md. The lines were measured on held-out instances 1,000,000-1,000,049 (reset
+seeds 0 and 1 each); the curves meet the same instances at the default ``--eval-instances 50``
+(one episode each, reset seeds 1000..), and fewer instances give a noisier curve that the lines
+do not describe.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance
+from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance, require_positive
 
+from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS
+from esper_agents.bench.suites import Suite, get_suite
 from esper_agents.common.agents import behavior_agent
 from esper_agents.common.evaluation import evaluate_in_env, make_eval_env
-from esper_agents.online.algorithms import ONLINE_ALGORITHMS
+from esper_agents.common.io import append_jsonl, read_jsonl
+from esper_agents.common.rollout import run_episode
+from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
+from esper_agents.online.checkpoints import list_checkpoints
 from esper_agents.online.envs import make_online_env
-from esper_agents.online.evaluate import evaluate_online
+from esper_agents.online.evaluate import OnlineModelAgent, evaluate_online
+from esper_agents.online.saved import load_online_model
 from esper_agents.online.train import train_online
 from esper_agents.policies import DEFAULT_HEURISTIC
+from esper_env.references import ReferenceScores, reference_scores
 from esper_env.settings import EnvSettings
 
 EVAL_SEED = 1000
 RUNS = Path(__file__).parent / "results" / "local" / "online_curves"
+MICRO_ID = "Esper-Micro-v2"
+MICRO_RUNS = Path(__file__).parent / "results" / "local" / "online_curves_micro"
+#: The fast tier's headroom study: the held-out mean of every scripted schedule and heuristic.
+HEADROOM = Path(__file__).parent / "results" / "micro_headroom.json"
 
 
 def wait_agent(obs: np.ndarray) -> np.ndarray:
@@ -109,10 +144,184 @@ def row(name: str, s: dict[str, Any]) -> str:
     )
 
 
-def main() -> None:
+# ------------------------------------------------------------------------- the fast tier: held-out curves
+
+
+def micro_suite(steps: int, n_envs: int, eval_instances: int) -> Suite:
+    """The micro suite with this run's budget and its first ``eval_instances`` held-out instances."""
+    return dataclasses.replace(
+        get_suite("micro"), online_steps=steps, n_envs=n_envs, eval_episodes=eval_instances
+    )
+
+
+def evaluation_points(run: Path) -> list[tuple[Path, int]]:
+    """The run's checkpoints and final model, ``(zip, env steps)``, oldest first, one per step count."""
+    points = {steps: path for path, steps in list_checkpoints(run)}
+    final = run / "model.zip"
+    if final.exists():
+        from esper_agents.online.saved import read_model_data
+
+        points.setdefault(int(read_model_data(final)["num_timesteps"]), final)
+    return [(points[k], k) for k in sorted(points)]
+
+
+def evaluate_heldout(suite: Suite, algo: str, model_zip: Path) -> list[dict[str, Any]]:
+    """One greedy episode of the model at ``model_zip`` on each of the suite's held-out instances
+    (reset seed ``eval_seed + i``, instance pinned): the bench's evaluation of an online agent."""
+    env = FAMILY_IMPLEMENTATIONS["online"].make_env(suite, algo, model_zip.parent, "cpu")
+    try:
+        model = load_online_model(model_zip, env, device="cpu")[1]
+        rows = []
+        for seed in suite.eval_seeds:
+            instance = suite.eval_instance(seed)
+            episode = run_episode(
+                env, OnlineModelAgent(model, algo, env), seed=seed, options={"instance": instance}
+            )
+            if episode.instance != instance:
+                raise RuntimeError(
+                    f"held-out episode of seed {seed} ran on instance {episode.instance}, not {instance}"
+                )
+            rows.append({"seed": seed, "instance": instance, "score": float(episode.info["score"])})
+        return rows
+    finally:
+        env.close()
+
+
+def heldout_curve(suite: Suite, algo: str, run: Path) -> list[dict[str, Any]]:
+    """The run's held-out score (x100, mean over instances) at every evaluation point, cached in
+    ``run/heldout.jsonl`` (one line per point: steps, checkpoint, per-instance scores)."""
+    cache = run / "heldout.jsonl"
+    done = {(r["steps"], tuple(r["instances"])): r for r in (read_jsonl(cache) if cache.exists() else [])}
+    curve = []
+    for path, steps in evaluation_points(run):
+        key = (steps, tuple(suite.eval_instances or ()))
+        if key not in done:
+            rows = evaluate_heldout(suite, algo, path)
+            done[key] = {"steps": steps, "model": path.name, "instances": list(key[1]),
+                         "scores": [r["score"] for r in rows]}  # fmt: skip
+            append_jsonl(cache, done[key])
+        record = done[key]
+        curve.append(
+            {"steps": steps, "score": 100 * float(np.mean(record["scores"])), "scores": record["scores"]}
+        )
+        print(f"{algo} {run.name} {steps:>7} steps: held-out score {curve[-1]['score']:.2f}", flush=True)
+    return curve
+
+
+def aggregate(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Mean, std, min and max over training seeds at each step count every run reached."""
+    common = sorted(set.intersection(*({p["steps"] for p in run} for run in runs)))
+    points = []
+    for steps in common:
+        values = np.array([next(p["score"] for p in run if p["steps"] == steps) for run in runs])
+        points.append({"steps": steps, "mean": float(values.mean()), "std": float(values.std()),
+                       "min": float(values.min()), "max": float(values.max()), "per_seed": values.tolist()})  # fmt: skip
+    return points
+
+
+def reference_lines(entry: ReferenceScores, headroom: Path = HEADROOM) -> dict[str, float]:
+    """The registry's four levels (x100), and the other heuristics' held-out means from the headroom study."""
+    lines = {
+        "WAIT": 100 * entry.wait,
+        f"best heuristic ({entry.heuristic_policy})": 100 * entry.heuristic,
+        f"single best ({entry.best_scripted_schedule})": 100 * entry.best_scripted,
+    }
+    if entry.virtual_best is not None:
+        lines["virtual best"] = 100 * entry.virtual_best
+    if headroom.exists():
+        means = json.loads(headroom.read_text()).get("held_out_means", {})
+        for name, mean in means.items():
+            if name.startswith("heuristic:") and name.removeprefix("heuristic:") != entry.heuristic_policy:
+                lines[name] = float(mean)
+    return lines
+
+
+def plot_micro(
+    curves: dict[str, list[dict[str, Any]]], lines: dict[str, float], title: str, path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for algo, curve in curves.items():
+        x = [p["steps"] for p in curve]
+        (line,) = ax.plot(x, [p["mean"] for p in curve], marker="o", markersize=3, label=f"{algo} (mean)")
+        ax.fill_between(
+            x, [p["min"] for p in curve], [p["max"] for p in curve], color=line.get_color(), alpha=0.2
+        )
+    main = ("k", "--"), ("tab:green", "-."), ("tab:purple", ":"), ("tab:red", "--")
+    for i, (name, value) in enumerate(lines.items()):
+        color, style = main[i] if i < len(main) else ("0.6", ":")
+        ax.axhline(value, color=color, linestyle=style, linewidth=1.0 if i < len(main) else 0.8, label=name)
+    ax.set_xlabel("env steps (all envs together)")
+    ax.set_ylabel("benchmark score x100, held-out instances (greedy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def micro_main(args: argparse.Namespace) -> None:
+    suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
+    settings = suite.settings
+    hyperparameters = None
+    if args.n_steps is not None:
+        batch = min(PPO_DEFAULTS["batch_size"], args.n_steps * args.n_envs)
+        hyperparameters = {"n_steps": args.n_steps, "batch_size": batch}
+    entry = reference_scores(MICRO_ID, config=settings.config, fidelity=settings.fidelity,
+                             max_epochs=settings.max_epochs)  # fmt: skip
+    lines = reference_lines(entry)
+    runs_dir = args.runs if args.runs is not None else MICRO_RUNS
+    results: dict[str, Any] = {
+        "provenance": provenance(__file__, None, MICRO_ID, torch.get_num_threads()), "env_id": MICRO_ID,
+        "settings": settings.to_dict(), "steps": args.steps, "n_envs": args.n_envs,
+        "train_seeds": [i * args.n_envs for i in range(args.train_seeds)], "eval_every": args.eval_every,
+        "hyperparameters": {**PPO_DEFAULTS, **(hyperparameters or {})},
+        "eval_seeds": suite.eval_seeds, "eval_instances": suite.eval_instances,
+        "eval_split": suite.split_description(), "reference_key": entry.key,
+        "reference_lines": lines, "algorithms": {},
+    }  # fmt: skip
+    curves = {}
+    for algo in args.algos:
+        runs = []
+        for seed in results["train_seeds"]:
+            run = runs_dir / algo / f"seed{seed}"
+            train_online(algo, args.steps, run, settings, n_envs=args.n_envs, seed=seed,
+                         checkpoint_every=args.eval_every, progress=args.progress, tensorboard=args.progress,
+                         hyperparameters=hyperparameters)  # fmt: skip
+            runs.append(heldout_curve(suite, algo, run))
+        curves[algo] = aggregate(runs)
+        results["algorithms"][algo] = {"curve": curves[algo], "runs": {
+            f"seed{seed}": run for seed, run in zip(results["train_seeds"], runs)}}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / "online_learning_curves_micro"
+    title = (
+        f"{MICRO_ID}: {args.steps} env steps per run, {args.n_envs} envs, {args.train_seeds} training seed(s) "
+        f"(mean, min-max band); {args.eval_instances} held-out instances"
+    )
+    plot_micro(curves, lines, title, stem.with_suffix(".png"))
+    seeds = f"mean over {args.train_seeds} training seed(s)"
+    header = [f"| algorithm | env steps | held-out score x100, {seeds} | std | min | max |", "|---" * 6 + "|"]
+    rows = [f"| {algo} | {p['steps']} | {p['mean']:.2f} | {p['std']:.2f} | {p['min']:.2f} | {p['max']:.2f} |"
+            for algo, curve in curves.items() for p in curve]  # fmt: skip
+    levels = ["", "| reference (registry `" + entry.key + "`, heuristics: micro_headroom) | score x100 |",
+              "|---|---|"] + [f"| {name} | {value:.2f} |" for name, value in lines.items()]  # fmt: skip
+    stem.with_suffix(".md").write_text("\n".join(header + rows + levels) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(header + rows + levels))
+    print(f"wrote {stem}.png, .md and .json")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--env", default=ENV_ID, choices=[ENV_ID, MICRO_ID],
+                        help=f"{MICRO_ID}: held-out learning curves on the fast tier (see above)")  # fmt: skip
     add_preset_arguments(parser, fidelity="tiny")
     parser.set_defaults(config="impaired")
     parser.add_argument(
@@ -123,9 +332,23 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--window", type=int, default=20, help="moving-average window, in episodes")
-    parser.add_argument("--runs", type=Path, default=RUNS, help="run directories (resumed)")
+    parser.add_argument("--runs", type=Path, default=None, help="run directories (resumed)")
+    micro = parser.add_argument_group(f"{MICRO_ID} only")
+    micro.add_argument("--train-seeds", type=int, default=1, help="training runs per algorithm")
+    micro.add_argument("--eval-every", type=int, default=2000, help="env steps between held-out evaluations")
+    micro.add_argument("--eval-instances", type=int, default=50, help="held-out instances, one episode each")
+    micro.add_argument(
+        "--n-steps", type=int, default=None, help="PPO rollout length per env (default: PPO_DEFAULTS')"
+    )
+    micro.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress bar and no TensorBoard logs")  # fmt: skip
     add_results_argument(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.env == MICRO_ID:
+        require_positive(parser, args, "steps", "n_envs", "train_seeds", "eval_every", "eval_instances")
+        micro_main(args)
+        return
+    args.runs = RUNS if args.runs is None else args.runs
     env_kwargs = {"config": args.config, "fidelity": args.fidelity}
     results: dict[str, Any] = {"provenance": provenance(__file__, None, ENV_ID, torch.get_num_threads()),
                                "env_id": ENV_ID, "env_kwargs": env_kwargs, "steps": args.steps,
