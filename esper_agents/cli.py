@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 
 from esper_agents.cli_options import (
+    AGENT_NAMES,
     ALGORITHMS,
     BACKENDS,
-    BENCH_AGENTS,
     DOWNLOADABLE,
     EXPORT_FORMATS,
     ONLINE_ALGORITHMS,
@@ -219,8 +219,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", metavar="DIR", default=None,
                    help="where results.{md,csv,json,png} go (default: OUT)")  # fmt: skip
     add_reward_argument(p, None, " (default: the suite's)")
-    p.add_argument("--agents", nargs="+", choices=BENCH_AGENTS, metavar="AGENT", default=None,
-                   help="run only these agents (default: all), of: %(choices)s")  # fmt: skip
+    p.add_argument("--agents", nargs="+", choices=AGENT_NAMES, metavar="AGENT", default=None,
+                   help="run only these agents (default: the suite's), of: %(choices)s")  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=2,
                    help="processes for generation and evaluation episodes (one torch thread each); "
                    "with --backend ray, the CPUs of a local Ray")  # fmt: skip

@@ -89,7 +89,7 @@ DOWNLOADABLE = Names("esper_env.datasets", "DOWNLOADABLE")
 EXPORT_FORMATS = Names("esper_agents.generation.exports", "EXPORT_FORMATS")
 DISTRIBUTIONS = Names("esper_env.instances", "DISTRIBUTIONS")
 SUITE_NAMES = Names("esper_agents.bench.suites", "SUITE_NAMES")
-BENCH_AGENTS = Names("esper_agents.bench.suites", "BENCH_AGENTS")
+AGENT_NAMES = Names("esper_agents.bench.suites", "AGENT_NAMES")
 #: ``esper_env.settings.DEVICES`` and ``DEFAULT_ENV_ID``, repeated so that building the parser imports
 #: no torch (tests/cli/test_cli.py checks that they agree).
 DEVICES = ("auto", "cpu", "cuda")

@@ -15,8 +15,10 @@ def bench_command(args: argparse.Namespace) -> int:
     suite = get_suite(args.suite)
     if args.reward is not None:
         suite = dataclasses.replace(suite, settings=suite.settings.replace(reward=args.reward))
-    if args.agents:
-        suite = dataclasses.replace(suite, agents=tuple(a for a in suite.agents if a in set(args.agents)))
+    if args.agents:  # the suite's order, then any other agent asked for (a bad name is refused by the suite)
+        wanted = dict.fromkeys(args.agents)
+        agents = (*(a for a in suite.agents if a in wanted), *(a for a in wanted if a not in suite.agents))
+        suite = dataclasses.replace(suite, agents=agents)
     run_bench(suite, args.out, workers=args.workers, backend=args.backend, device=args.device, progress=not args.no_progress,
               report_only=args.report_only, results=args.results)  # fmt: skip
     return 0

@@ -1,6 +1,8 @@
 """The bench's agent families as one protocol: :class:`Family`, and :func:`family_of` an agent.
 
-A family says how its agents are trained on a suite's budget, how long that took, which env
+A family says how its agents are trained on a suite's budget (each training run of
+:meth:`Suite.runs <esper_agents.bench.suites.Suite.runs>`, named ``<agent>`` or ``<agent>-seed<i>``
+and seeded :meth:`Suite.run_seed <esper_agents.bench.suites.Suite.run_seed>`), how long that took, which env
 stack they act in and how they act there (an :class:`~esper_agents.common.agents.Agent`), and
 what an episode of theirs executed. The runner (:mod:`esper_agents.bench.runner`) chooses each
 agent's family once and asks it; it never switches on family names.
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from esper_agents.bench.suites import Suite, agent_family
+from esper_agents.bench.suites import Suite, agent_family, parse_run
 from esper_agents.common.agents import Agent
 from esper_agents.common.rollout import Episode
 from esper_env.env import torch_threads
@@ -138,6 +140,7 @@ class OfflineFamily(_MaskedFamily):
         from esper_agents.offline.datasets import load_pack
         from esper_agents.offline.train import train_offline
 
+        algo, index = parse_run(agent)
         log(f"[{suite.name}] offline agent {agent}: {suite.offline_steps} gradient steps on the pack")
         assert pack is not None
         _quiet_d3rlpy()
@@ -149,7 +152,7 @@ class OfflineFamily(_MaskedFamily):
         # One torch thread, like the env's default: torch's default (a thread per core) runs 15-25x
         # slower as soon as anything else shares the cores (measured: IQL, 100 steps, 6 s against 104 s).
         with torch_threads(1):
-            train_offline(agent, records, suite.offline_steps, out / "offline" / agent, seed=suite.train_seed,
+            train_offline(algo, records, suite.offline_steps, out / "offline" / agent, seed=suite.run_seed(index),
                           show_progress=progress, source=source, device=d3rlpy_device)  # fmt: skip
 
     def training_seconds(self, agent: str, out: Path) -> float | None:
@@ -200,16 +203,18 @@ class OnlineFamily:
 
     def training_seeds(self, suite: Suite) -> dict[str, list[int]]:
         # The online envs' first resets (later episodes continue each env's RNG, with no reset seed).
-        return {"online": list(range(suite.train_seed, suite.train_seed + suite.n_envs))}
+        first = [suite.run_seed(i) for i in range(suite.train_seeds)]
+        return {"online": sorted({s + e for s in first for e in range(suite.n_envs)})}
 
     def train(self, suite: Suite, agent: str, out: Path, *, pack: Path | None, device: str, progress: bool,
               log: Callable[[str], None]) -> None:  # fmt: skip
         from esper_agents.online.train import train_online
 
+        algo, index = parse_run(agent)
         log(f"[{suite.name}] online agent {agent}: {suite.online_steps} env steps on {suite.n_envs} env(s)")
         train_online(
-            agent, suite.online_steps, out / "online" / agent, suite.settings, n_envs=suite.n_envs,
-            seed=suite.train_seed,
+            algo, suite.online_steps, out / "online" / agent, suite.settings, n_envs=suite.n_envs,
+            seed=suite.run_seed(index),
             checkpoint_every=max(suite.online_steps // 5, 50), device=device, progress=progress,
         )  # fmt: skip
 
@@ -220,7 +225,7 @@ class OnlineFamily:
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
         from esper_agents.online.envs import make_online_env
 
-        return make_online_env(agent, suite.eval_settings.replace(device=device, num_threads=1))
+        return make_online_env(parse_run(agent)[0], suite.eval_settings.replace(device=device, num_threads=1))
 
     def make_agent(self, agent: str, env: Any, out: Path, seed: int, device: str) -> Agent:
         from esper_agents.online.evaluate import OnlineModelAgent
@@ -229,7 +234,7 @@ class OnlineFamily:
         key = (str(out), agent)
         if key not in _LOADED:
             _LOADED[key] = load_online_model(out / "online" / agent / "model.zip", env, device=device)[1]
-        return OnlineModelAgent(_LOADED[key], agent, env)
+        return OnlineModelAgent(_LOADED[key], parse_run(agent)[0], env)
 
     def executed(self, env: Any, episode: Episode) -> tuple[list[str], np.ndarray, int]:
         from esper_env.lifecycle import Op
@@ -244,5 +249,5 @@ FAMILY_IMPLEMENTATIONS: dict[str, Family] = {
 
 
 def family_of(agent: str) -> Family:
-    """The family of a bench agent; an unknown name is a ``ValueError`` listing the valid ones."""
-    return FAMILY_IMPLEMENTATIONS[agent_family(agent)]
+    """The family of a bench agent or training run; an unknown name is a ``ValueError`` listing the valid ones."""
+    return FAMILY_IMPLEMENTATIONS[agent_family(parse_run(agent)[0])]

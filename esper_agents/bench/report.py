@@ -13,6 +13,14 @@ suite's own always-WAIT and ``heuristic:capacity`` rows; the report says which. 
 heuristic does not beat WAIT (the "test" fidelity sits at chance) the normalised score is
 undefined and left empty.
 
+A trained agent with several training runs (``Suite.train_seeds``) is summarised over all its
+runs' episodes: each evaluation episode's score is first averaged over the runs (they share the
+episodes' seeds and instances), and the interval is bootstrapped over the episodes; the row also
+gives each run's mean score and their range (``train_seed_scores``, the table's ``across training
+seeds`` column). ``vs heuristic`` is the paired difference of those per-episode scores with the
+best heuristic's on the same episodes (the registry entry's heuristic where the run has it, else
+the run's best-scoring ``heuristic:`` row), mean and 95% bootstrap interval.
+
 On a suite with held-out instances (``Suite.eval_split``: the micro suite) every row names the
 split it was scored on (the table's and the CSV's ``eval split`` column), the footer names both
 splits, and the anchors say which instances the registry entry was measured on.
@@ -29,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from esper_agents.bench.suites import HEURISTIC_AGENT, WAIT_AGENT, Suite, agent_family
+from esper_agents.bench.suites import HEURISTIC_AGENT, WAIT_AGENT, Suite, agent_family, parse_run
 from esper_agents.common.stats import bootstrap_ci
 
 __all__ = ["CSV_COLUMNS", "anchors", "normalized", "summarize_agent", "write_report"]
@@ -37,24 +45,43 @@ __all__ = ["CSV_COLUMNS", "anchors", "normalized", "summarize_agent", "write_rep
 CSV_COLUMNS: tuple[str, ...] = (
     "agent", "family", "episodes", "final_val_accuracy", "final_val_accuracy_lo", "final_val_accuracy_hi",
     "test_accuracy", "test_accuracy_lo", "test_accuracy_hi", "score", "score_lo", "score_hi",
-    "normalized_score", "normalized_score_lo", "normalized_score_hi", "param_overhead", "seeds_fossilized",
+    "normalized_score", "normalized_score_lo", "normalized_score_hi", "vs_heuristic", "vs_heuristic_lo",
+    "vs_heuristic_hi", "train_runs", "train_seed_score_min", "train_seed_score_max", "param_overhead", "seeds_fossilized",
     "seeds_pruned", "illegal_actions", "train_seconds", "eval_seconds", "wall_seconds",
 )  # fmt: skip
+
+
+def per_episode(rows: Sequence[Mapping[str, Any]], key: str) -> dict[int, float]:
+    """``key`` of each evaluation episode (by seed), averaged over the training runs that played it."""
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        by_seed.setdefault(int(r["seed"]), []).append(float(r[key]))
+    return {seed: float(np.mean(v)) for seed, v in sorted(by_seed.items())}
 
 
 def summarize_agent(
     agent: str, rows: Sequence[Mapping[str, Any]], train_seconds: float | None
 ) -> dict[str, Any]:
-    """One agent's summary over its evaluation episodes (see the module docstring)."""
+    """One agent's summary over its evaluation episodes, of one or several training runs (see
+    the module docstring)."""
     if not rows:
         raise ValueError(f"agent {agent!r} has no evaluation episodes")
     eval_seconds = float(sum(r["seconds"] for r in rows))
+    by_run: dict[int, list[float]] = {}
+    for r in rows:
+        by_run.setdefault(int(r.get("train_index", 0)), []).append(float(r["score"]))
+    run_scores = [float(np.mean(by_run[i])) for i in sorted(by_run)]
     return {
         "agent": agent,
         "family": agent_family(agent),
-        "episodes": len(rows),
-        "seeds": [int(r["seed"]) for r in rows],
-        **{k: bootstrap_ci([r[k] for r in rows]) for k in ("final_val_accuracy", "test_accuracy", "score")},
+        "episodes": len(per_episode(rows, "score")),
+        "seeds": list(per_episode(rows, "score")),
+        "train_runs": len(run_scores),
+        "train_seed_scores": run_scores,
+        **{
+            k: bootstrap_ci(list(per_episode(rows, k).values()))
+            for k in ("final_val_accuracy", "test_accuracy", "score")
+        },
         "param_overhead": float(np.mean([r["size_ratio"] for r in rows])) - 1.0,
         **{
             k: float(np.mean([r[k] for r in rows]))
@@ -69,9 +96,12 @@ def summarize_agent(
 
 
 def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The always-WAIT and heuristic scores the normalised score is anchored on, and their source."""
+    """The always-WAIT and heuristic scores the normalised score is anchored on, their source, and
+    the heuristic agent the paired ``vs heuristic`` column compares with."""
     from esper_env.references import reference_scores
 
+    heuristics = [a for a in summaries if a.startswith("heuristic:")]
+    best_row = max(heuristics, key=lambda a: summaries[a]["score"]["mean"], default=HEURISTIC_AGENT)
     env = suite.eval_settings
     try:
         ref = reference_scores(
@@ -79,7 +109,9 @@ def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[st
         )
         where = ref.measured_on()
         source = f"reference registry ({ref.key}" + ("" if where is None else f", measured on {where}") + ")"
-        return {"wait": ref.wait, "heuristic": ref.heuristic, "source": source}
+        best = f"heuristic:{ref.heuristic_policy}"
+        return {"wait": ref.wait, "heuristic": ref.heuristic, "source": source,
+                "heuristic_agent": best if best in summaries else best_row}  # fmt: skip
     except LookupError:
         pass
     if WAIT_AGENT in summaries and HEURISTIC_AGENT in summaries:
@@ -87,8 +119,22 @@ def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[st
             "wait": summaries[WAIT_AGENT]["score"]["mean"],
             "heuristic": summaries[HEURISTIC_AGENT]["score"]["mean"],
             "source": f"this run's {WAIT_AGENT} and {HEURISTIC_AGENT} rows",
+            "heuristic_agent": best_row,
         }
-    return {"wait": None, "heuristic": None, "source": "none (no registry entry and no WAIT/heuristic rows)"}
+    return {"wait": None, "heuristic": None, "source": "none (no registry entry and no WAIT/heuristic rows)",
+            "heuristic_agent": best_row}  # fmt: skip
+
+
+def paired_difference(
+    rows: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """Mean and 95% bootstrap interval of the per-episode score difference ``rows`` minus
+    ``reference`` over the episodes both played (``None``: none in common)."""
+    mine, theirs = per_episode(rows, "score"), per_episode(reference, "score")
+    common = sorted(mine.keys() & theirs.keys())
+    if not common:
+        return None
+    return bootstrap_ci([mine[s] - theirs[s] for s in common])
 
 
 def normalized(score: Mapping[str, Any], anchor: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -111,6 +157,14 @@ def _ci(s: Mapping[str, Any] | None, scale: float = 100.0, digits: int = 1, unit
     return f"{scale * s['mean']:.{digits}f}{unit} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
 
 
+def _spread(scores: Sequence[float]) -> str:
+    """Each training run's mean score and their range (``-`` for a single run)."""
+    if len(scores) < 2:
+        return "-"
+    each = ", ".join(f"{100 * v:.1f}" for v in scores)
+    return f"{100 * (max(scores) - min(scores)):.1f} ({each})"
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "?"
@@ -131,11 +185,12 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
             "| agent | family | n | "
             + ("" if split is None else "eval split | ")
             + "final val acc [95% CI] | test acc [95% CI] | score [95% CI] | normalized [95% CI] "
+            f"| vs {anchor['heuristic_agent']} [95% CI] | across training seeds "
             "| param overhead | fossilized | pruned | illegal | wall time |"
         ),
         "|---|---|---:|"
         + ("" if split is None else "---|")
-        + "---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        + "---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
         lines.append(
@@ -143,7 +198,9 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
             + ("" if split is None else f"{split} | ")
             + f"{_ci(s['final_val_accuracy'])} "
             f"| {_ci(s['test_accuracy'])} | {_ci(s['score'], digits=1, unit='')} "
-            f"| {_ci(s['normalized_score'], scale=1.0, digits=2, unit='')} | {100 * s['param_overhead']:+.0f}% "
+            f"| {_ci(s['normalized_score'], scale=1.0, digits=2, unit='')} "
+            f"| {_ci(s['vs_heuristic'], digits=1, unit='')} | {_spread(s['train_seed_scores'])} "
+            f"| {100 * s['param_overhead']:+.0f}% "
             f"| {s['seeds_fossilized']:.1f} | {s['seeds_pruned']:.1f} | {s['illegal_actions']:.1f} "
             f"| {_seconds(s['wall_seconds'])} |"
         )
@@ -158,8 +215,9 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
             f"Suite `{suite.name}`: {env.env_id}, preset `{env.config}`, fidelity `{env.resolved_fidelity}`, "
             f"{env.max_epochs} epochs; evaluation seeds {suite.eval_seeds[0]}-{suite.eval_seeds[-1]} (greedy); "
             f"offline agents: {suite.offline_steps} gradient steps on one pack; online agents: "
-            f"{suite.online_steps} env steps on {suite.n_envs} env(s). Score = final val acc - 3 points per "
-            f"doubling of the network. Normalized = (score - WAIT) / (heuristic - WAIT), anchors from "
+            f"{suite.online_steps} env steps on {suite.n_envs} env(s); {suite.train_seeds} training run(s) per "
+            f"trained agent (across training seeds: the range of the runs' mean scores, then each). Score = "
+            f"final val acc - {_rent(suite)} per doubling of the network. Normalized = (score - WAIT) / (heuristic - WAIT), anchors from "
             f"{anchor['source']}: {ref}. Per-episode means for overhead, seeds and illegal actions; "
             "wall time = training + evaluation (the pack's generation not included)."
         ),
@@ -170,11 +228,18 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
     return "\n".join(lines)
 
 
+def _rent(suite: Suite) -> str:
+    return "the instance's rent" if suite.settings.resolved_instances is not None else "3 points"
+
+
 def _csv_row(s: Mapping[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {k: s.get(k) for k in ("agent", "family", "episodes", "param_overhead",
+    scores = s["train_seed_scores"]
+    row: dict[str, Any] = {
+        "train_runs": s["train_runs"], "train_seed_score_min": min(scores), "train_seed_score_max": max(scores),
+    } | {k: s.get(k) for k in ("agent", "family", "episodes", "param_overhead",
                                                   "seeds_fossilized", "seeds_pruned", "illegal_actions",
                                                   "train_seconds", "eval_seconds", "wall_seconds")}  # fmt: skip
-    for key in ("final_val_accuracy", "test_accuracy", "score", "normalized_score"):
+    for key in ("final_val_accuracy", "test_accuracy", "score", "normalized_score", "vs_heuristic"):
         stat = s.get(key)
         row[key], row[f"{key}_lo"], row[f"{key}_hi"] = (
             (stat["mean"], *stat["ci95"]) if stat is not None else (None, None, None)
@@ -225,12 +290,26 @@ def write_report(
     train_seconds: Mapping[str, float | None],
     out: Path,
 ) -> dict[str, Any]:
-    """Write ``out/results.{md,csv,json,png}`` for the agents with episodes; return the JSON."""
-    summaries = {a: summarize_agent(a, rows, train_seconds.get(a)) for a, rows in episodes.items() if rows}
+    """Write ``out/results.{md,csv,json,png}`` for the agents with episodes (``episodes`` and
+    ``train_seconds`` by training run: an agent's name, or :func:`~esper_agents.bench.suites.run_name`'s);
+    return the JSON."""
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    seconds: dict[str, list[float | None]] = {}
+    for run, run_rows in episodes.items():
+        if run_rows:
+            agent = parse_run(run)[0]
+            rows.setdefault(agent, []).extend(run_rows)
+            seconds.setdefault(agent, []).append(train_seconds.get(run))
+    summaries = {
+        a: summarize_agent(a, r, None if None in seconds[a] else float(sum(seconds[a])))  # type: ignore[arg-type]
+        for a, r in rows.items()
+    }
     anchor = anchors(suite, summaries)
     ordered = [summaries[a] for a in suite.agents if a in summaries]
+    reference = rows.get(anchor["heuristic_agent"])
     for s in ordered:
         s["normalized_score"] = normalized(s["score"], anchor)
+        s["vs_heuristic"] = None if reference is None else paired_difference(rows[s["agent"]], reference)
     split = eval_split_label(suite)
     if split is not None:  # the other suites' rows stay as they were
         for s in ordered:
@@ -247,7 +326,7 @@ def write_report(
             writer.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
                              for k, v in row.items()})  # fmt: skip
     report = {"suite": suite.to_json(), "anchors": anchor, "agents": ordered, "table": table,
-              "episodes": {a: list(rows) for a, rows in episodes.items()}}  # fmt: skip
+              "episodes": {run: list(run_rows) for run, run_rows in episodes.items()}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     if ordered:
         plot(suite, ordered, anchor, out / "results.png")

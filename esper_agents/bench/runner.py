@@ -4,10 +4,14 @@ The phases, each of which picks up where a killed run stopped::
 
     OUT/bench.json                  the suite's settings (a different suite in the same OUT is refused)
     OUT/pack/                       the offline pack (esper generate; resumes episode by episode)
-    OUT/offline/<algo>/             each offline agent (a finished one, summary.json, is kept)
-    OUT/online/<algo>/              each online run (esper train-online's directory; resumes from checkpoints)
-    OUT/episodes/<agent>.jsonl      one line per evaluation episode (finished episodes are kept)
+    OUT/offline/<run>/              each offline training run (a finished one, summary.json, is kept)
+    OUT/online/<run>/               each online run (esper train-online's directory; resumes from checkpoints)
+    OUT/episodes/<run>.jsonl        one line per evaluation episode (finished episodes are kept)
     OUT/results.{md,csv,json,png}   the report (:mod:`esper_agents.bench.report`)
+
+A trained agent has ``Suite.train_seeds`` training runs, ``<agent>`` and ``<agent>-seed<i>``
+(:func:`~esper_agents.bench.suites.run_name`), each with its own seed; every run is evaluated on
+the same episodes, and the report gives the spread across them. A scripted agent runs once.
 
 Evaluation episodes run greedily on the suite's evaluation seeds, which are checked against every
 training reset seed (the pack's episodes and the online envs' first resets) before anything is
@@ -17,7 +21,8 @@ ones the same way (the online envs draw from the training split, which the suite
 
 The pack's episodes, the training runs and the evaluation episodes run on a backend
 (:data:`~esper_agents.generation.backends.BACKENDS`), one torch thread per task: ``local`` trains
-the agents one after the other in this process and runs episodes in ``workers`` processes; ``ray``
+the agents one after the other in this process (``workers=1``) or ``workers`` at a time in
+processes, and runs episodes in ``workers`` processes; ``ray``
 runs each training run and each episode as a Ray task (joining ``$RAY_ADDRESS`` when set, a local
 Ray of ``workers`` CPUs otherwise; OUT must then be on a filesystem every node sees). Both resume
 the same way, from what OUT holds, and give the same results.
@@ -36,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS, family_of
-from esper_agents.bench.suites import FAMILIES, Suite
+from esper_agents.bench.suites import FAMILIES, Suite, parse_run
 from esper_agents.common.io import append_jsonl, read_jsonl, repair_jsonl, write_json
 from esper_agents.generation.backends import BACKENDS, Backend
 
@@ -138,19 +143,26 @@ def train_agent(suite: Suite, agent: str, out: Path, pack: Path | None, device: 
 
 def _train(suite: Suite, out: Path, pack: Path | None, device: str, backend: Backend, progress: bool,
            log: Callable[[str], None]) -> None:  # fmt: skip
-    """Every agent's training run: in this process one after the other (``local``: its logs and
-    progress bars on this terminal), or each a task of a remote backend."""
+    """Every agent's training runs: in this process one after the other on one local worker (its
+    logs and progress bars on this terminal), else each a task of the backend (local processes or
+    Ray), ``cores`` at a time."""
     families = {a: family_of(a) for a in suite.agents}
-    ordered = [a for name in FAMILIES for a in suite.agents if families[a] is FAMILY_IMPLEMENTATIONS[name]]
-    if not backend.remote:
-        for agent in ordered:  # scripted, offline, online
-            train_agent(suite, agent, out, pack, device, progress, log)
+    ordered = [
+        run
+        for name in FAMILIES  # scripted, offline, online
+        for a in suite.agents
+        if families[a] is FAMILY_IMPLEMENTATIONS[name] and name != "scripted"
+        for run in suite.runs(a)
+    ]
+    if not backend.remote and backend.cores <= 1:
+        for run in ordered:
+            train_agent(suite, run, out, pack, device, progress, log)
         return
-    gpus = 1.0 if device == "cuda" else 0.0
-    tasks = [(suite, a, out, pack, device) for a in ordered if families[a].name != "scripted"]
-    log(f"[{suite.name}] training {len(tasks)} agents as tasks on {backend.cores} cores")
-    for agent in backend.map(train_agent, tasks, gpus=gpus):
-        log(f"[{suite.name}] trained {agent}")
+    gpus = 1.0 / max(backend.cores, 1) if device == "cuda" and not backend.remote else float(device == "cuda")
+    tasks = [(suite, run, out, pack, device) for run in ordered]
+    log(f"[{suite.name}] {len(tasks)} training runs as tasks on {backend.cores} cores")
+    for run in backend.map(train_agent, tasks, gpus=gpus):
+        log(f"[{suite.name}] trained {run}")
 
 
 def training_seconds(agent: str, out: Path) -> float | None:
@@ -161,11 +173,13 @@ def training_seconds(agent: str, out: Path) -> float | None:
 # ------------------------------------------------------------------------------------------ evaluation
 
 
-def _episode_row(agent: str, seed: int, info: dict[str, Any], ops: Iterable[str], rewards: Sequence[float],
+def _episode_row(run: str, seed: int, info: dict[str, Any], ops: Iterable[str], rewards: Sequence[float],
                  illegal: int, seconds: float, instance: int | None = None) -> dict[str, Any]:  # fmt: skip
     size = (info["host_params"] + info["seed_params"]) / info["base_host_params"]
     where = {} if instance is None else {"instance": int(instance)}  # only on a suite with held-out instances
-    return {**where,
+    agent, index = parse_run(run)
+    trained = {} if index == 0 else {"run": run, "train_index": index}  # one-seed rows stay as they were
+    return {**where, **trained,
         "agent": agent, "seed": int(seed), "final_val_accuracy": float(info["final_val_accuracy"]),
         "test_accuracy": float(info["test_accuracy"]), "score": float(info["score"]), "size_ratio": float(size),
         "seeds_created": int(info["seeds_created"]), "seeds_fossilized": int(info["seeds_fossilized"]),
@@ -175,8 +189,8 @@ def _episode_row(agent: str, seed: int, info: dict[str, Any], ops: Iterable[str]
 
 
 def evaluate_episode(suite: Suite, out: Path, agent: str, seed: int, device: str = "cpu") -> dict[str, Any]:
-    """One greedy evaluation episode of ``agent`` on reset seed ``seed`` (and, on a suite with
-    held-out instances, the instance of that seed pinned), as a JSON row."""
+    """One greedy evaluation episode of ``agent`` (a training run's name) on reset seed ``seed``
+    (and, on a suite with held-out instances, the instance of that seed pinned), as a JSON row."""
     import torch
 
     from esper_agents.common.rollout import run_episode
@@ -204,20 +218,22 @@ def _load_episodes(path: Path, repair: bool = False) -> dict[int, dict[str, Any]
     return {int(row["seed"]): row for row in (repair_jsonl(path) if repair else read_jsonl(path))}
 
 
-def _evaluate(suite: Suite, agents: Sequence[str], out: Path, backend: Backend, device: str,
+def _evaluate(suite: Suite, runs: Sequence[str], out: Path, backend: Backend, device: str,
               progress: bool) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Every run's evaluation episodes (resumed), by run name."""
     from tqdm.auto import tqdm
 
     folder = out / "episodes"
     folder.mkdir(exist_ok=True)
-    done = {a: _load_episodes(folder / f"{a}.jsonl", repair=True) for a in agents}
-    todo = [(a, s) for a in agents for s in suite.eval_seeds if s not in done[a]]
+    done = {r: _load_episodes(folder / f"{r}.jsonl", repair=True) for r in runs}
+    todo = [(r, s) for r in runs for s in suite.eval_seeds if s not in done[r]]
     bar = tqdm(total=len(todo), desc=f"{suite.name}: evaluation episodes", disable=not progress)
 
     def record(row: dict[str, Any]) -> None:
-        done[row["agent"]][row["seed"]] = row
-        append_jsonl(folder / f"{row['agent']}.jsonl", row)
-        bar.set_postfix_str(f"{row['agent']} seed {row['seed']}: {100 * row['final_val_accuracy']:.1f}%")
+        run = row.get("run", row["agent"])
+        done[run][row["seed"]] = row
+        append_jsonl(folder / f"{run}.jsonl", row)
+        bar.set_postfix_str(f"{run} seed {row['seed']}: {100 * row['final_val_accuracy']:.1f}%")
         bar.update(1)
 
     tasks = [(suite, out, a, s, device) for a, s in todo]
@@ -225,7 +241,7 @@ def _evaluate(suite: Suite, agents: Sequence[str], out: Path, backend: Backend, 
     for row in backend.map(evaluate_episode, tasks, gpus=gpus):
         record(row)
     bar.close()
-    return {a: [done[a][s] for s in suite.eval_seeds] for a in agents}
+    return {r: [done[r][s] for s in suite.eval_seeds] for r in runs}
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -246,8 +262,11 @@ def _run(suite: Suite, out: Path, runner: Backend, backend: str, workers: int, d
         record["evaluation_instances"] = suite.eval_instances
     write_json(out / "seeds.json", record)
     _train(suite, out, pack, device, runner, progress, log)
-    log(f"[{suite.name}] evaluating {len(suite.agents)} agents on seeds {suite.eval_seeds}")
-    return _evaluate(suite, suite.agents, out, runner, device, progress)
+    runs = [r for a in suite.agents for r in suite.runs(a)]
+    log(
+        f"[{suite.name}] evaluating {len(runs)} runs of {len(suite.agents)} agents on seeds {suite.eval_seeds}"
+    )
+    return _evaluate(suite, runs, out, runner, device, progress)
 
 
 def run_bench(
@@ -287,8 +306,9 @@ def run_bench(
     _check_out(suite, out)
     started = time.perf_counter()
     if report_only:
-        episodes = {a: list(_load_episodes(out / "episodes" / f"{a}.jsonl").values()) for a in suite.agents}
-        episodes = {a: rows for a, rows in episodes.items() if len(rows) == suite.eval_episodes}
+        runs = [r for a in suite.agents for r in suite.runs(a)]
+        episodes = {r: list(_load_episodes(out / "episodes" / f"{r}.jsonl").values()) for r in runs}
+        episodes = {r: rows for r, rows in episodes.items() if len(rows) == suite.eval_episodes}
     else:
         runner = BACKENDS[backend](workers)
         finished = False

@@ -28,12 +28,13 @@ from typing import Any
 from esper_agents.generation.spec import GenerationSpec, PolicyPlan
 from esper_agents.offline.algorithms import ALGORITHMS as OFFLINE_ALGORITHMS
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS
-from esper_agents.policies import DEFAULT_HEURISTIC
+from esper_agents.policies import DEFAULT_HEURISTIC, POLICIES
 from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT, Split
 from esper_env.settings import EnvSettings
 
 __all__ = [
-    "BENCH_AGENTS", "FAMILIES", "SUITES", "SUITE_NAMES", "PackMatrix", "Suite", "agent_family", "get_suite",
+    "AGENT_NAMES", "BENCH_AGENTS", "FAMILIES", "SUITES", "SUITE_NAMES", "PackMatrix", "Suite", "agent_family", "get_suite",
+    "parse_run", "run_name",
 ]  # fmt: skip
 
 #: The heuristic variants the benchmark runs: the default, the original design's, and two tempos.
@@ -41,20 +42,45 @@ HEURISTIC_VARIANTS: tuple[str, ...] = (DEFAULT_HEURISTIC, "baseline", "aggressiv
 SCRIPTED_AGENTS: tuple[str, ...] = ("wait", "random", *(f"heuristic:{h}" for h in HEURISTIC_VARIANTS))
 #: Every agent of the benchmark, in table order.
 BENCH_AGENTS: tuple[str, ...] = (*SCRIPTED_AGENTS, *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS)
+#: Every agent a suite may hold: the bench's, and ``heuristic:<policy>`` for every behavior policy
+#: (a suite may compare its agents with its pack's policies).
+AGENT_NAMES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (*SCRIPTED_AGENTS, *(f"heuristic:{p}" for p in POLICIES), *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS)
+    )
+)
 FAMILIES: tuple[str, ...] = ("scripted", "offline", "online")
 #: The agents a normalised score is anchored on (0 and 1).
 WAIT_AGENT, HEURISTIC_AGENT = "wait", f"heuristic:{DEFAULT_HEURISTIC}"
 
 
 def agent_family(agent: str) -> str:
-    """``scripted``, ``offline`` or ``online``; an unknown name is a ``ValueError`` listing the valid ones."""
-    if agent in SCRIPTED_AGENTS:
+    """``scripted``, ``offline`` or ``online`` (any name of :data:`AGENT_NAMES`); an unknown name is
+    a ``ValueError`` listing the valid ones."""
+    if agent in AGENT_NAMES and agent not in OFFLINE_ALGORITHMS and agent not in ONLINE_ALGORITHMS:
         return "scripted"
     if agent in OFFLINE_ALGORITHMS:
         return "offline"
     if agent in ONLINE_ALGORITHMS:
         return "online"
-    raise ValueError(f"unknown agent {agent!r}; valid agents are: {', '.join(BENCH_AGENTS)}")
+    raise ValueError(f"unknown agent {agent!r}; valid agents are: {', '.join(AGENT_NAMES)}")
+
+
+_RUN_SUFFIX = "-seed"
+
+
+def run_name(agent: str, train_index: int) -> str:
+    """The name of training run ``train_index`` of ``agent``: the agent's own for the first (so a
+    one-seed suite's directories are as they always were), ``<agent>-seed<i>`` for the others."""
+    return agent if train_index == 0 else f"{agent}{_RUN_SUFFIX}{train_index}"
+
+
+def parse_run(run: str) -> tuple[str, int]:
+    """``(agent, train_index)`` of a run name of :func:`run_name`."""
+    agent, sep, index = run.rpartition(_RUN_SUFFIX)
+    if sep and index.isdigit() and int(index) > 0 and str(int(index)) == index:
+        return agent, int(index)
+    return run, 0
 
 
 @dataclass(frozen=True)
@@ -86,8 +112,21 @@ class Suite:
     agents: tuple[str, ...] = BENCH_AGENTS
     #: Held-out instances the evaluation pins, one per episode (``None``: evaluate in ``settings``).
     eval_split: Split | None = None
+    #: Training runs per trained agent, each with its own seed (:meth:`run_seed`); the report gives
+    #: the spread across them. Scripted agents run once.
+    train_seeds: int = 1
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.train_seeds, bool)
+            or not isinstance(self.train_seeds, int)
+            or self.train_seeds < 1
+        ):
+            raise ValueError(
+                f"suite {self.name!r}: train_seeds must be a positive integer, got {self.train_seeds!r}"
+            )
+        for agent in self.agents:
+            agent_family(agent)
         if self.eval_split is None:
             return
         env = self.settings
@@ -107,6 +146,17 @@ class Suite:
                 f"suite {self.name!r}: {self.eval_episodes} evaluation episodes need as many held-out "
                 f"instances, and {self.eval_split} holds fewer"
             )
+
+    def run_seed(self, train_index: int) -> int:
+        """The seed of training run ``train_index``: the learner's seed, and the first online env's
+        reset seed (the others follow it)."""
+        return self.train_seed + train_index * self.n_envs
+
+    def runs(self, agent: str) -> list[str]:
+        """The training runs of ``agent`` (:func:`run_name`): one for a scripted agent, else ``train_seeds``."""
+        if agent_family(agent) == "scripted":
+            return [agent]
+        return [run_name(agent, i) for i in range(self.train_seeds)]
 
     @property
     def eval_seeds(self) -> list[int]:
@@ -165,6 +215,8 @@ class Suite:
             "train_seed": self.train_seed, "online_steps": self.online_steps, "n_envs": self.n_envs,
             "offline_steps": self.offline_steps, "pack": self.pack_spec().to_dict(), "agents": list(self.agents),
         }  # fmt: skip
+        if self.train_seeds != 1:  # absent otherwise: one-seed suites' records stay as they were
+            data["train_seeds"] = self.train_seeds
         if self.eval_split is not None:  # absent otherwise: the other suites' records stay as they were
             data["eval_split"] = {
                 "start_level": self.eval_split.start_level,
@@ -217,14 +269,25 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
         "micro": Suite(
             "micro",
             "the fast tier: agents train on the bottlenecks instances of TRAIN_SPLIT and are scored on 50 "
-            "held-out instances of HELDOUT_SPLIT (one each; Esper-Micro-v2, \"micro\" fidelity, 25 epochs). "
-            "Budgets (an env step takes about 7 ms on one core, a PPO step with its updates 40-95 ms, "
-            "measured on 1,024-step runs on a shared 2-core machine): 20,000 online env steps on 2 envs "
-            "(800 episodes, 4x the tiny suite's; 15-30 min per online agent) and 5,000 gradient steps on a "
-            "pack of 270 episodes (30 per policy and epsilon, about a minute to generate); 50 held-out "
-            "instances, one evaluation episode each. About 1-1.5 h on 2 cores, online training dominating",
-            settings=_MICRO, eval_episodes=50, online_steps=20_000, n_envs=2, offline_steps=5000,
-            pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
+            "held-out instances of HELDOUT_SPLIT (one each; Esper-Micro-v2, \"micro\" fidelity, 25 epochs), "
+            "every trained agent 3 times with 3 training seeds. Budgets (an env step takes about 7 ms on one "
+            "core, a PPO step with its updates 40-95 ms): 10,000 online env steps on 2 envs (400 episodes, 2x "
+            "the tiny suite's) and 5,000 gradient steps on a pack of 270 episodes; training runs 2 at a time. "
+            "About 1.5 h on 2 cores, online training dominating",
+            settings=_MICRO, eval_episodes=50, online_steps=10_000, n_envs=2, offline_steps=5000,
+            pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT, train_seeds=3,
+            agents=(*SCRIPTED_AGENTS, "heuristic:rent-aware", *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS),
+        ),
+        "micro-offline": Suite(
+            "micro-offline",
+            "offline RL on the fast tier at scale: a pack of 10,010 episodes (every behavior policy with "
+            "epsilon 0, 0.1 and 0.3, 770 episodes each; random at epsilon 1) on the bottlenecks instances "
+            "of TRAIN_SPLIT; BC, RWBC, CQL and IQL, 3 training seeds each, 10,000 gradient steps; scored "
+            "beside every behavior policy on the micro suite's 50 held-out instances. About 1.5 h on 2 "
+            "cores, the pack's generation (about 1 h) dominating",
+            settings=_MICRO, eval_episodes=50, online_steps=0, n_envs=1, offline_steps=10_000,
+            pack=_pack(tuple(POLICIES), (0.0, 0.1, 0.3), 770), eval_split=HELDOUT_SPLIT, train_seeds=3,
+            agents=("wait", *(f"heuristic:{p}" for p in POLICIES), *OFFLINE_ALGORITHMS),
         ),
     }
 )  # fmt: skip

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from esper_agents.bench import report as bench_report
 from esper_agents.bench.runner import _check_out, check_seed_separation, run_bench
-from esper_agents.bench.suites import BENCH_AGENTS, SUITES, agent_family, get_suite
+from esper_agents.bench.suites import BENCH_AGENTS, SUITES, agent_family, get_suite, parse_run, run_name
 from esper_agents.common.stats import bootstrap_ci
 from esper_agents.generation.planning import plan_uniform
 from esper_env import references
@@ -94,7 +94,12 @@ def test_anchors_prefer_the_registry_then_the_runs_own_rows(monkeypatch: pytest.
     ref = references.reference_scores(env.env_id, config=env.config, fidelity=env.fidelity)
     registry = bench_report.anchors(suite, summaries)
     assert (registry["wait"], registry["heuristic"]) == (ref.wait, ref.heuristic)
-    assert "registry" in registry["source"]
+    assert "registry" in registry["source"] and registry["heuristic_agent"] == "heuristic:capacity"
+    # the micro entry's heuristic is rent-aware: the paired comparison's reference where the run has it
+    rent_aware = bench_report.summarize_agent("heuristic:rent-aware", _rows("h", [0.7, 0.7]), 0.0)
+    micro = bench_report.anchors(get_suite("micro"), {**summaries, "heuristic:rent-aware": rent_aware})
+    assert micro["heuristic_agent"] == "heuristic:rent-aware"
+    assert bench_report.anchors(get_suite("micro"), summaries)["heuristic_agent"] == "heuristic:capacity"
 
     def missing(*args: object, **kwargs: object) -> ReferenceScores:
         raise LookupError("none")
@@ -116,6 +121,40 @@ def test_summarize_agent() -> None:
     assert s["wall_seconds"] == pytest.approx(36.0)
     with pytest.raises(ValueError, match="cql"):
         bench_report.summarize_agent("cql", [], 0.0)
+
+
+def test_several_training_runs_are_averaged_per_episode_and_their_spread_reported() -> None:
+    # Two runs of cql on the same three episodes: per-episode means 0.65, 0.75, 0.85; run means 0.7 and 0.8.
+    rows = _rows("cql", [0.6, 0.7, 0.8]) + [
+        {**r, "run": "cql-seed1", "train_index": 1, "score": r["score"] + 0.1}
+        for r in _rows("cql", [0.6, 0.7, 0.8])
+    ]
+    s = bench_report.summarize_agent("cql", rows, 60.0)
+    assert s["episodes"] == 3 and s["seeds"] == [1000, 1001, 1002] and s["train_runs"] == 2
+    assert s["score"]["mean"] == pytest.approx(0.75)
+    assert s["train_seed_scores"] == pytest.approx([0.7, 0.8])
+    assert bench_report._spread(s["train_seed_scores"]) == "10.0 (70.0, 80.0)"
+    assert bench_report._spread([0.7]) == "-"
+    heuristic = _rows("heuristic:capacity", [0.6, 0.6, 0.9])
+    diff = bench_report.paired_difference(rows, heuristic)
+    assert diff is not None and diff["mean"] == pytest.approx((0.05 + 0.15 - 0.05) / 3)
+    assert bench_report.paired_difference(rows, []) is None
+
+
+def test_training_run_names_round_trip() -> None:
+    assert run_name("cql", 0) == "cql" and run_name("cql", 2) == "cql-seed2"
+    for agent in (*BENCH_AGENTS, "heuristic:rent-aware"):
+        for i in range(3):
+            assert parse_run(run_name(agent, i)) == (agent, i)
+    assert parse_run("cql-seed0") == ("cql-seed0", 0) and parse_run("cql-seed01") == ("cql-seed01", 0)
+    suite = get_suite("micro")
+    assert suite.runs("wait") == ["wait"] and suite.runs("iql") == ["iql", "iql-seed1", "iql-seed2"]
+    assert [suite.run_seed(i) for i in range(3)] == [0, 2, 4]  # 2 online envs per run: apart
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="train_seeds"):
+            dataclasses.replace(suite, train_seeds=bad)
+    with pytest.raises(ValueError, match="heuristic:nope.*heuristic:rent-aware"):
+        dataclasses.replace(suite, agents=("heuristic:nope",))
 
 
 def test_bootstrap_ci() -> None:

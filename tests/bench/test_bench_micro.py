@@ -184,12 +184,12 @@ def test_old_entries_have_no_instance_fields() -> None:
 
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The micro suite with every bench agent, a 2-episode pack per cell, 50 online env steps, 20
-    gradient steps, 2 held-out instances of 5 epochs, in this process (one worker)."""
+    """The micro suite with every agent, a 1-episode pack per cell, 50 online env steps, 20
+    gradient steps, 2 training seeds, 2 held-out instances of 5 epochs, in this process (one worker)."""
     micro = get_suite("micro")
     suite = dataclasses.replace(
         micro, settings=micro.settings.replace(max_epochs=5), eval_episodes=2, online_steps=50, n_envs=1,
-        offline_steps=20, pack=dataclasses.replace(micro.pack, episodes_per_cell=1),
+        offline_steps=20, pack=dataclasses.replace(micro.pack, episodes_per_cell=1), train_seeds=2,
     )  # fmt: skip
     out = tmp_path_factory.mktemp("bench") / "micro"
     report = run_bench(suite, out, workers=1, device="cpu", progress=False, log=lambda message: None)
@@ -199,19 +199,30 @@ def micro_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_agent_runs_on_the_micro_suite(micro_run: dict) -> None:
     out, suite = micro_run["out"], micro_run["suite"]
     rows = {a["agent"]: a for a in micro_run["report"]["agents"]}
-    assert list(rows) == list(BENCH_AGENTS)
+    assert list(rows) == list(suite.agents) == [*BENCH_AGENTS[:6], "heuristic:rent-aware", *BENCH_AGENTS[6:]]
     for agent, row in rows.items():
         assert row["episodes"] == 2 and row["eval_split"] == "held-out 1000000-1000001", agent
+        assert row["train_runs"] == len(suite.runs(agent)) == (1 if row["family"] == "scripted" else 2), agent
         assert row["eval_instances"] == [1_000_000, 1_000_001]
         # recurrent-ppo is unmasked (an illegal choice runs as WAIT); every other agent, the masked
         # recurrent PPO included (it masks the host's blueprints), stays legal.
         if agent != "recurrent-ppo":
             assert row["illegal_actions"] == 0, agent
-    for agent in BENCH_AGENTS:  # each episode ran on the held-out instance of its seed
-        episodes = [
-            json.loads(line) for line in (out / "episodes" / f"{agent}.jsonl").read_text().splitlines()
-        ]
+    runs = [r for a in suite.agents for r in suite.runs(a)]
+    assert "cql-seed1" in runs and "masked-recurrent-ppo-seed1" in runs
+    for run in runs:  # each episode of every training run ran on the held-out instance of its seed
+        episodes = [json.loads(line) for line in (out / "episodes" / f"{run}.jsonl").read_text().splitlines()]
         assert sorted((e["seed"], e["instance"]) for e in episodes) == [(1000, 1_000_000), (1001, 1_000_001)]
+        assert {e.get("run", e["agent"]) for e in episodes} == {run}
+    # 5 epochs have no registry entry: the run's best heuristic row is the paired comparison's reference
+    best = max((a for a in rows if a.startswith("heuristic:")), key=lambda a: rows[a]["score"]["mean"])
+    assert micro_run["report"]["anchors"]["heuristic_agent"] == best
+    assert rows[best]["vs_heuristic"]["mean"] == 0.0
+    for agent, row in rows.items():
+        assert row["vs_heuristic"]["mean"] == pytest.approx(
+            row["score"]["mean"] - rows[best]["score"]["mean"]
+        )
+    assert f"| vs {best} [95% CI] | across training seeds |" in (out / "results.md").read_text()
     with (out / "results.csv").open() as f:
         table = list(csv.DictReader(f))
     assert {r["eval_split"] for r in table} == {"held-out 1000000-1000001"}
@@ -224,6 +235,8 @@ def test_every_agent_runs_on_the_micro_suite(micro_run: dict) -> None:
         "num_levels": TRAIN_SPLIT.num_levels,
     }
     assert suite.to_json()["eval_instances"] == seeds["evaluation_instances"]
+    # each training run of an online agent starts its env from its own seed
+    assert seeds["training"]["online"] == [suite.run_seed(0), suite.run_seed(1)] == [0, 1]
 
 
 def test_the_micro_pack_never_played_a_held_out_instance(micro_run: dict) -> None:
