@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 import esper_env
+from esper_agents.generation.provenance import result_header
 from esper_agents.policies import get_policy
 from esper_agents.policies.schedules import Schedule
 from esper_env.configs import ENVIRONMENT_CONFIGS, FIDELITIES, EnvironmentConfig, get_config
@@ -46,8 +46,6 @@ from esper_env.wrappers import CompactActions
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 RESULTS = BENCHMARKS / "results"
-#: Outputs a run rewrites itself: not counted as uncommitted code in the provenance's ``dirty``.
-_OUTPUTS = ("benchmarks/results", "esper_env/reference_scores.json")
 
 
 # ---------------------------------------------------------------------------------------- env ids
@@ -118,40 +116,19 @@ def require_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, 
 # ---------------------------------------------------------------------------------------- provenance
 
 
-def _git(*cmd: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True, text=True, timeout=30,
-                             check=False)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def provenance(
     script: str | Path, argv: Sequence[str] | None, env_id: str | None, torch_threads: int
 ) -> dict[str, Any]:
-    """The header of a result: what produced it, so that anyone can replay it.
-
-    ``git_commit``; ``dirty``: whether tracked code had uncommitted changes (the results and the
-    reference registry, which a run rewrites, aside; ``None`` outside a git checkout); ``env_id``
-    and ``env_version`` (``v2``); ``torch`` and ``torch_threads`` (per episode or process); and
-    ``command``, ``script`` run with ``argv`` (default: this process's arguments).
-    """
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in _OUTPUTS))
+    """The header of a result (:func:`esper_agents.generation.provenance.result_header`), its
+    ``command`` ``script`` run with ``argv`` (default: this process's arguments)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         where = Path(script).resolve().relative_to(ROOT).as_posix()
     except ValueError:
         where = str(script)
-    return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "dirty": None if status is None else bool(status),
-        "env_id": env_id,
-        "env_version": None if env_id is None else f"v{env_version(env_id)}",
-        "torch": torch.__version__,
-        "torch_threads": torch_threads,
-        "command": shlex.join(["python", where, *args]),
-    }
+    if env_id is not None:
+        env_version(env_id)  # a ValueError for an id without a version
+    return result_header(shlex.join(["python", where, *args]), env_id, torch_threads)
 
 
 # ---------------------------------------------------------------------------------------- episodes

@@ -19,6 +19,7 @@ def bench_command(args: argparse.Namespace) -> int:
         wanted = dict.fromkeys(args.agents)
         agents = (*(a for a in suite.agents if a in wanted), *(a for a in wanted if a not in suite.agents))
         suite = dataclasses.replace(suite, agents=agents)
+    command = getattr(args, "command_line", None)
     run_bench(suite, args.out, workers=args.workers, backend=args.backend, device=args.device, progress=not args.no_progress,
-              report_only=args.report_only, results=args.results)  # fmt: skip
+              report_only=args.report_only, results=args.results, command=command)  # fmt: skip
     return 0

@@ -289,6 +289,7 @@ def write_report(
     episodes: Mapping[str, Sequence[Mapping[str, Any]]],
     train_seconds: Mapping[str, float | None],
     out: Path,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Write ``out/results.{md,csv,json,png}`` for the agents with episodes (``episodes`` and
     ``train_seconds`` by training run: an agent's name, or :func:`~esper_agents.bench.suites.run_name`'s);
@@ -325,7 +326,11 @@ def write_report(
             row = _csv_row(s) | ({} if split is None else {"eval_split": split})
             writer.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
                              for k, v in row.items()})  # fmt: skip
-    report = {"suite": suite.to_json(), "anchors": anchor, "agents": ordered, "table": table,
+    from esper_agents.generation.provenance import result_header
+
+    where = command or f"esper_agents.bench.run_bench(get_suite({suite.name!r}), ...)"
+    header = result_header(where, suite.settings.env_id, 1)
+    report = {"provenance": header, "suite": suite.to_json(), "anchors": anchor, "agents": ordered, "table": table,
               "episodes": {run: list(run_rows) for run, run_rows in episodes.items()}}  # fmt: skip
     (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     if ordered:

@@ -280,13 +280,15 @@ def run_bench(
     report_only: bool = False,
     results: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``suite`` into ``out`` and write its report; return the report's JSON.
 
     The report goes to ``results`` (default ``out``). ``report_only`` trains and evaluates
     nothing: it reports the agents whose evaluation episodes are all there. ``backend`` (a name of
     :data:`~esper_agents.generation.backends.BACKENDS`) runs the pack, the training runs and the
-    evaluation episodes (see the module docstring).
+    evaluation episodes (see the module docstring). ``command``, the command line that ran it, goes
+    into the report's provenance header.
     """
     from esper_agents.bench.report import write_report
 
@@ -320,7 +322,7 @@ def run_bench(
     train = {a: training_seconds(a, out) for a in episodes}
     report_dir = out if results is None else Path(results)
     report_dir.mkdir(parents=True, exist_ok=True)
-    report = write_report(suite, episodes, train, report_dir)
+    report = write_report(suite, episodes, train, report_dir, command=command)
     log(report["table"])
     seconds = time.perf_counter() - started
     log(f"[{suite.name}] wrote {report_dir / 'results'}.{{md,csv,json,png}} in {seconds:.0f} s")

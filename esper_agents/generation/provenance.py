@@ -1,10 +1,52 @@
 """Provenance of a pack: which code generated it and the tables (env, configs, policies, actions)
-that ``pack.json`` carries so that a pack can be read without the code that wrote it."""
+that ``pack.json`` carries so that a pack can be read without the code that wrote it; and
+:func:`result_header`, the one provenance header of every published result (benchmark scripts,
+``esper bench`` reports)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
+
+_REPO = Path(__file__).resolve().parents[2]
+#: Outputs a run rewrites itself: not counted as uncommitted code in a header's ``dirty``.
+RESULT_OUTPUTS = ("benchmarks/results", "esper_env/reference_scores.json")
+
+
+def _git(*cmd: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(_REPO), *cmd], capture_output=True, text=True, timeout=30,
+                             check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def result_header(command: str, env_id: str | None, torch_threads: int | None) -> dict[str, Any]:
+    """The header of a result: what produced it, so that anyone can replay it.
+
+    ``git_commit``; ``dirty``: whether tracked code had uncommitted changes (the results and the
+    reference registry, which a run rewrites, aside; ``None`` outside a git checkout); ``env_id``
+    and ``env_version`` (``v2``); ``torch`` and ``torch_threads`` (per episode or process); and
+    ``command``.
+    """
+    import torch
+
+    status = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in RESULT_OUTPUTS)
+    )
+    version = None if env_id is None else env_id.rpartition("-v")[2]
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "dirty": None if status is None else bool(status),
+        "env_id": env_id,
+        "env_version": None if version is None else f"v{version}",
+        "torch": torch.__version__,
+        "torch_threads": torch_threads,
+        "command": command,
+    }
+
 
 from esper_agents.generation.spec import GenerationSpec
 

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -306,6 +307,9 @@ def test_smoke_bench_has_a_row_per_agent_with_intervals(smoke_run: dict) -> None
     assert (out / "results.png").stat().st_size > 10_000
     result = json.loads((out / "results.json").read_text())
     assert "registry" in result["anchors"]["source"]
+    header = result["provenance"]  # what tests/scripts/test_results_provenance.py asks of a committed result
+    assert header["command"] == shlex.join(["esper", *_bench(out)[3:]]) and len(header["git_commit"]) == 40
+    assert (header["env_id"], header["env_version"]) == ("Esper-SynthCIFAR-v2", "v2")
     masked = [a for a in result["agents"] if a["agent"] not in ("recurrent-ppo",)]
     assert all(a["illegal_actions"] == 0 for a in masked)  # every masked agent stays legal
 

@@ -235,6 +235,9 @@ def test_every_agent_runs_on_the_micro_suite(micro_run: dict) -> None:
         "num_levels": TRAIN_SPLIT.num_levels,
     }
     assert suite.to_json()["eval_instances"] == seeds["evaluation_instances"]
+    header = micro_run["report"]["provenance"]
+    assert (header["env_id"], header["env_version"], header["torch_threads"]) == ("Esper-Micro-v2", "v2", 1)
+    assert header["command"].startswith("esper_agents.bench.run_bench(get_suite('micro')")
     # each training run of an online agent starts its env from its own seed
     assert seeds["training"]["online"] == [suite.run_seed(0), suite.run_seed(1)] == [0, 1]
 
