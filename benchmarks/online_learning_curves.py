@@ -38,6 +38,14 @@ exists), .json and .md. The lines were measured on held-out instances 1,000,000-
 seeds 0 and 1 each); the curves meet the same instances at the default ``--eval-instances 50``
 (one episode each, reset seeds 1000..), and fewer instances give a noisier curve that the lines
 do not describe.
+
+``--bench DIR`` reads the training runs of an ``esper bench --suite micro`` directory instead of
+training its own (``DIR/online/<algo>`` and ``<algo>-seed<i>``: the same settings, seeds and
+checkpoint period: ``--steps`` = the suite's online steps, ``--eval-every`` = ``Suite.checkpoint_every``),
+so the bench's runs give the curves without training anything again::
+
+    python benchmarks/online_learning_curves.py --env Esper-Micro-v2 --bench runs/bench-micro \
+        --steps 10000 --train-seeds 3 --eval-every 2000 --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ import torch
 from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance, require_positive
 
 from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS
-from esper_agents.bench.suites import Suite, get_suite
+from esper_agents.bench.suites import Suite, get_suite, run_name
 from esper_agents.common.agents import behavior_agent
 from esper_agents.common.evaluation import evaluate_in_env, make_eval_env
 from esper_agents.common.io import append_jsonl, read_jsonl
@@ -265,6 +273,24 @@ def plot_micro(
     plt.close(fig)
 
 
+def check_bench(args: argparse.Namespace, suite: Suite) -> None:
+    """``SystemExit`` unless ``args.bench`` is a micro bench whose runs are this command's."""
+    path = args.bench / "bench.json"
+    if not path.exists():
+        raise SystemExit(f"--bench {args.bench}: not an esper bench directory (no bench.json)")
+    bench = json.loads(path.read_text())
+    ours = {"name": "micro", "online_steps": args.steps, "n_envs": args.n_envs,
+            "settings": suite.settings.to_dict(), "every": suite.checkpoint_every}  # fmt: skip
+    theirs = {**{k: bench.get(k) for k in ours}, "every": args.eval_every}
+    if ours != theirs or bench.get("train_seeds", 1) < args.train_seeds or args.n_steps is not None:
+        raise SystemExit(
+            f"--bench {args.bench} holds suite {bench.get('name')!r} with {bench.get('online_steps')} online steps "
+            f"on {bench.get('n_envs')} env(s) and {bench.get('train_seeds', 1)} training run(s): give --steps, "
+            f"--n-envs, --train-seeds up to its runs, --eval-every {suite.checkpoint_every} (its checkpoint period), "
+            "no --n-steps"
+        )
+
+
 def micro_main(args: argparse.Namespace) -> None:
     suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
     settings = suite.settings
@@ -276,6 +302,8 @@ def micro_main(args: argparse.Namespace) -> None:
                              max_epochs=settings.max_epochs)  # fmt: skip
     lines = reference_lines(entry)
     runs_dir = args.runs if args.runs is not None else MICRO_RUNS
+    if args.bench is not None:
+        check_bench(args, suite)
     results: dict[str, Any] = {
         "provenance": provenance(__file__, None, MICRO_ID, torch.get_num_threads()), "env_id": MICRO_ID,
         "settings": settings.to_dict(), "steps": args.steps, "n_envs": args.n_envs,
@@ -288,8 +316,12 @@ def micro_main(args: argparse.Namespace) -> None:
     curves = {}
     for algo in args.algos:
         runs = []
-        for seed in results["train_seeds"]:
-            run = runs_dir / algo / f"seed{seed}"
+        for i, seed in enumerate(results["train_seeds"]):
+            run = (
+                runs_dir / algo / f"seed{seed}"
+                if args.bench is None
+                else args.bench / "online" / run_name(algo, i)
+            )
             train_online(algo, args.steps, run, settings, n_envs=args.n_envs, seed=seed,
                          checkpoint_every=args.eval_every, progress=args.progress, tensorboard=args.progress,
                          hyperparameters=hyperparameters)  # fmt: skip
@@ -333,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--window", type=int, default=20, help="moving-average window, in episodes")
     parser.add_argument("--runs", type=Path, default=None, help="run directories (resumed)")
+    parser.add_argument("--bench", type=Path, default=None, metavar="DIR",
+                        help=f"{MICRO_ID}: the training runs of this esper bench --suite micro directory")  # fmt: skip
     micro = parser.add_argument_group(f"{MICRO_ID} only")
     micro.add_argument("--train-seeds", type=int, default=1, help="training runs per algorithm")
     micro.add_argument("--eval-every", type=int, default=2000, help="env steps between held-out evaluations")

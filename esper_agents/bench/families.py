@@ -215,7 +215,7 @@ class OnlineFamily:
         train_online(
             algo, suite.online_steps, out / "online" / agent, suite.settings, n_envs=suite.n_envs,
             seed=suite.run_seed(index),
-            checkpoint_every=max(suite.online_steps // 5, 50), device=device, progress=progress,
+            checkpoint_every=suite.checkpoint_every, device=device, progress=progress,
         )  # fmt: skip
 
     def training_seconds(self, agent: str, out: Path) -> float | None:

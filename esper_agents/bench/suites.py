@@ -147,6 +147,11 @@ class Suite:
                 f"instances, and {self.eval_split} holds fewer"
             )
 
+    @property
+    def checkpoint_every(self) -> int:
+        """Env steps between an online run's checkpoints (five per run, at least 50 steps apart)."""
+        return max(self.online_steps // 5, 50)
+
     def run_seed(self, train_index: int) -> int:
         """The seed of training run ``train_index``: the learner's seed, and the first online env's
         reset seed (the others follow it)."""

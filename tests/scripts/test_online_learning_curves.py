@@ -49,3 +49,35 @@ def test_micro_curves_have_every_algorithm_its_steps_and_the_reference_lines(tmp
         json.loads((tmp_path / "online_learning_curves_micro.json").read_text())["algorithms"]
         == result["algorithms"]
     )
+
+
+def test_micro_curves_read_the_training_runs_of_a_micro_bench(tmp_path: Path) -> None:
+    """--bench: the bench's runs (2 training seeds of maskable-ppo) scored at their checkpoints, nothing retrained."""
+    pytest.importorskip("sb3_contrib")
+    import dataclasses
+
+    import online_learning_curves as olc
+
+    from esper_agents.bench.runner import run_bench
+    from esper_agents.bench.suites import get_suite
+
+    micro = get_suite("micro")
+    suite = dataclasses.replace(micro, online_steps=100, n_envs=1, eval_episodes=1, train_seeds=2,
+                                agents=("wait", "maskable-ppo"))  # fmt: skip
+    bench = tmp_path / "bench"
+    run_bench(suite, bench, workers=1, device="cpu", progress=False, log=lambda message: None)
+    models = sorted(p.name for p in (bench / "online").rglob("model.zip"))
+    argv = ["--env", "Esper-Micro-v2", "--bench", str(bench), "--steps", "100", "--n-envs", "1", "--train-seeds",
+            "2", "--eval-every", "50", "--eval-instances", "1", "--algos", "maskable-ppo", "--no-progress",
+            "--out", str(tmp_path)]  # fmt: skip
+    olc.main(argv)
+    result = json.loads((tmp_path / "online_learning_curves_micro.json").read_text())
+    record = result["algorithms"]["maskable-ppo"]
+    assert [p["steps"] for p in record["curve"]] == [50, 100] and len(record["curve"][0]["per_seed"]) == 2
+    assert (bench / "online" / "maskable-ppo-seed1" / "heldout.jsonl").exists()
+    # the final point is the bench's own evaluation of the final model (same seed, same instance)
+    row = json.loads((bench / "episodes" / "maskable-ppo.jsonl").read_text().splitlines()[0])
+    assert record["runs"]["seed0"][-1]["scores"] == [pytest.approx(row["score"])]
+    assert sorted(p.name for p in (bench / "online").rglob("model.zip")) == models  # nothing trained again
+    with pytest.raises(SystemExit, match="its checkpoint period"):
+        olc.main([*argv[:11], "40", *argv[12:]])
