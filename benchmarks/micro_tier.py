@@ -3,6 +3,7 @@
     python benchmarks/micro_tier.py headroom --train 20 --heldout 50 --seeds 2 --out benchmarks/results
     python benchmarks/micro_tier.py throughput --out benchmarks/results
     python benchmarks/micro_tier.py fidelity --tiny-instances 0 --out benchmarks/results
+    python benchmarks/micro_tier.py rent-sweep --out benchmarks/results
 
 ``headroom`` runs the schedule library (WAIT; widening each slot, early and late; the pointwise
 residual seeds; harmful schedules) and the heuristics on training instances (``TRAIN_SPLIT``) and
@@ -12,6 +13,14 @@ instances, benchmark score means with 95% bootstrap intervals over instances: ev
 heuristic, the **single best** schedule (chosen on the training instances) and the **virtual
 best** (per held-out instance, the schedule best on one reset seed, scored on the other, both
 ways), and the issue's bars.
+
+``rent-sweep`` re-scores the schedules' recorded episodes under other rents (no episode is run: a
+schedule's training does not depend on the rent, and its score is ``final val acc - rent x
+log2(size ratio)``): for every triple of rents ``r1 < r2 < r3`` on a grid, in place of the
+distribution's three, it gives WAIT, the single best, the virtual best and the best rule that reads
+the rent alone (per rent level, the schedule best on the training instances), and counts the
+triples that meet the headroom bars. It answers whether another price of growth alone could give
+this host family both a heuristic signal and headroom above it.
 """
 
 from __future__ import annotations
@@ -552,6 +561,95 @@ def add_fidelity_parser(sub: Any) -> None:
     f.set_defaults(run=run_fidelity)
 
 
+# ---------------------------------------------------------------------------------------- rent sweep
+
+
+def rent_sweep(episodes: list[dict[str, Any]], rent: tuple[float, ...], grid: np.ndarray) -> dict[str, Any]:
+    """The headroom figures of every rent triple of ``grid`` (see the module docstring)."""
+    names = sorted({e["schedule"] for e in episodes if not e["schedule"].startswith("heuristic:")})
+    ks = sorted({int(e["instance"]) for e in episodes})
+    seeds = sorted({int(e["seed"]) for e in episodes})
+    if len(seeds) < 2:
+        raise SystemExit(
+            "rent-sweep needs episodes of at least 2 reset seeds per instance (the virtual best)"
+        )
+    acc = np.full((len(names), len(ks), len(seeds)), np.nan)
+    size = np.full_like(acc, np.nan)
+    at = (
+        {n: i for i, n in enumerate(names)},
+        {k: i for i, k in enumerate(ks)},
+        {s: i for i, s in enumerate(seeds)},
+    )
+    for e in episodes:
+        if e["schedule"] in at[0]:
+            ix = at[0][e["schedule"]], at[1][int(e["instance"])], at[2][int(e["seed"])]
+            acc[ix], size[ix] = e["final_val_accuracy"], np.log2(e["size_ratio"])
+    if np.isnan(acc).any():
+        raise SystemExit("rent-sweep needs every schedule on every instance and seed")
+    dist = DISTRIBUTIONS["bottlenecks"]
+    level = np.array([rent.index(dist.draw(k).rent) for k in ks])
+    train = np.array([k in TRAIN_SPLIT for k in ks])
+    held = np.array([k in HELDOUT_SPLIT for k in ks])
+    wait = at[0]["wait"]
+    rows = []
+    for triple in (t for t in _triples(grid)):
+        score = 100 * (acc - np.array(triple)[level][None, :, None] * size)  # schedule x instance x seed
+        mean = score.mean(2)
+        single = int(np.argmax(mean[:, train].mean(1)))
+        cross = [score[np.argmax(score[:, j, a]), j, (a + 1) % len(seeds)] for j in np.where(held)[0]
+                 for a in range(len(seeds))]  # fmt: skip
+        vb = float(np.mean(cross))
+        rule = np.zeros(len(ks))
+        for lvl in range(len(rent)):
+            here = level == lvl
+            pick = int(np.argmax(mean[:, train & here].mean(1))) if (train & here).any() else wait
+            rule[here] = mean[pick, here]
+        w, sb, h = float(mean[wait, held].mean()), float(mean[single, held].mean()), float(rule[held].mean())
+        gap = vb - sb
+        rows.append({"rents": list(triple), "wait": w, "single_best": names[single], "single_best_score": sb,
+                     "virtual_best": vb, "rent_rule": h, "rule_minus_wait": h - w, "vb_minus_sb": gap,
+                     "bar2": h - w >= 3, "bar3": gap >= 4 and h <= sb + gap / 2})  # fmt: skip
+    return {
+        "rows": rows, "triples": len(rows),
+        "bar2": sum(r["bar2"] for r in rows), "bar3": sum(r["bar3"] for r in rows),
+        "both": sum(r["bar2"] and r["bar3"] for r in rows),
+    }  # fmt: skip
+
+
+def _triples(grid: np.ndarray) -> Iterator[tuple[float, float, float]]:
+    values = [float(v) for v in grid]
+    for i, a in enumerate(values):
+        for j in range(i + 1, len(values)):
+            for c in values[j + 1 :]:
+                yield a, values[j], c
+
+
+def run_rent_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> None:
+    path = args.episodes or args.out / "micro_headroom.episodes.jsonl"
+    if not path.exists():
+        parser.error(f"no episodes at {path}: run the headroom command first")
+    grid = np.round(np.arange(0.0, args.max_rent + 1e-9, args.step), 4)
+    result = rent_sweep(_read_jsonl(path), DISTRIBUTIONS["bottlenecks"].rent, grid)
+    best = sorted(result["rows"], key=lambda r: (r["bar2"] + r["bar3"], r["vb_minus_sb"]), reverse=True)[:8]
+    lines = [
+        (
+            f"{result['triples']} rent triples (grid 0-{args.max_rent} step {args.step}, points per doubling / 100): "
+            f"bar 2 met by {result['bar2']}, bar 3 by {result['bar3']}, both by {result['both']}"
+        ),
+        "",
+        "| rents | WAIT | single best | virtual best | rent rule | rule - WAIT | VB - SB | bar 2 | bar 3 |",
+        "|---|---:|---|---:|---:|---:|---:|---|---|",
+    ]
+    for r in best:
+        lines.append(
+            f"| {', '.join(f'{v:g}' for v in r['rents'])} | {r['wait']:.1f} | {r['single_best']} "
+            f"{r['single_best_score']:.1f} | {r['virtual_best']:.1f} | {r['rent_rule']:.1f} "
+            f"| {r['rule_minus_wait']:+.1f} | {r['vb_minus_sb']:+.1f} | {r['bar2']} | {r['bar3']} |"
+        )
+    result = {"provenance": provenance(__file__, argv, MICRO_ID, 1), "episodes": str(path), **result}
+    write_result(args.out, "micro_rent_sweep", result, "\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -566,8 +664,16 @@ def main(argv: list[str] | None = None) -> None:
     add_results_argument(h, resumes=True)
     add_throughput_parser(sub)
     add_fidelity_parser(sub)
+    r = sub.add_parser(
+        "rent-sweep", help="the headroom figures under other rents, from the recorded episodes"
+    )
+    r.add_argument("--episodes", type=Path, default=None, help="default: OUT/micro_headroom.episodes.jsonl")
+    r.add_argument("--max-rent", type=float, default=0.2, help="the grid's largest rent (score fraction)")
+    r.add_argument("--step", type=float, default=0.01, help="the grid's step")
+    r.set_defaults(run=run_rent_sweep)
+    add_results_argument(r)
     args = parser.parse_args(argv)
-    if args.command in ("throughput", "fidelity"):
+    if args.command in ("throughput", "fidelity", "rent-sweep"):
         return args.run(parser, args, argv)
     require_positive(parser, args, "train", "heldout", "seeds", "workers")
     if args.command == "headroom":

@@ -7,6 +7,7 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 RECORDED = Path(__file__).parents[2] / "benchmarks" / "results" / "growth_headroom.episodes.jsonl"
@@ -99,3 +100,39 @@ def test_micro_spearman_average_ties_by_hand() -> None:
     assert math.isnan(rho) and p is None  # a constant side has no ranking
     with pytest.raises(ValueError, match="equally long"):
         micro_tier.spearman([1, 2, 3], [1, 2])
+
+
+def test_rent_sweep_rescores_recorded_episodes_by_hand(tmp_path: Path) -> None:
+    """Two schedules on 2 training and 2 held-out instances x 2 seeds: every figure re-derived by hand."""
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT
+
+    dist = DISTRIBUTIONS["bottlenecks"]
+    ks = [0, 1, HELDOUT_SPLIT.start_level, HELDOUT_SPLIT.start_level + 1]
+    acc = {("wait", k): 0.5 for k in ks} | {
+        ("now:widen_4x@0", k): 0.5 + 0.1 * (i % 2) for i, k in enumerate(ks)
+    }
+    episodes = [{"schedule": n, "instance": k, "seed": s, "final_val_accuracy": a,
+                 "size_ratio": 1.0 if n == "wait" else 4.0} for (n, k), a in acc.items() for s in (0, 1)]  # fmt: skip
+    result = micro_tier.rent_sweep(episodes, dist.rent, np.array([0.0, 0.01, 0.02]))
+    assert result["triples"] == 1
+    row = result["rows"][0]
+    rents = dict(zip(dist.rent, (0.0, 0.01, 0.02)))
+    grown = [100 * (acc["now:widen_4x@0", k] - 2 * rents[dist.draw(k).rent]) for k in ks]
+    assert row["wait"] == pytest.approx(50.0)
+    assert row["single_best"] == ("now:widen_4x@0" if np.mean(grown[:2]) > 50 else "wait")
+    vb = np.mean([max(g, 50.0) for g in grown[2:]])
+    assert row["virtual_best"] == pytest.approx(vb)
+    assert row["vb_minus_sb"] == pytest.approx(
+        vb - (np.mean(grown[2:]) if row["single_best"] != "wait" else 50.0)
+    )
+    with pytest.raises(SystemExit, match="2 reset seeds"):
+        micro_tier.rent_sweep([e for e in episodes if e["seed"] == 0], dist.rent, np.array([0.0, 0.01, 0.02]))
+    path = tmp_path / "episodes.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    micro_tier.main(["rent-sweep", "--episodes", str(path), "--max-rent", "0.02", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "micro_rent_sweep.json").read_text())
+    assert written["triples"] == 1 and written["provenance"]["command"].startswith(
+        "python benchmarks/micro_tier.py"
+    )
