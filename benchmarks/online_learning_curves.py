@@ -216,6 +216,61 @@ def heldout_curve(suite: Suite, algo: str, run: Path) -> list[dict[str, Any]]:
     return curve
 
 
+#: The TensorBoard scalars the diagnostics report (first and last logged value of each run).
+DIAGNOSTIC_TAGS = ("train/explained_variance", "train/entropy_loss", "train/approx_kl")
+
+
+def tensorboard_scalars(tb: Path) -> dict[str, list[float]]:
+    """Every scalar of a run's TensorBoard logs, by tag, in step order (``{}`` without tensorboard)."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return {}
+    values: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(tb.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            values.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return {tag: [v for _, v in sorted(pairs)] for tag, pairs in values.items()}
+
+
+def diagnostics(run: Path, steps: list[int]) -> dict[str, Any]:
+    """What the run did while it trained: per interval between evaluation points, the training
+    episodes' (sampled) mean score and seeds created, fossilized and pruned per episode (the action
+    mix); and the first and last value of the PPO statistics (explained variance, entropy, the
+    masked recurrent PPO's entropy per head)."""
+    rows = list(csv.DictReader((run / "episodes.csv").open())) if (run / "episodes.csv").exists() else []
+    intervals, start = [], 0
+    for end in steps:
+        part = [r for r in rows if start < int(r["timesteps"]) <= end]
+        if part:
+            intervals.append({"from": start, "to": end, "episodes": len(part), **{
+                k: float(np.mean([float(r[k]) for r in part]))
+                for k in ("score", "seeds_created", "seeds_fossilized", "seeds_pruned")}})  # fmt: skip
+        start = end
+    scalars = tensorboard_scalars(run / "tb")
+    wanted = [t for t in scalars if t in DIAGNOSTIC_TAGS or t.startswith("train/entropy_")]
+    return {"intervals": intervals, "ppo": {t: [scalars[t][0], scalars[t][-1]] for t in wanted if scalars[t]}}
+
+
+def diagnostics_table(algos: dict[str, dict[str, Any]]) -> list[str]:
+    """The diagnostics of every run as markdown lines."""
+    lines = ["", ("| algorithm | run | env steps | training episodes | score (sampled) | created | fossilized "
+             "| pruned |"), "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    ppo_lines = ["", "| algorithm | run | statistic | first | last |", "|---|---|---|---:|---:|"]
+    for algo, record in algos.items():
+        for run, diag in record.get("diagnostics", {}).items():
+            for i in diag["intervals"]:
+                lines.append(
+                    f"| {algo} | {run} | {i['from']}-{i['to']} | {i['episodes']} | {100 * i['score']:.1f} "
+                    f"| {i['seeds_created']:.2f} | {i['seeds_fossilized']:.2f} | {i['seeds_pruned']:.2f} |"
+                )
+            for tag, (first, last) in diag["ppo"].items():
+                ppo_lines.append(f"| {algo} | {run} | {tag} | {first:.3f} | {last:.3f} |")
+    return lines + ppo_lines
+
+
 def aggregate(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Mean, std, min and max over training seeds at each step count every run reached."""
     common = sorted(set.intersection(*({p["steps"] for p in run} for run in runs)))
@@ -315,7 +370,7 @@ def micro_main(args: argparse.Namespace) -> None:
     }  # fmt: skip
     curves = {}
     for algo in args.algos:
-        runs = []
+        runs, run_dirs = [], []
         for i, seed in enumerate(results["train_seeds"]):
             run = (
                 runs_dir / algo / f"seed{seed}"
@@ -326,9 +381,12 @@ def micro_main(args: argparse.Namespace) -> None:
                          checkpoint_every=args.eval_every, progress=args.progress, tensorboard=args.progress,
                          hyperparameters=hyperparameters)  # fmt: skip
             runs.append(heldout_curve(suite, algo, run))
+            run_dirs.append(run)
         curves[algo] = aggregate(runs)
         results["algorithms"][algo] = {"curve": curves[algo], "runs": {
-            f"seed{seed}": run for seed, run in zip(results["train_seeds"], runs)}}  # fmt: skip
+            f"seed{seed}": run for seed, run in zip(results["train_seeds"], runs)}, "diagnostics": {
+            f"seed{seed}": diagnostics(d, [p["steps"] for p in run])
+            for seed, d, run in zip(results["train_seeds"], run_dirs, runs)}}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / "online_learning_curves_micro"
     title = (
@@ -342,9 +400,10 @@ def micro_main(args: argparse.Namespace) -> None:
             for algo, curve in curves.items() for p in curve]  # fmt: skip
     levels = ["", "| reference (registry `" + entry.key + "`, heuristics: micro_headroom) | score x100 |",
               "|---|---|"] + [f"| {name} | {value:.2f} |" for name, value in lines.items()]  # fmt: skip
-    stem.with_suffix(".md").write_text("\n".join(header + rows + levels) + "\n")
+    diag = diagnostics_table(results["algorithms"])
+    stem.with_suffix(".md").write_text("\n".join(header + rows + levels + diag) + "\n")
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(header + rows + levels))
+    print("\n".join(header + rows + levels + diag))
     print(f"wrote {stem}.png, .md and .json")
 
 

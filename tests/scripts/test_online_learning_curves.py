@@ -79,5 +79,11 @@ def test_micro_curves_read_the_training_runs_of_a_micro_bench(tmp_path: Path) ->
     row = json.loads((bench / "episodes" / "maskable-ppo.jsonl").read_text().splitlines()[0])
     assert record["runs"]["seed0"][-1]["scores"] == [pytest.approx(row["score"])]
     assert sorted(p.name for p in (bench / "online").rglob("model.zip")) == models  # nothing trained again
+    # the action mix over training, per interval between checkpoints, and PPO's statistics
+    diag = record["diagnostics"]["seed0"]
+    assert [(i["from"], i["to"]) for i in diag["intervals"]] == [(0, 50), (50, 100)]
+    assert all(i["episodes"] >= 1 and i["seeds_created"] >= i["seeds_fossilized"] for i in diag["intervals"])
+    assert "train/explained_variance" in diag["ppo"]
+    assert "| maskable-ppo | seed1 | 50-100 |" in (tmp_path / "online_learning_curves_micro.md").read_text()
     with pytest.raises(SystemExit, match="its checkpoint period"):
         olc.main([*argv[:11], "40", *argv[12:]])
