@@ -1,0 +1,218 @@
+"""A small hyperparameter sweep of the online algorithms on the fast tier (issue 23).
+
+    python benchmarks/online_sweep.py --algos masked-recurrent-ppo maskable-ppo --steps 10000 \\
+        --train-seeds 2 --workers 2 --out benchmarks/results
+
+:data:`CONFIGS` is a base set-up for the fast tier's 25-step episodes and one change at a time
+from it (learning rate, entropy bonus, discount, rollout length, reward mode). Each configuration
+of each algorithm trains ``--train-seeds`` runs on the micro suite's training env (the
+``bottlenecks`` instances of ``TRAIN_SPLIT``), run ``i`` seeded ``i * n_envs`` as the bench seeds
+its runs, each a resumable ``train_online`` directory ``RUNS/<algo>/<config>/seed<seed>`` (default
+``benchmarks/results/local/online_sweep``). The final greedy policy is scored on the micro suite's
+first ``--eval-instances`` held-out instances, one episode each with its instance pinned, as
+``esper bench --suite micro`` scores it; always-WAIT and the best heuristic play the same episodes.
+Runs go ``--workers`` at a time; a killed sweep resumes (finished runs and their scores are kept).
+
+Writes ``OUT/online_sweep.{json,md}``: per algorithm and configuration, the mean held-out score
+over training seeds with each seed's, the paired difference with WAIT and with the best heuristic
+(95% bootstrap intervals over instances, seeds averaged per instance), and what the policy did
+while it trained (the last checkpoint interval's seeds created, fossilized and pruned per episode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import RESULTS, add_results_argument, provenance, require_positive
+from online_learning_curves import diagnostics, evaluate_heldout, micro_suite
+
+from esper_agents.bench.report import paired_difference
+from esper_agents.bench.runner import evaluate_episode
+from esper_agents.common.io import append_jsonl, read_jsonl
+from esper_agents.common.stats import bootstrap_ci
+from esper_agents.generation.backends import LocalBackend
+from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
+from esper_agents.online.train import train_online
+from esper_env.references import reference_scores
+
+MICRO_ID = "Esper-Micro-v2"
+RUNS = RESULTS / "local" / "online_sweep"
+#: The fast tier's base: longer rollouts than the tiny suite's (10 episodes per env per update).
+BASE: dict[str, Any] = {"n_steps": 250, "batch_size": 125, "n_epochs": 4}
+#: Each configuration: PPO hyperparameters over :data:`BASE` and the env's reward mode.
+CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
+    "base": ({}, "shaped"),
+    "lr-1e-3": ({"learning_rate": 1e-3}, "shaped"),
+    "ent-0": ({"ent_coef": 0.0}, "shaped"),
+    "ent-0.05": ({"ent_coef": 0.05}, "shaped"),
+    "gamma-1": ({"gamma": 1.0, "gae_lambda": 1.0}, "shaped"),
+    "sparse": ({}, "sparse"),
+    "contribution": ({}, "contribution"),
+    "rollout-50": ({"n_steps": 50, "batch_size": 50}, "shaped"),
+}
+SCRIPTED = ("wait",)
+
+
+def train_and_score(algo: str, config: str, seed: int, args: dict[str, Any]) -> dict[str, Any]:
+    """Train (or resume) one run and score its final model on the held-out instances."""
+    torch.set_num_threads(1)
+    suite = micro_suite(args["steps"], args["n_envs"], args["eval_instances"])
+    overrides, reward = CONFIGS[config]
+    settings = suite.settings.replace(reward=reward)
+    run = Path(args["runs"]) / algo / config / f"seed{seed}"
+    train_online(algo, args["steps"], run, settings, n_envs=args["n_envs"], seed=seed,
+                 checkpoint_every=args["steps"], progress=False, tensorboard=True,
+                 hyperparameters={**BASE, **overrides})  # fmt: skip
+    rows = evaluate_heldout(suite, algo, run / "model.zip")
+    diag = diagnostics(run, [args["steps"]])
+    return {"algo": algo, "config": config, "seed": seed, "rows": rows, "diagnostics": diag}
+
+
+def _scripted(agent: str, seed: int, args: dict[str, Any]) -> dict[str, Any]:
+    suite = micro_suite(args["steps"], args["n_envs"], args["eval_instances"])
+    row = evaluate_episode(suite, Path(args["runs"]), agent, seed)
+    return {"algo": agent, "config": "-", "seed": seed, "rows": [row]}
+
+
+def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Per algorithm and configuration: scores over seeds and the paired differences."""
+    suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
+    wait = [r for (a, _, _), v in done.items() if a == "wait" for r in v["rows"]]
+    entry = reference_scores(MICRO_ID, config=suite.settings.config, fidelity=suite.settings.fidelity,
+                             max_epochs=suite.settings.max_epochs)  # fmt: skip
+    best = f"heuristic:{entry.heuristic_policy}"
+    heuristic = [r for (a, _, _), v in done.items() if a == best for r in v["rows"]]
+    table = []
+    for algo in args.algos:
+        for config in CONFIGS:
+            runs = [done[algo, config, s] for s in args.seeds if (algo, config, s) in done]
+            if not runs:
+                continue
+            rows = [{**r, "train_index": i} for i, run in enumerate(runs) for r in run["rows"]]
+            per_seed = [100 * sum(r["score"] for r in run["rows"]) / len(run["rows"]) for run in runs]
+            last = [run["diagnostics"]["intervals"][-1] for run in runs if run["diagnostics"]["intervals"]]
+            table.append({
+                "algo": algo, "config": config, "overrides": CONFIGS[config][0], "reward": CONFIGS[config][1],
+                "seeds": [run["seed"] for run in runs], "score": bootstrap_ci([100 * r["score"] for r in rows]),
+                "per_seed": per_seed, "vs_wait": paired_difference(rows, wait),
+                "vs_heuristic": paired_difference(rows, heuristic),
+                "training": {k: sum(i[k] for i in last) / len(last) for k in
+                             ("score", "seeds_created", "seeds_fossilized", "seeds_pruned")} if last else None,
+            })  # fmt: skip
+    waits = bootstrap_ci([100 * r["score"] for r in wait]) if wait else None
+    heur = bootstrap_ci([100 * r["score"] for r in heuristic]) if heuristic else None
+    return {"table": table, "wait": waits, "heuristic": heur, "heuristic_agent": best}
+
+
+def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    def ci(s: dict[str, Any] | None, scale: float = 1.0) -> str:
+        if s is None:
+            return "n/a"
+        lo, hi = s["ci95"]
+        return f"{scale * s['mean']:.1f} [{scale * lo:.1f}, {scale * hi:.1f}]"
+
+    best = summary["heuristic_agent"]
+    lines = [
+        (
+            f"| algorithm | config | reward | held-out score [95% CI] | per seed | vs WAIT [95% CI] | vs {best} [95% CI] "
+            "| training: score, created, fossilized, pruned per episode (last interval) |"
+        ),
+        "|---|---|---|---:|---|---:|---:|---|",
+    ]
+    for t in summary["table"]:
+        tr = t["training"]
+        train = "n/a" if tr is None else (f"{100 * tr['score']:.1f}, {tr['seeds_created']:.2f}, "
+                                          f"{tr['seeds_fossilized']:.2f}, {tr['seeds_pruned']:.2f}")  # fmt: skip
+        lines.append(
+            f"| {t['algo']} | {t['config']} | {t['reward']} | {ci(t['score'])} "
+            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {ci(t['vs_wait'], 100)} "
+            f"| {ci(t['vs_heuristic'], 100)} | {train} |"
+        )
+    lines += [
+        "",
+        (
+            f"On the same {args.eval_instances} held-out instances: always-WAIT {ci(summary['wait'])}, "
+            f"{best} {ci(summary['heuristic'])}. {args.steps} env steps per run on {args.n_envs} envs, "
+            f"{len(args.seeds)} training seed(s) ({', '.join(map(str, args.seeds))}); base hyperparameters "
+            f"{json.dumps({**PPO_DEFAULTS, **BASE})}, each config changing what its name says."
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--algos", nargs="+", default=["masked-recurrent-ppo"], choices=list(ONLINE_ALGORITHMS)
+    )
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--steps", type=int, default=10_000, help="env steps per run, all envs together")
+    parser.add_argument("--n-envs", type=int, default=2)
+    parser.add_argument("--train-seeds", type=int, default=2, help="training runs per configuration")
+    parser.add_argument("--eval-instances", type=int, default=50, help="held-out instances, one episode each")
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one torch thread each)")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="run directories (resumed)")
+    add_results_argument(parser, resumes=True)
+    args = parser.parse_args(argv)
+    require_positive(parser, args, "steps", "n_envs", "train_seeds", "eval_instances", "workers")
+    args.seeds = [i * args.n_envs for i in range(args.train_seeds)]
+    for config in args.configs:
+        rollout = {**PPO_DEFAULTS, **BASE, **CONFIGS[config][0]}["n_steps"] * args.n_envs
+        if args.steps < rollout:
+            parser.error(
+                f"--steps {args.steps} is less than one rollout of config {config!r} ({rollout} env steps)"
+            )
+    suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
+    entry = reference_scores(MICRO_ID, config=suite.settings.config, fidelity=suite.settings.fidelity,
+                             max_epochs=suite.settings.max_epochs)  # fmt: skip
+    scripted = (*SCRIPTED, f"heuristic:{entry.heuristic_policy}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    cache = args.out / "online_sweep.runs.jsonl"
+    done = {(r["algo"], r["config"], r["seed"]): r for r in (read_jsonl(cache) if cache.exists() else [])}
+    plain = {
+        "steps": args.steps,
+        "n_envs": args.n_envs,
+        "eval_instances": args.eval_instances,
+        "runs": str(args.runs),
+    }
+    todo = [
+        (a, c, s, plain)
+        for a in args.algos
+        for c in args.configs
+        for s in args.seeds
+        if (a, c, s) not in done
+    ]
+    todo_scripted = [(a, s, plain) for a in scripted for s in suite.eval_seeds if (a, "-", s) not in done]
+    print(f"{len(todo)} runs and {len(todo_scripted)} scripted episodes to go", flush=True)
+    backend = LocalBackend(args.workers)
+    try:
+        for record in backend.map(_scripted, todo_scripted):
+            done[record["algo"], "-", record["seed"]] = record
+            append_jsonl(cache, record)
+        for record in backend.map(train_and_score, todo):
+            done[record["algo"], record["config"], record["seed"]] = record
+            append_jsonl(cache, record)
+            score = 100 * sum(r["score"] for r in record["rows"]) / len(record["rows"])
+            print(
+                f"{record['algo']} {record['config']} seed {record['seed']}: held-out {score:.1f}", flush=True
+            )
+    finally:
+        backend.close()
+    args.configs = list(CONFIGS)
+    summary = summarize(done, args)
+    table = markdown(summary, args)
+    result = {"provenance": provenance(__file__, argv, MICRO_ID, 1), "settings": suite.settings.to_dict(),
+              "steps": args.steps, "n_envs": args.n_envs, "seeds": args.seeds, "base": {**PPO_DEFAULTS, **BASE},
+              "configs": {k: {"overrides": v[0], "reward": v[1]} for k, v in CONFIGS.items()}, **summary}  # fmt: skip
+    (args.out / "online_sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "online_sweep.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
