@@ -220,6 +220,10 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", metavar="DIR", default=None,
                    help="where results.{md,csv,json,png} go (default: OUT)")  # fmt: skip
     add_reward_argument(p, None, " (default: the suite's)")
+    p.add_argument("--offline-steps", type=positive_int, default=None, metavar="N",
+                   help="gradient steps per offline training run (default: the suite's)")  # fmt: skip
+    p.add_argument("--online-steps", type=positive_int, default=None, metavar="N",
+                   help="env steps per online training run (default: the suite's)")  # fmt: skip
     p.add_argument("--agents", nargs="+", choices=AGENT_NAMES, metavar="AGENT", default=None,
                    help="run only these agents (default: the suite's), of: %(choices)s")  # fmt: skip
     p.add_argument("--workers", type=positive_int, default=2,

@@ -15,6 +15,8 @@ def bench_command(args: argparse.Namespace) -> int:
     suite = get_suite(args.suite)
     if args.reward is not None:
         suite = dataclasses.replace(suite, settings=suite.settings.replace(reward=args.reward))
+    budgets = {"offline_steps": args.offline_steps, "online_steps": args.online_steps}
+    suite = dataclasses.replace(suite, **{k: v for k, v in budgets.items() if v is not None})
     if args.agents:  # the suite's order, then any other agent asked for (a bad name is refused by the suite)
         wanted = dict.fromkeys(args.agents)
         agents = (*(a for a in suite.agents if a in wanted), *(a for a in wanted if a not in suite.agents))

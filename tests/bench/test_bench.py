@@ -402,3 +402,15 @@ def test_subset_bench_report_only_rewrites_the_same_table(subset_run: dict, tmp_
     run_bench(subset_run["suite"], out, workers=1, device="cpu", progress=False, report_only=True,
               results=tmp_path, log=lambda message: None)  # fmt: skip
     assert (tmp_path / "results.md").read_text() == (out / "results.md").read_text()
+
+
+def test_budget_flags_override_the_suites_and_are_recorded(tmp_path: Path) -> None:
+    from esper_agents import cli
+
+    out = tmp_path / "b"
+    argv = ["bench", "--suite", "smoke", "--out", str(out), "--offline-steps", "7", "--online-steps", "9",
+            "--agents", "wait", "--report-only", "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0
+    record = json.loads((out / "bench.json").read_text())
+    assert (record["offline_steps"], record["online_steps"]) == (7, 9)
+    assert cli.main([*argv[:6], "8", *argv[7:]]) == 2  # another budget in the same directory is refused

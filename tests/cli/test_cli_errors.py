@@ -38,6 +38,8 @@ ARGPARSE_CASES = [
     (["episode", "--num-levels", "-1"], "--num-levels: must be an integer in \\[0, 2147483647\\), got '-1'"),
     (["evaluate", "--policy", "baseline", "--start-level", "2147483647"], "--start-level: must be an integer in"),
     ([*ONLINE, "--steps", "10", "--start-level", "x"], "--start-level: invalid instance index value: 'x'"),
+    (["bench", "--suite", "smoke", "--out", "O", "--offline-steps", "0"], "--offline-steps: must be a positive integer, got '0'"),
+    (["bench", "--suite", "smoke", "--out", "O", "--online-steps", "-3"], "--online-steps: must be a positive integer, got '-3'"),
 ]  # fmt: skip
 
 # A name no registry holds: argparse's "invalid choice: 'nope' (choose from ...)".
