@@ -15,7 +15,8 @@ Runs go ``--workers`` at a time; a killed sweep resumes (finished runs and their
 
 Writes ``OUT/online_sweep.{json,md}``: per algorithm and configuration, the mean held-out score
 over training seeds with each seed's, the paired difference with WAIT and with the best heuristic
-(95% bootstrap intervals over instances, seeds averaged per instance), and what the policy did
+(95% bootstrap intervals over instances, each instance's score averaged over the training seeds,
+as the bench reports them), and what the policy did
 while it trained (the last checkpoint interval's seeds created, fossilized and pruned per episode).
 """
 
@@ -31,7 +32,7 @@ import torch
 from _common import RESULTS, add_results_argument, provenance, require_positive
 from online_learning_curves import diagnostics, evaluate_heldout, micro_suite
 
-from esper_agents.bench.report import paired_difference
+from esper_agents.bench.report import paired_difference, per_episode
 from esper_agents.bench.runner import evaluate_episode
 from esper_agents.common.io import append_jsonl, read_jsonl
 from esper_agents.common.stats import bootstrap_ci
@@ -98,7 +99,8 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
             last = [run["diagnostics"]["intervals"][-1] for run in runs if run["diagnostics"]["intervals"]]
             table.append({
                 "algo": algo, "config": config, "overrides": CONFIGS[config][0], "reward": CONFIGS[config][1],
-                "seeds": [run["seed"] for run in runs], "score": bootstrap_ci([100 * r["score"] for r in rows]),
+                "seeds": [run["seed"] for run in runs],
+                "score": bootstrap_ci([100 * v for v in per_episode(rows, "score").values()]),
                 "per_seed": per_seed, "vs_wait": paired_difference(rows, wait),
                 "vs_heuristic": paired_difference(rows, heuristic),
                 "training": {k: sum(i[k] for i in last) / len(last) for k in
