@@ -61,8 +61,9 @@ def action_mix(actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
 
 def make_eval_env(settings: EnvSettings | None = None, action_set: str = "compact") -> MaskInObservation:
     """The env stack a masked agent acts in: the env ``settings`` builds (default: ``EnvSettings()``)
-    in ``CompactActions`` (or, for ``action_set="classic"``, ``ClassicActions`` + ``ClassicObservation``)
-    + ``MaskInObservation``."""
+    in ``CompactActions`` (or, for ``action_set="classic"``, ``ClassicActions`` + ``ClassicObservation``;
+    for ``"options"``, :class:`~esper_agents.common.options.GrowOptions`) + ``MaskInObservation``."""
+    from esper_agents.common.options import GrowOptions
     from esper_env.settings import EnvSettings
     from esper_env.wrappers import ClassicActions, ClassicObservation, CompactActions
 
@@ -71,7 +72,9 @@ def make_eval_env(settings: EnvSettings | None = None, action_set: str = "compac
         return MaskInObservation(CompactActions(env))
     if action_set == "classic":
         return MaskInObservation(ClassicObservation(ClassicActions(env)))
-    raise ValueError(f"unknown action_set {action_set!r}; valid are: 'compact', 'classic'")
+    if action_set == "options":
+        return MaskInObservation(GrowOptions(env))
+    raise ValueError(f"unknown action_set {action_set!r}; valid are: 'compact', 'classic', 'options'")
 
 
 class PlayedEpisode(Protocol):

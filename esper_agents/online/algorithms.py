@@ -31,8 +31,10 @@ PPO_DEFAULTS: dict[str, Any] = {
 class OnlineAlgorithm:
     """One online algorithm: its SB3 class (``module:Class``), policy, and the env stack it acts in.
 
-    ``action_set`` is ``"compact"`` (``CompactActions`` + ``MaskInObservation``) or
-    ``"factored"`` (the full ``MultiDiscrete`` space + ``LegalityInObservation``);
+    ``action_set`` is ``"compact"`` (``CompactActions`` + ``MaskInObservation``),
+    ``"options"`` (:class:`~esper_agents.common.options.GrowOptions` + ``MaskInObservation``: one
+    decision grows a whole graft; its steps count decisions) or ``"factored"`` (the full
+    ``MultiDiscrete`` space + ``LegalityInObservation``);
     ``masked`` says whether the learner itself never picks an illegal action.
     """
 
@@ -67,6 +69,25 @@ ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
             masked=True,
             recurrent=False,
             description="sb3-contrib MaskablePPO with the exact joint mask of CompactActions (no memory)",
+        ),
+        OnlineAlgorithm(
+            "recurrent-ppo-options",
+            "sb3_contrib:RecurrentPPO",
+            "MlpLstmPolicy",
+            "options",
+            masked=False,
+            recurrent=True,
+            description="RecurrentPPO over lifecycle options (WAIT, or grow a blueprint in a slot to fossilization)",
+            policy_kwargs={"lstm_hidden_size": 128},
+        ),
+        OnlineAlgorithm(
+            "maskable-ppo-options",
+            "sb3_contrib:MaskablePPO",
+            "MlpPolicy",
+            "options",
+            masked=True,
+            recurrent=False,
+            description="MaskablePPO over lifecycle options, with their exact mask",
         ),
         OnlineAlgorithm(
             "masked-recurrent-ppo",

@@ -80,6 +80,8 @@ DATA_KEYS: dict[str, tuple[tuple[str, ...], float, float]] = {
     "tensorboard_log": (("str", _NONE), 0, 0),
     "rollout_buffer_kwargs": (("empty dict",), 0, 0),
     "policy_kwargs": (("dict",), 0, 0),
+    #: The algorithm's name (:data:`ONLINE_ALGORITHMS`), written by ``train_online``; older models lack it.
+    "esper_algorithm": (("str",), 0, 0),
 }
 #: The entries SB3 pickles; each is replaced on load (a safe value, or reset).
 PICKLED_KEYS = ("policy_class", "observation_space", "action_space", "clip_range", "lr_schedule",
@@ -93,6 +95,8 @@ _RECURRENT = {"lstm_hidden_size": ((_INT,), 1, MAX_LAYER), "n_lstm_layers": ((_I
 POLICY_KWARGS: dict[str, dict[str, tuple[tuple[str, ...], float, float]]] = {
     "recurrent-ppo": {**_RECURRENT, "net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
     "maskable-ppo": {"net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
+    "recurrent-ppo-options": {**_RECURRENT, "net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
+    "maskable-ppo-options": {"net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
     "masked-recurrent-ppo": {"lstm_hidden_size": ((_INT,), 1, MAX_LAYER), "head_hidden": ((_INT, _NONE), 1, MAX_LAYER),
                              "entropy_coef_per_head": (("coefs",), 0, 0)},
 }  # fmt: skip
@@ -223,13 +227,25 @@ def read_model_data(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def saved_algorithm(data: dict[str, Any]) -> str:
-    """The name in :data:`ONLINE_ALGORITHMS` of a model, from its policy's module and class doc."""
+    """The name in :data:`ONLINE_ALGORITHMS` of a model: its ``esper_algorithm`` entry where it has one
+    (two algorithms may share a policy class and differ in their env stack), else the algorithm of
+    its policy's module and class doc (models saved before the entry: none acts in options)."""
     policy = data.get("policy_class")
     module = policy.get("__module__") if isinstance(policy, dict) else None
+    named = data.get("esper_algorithm")
     for name, record in ONLINE_ALGORITHMS.items():
+        if named is not None and name != named:
+            continue
+        if named is None and record.action_set == "options":
+            continue
         cls = model_class(name).policy_aliases[record.policy]
         if module == cls.__module__ and policy.get("__doc__") == cls.__doc__:
             return name
+    if named is not None:
+        raise ValueError(
+            f"the model names algorithm {named!r}, whose policy it does not hold or which is none of the "
+            f"online algorithms: {', '.join(ONLINE_ALGORITHMS)}"
+        )
     raise ValueError(
         f"the model's policy (module {module!r}) is none of the online algorithms: {', '.join(ONLINE_ALGORITHMS)}"
     )

@@ -196,6 +196,7 @@ def train_online(
                 record.policy, venv, seed=seed, device=device, tensorboard_log=tb, verbose=verbose,
                 policy_kwargs=dict(record.policy_kwargs), **params,
             )  # fmt: skip
+        model.esper_algorithm = algo  # saved with the model: names its env stack (saved_algorithm)
         metrics = EsperMetricsCallback(out / "episodes.csv", state=episodes)
         checkpoints = RolloutCheckpoints(out / "checkpoints", checkpoint_every, metrics)
         done = int(model.num_timesteps)
