@@ -27,7 +27,8 @@ class MaskInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
 
     Needs a ``Discrete(n)`` action space and an exact boolean mask of length ``n`` in
     ``info["action_mask"]`` at reset and at every step, which :class:`esper_env.wrappers.CompactActions`
-    and :class:`esper_env.wrappers.ClassicActions` provide. The observation becomes
+    and :class:`esper_env.wrappers.ClassicActions` provide (or a ``MultiDiscrete`` space and its
+    per-head masks, ``sum(nvec)`` of them, as :class:`~esper_agents.common.options.GrowOptions` gives). The observation becomes
     ``concat(features, mask)`` of length ``features + n``; ``info["action_mask"]`` is kept.
 
     >>> import gymnasium, esper_env
@@ -41,15 +42,16 @@ class MaskInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ObservationWrapper.__init__(self, env)
-        if not isinstance(env.action_space, spaces.Discrete):
+        if not isinstance(env.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
             raise TypeError(
                 f"MaskInObservation needs a Discrete action space (wrap the env in CompactActions or "
-                f"ClassicActions first), got {env.action_space}"
+                f"ClassicActions first) or per-head masks of a MultiDiscrete one, got {env.action_space}"
             )
         inner = env.observation_space
         if not isinstance(inner, spaces.Box) or len(inner.shape) != 1:
             raise TypeError(f"MaskInObservation needs a flat Box observation space, got {inner}")
-        self.n_actions = int(env.action_space.n)
+        space = env.action_space
+        self.n_actions = int(space.n) if isinstance(space, spaces.Discrete) else int(np.sum(space.nvec))
         self.n_features = int(inner.shape[0])
         self.observation_space = spaces.Box(
             low=np.concatenate([inner.low, np.zeros(self.n_actions, dtype=inner.dtype)]),

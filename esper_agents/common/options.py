@@ -5,22 +5,28 @@ each legal only after the seed's stage has run its epochs, FOSSILIZE) with WAITs
 A randomly initialised policy almost never completes that sequence, so an online learner never
 sees what a finished graft is worth (docs/LEARNING.md: 0.0 seeds fossilized per greedy episode
 in every micro bench run). :class:`GrowOptions` makes each graft one *option* (Sutton, Precup and
-Singh, 1999): ``Discrete(1 + num_slots * (num_blueprints - 1))``,
+Singh, 1999), in a factored space ``MultiDiscrete([2, num_slots, num_blueprints])``:
+``(op, slot, blueprint)``,
 
-* ``0``: WAIT one epoch;
-* ``1 + slot * (num_blueprints - 1) + j``: GROW the ``j``-th real blueprint in ``slot``: GERMINATE
-  it (fast tempo), then ADVANCE it as soon as each stage allows and FOSSILIZE it, WAITing between,
-  exactly as the scripted ``now:<blueprint>@<slot>`` schedules do.
+* ``op = 0``: WAIT one epoch (``slot`` and ``blueprint`` ignored);
+* ``op = 1``: GROW ``blueprint`` in ``slot``: GERMINATE it (fast tempo), then ADVANCE it as soon
+  as each stage allows and FOSSILIZE it, WAITing between, exactly as the scripted
+  ``now:<blueprint>@<slot>`` schedules do.
 
+Factored heads let a learner credit "slot 0" and "widen_4x" separately from every graft it
+tries (a flat list of the 45 slot-blueprint pairs makes it find the one good pair by chance).
 An option runs until its seed is fossilized (or leaves the live stages) or the episode ends; the
 step returns the last observation and info, the sum of the env rewards, and
 ``info["option_steps"]`` (env steps the option took) and ``info["option_ops"]`` (their op names).
 The decision points are therefore the epochs at which no seed is in flight; the env's score,
-rewards and time limit are the env's own. :meth:`action_masks` is exact: GROW is legal where the
-env would germinate that blueprint in that slot.
+rewards and time limit are the env's own. :meth:`GrowOptions.action_masks` gives the per-head
+masks sb3-contrib's MaskablePPO reads (``2 + num_slots + num_blueprints`` booleans), and they are
+exact: GROW is legal where some slot is free, in the free slots, with the blueprints the host
+supports, and every such pair is legal. An illegal choice runs as the env's WAIT.
 
 An agent's step budget in this wrapper counts decisions, not env steps; the env steps are the
-sum of ``option_steps`` (the online agents' ``episodes.csv`` records both).
+sum of ``option_steps`` (the online agents' ``episodes.csv`` records each episode's length in env
+steps).
 """
 
 from __future__ import annotations
@@ -31,16 +37,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from esper_env.blueprints import BLUEPRINTS
 from esper_env.lifecycle import LIVE_STAGES, Op, Tempo
-from esper_env.spaces import NOOP_INDEX, WAIT_ACTION, FactoredAction, check_discrete_action
+from esper_env.spaces import NOOP_INDEX, WAIT_ACTION, FactoredAction
 
-__all__ = ["GrowOptions", "option_table"]
+__all__ = ["GROW", "WAIT", "GrowOptions", "set_wait_prior"]
 
-
-def option_table(num_slots: int, num_blueprints: int = len(BLUEPRINTS)) -> list[tuple[int, int] | None]:
-    """The options in index order: ``None`` (WAIT), then ``(slot, blueprint index)`` per slot."""
-    return [None] + [(s, b) for s in range(num_slots) for b in range(num_blueprints) if b != NOOP_INDEX]
+#: The values of the ``op`` head.
+WAIT, GROW = 0, 1
 
 
 class GrowOptions(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -49,10 +52,10 @@ class GrowOptions(gym.Wrapper, gym.utils.RecordConstructorArgs):
     >>> import gymnasium, esper_env
     >>> env = GrowOptions(gymnasium.make("Esper-Micro-v2"))
     >>> obs, info = env.reset(seed=0)
-    >>> grow = env.index_of(0, "widen_4x")
-    >>> env.describe(grow)
+    >>> action = env.grow(0, "widen_4x")
+    >>> env.describe(action)
     'GROW widen_4x @ slot 0'
-    >>> obs, reward, terminated, truncated, info = env.step(grow)
+    >>> obs, reward, terminated, truncated, info = env.step(action)
     >>> info["option_ops"][0], info["option_ops"][-1], info["option_steps"] > 4
     ('GERMINATE', 'FOSSILIZE', True)
     """
@@ -63,39 +66,47 @@ class GrowOptions(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
         base = env.unwrapped
-        if not isinstance(base, EsperEnv) or not isinstance(env.action_space, spaces.MultiDiscrete):
+        if not isinstance(base, EsperEnv) or env.action_space != base.action_space:
             raise TypeError(
                 "GrowOptions needs an Esper env with its factored MultiDiscrete action space, got "
                 f"{type(base).__name__} with {env.action_space}"
             )
         self.base = base
         self.blueprint_names = list(base.blueprints)
-        self.options = option_table(base.num_slots, len(self.blueprint_names))
-        self.action_space = spaces.Discrete(len(self.options))
+        self.action_space = spaces.MultiDiscrete([2, base.num_slots, len(self.blueprint_names)])
 
-    def index_of(self, slot: int, blueprint: str) -> int:
-        """The index of GROW ``blueprint`` in ``slot`` (``ValueError`` naming the valid ones otherwise)."""
-        if (
-            blueprint not in self.blueprint_names
-            or (slot, self.blueprint_names.index(blueprint)) not in self.options
-        ):
+    def grow(self, slot: int, blueprint: str) -> np.ndarray:
+        """The action that grows ``blueprint`` in ``slot`` (``ValueError`` naming the valid ones otherwise)."""
+        real = [b for i, b in enumerate(self.blueprint_names) if i != NOOP_INDEX]
+        if blueprint not in real or isinstance(slot, bool) or slot not in range(self.base.num_slots):
             raise ValueError(
                 f"no option grows {blueprint!r} in slot {slot!r}: slots are 0..{self.base.num_slots - 1}, "
-                f"blueprints {[b for i, b in enumerate(self.blueprint_names) if i != NOOP_INDEX]}"
+                f"blueprints {real}"
             )
-        return self.options.index((slot, self.blueprint_names.index(blueprint)))
+        return np.array([GROW, slot, self.blueprint_names.index(blueprint)])
 
-    def describe(self, index: int) -> str:
-        option = self.options[index]
-        if option is None:
-            return "WAIT"
-        return f"GROW {self.blueprint_names[option[1]]} @ slot {option[0]}"
+    def describe(self, action: Any) -> str:
+        op, slot, blueprint = self._check(action)
+        return "WAIT" if op == WAIT else f"GROW {self.blueprint_names[blueprint]} @ slot {slot}"
+
+    def _check(self, action: Any) -> tuple[int, int, int]:
+        a = np.asarray(action)
+        if (
+            a.shape != (3,)
+            or not np.issubdtype(a.dtype, np.integer)
+            or not self.action_space.contains(a.astype(np.int64))
+        ):
+            raise ValueError(
+                f"an option is (op, slot, blueprint) within {self.action_space.nvec.tolist()}, got {action!r}"
+            )
+        return int(a[0]), int(a[1]), int(a[2])
 
     def action_masks(self) -> np.ndarray:
-        legal, supported = self.base.legal_actions(), self.base.blueprint_mask()
-        return np.array(
-            [o is None or bool(legal[Op.GERMINATE, o[0]] and supported[o[1]]) for o in self.options]
-        )
+        """Per-head masks, concatenated: op (WAIT, GROW), slot, blueprint."""
+        free = self.base.legal_actions()[Op.GERMINATE]
+        supported = self.base.blueprint_mask().copy()
+        supported[NOOP_INDEX] = False
+        return np.concatenate([[True, bool(free.any())], free, supported])
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
@@ -115,22 +126,37 @@ class GrowOptions(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return None
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        option = self.options[check_discrete_action(action, self.action_space)]
-        if option is None:
-            first = WAIT_ACTION
-        else:
-            first = FactoredAction(Op.GERMINATE, option[0], blueprint=option[1], tempo=Tempo.FAST)
+        op, slot, blueprint = self._check(action)
+        first = (
+            WAIT_ACTION
+            if op == WAIT
+            else FactoredAction(Op.GERMINATE, slot, blueprint=blueprint, tempo=Tempo.FAST)
+        )
         total, ops, act = 0.0, [], first
         while True:
             obs, reward, terminated, truncated, info = self.env.step(act.to_array())
             total += float(reward)
             ops.append(Op(act.op).name if info.get("action_valid", True) else "WAIT")
-            if option is None or terminated or truncated or not info.get("action_valid", True):
+            if op == WAIT or terminated or truncated or not info.get("action_valid", True):
                 break
-            nxt = self._follow_up(option[0])
+            nxt = self._follow_up(slot)
             if nxt is None:
                 break
             act = nxt
         info["option_steps"], info["option_ops"] = len(ops), ops
         info["action_mask"] = self.action_masks()
         return obs, total, terminated, truncated, info
+
+
+def set_wait_prior(action_net: Any, probability: float) -> None:
+    """Bias a policy's action logits (``action_net``, a ``torch.nn.Linear`` whose first two outputs
+    are the ``op`` head's WAIT and GROW) so that, with the logits near 0 (SB3 initialises its action
+    layer with gain 0.01), the initial policy WAITs with ``probability`` at each decision."""
+    import math
+
+    import torch
+
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"a WAIT prior is a probability in (0, 1), got {probability!r}")
+    with torch.no_grad():
+        action_net.bias[WAIT] = action_net.bias[GROW] + math.log(probability / (1.0 - probability))

@@ -46,6 +46,11 @@ class OnlineAlgorithm:
     recurrent: bool
     description: str
     policy_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The initial policy's probability of WAIT at a decision (options only; 0: the policy's own
+    #: initialisation). An even choice grows at every other decision, three grafts per episode,
+    #: most of them harmful; 0.92 makes the first policy graft about once per 25-epoch episode,
+    #: at a random time, in a random slot, with a random blueprint.
+    wait_prior: float = 0.0
 
 
 ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
@@ -77,8 +82,9 @@ ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
             "options",
             masked=False,
             recurrent=True,
-            description="RecurrentPPO over lifecycle options (WAIT, or grow a blueprint in a slot to fossilization)",
+            description="RecurrentPPO over lifecycle options (WAIT, or grow a blueprint in a slot to fossilization; factored heads)",
             policy_kwargs={"lstm_hidden_size": 128},
+            wait_prior=0.92,
         ),
         OnlineAlgorithm(
             "maskable-ppo-options",
@@ -87,7 +93,8 @@ ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
             "options",
             masked=True,
             recurrent=False,
-            description="MaskablePPO over lifecycle options, with their exact mask",
+            description="MaskablePPO over lifecycle options (factored heads, exact per-head masks)",
+            wait_prior=0.92,
         ),
         OnlineAlgorithm(
             "masked-recurrent-ppo",

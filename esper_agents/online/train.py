@@ -196,6 +196,10 @@ def train_online(
                 record.policy, venv, seed=seed, device=device, tensorboard_log=tb, verbose=verbose,
                 policy_kwargs=dict(record.policy_kwargs), **params,
             )  # fmt: skip
+            if record.wait_prior:
+                from esper_agents.common.options import set_wait_prior
+
+                set_wait_prior(model.policy.action_net, record.wait_prior)
         model.esper_algorithm = algo  # saved with the model: names its env stack (saved_algorithm)
         metrics = EsperMetricsCallback(out / "episodes.csv", state=episodes)
         checkpoints = RolloutCheckpoints(out / "checkpoints", checkpoint_every, metrics)

@@ -7,29 +7,33 @@ import numpy as np
 import pytest
 
 from esper_agents.common.evaluation import make_eval_env
-from esper_agents.common.options import GrowOptions, option_table
+from esper_agents.common.options import GROW, WAIT, GrowOptions, set_wait_prior
 from esper_agents.policies.schedules import grow
 from esper_env.lifecycle import Op, Stage
 
 MICRO = {"id": "Esper-Micro-v2", "max_epochs": 9}
 
 
-def test_the_option_table_is_wait_then_every_real_blueprint_in_every_slot() -> None:
-    table = option_table(3, 16)
-    assert table[0] is None and len(table) == 1 + 3 * 15
-    assert len(set(table)) == len(table)
+WAIT_NOW = np.array([WAIT, 0, 0])
+
+
+def test_the_space_is_op_slot_blueprint() -> None:
+    env = GrowOptions(gym.make(**MICRO))
+    assert env.action_space.nvec.tolist() == [2, 3, 16]
+    assert env.grow(2, "norm").tolist() == [GROW, 2, env.blueprint_names.index("norm")]
+    assert env.describe(WAIT_NOW) == "WAIT"
 
 
 def test_a_grow_option_plays_the_scripted_schedule_exactly() -> None:
     """GROW widen_4x @ 0 then WAITs is the ``now:widen_4x@0`` schedule: same ops, score and return."""
     env = GrowOptions(gym.make(**MICRO))
     env.reset(seed=3, options={"instance": 7})
-    _, total, terminated, truncated, info = env.step(env.index_of(0, "widen_4x"))
+    _, total, terminated, truncated, info = env.step(env.grow(0, "widen_4x"))
     assert info["option_ops"] == ["GERMINATE", "ADVANCE", "WAIT", "ADVANCE", "WAIT", "ADVANCE", "FOSSILIZE"]
     assert info["option_steps"] == 7 and env.unwrapped.engine.slots[0].stage == Stage.FOSSILIZED
     ret = total
     while not (terminated or truncated):
-        _, reward, terminated, truncated, info = env.step(0)
+        _, reward, terminated, truncated, info = env.step(WAIT_NOW)
         assert info["option_steps"] == 1 and info["option_ops"] == ["WAIT"]
         ret += reward
 
@@ -42,31 +46,40 @@ def test_a_grow_option_plays_the_scripted_schedule_exactly() -> None:
     assert info["score"] == raw_info["score"] and ret == pytest.approx(ret_raw)
 
 
-def test_the_mask_is_exact_and_follows_the_slots() -> None:
+def test_the_per_head_masks_are_exact() -> None:
     env = GrowOptions(gym.make(**MICRO))
     env.reset(seed=0, options={"instance": 1})
-    mask = env.action_masks()
     supported = env.unwrapped.blueprint_mask()
-    for i, option in enumerate(env.options):
-        assert mask[i] == (option is None or bool(supported[option[1]])), env.describe(i)
-    env.step(env.index_of(1, "widen_2x"))
-    mask = env.action_masks()
-    assert not any(mask[i] for i, o in enumerate(env.options) if o is not None and o[0] == 1)
-    assert mask[env.index_of(0, "widen_2x")] and mask[0]
+    op, slot, blueprint = np.split(env.action_masks(), [2, 5])
+    assert op.tolist() == [True, True] and slot.tolist() == [True, True, True]
+    assert blueprint.tolist() == [
+        bool(b) and i != env.blueprint_names.index("noop") for i, b in enumerate(supported)
+    ]
+    assert not blueprint[env.blueprint_names.index("conv_heavy")]  # spatial: masked on an MLP host
+    env.step(env.grow(1, "widen_2x"))
+    op, slot, _ = np.split(env.action_masks(), [2, 5])
+    assert slot.tolist() == [True, False, True] and op.tolist() == [True, True]
+    # what the masks allow is legal: a second graft in a free slot germinates
+    _, _, _, _, info = env.step(env.grow(2, "widen_4x"))
+    assert info["option_ops"][0] == "GERMINATE" and info["action_valid"]
     # a masked option runs as the env's WAIT (an illegal GERMINATE) and ends there
-    _, _, _, _, info = env.step(env.index_of(1, "widen_4x"))
+    env.reset(seed=0, options={"instance": 1})
+    env.step(env.grow(1, "widen_2x"))
+    _, _, _, _, info = env.step(env.grow(1, "widen_4x"))
     assert info["option_ops"] == ["WAIT"] and info["action_valid"] is False
 
 
 def test_bad_indices_and_envs_get_clear_errors() -> None:
     env = GrowOptions(gym.make(**MICRO))
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="46"):
-        env.step(46)
+    with pytest.raises(ValueError, match=r"\[2, 3, 16\], got"):
+        env.step(np.array([2, 0, 0]))
+    with pytest.raises(ValueError, match="got 7"):
+        env.step(7)
     with pytest.raises(ValueError, match="slot 5"):
-        env.index_of(5, "widen_4x")
-    with pytest.raises(ValueError, match="'nope'"):
-        env.index_of(0, "nope")
+        env.grow(5, "widen_4x")
+    with pytest.raises(ValueError, match="'noop'"):
+        env.grow(0, "noop")
     with pytest.raises(TypeError, match="MultiDiscrete"):
         GrowOptions(GrowOptions(gym.make(**MICRO)))
 
@@ -86,8 +99,21 @@ def test_it_passes_the_gymnasium_and_sb3_checkers() -> None:
 def test_an_option_stops_at_the_time_limit() -> None:
     env = GrowOptions(gym.make(id="Esper-Micro-v2", max_epochs=4))
     env.reset(seed=0)
-    _, _, terminated, truncated, info = env.step(env.index_of(2, "norm"))
+    _, _, terminated, truncated, info = env.step(env.grow(2, "norm"))
     assert terminated or truncated
     assert info["option_steps"] == 4 and info["option_ops"][0] == "GERMINATE"
     assert Op.FOSSILIZE.name not in info["option_ops"]
     assert np.isfinite(info["score"])
+
+
+def test_the_wait_prior_sets_the_first_policy_s_wait_probability() -> None:
+    import torch
+
+    net = torch.nn.Linear(4, 2 + 3 + 16)
+    torch.nn.init.orthogonal_(net.weight, gain=0.01)
+    torch.nn.init.zeros_(net.bias)
+    set_wait_prior(net, 0.92)
+    p = torch.softmax(net(torch.zeros(1, 4))[0, :2], 0)
+    assert p[WAIT].item() == pytest.approx(0.92)
+    with pytest.raises(ValueError, match="1.5"):
+        set_wait_prior(net, 1.5)
