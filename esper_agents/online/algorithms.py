@@ -47,9 +47,9 @@ class OnlineAlgorithm:
     description: str
     policy_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: The initial policy's probability of WAIT at a decision (options only; 0: the policy's own
-    #: initialisation). An even choice grows at every other decision, three grafts per episode,
-    #: most of them harmful; 0.92 makes the first policy graft about once per 25-epoch episode,
-    #: at a random time, in a random slot, with a random blueprint.
+    #: initialisation). An even choice among WAIT and the host's blueprints grows at almost every
+    #: decision, three grafts per episode, most of them harmful; 0.92 makes the first policy graft
+    #: about once per 25-epoch episode, at a random time, in a random slot, with a random blueprint.
     wait_prior: float = 0.0
 
 

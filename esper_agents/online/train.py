@@ -199,7 +199,11 @@ def train_online(
             if record.wait_prior:
                 from esper_agents.common.options import set_wait_prior
 
-                set_wait_prior(model.policy.action_net, record.wait_prior)
+                probe = make_online_env(algo, settings)  # the blueprints the host supports, at a reset
+                probe.reset(seed=seed)
+                grows = int(probe.get_wrapper_attr("action_masks")()[venv.action_space.nvec[0] :].sum()) - 1
+                probe.close()
+                set_wait_prior(model.policy.action_net, venv.action_space, record.wait_prior, grows)
         model.esper_algorithm = algo  # saved with the model: names its env stack (saved_algorithm)
         metrics = EsperMetricsCallback(out / "episodes.csv", state=episodes)
         checkpoints = RolloutCheckpoints(out / "checkpoints", checkpoint_every, metrics)

@@ -7,21 +7,22 @@ import numpy as np
 import pytest
 
 from esper_agents.common.evaluation import make_eval_env
-from esper_agents.common.options import GROW, WAIT, GrowOptions, set_wait_prior
+from esper_agents.common.options import WAIT_BLUEPRINT, GrowOptions, set_wait_prior
 from esper_agents.policies.schedules import grow
 from esper_env.lifecycle import Op, Stage
 
 MICRO = {"id": "Esper-Micro-v2", "max_epochs": 9}
 
 
-WAIT_NOW = np.array([WAIT, 0, 0])
+WAIT_NOW = np.array([0, WAIT_BLUEPRINT])
 
 
-def test_the_space_is_op_slot_blueprint() -> None:
+def test_the_space_is_slot_blueprint_with_noop_for_wait() -> None:
     env = GrowOptions(gym.make(**MICRO))
-    assert env.action_space.nvec.tolist() == [2, 3, 16]
-    assert env.grow(2, "norm").tolist() == [GROW, 2, env.blueprint_names.index("norm")]
-    assert env.describe(WAIT_NOW) == "WAIT"
+    assert env.action_space.nvec.tolist() == [3, 16]
+    assert env.blueprint_names[WAIT_BLUEPRINT] == "noop"
+    assert env.grow(2, "norm").tolist() == [2, env.blueprint_names.index("norm")]
+    assert env.describe(WAIT_NOW) == env.describe(np.array([2, WAIT_BLUEPRINT])) == "WAIT"
 
 
 def test_a_grow_option_plays_the_scripted_schedule_exactly() -> None:
@@ -47,18 +48,16 @@ def test_a_grow_option_plays_the_scripted_schedule_exactly() -> None:
 
 
 def test_the_per_head_masks_are_exact() -> None:
-    env = GrowOptions(gym.make(**MICRO))
+    env = GrowOptions(gym.make(**{**MICRO, "max_epochs": 25}))
     env.reset(seed=0, options={"instance": 1})
     supported = env.unwrapped.blueprint_mask()
-    op, slot, blueprint = np.split(env.action_masks(), [2, 5])
-    assert op.tolist() == [True, True] and slot.tolist() == [True, True, True]
-    assert blueprint.tolist() == [
-        bool(b) and i != env.blueprint_names.index("noop") for i, b in enumerate(supported)
-    ]
+    slot, blueprint = np.split(env.action_masks(), [3])
+    assert slot.tolist() == [True, True, True]
+    assert blueprint.tolist() == [bool(b) or i == WAIT_BLUEPRINT for i, b in enumerate(supported)]
     assert not blueprint[env.blueprint_names.index("conv_heavy")]  # spatial: masked on an MLP host
     env.step(env.grow(1, "widen_2x"))
-    op, slot, _ = np.split(env.action_masks(), [2, 5])
-    assert slot.tolist() == [True, False, True] and op.tolist() == [True, True]
+    slot, blueprint = np.split(env.action_masks(), [3])
+    assert slot.tolist() == [True, False, True] and blueprint[WAIT_BLUEPRINT]
     # what the masks allow is legal: a second graft in a free slot germinates
     _, _, _, _, info = env.step(env.grow(2, "widen_4x"))
     assert info["option_ops"][0] == "GERMINATE" and info["action_valid"]
@@ -67,13 +66,18 @@ def test_the_per_head_masks_are_exact() -> None:
     env.step(env.grow(1, "widen_2x"))
     _, _, _, _, info = env.step(env.grow(1, "widen_4x"))
     assert info["option_ops"] == ["WAIT"] and info["action_valid"] is False
+    # with every slot taken only WAIT is left (the slot head, then ignored, allows every slot)
+    env.step(env.grow(0, "norm"))
+    env.step(env.grow(2, "norm"))
+    slot, blueprint = np.split(env.action_masks(), [3])
+    assert slot.all() and blueprint.tolist() == [i == WAIT_BLUEPRINT for i in range(16)]
 
 
 def test_bad_indices_and_envs_get_clear_errors() -> None:
     env = GrowOptions(gym.make(**MICRO))
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"\[2, 3, 16\], got"):
-        env.step(np.array([2, 0, 0]))
+    with pytest.raises(ValueError, match=r"\[3, 16\], got"):
+        env.step(np.array([3, 0]))
     with pytest.raises(ValueError, match="got 7"):
         env.step(7)
     with pytest.raises(ValueError, match="slot 5"):
@@ -109,11 +113,16 @@ def test_an_option_stops_at_the_time_limit() -> None:
 def test_the_wait_prior_sets_the_first_policy_s_wait_probability() -> None:
     import torch
 
-    net = torch.nn.Linear(4, 2 + 3 + 16)
+    env = GrowOptions(gym.make(**MICRO))
+    env.reset(seed=0)
+    _, allowed = np.split(env.action_masks(), [3])
+    net = torch.nn.Linear(4, 3 + 16)
     torch.nn.init.orthogonal_(net.weight, gain=0.01)
     torch.nn.init.zeros_(net.bias)
-    set_wait_prior(net, 0.92)
-    p = torch.softmax(net(torch.zeros(1, 4))[0, :2], 0)
-    assert p[WAIT].item() == pytest.approx(0.92)
+    set_wait_prior(net, env.action_space, 0.92, int(allowed.sum()) - 1)
+    logits = net(torch.zeros(1, 4))[0, 3:].masked_fill(~torch.as_tensor(allowed), -1e8)
+    p = torch.softmax(logits, 0)
+    assert p[WAIT_BLUEPRINT].item() == pytest.approx(0.92)
+    assert int(allowed.sum()) - 1 == 7  # the MLP host's pointwise blueprints
     with pytest.raises(ValueError, match="1.5"):
-        set_wait_prior(net, 1.5)
+        set_wait_prior(net, env.action_space, 1.5, 7)
