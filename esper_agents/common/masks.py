@@ -42,10 +42,14 @@ class MaskInObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ObservationWrapper.__init__(self, env)
-        if not isinstance(env.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
+        per_head = (
+            isinstance(env.action_space, spaces.MultiDiscrete)
+            and env.action_space != env.unwrapped.action_space
+        )
+        if not (isinstance(env.action_space, spaces.Discrete) or per_head):
             raise TypeError(
                 f"MaskInObservation needs a Discrete action space (wrap the env in CompactActions or "
-                f"ClassicActions first) or per-head masks of a MultiDiscrete one, got {env.action_space}"
+                f"ClassicActions first), or a wrapper's MultiDiscrete one with per-head masks (GrowOptions), got {env.action_space}"
             )
         inner = env.observation_space
         if not isinstance(inner, spaces.Box) or len(inner.shape) != 1:
