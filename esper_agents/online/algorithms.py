@@ -51,6 +51,11 @@ class OnlineAlgorithm:
     #: decision, three grafts per episode, most of them harmful; 0.92 makes the first policy graft
     #: about once per 25-epoch episode, at a random time, in a random slot, with a random blueprint.
     wait_prior: float = 0.0
+    #: A behavior policy (options only, masked only) whose greedy decisions on training episodes the
+    #: new policy is cloned from before PPO (:mod:`esper_agents.online.warm_start`): one episode per
+    #: 50 steps of the budget that creates the model, at most ``warm_start_episodes``.
+    warm_start: str | None = None
+    warm_start_episodes: int = 0
 
 
 ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
@@ -95,6 +100,17 @@ ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
             recurrent=False,
             description="MaskablePPO over lifecycle options (factored heads, exact per-head masks)",
             wait_prior=0.92,
+        ),
+        OnlineAlgorithm(
+            "maskable-ppo-options-bc",
+            "sb3_contrib:MaskablePPO",
+            "MlpPolicy",
+            "options",
+            masked=True,
+            recurrent=False,
+            description="maskable-ppo-options started from a clone of rent-aware's decisions on 200 training episodes",
+            warm_start="rent-aware",
+            warm_start_episodes=200,
         ),
         OnlineAlgorithm(
             "masked-recurrent-ppo",

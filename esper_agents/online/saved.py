@@ -97,6 +97,7 @@ POLICY_KWARGS: dict[str, dict[str, tuple[tuple[str, ...], float, float]]] = {
     "maskable-ppo": {"net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
     "recurrent-ppo-options": {**_RECURRENT, "net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
     "maskable-ppo-options": {"net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
+    "maskable-ppo-options-bc": {"net_arch": (("net_arch",), 0, 0), "ortho_init": (("bool",), 0, 1)},
     "masked-recurrent-ppo": {"lstm_hidden_size": ((_INT,), 1, MAX_LAYER), "head_hidden": ((_INT, _NONE), 1, MAX_LAYER),
                              "entropy_coef_per_head": (("coefs",), 0, 0)},
 }  # fmt: skip

@@ -196,7 +196,26 @@ def train_online(
                 record.policy, venv, seed=seed, device=device, tensorboard_log=tb, verbose=verbose,
                 policy_kwargs=dict(record.policy_kwargs), **params,
             )  # fmt: skip
-            if record.wait_prior:
+            if record.warm_start:
+                from esper_agents.online.warm_start import clone_into, teacher_decisions
+
+                # one teacher episode per 50 steps of the budget that creates the model, at most the record's
+                teacher_episodes = min(record.warm_start_episodes, max(1, steps // 50))
+                data = teacher_decisions(algo, settings, record.warm_start, teacher_episodes,
+                                         seed=seed * 1000, gamma=params["gamma"])  # fmt: skip
+                clone = clone_into(model, data, seed=seed)
+                (out / "warm_start.json").write_text(
+                    json.dumps(
+                        {
+                            "teacher": record.warm_start,
+                            "episodes": teacher_episodes,
+                            "decisions": len(data["actions"]),
+                            **clone,
+                        }
+                    )
+                    + "\n"
+                )
+            elif record.wait_prior:
                 from esper_agents.common.options import set_wait_prior
 
                 probe = make_online_env(algo, settings)  # the blueprints the host supports, at a reset
