@@ -58,59 +58,45 @@ class OnlineAlgorithm:
     warm_start_episodes: int = 0
 
 
+_RECURRENT_PPO = OnlineAlgorithm(
+    "recurrent-ppo",
+    "sb3_contrib:RecurrentPPO",
+    "MlpLstmPolicy",
+    "compact",
+    masked=False,
+    recurrent=True,
+    description="sb3-contrib RecurrentPPO (LSTM, no masks: an illegal action runs as WAIT)",
+    policy_kwargs={"lstm_hidden_size": 128},
+)
+_MASKABLE_PPO = OnlineAlgorithm(
+    "maskable-ppo",
+    "sb3_contrib:MaskablePPO",
+    "MlpPolicy",
+    "compact",
+    masked=True,
+    recurrent=False,
+    description="sb3-contrib MaskablePPO with the exact joint mask of CompactActions (no memory)",
+)
+#: The options variants: the same learners over :class:`~esper_agents.common.options.GrowOptions`.
+_OPTIONS = {"action_set": "options", "wait_prior": 0.92}
+
 ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
     a.name: a
     for a in (
-        OnlineAlgorithm(
-            "recurrent-ppo",
-            "sb3_contrib:RecurrentPPO",
-            "MlpLstmPolicy",
-            "compact",
-            masked=False,
-            recurrent=True,
-            description="sb3-contrib RecurrentPPO (LSTM, no masks: an illegal action runs as WAIT)",
-            policy_kwargs={"lstm_hidden_size": 128},
+        _RECURRENT_PPO,
+        _MASKABLE_PPO,
+        dataclasses.replace(
+            _RECURRENT_PPO, name="recurrent-ppo-options", **_OPTIONS,
+            description="RecurrentPPO over lifecycle options (WAIT, or grow a blueprint in a slot to fossilization)",
         ),
-        OnlineAlgorithm(
-            "maskable-ppo",
-            "sb3_contrib:MaskablePPO",
-            "MlpPolicy",
-            "compact",
-            masked=True,
-            recurrent=False,
-            description="sb3-contrib MaskablePPO with the exact joint mask of CompactActions (no memory)",
-        ),
-        OnlineAlgorithm(
-            "recurrent-ppo-options",
-            "sb3_contrib:RecurrentPPO",
-            "MlpLstmPolicy",
-            "options",
-            masked=False,
-            recurrent=True,
-            description="RecurrentPPO over lifecycle options (WAIT, or grow a blueprint in a slot to fossilization; factored heads)",
-            policy_kwargs={"lstm_hidden_size": 128},
-            wait_prior=0.92,
-        ),
-        OnlineAlgorithm(
-            "maskable-ppo-options",
-            "sb3_contrib:MaskablePPO",
-            "MlpPolicy",
-            "options",
-            masked=True,
-            recurrent=False,
+        dataclasses.replace(
+            _MASKABLE_PPO, name="maskable-ppo-options", **_OPTIONS,
             description="MaskablePPO over lifecycle options (factored heads, exact per-head masks)",
-            wait_prior=0.92,
         ),
-        OnlineAlgorithm(
-            "maskable-ppo-options-bc",
-            "sb3_contrib:MaskablePPO",
-            "MlpPolicy",
-            "options",
-            masked=True,
-            recurrent=False,
+        dataclasses.replace(
+            _MASKABLE_PPO, name="maskable-ppo-options-bc", **{**_OPTIONS, "wait_prior": 0.0},
             description="maskable-ppo-options started from a clone of rent-aware's decisions on 200 training episodes",
-            warm_start="rent-aware",
-            warm_start_episodes=200,
+            warm_start="rent-aware", warm_start_episodes=200,
         ),
         OnlineAlgorithm(
             "masked-recurrent-ppo",
@@ -122,7 +108,7 @@ ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
             description="Esper's masked recurrent PPO: factored heads with dependent masks, op-conditioned critic",
         ),
     )
-}
+}  # fmt: skip
 
 
 def get_online_algorithm(name: str) -> OnlineAlgorithm:
