@@ -42,6 +42,7 @@ from esper_agents.online.checkpoints import (
 )
 from esper_agents.online.envs import make_online_env, make_vec_env
 from esper_agents.online.saved import load_online_model
+from esper_agents.online.warm_start import initialize_policy
 from esper_env.settings import EnvSettings
 
 __all__ = ["latest_checkpoint", "train_online"]
@@ -196,33 +197,7 @@ def train_online(
                 record.policy, venv, seed=seed, device=device, tensorboard_log=tb, verbose=verbose,
                 policy_kwargs=dict(record.policy_kwargs), **params,
             )  # fmt: skip
-            if record.warm_start:
-                from esper_agents.online.warm_start import clone_into, teacher_decisions
-
-                # one teacher episode per 50 steps of the budget that creates the model, at most the record's
-                teacher_episodes = min(record.warm_start_episodes, max(1, steps // 50))
-                data = teacher_decisions(algo, settings, record.warm_start, teacher_episodes,
-                                         seed=seed * 1000, gamma=params["gamma"])  # fmt: skip
-                clone = clone_into(model, data, seed=seed)
-                (out / "warm_start.json").write_text(
-                    json.dumps(
-                        {
-                            "teacher": record.warm_start,
-                            "episodes": teacher_episodes,
-                            "decisions": len(data["actions"]),
-                            **clone,
-                        }
-                    )
-                    + "\n"
-                )
-            elif record.wait_prior:
-                from esper_agents.common.options import set_wait_prior
-
-                probe = make_online_env(algo, settings)  # the blueprints the host supports, at a reset
-                probe.reset(seed=seed)
-                grows = int(probe.get_wrapper_attr("action_masks")()[venv.action_space.nvec[0] :].sum()) - 1
-                probe.close()
-                set_wait_prior(model.policy.action_net, venv.action_space, record.wait_prior, grows)
+            initialize_policy(model, algo, settings, steps=steps, seed=seed, gamma=params["gamma"], out=out)
         model.esper_algorithm = algo  # saved with the model: names its env stack (saved_algorithm)
         metrics = EsperMetricsCallback(out / "episodes.csv", state=episodes)
         checkpoints = RolloutCheckpoints(out / "checkpoints", checkpoint_every, metrics)

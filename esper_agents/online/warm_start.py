@@ -20,6 +20,8 @@ resumed run never repeats them (it loads its checkpoint), so resume stays exact.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +29,41 @@ import numpy as np
 if TYPE_CHECKING:
     from esper_env.settings import EnvSettings
 
-__all__ = ["clone_into", "teacher_decisions"]
+
+def initialize_policy(
+    model: Any, algo: str, settings: EnvSettings, steps: int, seed: int, gamma: float, out: Path
+) -> None:
+    """Start a new model of ``algo`` as its record asks: cloned from its ``warm_start`` policy (one
+    teacher episode per 50 of the run's ``steps``, at most ``warm_start_episodes``; the fit goes to
+    ``out/warm_start.json``), or with its ``wait_prior`` on the WAIT logit, or as SB3 made it."""
+    from esper_agents.common.options import set_wait_prior
+    from esper_agents.online.algorithms import get_online_algorithm
+    from esper_agents.online.envs import make_online_env
+
+    record = get_online_algorithm(algo)
+    if record.warm_start:
+        episodes = min(record.warm_start_episodes, max(1, steps // 50))
+        data = teacher_decisions(algo, settings, record.warm_start, episodes, seed=seed * 1000, gamma=gamma)
+        fit = clone_into(model, data, seed=seed)
+        record_fit = {
+            "teacher": record.warm_start,
+            "episodes": episodes,
+            "decisions": len(data["actions"]),
+            **fit,
+        }
+        (out / "warm_start.json").write_text(json.dumps(record_fit) + "\n")
+    elif record.wait_prior:
+        probe = make_online_env(algo, settings)  # the blueprints the host supports, read at a reset
+        try:
+            probe.reset(seed=seed)
+            slots = int(model.action_space.nvec[0])
+            grows = int(probe.get_wrapper_attr("action_masks")()[slots:].sum()) - 1
+        finally:
+            probe.close()
+        set_wait_prior(model.policy.action_net, model.action_space, record.wait_prior, grows)
+
+
+__all__ = ["clone_into", "initialize_policy", "teacher_decisions"]
 
 
 def teacher_decisions(
