@@ -208,7 +208,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         help="compare every agent family on one suite (smoke, tiny, full, micro): table, CSV and plot",
         description="Compare every agent family on one env, preset and fidelity: always-WAIT, random and the "
         "heuristic variants; BC, RWBC, CQL and IQL trained on the same pack; MaskablePPO, RecurrentPPO and the "
-        "masked recurrent PPO trained for the same env steps; all evaluated greedily on fixed evaluation seeds "
+        "masked recurrent PPO trained for the same env steps (the options algorithms for as many decisions); all evaluated greedily on fixed evaluation seeds "
         "kept apart from the training seeds. OUT gets the pack, the trained agents, one JSON line per "
         "evaluation episode, and results.{md,csv,json,png}. Run the same command again to resume a killed run.",
     )  # fmt: skip
