@@ -14,6 +14,14 @@ heuristic, the **single best** schedule (chosen on the training instances) and t
 best** (per held-out instance, the schedule best on one reset seed, scored on the other, both
 ways), and the issue's bars.
 
+``headroom --set FIELD=V1,V2,...`` runs it on a variant of the distribution (any drawn field of
+:class:`esper_env.instances.Distribution`, e.g. ``--set widths=8,16,64 --set rent=0``): how the
+distribution research of docs/FAST_TIER.md probes a candidate before registering it. Beside the
+registered heuristics, the report fits the **best context rule** on the training instances: grow
+``widen_4x`` in the first block at once where the rent, the learning rate and the first block's width
+are below thresholds, or after 5 epochs where WAIT's validation accuracy then is below a threshold
+(the rules a hand-written heuristic can read from the observation), scored on the held-out ones.
+
 ``rent-sweep`` re-scores the schedules' recorded episodes under other rents (no episode is run: a
 schedule's training does not depend on the rent, and its score is ``final val acc - rent x
 log2(size ratio)``): for every triple of rents ``r1 < r2 < r3`` on a grid, in place of the
@@ -32,6 +40,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
@@ -44,7 +53,7 @@ from _common import RESULTS, add_results_argument, play_schedule, provenance, re
 
 from esper_agents.policies.schedules import Schedule, grow
 from esper_env.configs import FIDELITIES
-from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT
+from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT, Distribution, get_distribution
 from esper_env.lifecycle import AlphaSpeed, Op
 from esper_env.spaces import FactoredAction
 
@@ -71,7 +80,27 @@ HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware")
 _ENVS: dict[tuple, gym.Env] = {}
 
 
-def _env(instances: str, make: tuple[tuple[str, Any], ...] = ()) -> gym.Env:
+def custom_distribution(base: str, sets: Sequence[str]) -> Distribution:
+    """Distribution ``base`` with fields replaced by ``FIELD=V1,V2,...`` strings (``ValueError`` naming a bad one)."""
+    dist = get_distribution(base)
+    fields = dist.fields()
+    changes: dict[str, tuple[Any, ...]] = {}
+    for item in sets:
+        name, _, values = item.partition("=")
+        if name not in fields or not values:
+            raise ValueError(f"--set takes FIELD=V1,V2,... with FIELD one of {sorted(fields)}; got {item!r}")
+        kind = int if name in ("widths", "blobs") else float
+        try:
+            changes[name] = tuple(kind(v) for v in values.split(","))
+        except ValueError as err:
+            raise ValueError(f"--set {item!r}: {name} takes {kind.__name__} values") from err
+    if not changes:
+        return dist
+    label = ";".join(f"{k}={','.join(map(str, v))}" for k, v in changes.items())
+    return replace(dist, name=f"{dist.name}[{label}]", **changes)
+
+
+def _env(instances: str | Distribution, make: tuple[tuple[str, Any], ...] = ()) -> gym.Env:
     if (instances, make) not in _ENVS:
         torch.set_num_threads(1)
         kwargs = {"id": MICRO_ID, "max_epochs": MAX_EPOCHS, "device": "cpu", "num_threads": 1, **dict(make)}
@@ -80,7 +109,11 @@ def _env(instances: str, make: tuple[tuple[str, Any], ...] = ()) -> gym.Env:
 
 
 def run_episode(
-    name: str, instance: int, seed: int, instances: str = "bottlenecks", make: dict[str, Any] | None = None
+    name: str,
+    instance: int,
+    seed: int,
+    instances: str | Distribution = "bottlenecks",
+    make: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One episode of schedule or heuristic ``name`` on ``instance`` from reset seed ``seed``
     (``make``: ``gym.make`` keywords over the fast tier's, ``id`` included, e.g. the distribution at "tiny")."""
@@ -113,7 +146,7 @@ def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
     todo = [t for t in tasks if t not in done]
     print(f"{len(todo)} episodes to run ({len(tasks) - len(todo)} cached)", flush=True)
     with cache.open("a") as log, ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_episode, *t, args.instances) for t in todo]
+        futures = [pool.submit(run_episode, *t, args.distribution) for t in todo]
         for i, f in enumerate(as_completed(futures)):
             e = f.result()
             done[key(e)] = e
@@ -121,7 +154,7 @@ def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
             if i % 200 == 0:
                 log.flush()
                 print(f"{i}/{len(todo)} episodes", flush=True)
-    return report(done, names, train, heldout, args.seeds)
+    return report(done, names, train, heldout, args.seeds, args.distribution)
 
 
 def write_result(out: Path, stem: str, result: dict[str, Any], table: str) -> None:
@@ -138,8 +171,56 @@ def bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tu
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+#: The schedules a context rule chooses between (:func:`context_rule`).
+RULE_NOW, RULE_LATER = "now:widen_4x@0", "from5:widen_4x@0"
+
+
+def context_rules(fields: list[Any], acc5: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """The family of hand-writable rules: ``(name, choice)`` with ``choice[i, seed]`` True where the
+    rule grows on instance ``i`` (``acc5[i, seed]``: WAIT's validation accuracy after 5 epochs)."""
+    rent = np.array([f.rent for f in fields])[:, None]
+    lr = np.array([f.learning_rate for f in fields])[:, None]
+    w0 = np.array([f.widths[0] for f in fields])[:, None]
+    for t in sorted({*rent.ravel(), np.inf}):
+        for lv in sorted({*lr.ravel()}):
+            for wv in sorted({*w0.ravel()}):
+                yield (f"{RULE_NOW} where rent < {t:g}, lr <= {lv:g}, width0 <= {wv}",
+                       np.broadcast_to((rent < t) & (lr <= lv) & (w0 <= wv), acc5.shape))  # fmt: skip
+        for a in np.arange(0.3, 0.95, 0.1):
+            yield (
+                f"{RULE_LATER} where rent < {t:g}, WAIT's epoch-5 accuracy < {a:.1f}",
+                (rent < t) & (acc5 < a),
+            )
+
+
+def context_rule(
+    score: dict[str, dict[int, list[float]]],
+    curves: dict[tuple[int, int], list[float]],
+    dist: Distribution,
+    train: list[int],
+    heldout: list[int],
+    seeds: int,
+) -> tuple[str, np.ndarray]:
+    """The rule of :func:`context_rules` best on ``train``, and its per-instance scores on ``heldout``."""
+
+    def play(ks: list[int]) -> Iterator[tuple[str, np.ndarray]]:
+        acc5 = np.array([[curves[k, s][4] for s in range(seeds)] for k in ks])
+        for name, grows in context_rules([dist.draw(k) for k in ks], acc5):
+            pick = RULE_NOW if name.startswith(RULE_NOW) else RULE_LATER
+            yield name, np.array([[score[pick if grows[i, s] else "wait"][k][s] for s in range(seeds)]
+                                  for i, k in enumerate(ks)]).mean(1)  # fmt: skip
+
+    best = max(play(train), key=lambda r: r[1].mean())[0]
+    return best, dict(play(heldout))[best]
+
+
 def report(
-    done: dict[tuple[str, int, int], dict], names: list[str], train: list[int], heldout: list[int], seeds: int
+    done: dict[tuple[str, int, int], dict],
+    names: list[str],
+    train: list[int],
+    heldout: list[int],
+    seeds: int,
+    dist: Distribution | None = None,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     score = defaultdict(dict)  # name -> instance -> [score per seed]
@@ -178,6 +259,20 @@ def report(
         "heuristic_minus_sb": float((rows[heur] - rows[single]).mean()),
         "per_instance_best": {str(k): max(schedules, key=lambda n: np.mean(score[n][k])) for k in heldout},
     }
+    curves = {(k, s): e["val_accuracy_curve"] for (n, k, s), e in done.items() if n == "wait" and s < seeds}
+    if (
+        dist is not None
+        and {RULE_NOW, RULE_LATER} <= set(schedules)
+        and len(curves) == len(score["wait"]) * seeds
+    ):
+        rule, ruled = context_rule(score, curves, dist, train, heldout, seeds)
+        out |= {
+            "context_rule": rule,
+            "context_rule_mean": float(ruled.mean()),
+            "context_rule_minus_wait": float((ruled - wait).mean()),
+            "context_rule_minus_wait_ci": bootstrap(ruled - wait, rng),
+            "context_rule_minus_sb": float((ruled - rows[single]).mean()),
+        }
     return out
 
 
@@ -661,6 +756,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     h.add_argument("--workers", type=int, default=2)
     h.add_argument("--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="instance distribution")
+    h.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="replace a drawn field of the distribution (repeatable), e.g. --set widths=8,16,64",
+    )
     add_results_argument(h, resumes=True)
     add_throughput_parser(sub)
     add_fidelity_parser(sub)
@@ -677,8 +779,13 @@ def main(argv: list[str] | None = None) -> None:
         return args.run(parser, args, argv)
     require_positive(parser, args, "train", "heldout", "seeds", "workers")
     if args.command == "headroom":
+        try:
+            args.distribution = custom_distribution(args.instances, args.set)
+        except ValueError as err:
+            parser.error(str(err))
         result = run_headroom(args)
-        result = {"provenance": provenance(__file__, argv, MICRO_ID, 1), **result}
+        result = {"provenance": provenance(__file__, argv, MICRO_ID, 1), "distribution": args.distribution.name,
+                  **result}  # fmt: skip
         (args.out / "micro_headroom.json").write_text(json.dumps(result, indent=1) + "\n")
         json.dump({k: v for k, v in result.items() if k != "per_instance_best"}, sys.stdout, indent=1)
 

@@ -136,3 +136,43 @@ def test_rent_sweep_rescores_recorded_episodes_by_hand(tmp_path: Path) -> None:
     assert written["triples"] == 1 and written["provenance"]["command"].startswith(
         "python benchmarks/micro_tier.py"
     )
+
+
+def test_custom_distribution_replaces_drawn_fields_and_names_bad_ones() -> None:
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    base = DISTRIBUTIONS["bottlenecks"]
+    dist = micro_tier.custom_distribution("bottlenecks", ["widths=8,16,64", "rent=0"])
+    assert dist.widths == (8, 16, 64) and dist.rent == (0.0,) and dist.blobs == base.blobs
+    assert dist.name == "bottlenecks[widths=8,16,64;rent=0.0]"
+    assert set(dist.draw(3).widths) <= {8, 16, 64} and dist.draw(3).rent == 0.0
+    assert micro_tier.custom_distribution("bottlenecks", []) is base
+    with pytest.raises(ValueError, match="FIELD one of .*'widths'.*got 'depth=3'"):
+        micro_tier.custom_distribution("bottlenecks", ["depth=3"])
+    with pytest.raises(ValueError, match="widths takes int"):
+        micro_tier.custom_distribution("bottlenecks", ["widths=8,wide"])
+
+
+def test_context_rule_is_fit_on_training_instances_and_scored_on_held_out_ones() -> None:
+    """Growing pays 10 points where the rent is 0 and costs 10 elsewhere: the fitted rule reads the rent."""
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    dist = DISTRIBUTIONS["bottlenecks"]
+    train, heldout = list(range(30)), list(range(100, 130))
+    score: dict[str, dict[int, list[float]]] = {
+        n: {} for n in ("wait", micro_tier.RULE_NOW, micro_tier.RULE_LATER)
+    }
+    for k in train + heldout:
+        free = dist.draw(k).rent == 0
+        score["wait"][k] = [50.0, 50.0]
+        score[micro_tier.RULE_NOW][k] = [60.0 if free else 40.0] * 2
+        score[micro_tier.RULE_LATER][k] = [55.0 if free else 45.0] * 2
+    curves = {(k, s): [0.5] * 25 for k in train + heldout for s in (0, 1)}
+    name, held = micro_tier.context_rule(score, curves, dist, train, heldout, 2)
+    assert name.startswith(micro_tier.RULE_NOW) and "rent < 0.05" in name
+    expected = [60.0 if dist.draw(k).rent == 0 else 50.0 for k in heldout]
+    assert held.tolist() == expected
