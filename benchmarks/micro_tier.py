@@ -40,6 +40,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from functools import partial
 from multiprocessing import get_context
@@ -83,13 +84,13 @@ _ENVS: dict[tuple, gym.Env] = {}
 def custom_distribution(base: str, sets: Sequence[str]) -> Distribution:
     """Distribution ``base`` with fields replaced by ``FIELD=V1,V2,...`` strings (``ValueError`` naming a bad one)."""
     dist = get_distribution(base)
-    fields = dist.fields()
+    fields = {f.name for f in dataclass_fields(dist) if isinstance(getattr(dist, f.name), tuple)}
     changes: dict[str, tuple[Any, ...]] = {}
     for item in sets:
         name, _, values = item.partition("=")
         if name not in fields or not values:
             raise ValueError(f"--set takes FIELD=V1,V2,... with FIELD one of {sorted(fields)}; got {item!r}")
-        kind = int if name in ("widths", "blobs") else float
+        kind = int if name in ("widths", "blobs") else str if name == "optimizer" else float
         try:
             changes[name] = tuple(kind(v) for v in values.split(","))
         except ValueError as err:

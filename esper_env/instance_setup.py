@@ -28,7 +28,7 @@ def instance_setup(
     reward: RewardConfig | None,
 ) -> dict[str, Any]:
     """The env attributes instance ``inst`` sets: ``instance``; ``config``, the preset with the
-    instance's host (an MLP on the clusters task, else a pooled CNN) and learning rate; ``data``
+    instance's host (an MLP on the clusters task, else a pooled CNN), learning rate and optimizer; ``data``
     (the clusters task is per instance, an image dataset stays ``data``); and ``reward_config``
     with the instance's rent when ``reward`` (a reward asked for by mode name) is given."""
     clusters = dataset == "clusters"
@@ -37,6 +37,7 @@ def instance_setup(
         architecture=instance_host(inst.widths, "mlp" if clusters else "cnn"),
         learning_rate=inst.learning_rate,
         batch_size=inst.batch_size or preset.batch_size,
+        optimizer=inst.optimizer or preset.optimizer,
     )
     if clusters:
         data = make_clusters(fidelity, inst.index, inst.blobs, inst.spread, inst.label_noise)

@@ -26,9 +26,12 @@ import numpy as np
 from esper_env.runtime import lookup
 
 __all__ = [
-    "DISTRIBUTIONS", "HELDOUT_SPLIT", "MAX_LEVELS", "TRAIN_SPLIT", "Distribution", "Instance", "Split",
+    "DISTRIBUTIONS", "HELDOUT_SPLIT", "MAX_LEVELS", "OPTIMIZERS", "TRAIN_SPLIT", "Distribution", "Instance", "Split",
     "get_distribution",
 ]  # fmt: skip
+
+#: The optimizers an instance may train its host with (:func:`esper_env.engine.build_optimizer`).
+OPTIMIZERS: tuple[str, ...] = ("SGD", "Adam")
 
 #: Instance indices are integers in ``[0, MAX_LEVELS)``.
 MAX_LEVELS = 2**31 - 1
@@ -55,6 +58,9 @@ class Instance:
     label_noise: float
     #: The host's batch size (0: the preset's); fixed by the distribution, not drawn.
     batch_size: int = 0
+    #: The host's (and its seeds') optimizer, ``"SGD"`` or ``"Adam"`` ("": the preset's). Not in the
+    #: observation: an agent reads it from the learning curve only.
+    optimizer: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,8 +80,18 @@ class Distribution:
     label_noise: tuple[float, ...]
     #: The host's batch size on every instance (0: the preset's).
     batch_size: int = 0
+    #: The optimizers drawn from (empty: the preset's). Drawn after every other field, so a
+    #: distribution without it draws the same instances as before the field existed.
+    optimizer: tuple[str, ...] = ()
     #: One line for the docs.
     summary: str = ""
+
+    def __post_init__(self) -> None:
+        bad = [o for o in self.optimizer if o not in OPTIMIZERS]
+        if bad:
+            raise ValueError(
+                f"distribution {self.name!r}: unknown optimizer(s) {bad}; valid: {list(OPTIMIZERS)}"
+            )
 
     def draw(self, index: int) -> Instance:
         """Instance ``index``: a pure function of it (``ValueError`` if it is not a valid index)."""
@@ -98,12 +114,8 @@ class Distribution:
             spread=float(pick(self.spread)),
             label_noise=float(pick(self.label_noise)),
             batch_size=self.batch_size,
+            optimizer=str(pick(self.optimizer)) if self.optimizer else "",
         )
-
-    def fields(self) -> dict[str, tuple[Any, ...]]:
-        """The drawn fields and their values (for the docs)."""
-        d = asdict(self)
-        return {k: v for k, v in d.items() if isinstance(v, tuple) and v}
 
 
 #: The distributions by name (``instances=`` of the env). ``bottlenecks`` is the fast tier's.

@@ -6,6 +6,7 @@ index or split. An episode step costs about 10 ms, so these tests run whole 25-e
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -389,3 +390,34 @@ def test_vector_envs_stack_the_instance_infos() -> None:
         *_, info = envs.step(np.zeros((2, 8), dtype=np.int64))
     assert info["instance"].shape == (2,)
     envs.close()
+
+
+# ------------------------------------------------------------------ the optimizer as an instance field
+
+
+def test_drawing_an_optimizer_leaves_every_other_field_as_drawn_before() -> None:
+    """The optimizer is drawn last: adding it to a distribution keeps its instances otherwise the same."""
+    mixed = dataclasses.replace(DISTRIBUTION, name="mixed", optimizer=("SGD", "Adam"))
+    drawn = [mixed.draw(k) for k in range(40)]
+    assert {i.optimizer for i in drawn} == {"SGD", "Adam"}
+    for k, inst in enumerate(drawn):
+        assert dataclasses.replace(inst, optimizer="") == DISTRIBUTION.draw(k)
+    assert DISTRIBUTION.draw(3).optimizer == ""  # the preset's
+
+
+def test_an_instance_trains_its_host_and_seeds_with_its_optimizer() -> None:
+    dist = dataclasses.replace(DISTRIBUTION, name="adam", optimizer=("Adam",))
+    env = make(instances=dist, max_epochs=3)
+    _, info = env.reset(seed=0)
+    assert info["instance_fields"]["optimizer"] == "Adam"
+    assert isinstance(env.unwrapped.engine.host_optimizer, torch.optim.Adam)
+    env.step(germinate(0, "widen_4x"))
+    assert isinstance(env.unwrapped.engine.slots[0].optimizer, torch.optim.Adam)
+    plain = make(max_epochs=3)
+    plain.reset(seed=0)
+    assert isinstance(plain.unwrapped.engine.host_optimizer, torch.optim.SGD)  # the preset's
+
+
+def test_an_unknown_optimizer_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"unknown optimizer\(s\) \['RMSprop'\]; valid: \['SGD', 'Adam'\]"):
+        dataclasses.replace(DISTRIBUTION, name="bad", optimizer=("SGD", "RMSprop"))

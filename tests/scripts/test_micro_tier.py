@@ -149,6 +149,7 @@ def test_custom_distribution_replaces_drawn_fields_and_names_bad_ones() -> None:
     assert dist.name == "bottlenecks[widths=8,16,64;rent=0.0]"
     assert set(dist.draw(3).widths) <= {8, 16, 64} and dist.draw(3).rent == 0.0
     assert micro_tier.custom_distribution("bottlenecks", []) is base
+    assert micro_tier.custom_distribution("bottlenecks", ["optimizer=SGD,Adam"]).optimizer == ("SGD", "Adam")
     with pytest.raises(ValueError, match="FIELD one of .*'widths'.*got 'depth=3'"):
         micro_tier.custom_distribution("bottlenecks", ["depth=3"])
     with pytest.raises(ValueError, match="widths takes int"):
