@@ -76,7 +76,7 @@ def library() -> list[Schedule]:
     return out
 
 
-HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware")
+HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware", "heuristic:lr-aware")
 
 _ENVS: dict[tuple, gym.Env] = {}
 

@@ -1,4 +1,7 @@
-"""``rent-aware``: the best hand-written rule measured for the fast tier's instance distribution.
+"""``rent-aware`` and ``lr-aware``: the best hand-written rules measured for the fast tier's instance distributions.
+
+``rent-aware`` is the rule for ``bottlenecks``; ``lr-aware`` (:class:`LrAwarePolicy`) the one for
+``optimizers``, where the price is fixed and what pays depends on how fast the host learns.
 
 It reads one feature that env v2's observation adds, the task's rent (``context/rent``):
 
@@ -20,16 +23,33 @@ import numpy as np
 from esper_agents.policies.base import Policy
 from esper_agents.policies.scores import ADVANCE_SCORE, DECISIVE_SCORE, GERMINATE_SCORE, ScoreBoard
 from esper_env.lifecycle import Op, Stage
+from esper_env.observation import ObservationView
 from esper_env.rewards import DEFAULT_RENT_WEIGHT
 
-__all__ = ["BLUEPRINT", "MAX_RENT", "RentAwarePolicy"]
+__all__ = [
+    "BLUEPRINT",
+    "MAX_FIRST_WIDTH",
+    "MAX_LEARNING_RATE",
+    "MAX_RENT",
+    "LrAwarePolicy",
+    "RentAwarePolicy",
+]
 
 MAX_RENT = 0.1
 BLUEPRINT = "widen_4x"
+#: ``lr-aware``'s thresholds, fitted on the ``optimizers`` distribution's 40 first training
+#: instances by ``benchmarks/micro_tier.py headroom``'s context rule (docs/FAST_TIER.md).
+MAX_LEARNING_RATE = 0.03
+MAX_FIRST_WIDTH = 16
 
 
 class RentAwarePolicy(Policy):
     """Widen the first block once, at once, unless the rent is at least ``MAX_RENT``."""
+
+    def grows(self, view: ObservationView) -> bool:
+        """Whether to widen the first block (asked until a seed exists)."""
+        rent = DEFAULT_RENT_WEIGHT if view.rent_weight is None else view.rent_weight
+        return rent < MAX_RENT
 
     def scores(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         view = self.view(obs)
@@ -39,7 +59,23 @@ class RentAwarePolicy(Policy):
             if slot.stage == Stage.HOLDING:
                 board.set(Op.FOSSILIZE, slot.index, DECISIVE_SCORE)
         grown = any(s.stage != Stage.DORMANT for s in view.slots)
-        rent = DEFAULT_RENT_WEIGHT if view.rent_weight is None else view.rent_weight
-        if not grown and rent < MAX_RENT:
+        if not grown and self.grows(view):
             board.set_germinate([0], [BLUEPRINT], GERMINATE_SCORE)
         return board.scores
+
+
+class LrAwarePolicy(RentAwarePolicy):
+    """Widen the first block once, at once, where the host learns slowly (learning rate at most
+    ``MAX_LEARNING_RATE``) and that block is narrow (at most ``MAX_FIRST_WIDTH`` channels), unless
+    the rent is at least ``MAX_RENT``. It reads the context of env v2's observation; without it
+    (v1) it never grows. The optimizer, which decides as much on ``optimizers``, is not observed."""
+
+    def grows(self, view: ObservationView) -> bool:
+        width = view.slots[0].host_width
+        if view.learning_rate is None or width is None:
+            return False
+        return (
+            super().grows(view)
+            and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)
+            and width <= MAX_FIRST_WIDTH
+        )

@@ -1,4 +1,4 @@
-"""The ``rent-aware`` rule: it reads env v2's ``context/rent`` and widens the first block unless growth is expensive."""
+"""The ``rent-aware`` and ``lr-aware`` rules: they read env v2's context and widen the first block where it pays."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import pytest
 
 import esper_env  # noqa: F401  (registers the ids)
 from esper_agents.policies import get_policy
-from esper_agents.policies.rent_aware import MAX_RENT
+from esper_agents.policies.rent_aware import MAX_FIRST_WIDTH, MAX_LEARNING_RATE, MAX_RENT
 from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT
 from esper_env.lifecycle import Op, Stage
 from esper_env.wrappers import CompactActions
 
 
-def run(instance: int) -> tuple[list[tuple[int, str]], list[str], object]:
+def run(
+    instance: int, policy_id: str = "rent-aware", instances: str = "bottlenecks"
+) -> tuple[list[tuple[int, str]], list[str], object]:
     """The GERMINATEs of one 10-epoch episode, the final slot stages, and the instance."""
-    env = CompactActions(gym.make("Esper-Micro-v2", max_epochs=10, device="cpu"))
-    policy = get_policy("rent-aware", epsilon=0.0, env=env)
+    env = CompactActions(gym.make("Esper-Micro-v2", max_epochs=10, device="cpu", instances=instances))
+    policy = get_policy(policy_id, epsilon=0.0, env=env)
     obs, info = env.reset(seed=0, options={"instance": instance})
     grown, done = [], False
     while not done:
@@ -48,3 +50,31 @@ def test_both_branches_are_exercised() -> None:
         DISTRIBUTIONS["bottlenecks"].draw(HELDOUT_SPLIT.start_level + k).rent < MAX_RENT for k in range(6)
     }
     assert rents == {True, False}
+
+
+def lr_aware_grows(inst: object) -> bool:
+    return (
+        inst.learning_rate <= MAX_LEARNING_RATE and inst.widths[0] <= MAX_FIRST_WIDTH and inst.rent < MAX_RENT
+    )
+
+
+@pytest.mark.parametrize("offset", range(6))
+def test_lr_aware_widens_the_first_block_at_once_where_the_host_learns_slowly(offset: int) -> None:
+    k = HELDOUT_SPLIT.start_level + offset
+    grown, stages, inst = run(k, "lr-aware", "optimizers")
+    assert inst == DISTRIBUTIONS["optimizers"].draw(k)
+    if lr_aware_grows(inst):
+        assert len(grown) == 1 and grown[0][0] == 0 and "slot=0, blueprint=widen_4x" in grown[0][1], grown
+        assert stages[0] == Stage.FOSSILIZED.name
+    else:
+        assert grown == [] and set(stages) == {Stage.DORMANT.name}
+
+
+def test_lr_aware_branches_are_exercised_and_it_never_grows_without_context() -> None:
+    dist = DISTRIBUTIONS["optimizers"]
+    assert {lr_aware_grows(dist.draw(HELDOUT_SPLIT.start_level + k)) for k in range(6)} == {True, False}
+    env = CompactActions(gym.make("Esper-SynthCIFAR-v1", config="impaired", fidelity="test", max_epochs=3))
+    policy = get_policy("lr-aware", epsilon=0.0, env=env)
+    obs, info = env.reset(seed=0)
+    chosen = env.actions[int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))]
+    assert chosen.op == Op.WAIT  # v1 has no context: the rule cannot read the learning rate
