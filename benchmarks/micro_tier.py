@@ -285,8 +285,8 @@ BASELINE_ID = "Esper-SynthCIFAR-v2"
 GROWN = "now:widen_4x@0"
 
 
-def _fast_kwargs(max_epochs: int) -> dict[str, Any]:
-    return {"instances": "bottlenecks", "start_level": HELDOUT_SPLIT.start_level,
+def _fast_kwargs(max_epochs: int, instances: str = "bottlenecks") -> dict[str, Any]:
+    return {"instances": instances, "start_level": HELDOUT_SPLIT.start_level,
             "num_levels": HELDOUT_SPLIT.num_levels, "max_epochs": max_epochs, "device": "cpu",
             "num_threads": 1}  # fmt: skip
 
@@ -336,7 +336,7 @@ def _single_env(args: argparse.Namespace) -> dict[str, Any]:
     schedules = {"wait": Schedule("wait", "wait"), "grown": {s.name: s for s in library()}[GROWN]}
     clocks: dict[tuple[str, str], _Clock] = {}
     for kind, schedule in schedules.items():
-        fast = gym.make(MICRO_ID, **_fast_kwargs(args.max_epochs))
+        fast = gym.make(MICRO_ID, **_fast_kwargs(args.max_epochs, args.instances))
         tiny = gym.make(BASELINE_ID, **_baseline_kwargs(args.baseline_fidelity, args.max_epochs))
         clocks["baseline", kind] = _Clock(_timed_steps(tiny, schedule, 0))
         clocks["fast", kind] = _Clock(_timed_steps(fast, schedule, 0))
@@ -364,7 +364,9 @@ def _vector_env(args: argparse.Namespace) -> dict[str, Any]:
     Gymnasium 1.0 resets a finished env on the next ``step`` call: such a call is timed but not counted
     as a step of that env (steps are transitions, as in the 1-env table)."""
     n = args.envs
-    fast_make = partial(_vector_member, f"esper_env:{MICRO_ID}", **_fast_kwargs(args.max_epochs))
+    fast_make = partial(
+        _vector_member, f"esper_env:{MICRO_ID}", **_fast_kwargs(args.max_epochs, args.instances)
+    )
     tiny_make = partial(_vector_member, f"esper_env:{BASELINE_ID}",
                         **_baseline_kwargs(args.baseline_fidelity, args.max_epochs))  # fmt: skip
     sides = {"baseline": (tiny_make, 1), "fast": (fast_make, args.fast_steps)}
@@ -468,6 +470,9 @@ def add_throughput_parser(sub: Any) -> None:
         help="lockstep rounds of the 1-env table (one baseline step per kind each; default 2 episodes)",
     )
     t.add_argument("--fast-steps", type=int, default=10, help="fast-tier steps per kind per round")
+    t.add_argument(
+        "--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="the fast tier's distribution"
+    )
     t.add_argument("--envs", type=int, default=2, help="envs of the async vector envs (default: the 2 cores)")
     t.add_argument(
         "--vector-rounds",
