@@ -560,7 +560,7 @@ def _tiny_distribution(args: argparse.Namespace, names: list[str]) -> list[dict[
             cache.open("a") as log,
             ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool,
         ):
-            futures = [pool.submit(run_episode, *t, "bottlenecks", make) for t in todo]
+            futures = [pool.submit(run_episode, *t, args.instances, make) for t in todo]
             for i, f in enumerate(as_completed(futures)):
                 e = {**f.result(), **stamp}
                 done[key(e)] = e
@@ -632,7 +632,7 @@ def run_fidelity(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
     if args.tiny_instances:
         episodes = _tiny_distribution(args, common)
         tiny = _means(episodes)
-        source = (f"bottlenecks at {args.tiny_fidelity}, {args.max_epochs} epochs, {args.tiny_instances} held-out "
+        source = (f"{args.instances} at {args.tiny_fidelity}, {args.max_epochs} epochs, {args.tiny_instances} held-out "
                   f"instances x {args.seeds} seeds")  # fmt: skip
         result["tiny_distribution"] = _correlate(fast, tiny, names, source)
         ks = {e["instance"] for e in episodes}
@@ -653,6 +653,9 @@ def add_fidelity_parser(sub: Any) -> None:
     f.add_argument("--recorded", type=Path, default=RESULTS / "growth_headroom.episodes.jsonl",
                    help="recorded impaired/tiny episodes (the growth-headroom table's)")  # fmt: skip
     f.add_argument("--tiny-instances", type=int, default=3, help="held-out instances run at tiny (0: none)")
+    f.add_argument(
+        "--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="the distribution run at tiny"
+    )
     f.add_argument("--seeds", type=int, default=1, help="reset seeds per tiny instance")
     f.add_argument("--workers", type=int, default=2)
     f.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="epoch budget of the tiny episodes")
