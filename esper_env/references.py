@@ -13,7 +13,8 @@ mean undiscounted return under every reward mode (the Minari export's reference 
 reset seeds it was measured on, and the command and code version that produced it.
 
 An entry of an id with a distribution of task instances (``Esper-Micro``) was measured on a set
-of instances and says which: ``instances`` (the distribution, e.g. ``"bottlenecks"``), ``split``
+of instances and says which (an entry of a distribution other than the id's own, e.g.
+``instances="optimizers"``, is keyed ``.../<distribution>``): ``instances`` (the distribution, e.g. ``"bottlenecks"``), ``split``
 (``HELDOUT_SPLIT``'s ``start_level``/``num_levels``) and ``instance_indices``; its references are
 means over those instances, the best scripted schedule is the *single best* (chosen on training
 instances, scored on the held-out ones) and ``virtual_best`` the per-instance best schedule's mean
@@ -93,7 +94,7 @@ class ReferenceScores:
 
     @property
     def key(self) -> str:
-        return reference_key(self.env_id, self.config, self.fidelity, self.max_epochs)
+        return reference_key(self.env_id, self.config, self.fidelity, self.max_epochs, self.instances)
 
     def normalize(self, score: float) -> float:
         """``(score - wait) / (heuristic - wait)``; ``score`` is a benchmark score as a fraction in
@@ -140,9 +141,21 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
 
 
-def reference_key(env_id: str, config: str, fidelity: str, max_epochs: int) -> str:
-    """The registry key of an entry: ``env_id/config/fidelity/max_epochs``."""
-    return f"{env_id}/{config}/{fidelity}/{int(max_epochs)}"
+def reference_key(
+    env_id: str, config: str, fidelity: str, max_epochs: int, instances: str | None = None
+) -> str:
+    """The registry key of an entry: ``env_id/config/fidelity/max_epochs``, then ``/instances`` for a
+    distribution of task instances other than the id's own (``None``: the id's own)."""
+    key = f"{env_id}/{config}/{fidelity}/{int(max_epochs)}"
+    return key if instances is None or instances == _default_instances(env_id) else f"{key}/{instances}"
+
+
+def _default_instances(env_id: str) -> str | None:
+    """The distribution an id registers (``None``: none, or an unknown id)."""
+    from esper_env.datasets import ENV_IDS
+
+    value = ENV_IDS.get(env_id, {}).get("instances")
+    return None if value is None else str(value)
 
 
 @cache
@@ -159,26 +172,32 @@ def load_references(path: str | Path = REFERENCE_PATH) -> dict[str, ReferenceSco
 
 
 def reference_scores(
-    env_id: str, *, config: str = "impaired", fidelity: str = "tiny", max_epochs: int | None = None
+    env_id: str,
+    *,
+    config: str = "impaired",
+    fidelity: str = "tiny",
+    max_epochs: int | None = None,
+    instances: str | None = None,
 ) -> ReferenceScores:
     """The reference entry of ``env_id`` with preset ``config`` at ``fidelity``.
 
-    ``max_epochs`` defaults to the preset's episode length. A combination nobody has measured is
-    a ``LookupError`` that lists the measured ones.
+    ``max_epochs`` defaults to the preset's episode length; ``instances`` names a distribution of
+    task instances other than the id's own (``gymnasium.make(..., instances=...)``). A combination
+    nobody has measured is a ``LookupError`` that lists the measured ones.
     """
     from esper_env.configs import get_config
 
     if max_epochs is None:
         max_epochs = get_config(config).max_epochs
-    key = reference_key(env_id, config, fidelity, max_epochs)
+    key = reference_key(env_id, config, fidelity, max_epochs, instances)
     entries = _load(REFERENCE_PATH)
     for served_by in _same_dynamics_ids(env_id):
-        entry = entries.get(reference_key(served_by, config, fidelity, max_epochs))
+        entry = entries.get(reference_key(served_by, config, fidelity, max_epochs, instances))
         if entry is not None:
             return entry  # its env_id names the id it was measured on
     known = ", ".join(sorted(entries)) or "none"
     raise LookupError(
-        f"no reference scores for {key!r} (env id/config/fidelity/max_epochs); measured: {known} (an entry "
+        f"no reference scores for {key!r} (env id/config/fidelity/max_epochs[/instances]); measured: {known} (an entry "
         "serves the ids of every version with its dynamics). Measure them with: python benchmarks/reference_scores.py"
     )
 
@@ -239,6 +258,7 @@ def normalized_score(
     config: str = "impaired",
     fidelity: str = "tiny",
     max_epochs: int | None = None,
+    instances: str | None = None,
 ) -> float:
     """``score`` normalised by the registry's entry (see :func:`reference_scores`, :func:`normalize`).
 
@@ -246,4 +266,7 @@ def normalized_score(
     points: 75.0 there is 0.75 here); a value outside it is refused. The result is 0 at
     always-WAIT and 1 at the heuristic (the tables' "normalized" column, unscaled).
     """
-    return reference_scores(env_id, config=config, fidelity=fidelity, max_epochs=max_epochs).normalize(score)
+    ref = reference_scores(
+        env_id, config=config, fidelity=fidelity, max_epochs=max_epochs, instances=instances
+    )
+    return ref.normalize(score)

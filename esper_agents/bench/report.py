@@ -105,7 +105,11 @@ def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[st
     env = suite.eval_settings
     try:
         ref = reference_scores(
-            env.env_id, config=env.config, fidelity=env.resolved_fidelity, max_epochs=env.max_epochs
+            env.env_id,
+            config=env.config,
+            fidelity=env.resolved_fidelity,
+            max_epochs=env.max_epochs,
+            instances=env.instances,
         )
         where = ref.measured_on()
         source = f"reference registry ({ref.key}" + ("" if where is None else f", measured on {where}") + ")"

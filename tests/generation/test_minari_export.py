@@ -56,9 +56,11 @@ def patch_registry(monkeypatch: pytest.MonkeyPatch, entries: dict[str, Reference
     """Make ``reference_scores`` read ``entries`` (by key); returns the calls it got."""
     calls: list[dict] = []
 
-    def lookup(env_id: str, *, config: str, fidelity: str, max_epochs: int) -> ReferenceScores:
+    def lookup(
+        env_id: str, *, config: str, fidelity: str, max_epochs: int, instances: str | None = None
+    ) -> ReferenceScores:
         calls.append({"env_id": env_id, "config": config, "fidelity": fidelity, "max_epochs": max_epochs})
-        key = references.reference_key(env_id, config, fidelity, max_epochs)
+        key = references.reference_key(env_id, config, fidelity, max_epochs, instances)
         if key not in entries:
             raise LookupError(f"no reference scores for {key!r}")
         return entries[key]

@@ -105,10 +105,11 @@ def minari_ref_scores(pack: Pack, presets: Sequence[str], mode: str) -> tuple[di
     env_id, fidelity = pack.settings.env_id, pack.settings.resolved_fidelity
     if len(presets) != 1:
         return {}, f"No reference scores: the pack spans {len(presets)} presets and they are per preset."
-    key = references.reference_key(env_id, presets[0], fidelity, pack.max_epochs)
+    instances = pack.settings.instances
+    key = references.reference_key(env_id, presets[0], fidelity, pack.max_epochs, instances)
     try:
         ref = references.reference_scores(
-            env_id, config=presets[0], fidelity=fidelity, max_epochs=pack.max_epochs
+            env_id, config=presets[0], fidelity=fidelity, max_epochs=pack.max_epochs, instances=instances
         )
         low, high = float(ref.returns["wait"][mode]), float(ref.returns["heuristic"][mode])
         key = ref.key  # the id it was measured on: one of the same dynamics (v1's entries serve v2)
