@@ -247,3 +247,27 @@ def test_the_micro_pack_never_played_a_held_out_instance(micro_run: dict) -> Non
 
     played = training_instances(micro_run["out"] / "pack")
     assert played and all(k in TRAIN_SPLIT for k in played)
+
+
+def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> None:
+    from esper_env.references import reference_key, reference_scores
+
+    base = "Esper-Micro-v2/baseline/micro/25"
+    assert reference_key("Esper-Micro-v2", "baseline", "micro", 25) == base
+    assert reference_key("Esper-Micro-v2", "baseline", "micro", 25, "bottlenecks") == base  # the id's own
+    assert reference_key("Esper-Micro-v2", "baseline", "micro", 25, "optimizers") == f"{base}/optimizers"
+    own = reference_scores("Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25)
+    other = reference_scores(
+        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
+    )
+    assert (own.instances, own.key) == ("bottlenecks", base)
+    assert (other.instances, other.key, other.heuristic_policy) == (
+        "optimizers",
+        f"{base}/optimizers",
+        "lr-aware",
+    )
+    assert other.wait < other.best_scripted < other.heuristic < other.virtual_best
+    with pytest.raises(LookupError, match="micro/25/no-such"):
+        reference_scores(
+            "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="no-such"
+        )
