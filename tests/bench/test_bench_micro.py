@@ -271,3 +271,19 @@ def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> N
         reference_scores(
             "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="no-such"
         )
+
+
+def test_the_micro_optimizers_suite_draws_its_distribution_and_is_anchored_on_its_entry() -> None:
+    from esper_agents.bench.report import anchors
+    from esper_agents.bench.suites import get_suite
+    from esper_env.references import reference_scores
+
+    suite = get_suite("micro-optimizers")
+    assert suite.settings.instances == suite.eval_settings.instances == "optimizers"
+    assert "heuristic:lr-aware" in suite.agents and suite.train_seeds == 3 and suite.eval_episodes == 50
+    got = anchors(suite, {})
+    ref = reference_scores(
+        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
+    )
+    assert (got["wait"], got["heuristic"]) == (ref.wait, ref.heuristic)
+    assert "micro/25/optimizers" in got["source"] and "distribution 'optimizers'" in got["source"]
