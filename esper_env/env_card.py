@@ -36,7 +36,7 @@ INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "instance_fields",
         "reset",
-        "the instance's fields: widths, bottleneck, learning rate, rent, blobs, spread, noise",
+        "the instance's fields: widths, bottleneck, learning rate, rent, blobs, spread, noise, batch size, optimizer",
     ),
     ("action_valid", "step", "False if the action was illegal and ran as WAIT"),
     ("requested_action", "step", "the action as given"),
