@@ -421,3 +421,36 @@ def test_an_instance_trains_its_host_and_seeds_with_its_optimizer() -> None:
 def test_an_unknown_optimizer_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"unknown optimizer\(s\) \['RMSprop'\]; valid: \['SGD', 'Adam'\]"):
         dataclasses.replace(DISTRIBUTION, name="bad", optimizer=("SGD", "RMSprop"))
+
+
+def _adam_instance() -> int:
+    dist = DISTRIBUTIONS["optimizers"]
+    return next(k for k in range(100) if dist.draw(k).optimizer == "Adam")
+
+
+@pytest.mark.filterwarnings("ignore:.*is different from the unwrapped version")
+def test_the_optimizers_distribution_passes_the_checkers() -> None:
+    gym_check_env(make(instances="optimizers").unwrapped, skip_render_check=True)
+    sb3_check_env(CompactActions(make(instances="optimizers")), warn=True)
+
+
+def test_an_adam_instance_is_deterministic_and_restores_its_optimizer_state() -> None:
+    k = _adam_instance()
+    a = episode(make(instances="optimizers"), 3, {"instance": k})
+    assert same(a, episode(make(instances="optimizers"), 3, {"instance": k}))
+    assert a[1]["instance_fields"]["optimizer"] == "Adam" and a[-1]["seeds_created"] == 1
+
+    env = make(instances="optimizers")
+    env.reset(seed=3, options={"instance": k})
+    for t in range(4):
+        env.step(scripted(t))
+    snap = env.unwrapped.snapshot()
+    fresh = make(instances="optimizers")
+    sgd = next(j for j in range(100) if DISTRIBUTIONS["optimizers"].draw(j).optimizer == "SGD")
+    fresh.reset(seed=9, options={"instance": sgd})  # an SGD instance
+    assert isinstance(fresh.unwrapped.engine.host_optimizer, torch.optim.SGD)
+    fresh.unwrapped.restore(snap)
+    assert fresh.unwrapped.config.optimizer == "Adam"
+    assert isinstance(fresh.unwrapped.engine.host_optimizer, torch.optim.Adam)
+    runs = [[e.step(scripted(t)) for t in range(4, 25)] for e in (env.unwrapped, fresh.unwrapped)]
+    assert same(runs[0], runs[1])
