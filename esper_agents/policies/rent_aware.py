@@ -76,6 +76,6 @@ class LrAwarePolicy(RentAwarePolicy):
             return False
         return (
             super().grows(view)
-            and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)
+            and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)  # decoded from a float32 feature
             and width <= MAX_FIRST_WIDTH
         )
