@@ -12,7 +12,13 @@ from typing import Any
 
 from esper_env.configs import lookup
 
-__all__ = ["ONLINE_ALGORITHMS", "OnlineAlgorithm", "get_online_algorithm", "model_class"]
+__all__ = ["BEST_HEURISTIC", "ONLINE_ALGORITHMS", "OnlineAlgorithm", "get_online_algorithm", "model_class"]
+
+#: ``OnlineAlgorithm.warm_start``'s value for "the best heuristic the reference registry records for
+#: the run's env" (``rent-aware`` on the fast tier's ``bottlenecks``, ``lr-aware`` on ``optimizers``);
+#: ``FALLBACK_TEACHER`` where the registry has no entry for it.
+BEST_HEURISTIC = "best-heuristic"
+FALLBACK_TEACHER = "rent-aware"
 
 #: PPO settings shared by the three algorithms (SB3 names).
 PPO_DEFAULTS: dict[str, Any] = {
@@ -51,9 +57,10 @@ class OnlineAlgorithm:
     #: decision, three grafts per episode, most of them harmful; 0.92 makes the first policy graft
     #: about once per 25-epoch episode, at a random time, in a random slot, with a random blueprint.
     wait_prior: float = 0.0
-    #: A behavior policy (options only, masked only) whose greedy decisions on training episodes the
-    #: new policy is cloned from before PPO (:mod:`esper_agents.online.warm_start`): one episode per
-    #: 50 steps of the budget that creates the model, at most ``warm_start_episodes``.
+    #: A behavior policy (options only, masked only), or :data:`BEST_HEURISTIC`, whose greedy
+    #: decisions on training episodes the new policy is cloned from before PPO
+    #: (:mod:`esper_agents.online.warm_start`): one episode per 50 steps of the budget that creates
+    #: the model, at most ``warm_start_episodes``.
     warm_start: str | None = None
     warm_start_episodes: int = 0
 
@@ -95,8 +102,9 @@ ONLINE_ALGORITHMS: dict[str, OnlineAlgorithm] = {
         ),
         dataclasses.replace(
             _MASKABLE_PPO, name="maskable-ppo-options-bc", **{**_OPTIONS, "wait_prior": 0.0},
-            description="maskable-ppo-options started from a clone of rent-aware's decisions on 200 training episodes",
-            warm_start="rent-aware", warm_start_episodes=200,
+            description="maskable-ppo-options started from a clone of the env's best heuristic (reference "
+                        "registry) on 200 training episodes",
+            warm_start=BEST_HEURISTIC, warm_start_episodes=200,
         ),
         OnlineAlgorithm(
             "masked-recurrent-ppo",

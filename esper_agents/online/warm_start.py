@@ -42,11 +42,12 @@ def initialize_policy(
 
     record = get_online_algorithm(algo)
     if record.warm_start:
+        teacher = resolve_teacher(record.warm_start, settings)
         episodes = min(record.warm_start_episodes, max(1, steps // 50))
-        data = teacher_decisions(algo, settings, record.warm_start, episodes, seed=seed * 1000, gamma=gamma)
+        data = teacher_decisions(algo, settings, teacher, episodes, seed=seed * 1000, gamma=gamma)
         fit = clone_into(model, data, seed=seed)
         record_fit = {
-            "teacher": record.warm_start,
+            "teacher": teacher,
             "episodes": episodes,
             "decisions": len(data["actions"]),
             **fit,
@@ -63,7 +64,30 @@ def initialize_policy(
         set_wait_prior(model.policy.action_net, model.action_space, record.wait_prior, grows)
 
 
-__all__ = ["clone_into", "initialize_policy", "teacher_decisions"]
+__all__ = ["clone_into", "initialize_policy", "resolve_teacher", "teacher_decisions"]
+
+
+def resolve_teacher(warm_start: str, settings: EnvSettings) -> str:
+    """The behavior policy ``warm_start`` names: itself, or for
+    :data:`~esper_agents.online.algorithms.BEST_HEURISTIC` the heuristic of the reference registry's
+    entry for ``settings`` (its env, preset, fidelity, episode length and distribution), else
+    :data:`~esper_agents.online.algorithms.FALLBACK_TEACHER`."""
+    from esper_agents.online.algorithms import BEST_HEURISTIC, FALLBACK_TEACHER
+    from esper_env.references import reference_scores
+
+    if warm_start != BEST_HEURISTIC:
+        return warm_start
+    try:
+        entry = reference_scores(
+            settings.env_id,
+            config=settings.config,
+            fidelity=settings.resolved_fidelity,
+            max_epochs=settings.max_epochs,
+            instances=settings.instances,
+        )
+    except LookupError:
+        return FALLBACK_TEACHER
+    return entry.heuristic_policy
 
 
 def teacher_decisions(

@@ -47,3 +47,16 @@ def test_the_clone_acts_as_the_teacher(data: dict[str, np.ndarray]) -> None:
         clone_into(model, data, steps=0)
     with pytest.raises(ValueError, match="episodes"):
         teacher_decisions(ALGO, SETTINGS, "rent-aware", episodes=0, seed=0, gamma=0.99)
+
+
+def test_the_best_heuristic_teacher_is_the_registry_entrys_heuristic() -> None:
+    from esper_agents.online.algorithms import BEST_HEURISTIC, FALLBACK_TEACHER, get_online_algorithm
+    from esper_agents.online.warm_start import resolve_teacher
+
+    micro = EnvSettings(env_id="Esper-Micro-v2", fidelity="micro", max_epochs=25, instances="bottlenecks")
+    assert get_online_algorithm(ALGO).warm_start == BEST_HEURISTIC
+    assert resolve_teacher(BEST_HEURISTIC, micro) == "rent-aware"
+    assert resolve_teacher(BEST_HEURISTIC, micro.replace(instances="optimizers")) == "lr-aware"
+    assert resolve_teacher("capacity", micro) == "capacity"  # a named policy is itself
+    # no entry measured for 9-epoch episodes: the fallback
+    assert resolve_teacher(BEST_HEURISTIC, SETTINGS) == FALLBACK_TEACHER == "rent-aware"
