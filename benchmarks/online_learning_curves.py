@@ -39,6 +39,12 @@ seeds 0 and 1 each); the curves meet the same instances at the default ``--eval-
 (one episode each, reset seeds 1000..), and fewer instances give a noisier curve that the lines
 do not describe.
 
+``--suite micro-optimizers`` draws them on that suite instead: its ``optimizers`` training
+instances and held-out instances, the registry's ``.../optimizers`` entry and
+``benchmarks/results/micro_optimizers/micro_headroom.json`` for the lines, runs in
+``benchmarks/results/local/online_curves_micro_optimizers`` and
+OUT/online_learning_curves_micro_optimizers.{png,md,json}.
+
 ``--bench DIR`` reads the training runs of an ``esper bench --suite micro`` directory instead of
 training its own (``DIR/online/<algo>`` and ``<algo>-seed<i>``: the same settings, seeds and
 checkpoint period: ``--steps`` = the suite's online steps, ``--eval-every`` = ``Suite.checkpoint_every``),
@@ -83,6 +89,11 @@ MICRO_ID = "Esper-Micro-v2"
 MICRO_RUNS = Path(__file__).parent / "results" / "local" / "online_curves_micro"
 #: The fast tier's headroom study: the held-out mean of every scripted schedule and heuristic.
 HEADROOM = Path(__file__).parent / "results" / "micro_headroom.json"
+#: The suites ``--suite`` takes (an online suite of the fast tier each), and their headroom studies.
+HEADROOMS: dict[str, Path] = {
+    "micro": HEADROOM,
+    "micro-optimizers": Path(__file__).parent / "results" / "micro_optimizers" / "micro_headroom.json",
+}
 
 
 def wait_agent(obs: np.ndarray) -> np.ndarray:
@@ -155,10 +166,10 @@ def row(name: str, s: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------- the fast tier: held-out curves
 
 
-def micro_suite(steps: int, n_envs: int, eval_instances: int) -> Suite:
-    """The micro suite with this run's budget and its first ``eval_instances`` held-out instances."""
+def micro_suite(steps: int, n_envs: int, eval_instances: int, name: str = "micro") -> Suite:
+    """The suite ``name`` with this run's budget and its first ``eval_instances`` held-out instances."""
     return dataclasses.replace(
-        get_suite("micro"), online_steps=steps, n_envs=n_envs, eval_episodes=eval_instances
+        get_suite(name), online_steps=steps, n_envs=n_envs, eval_episodes=eval_instances
     )
 
 
@@ -334,7 +345,7 @@ def check_bench(args: argparse.Namespace, suite: Suite) -> None:
     if not path.exists():
         raise SystemExit(f"--bench {args.bench}: not an esper bench directory (no bench.json)")
     bench = json.loads(path.read_text())
-    ours = {"name": "micro", "online_steps": args.steps, "n_envs": args.n_envs,
+    ours = {"name": suite.name, "online_steps": args.steps, "n_envs": args.n_envs,
             "settings": suite.settings.to_dict(), "every": suite.checkpoint_every}  # fmt: skip
     theirs = {**{k: bench.get(k) for k in ours}, "every": args.eval_every}
     if ours != theirs or bench.get("train_seeds", 1) < args.train_seeds or args.n_steps is not None:
@@ -347,16 +358,17 @@ def check_bench(args: argparse.Namespace, suite: Suite) -> None:
 
 
 def micro_main(args: argparse.Namespace) -> None:
-    suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
+    suite = micro_suite(args.steps, args.n_envs, args.eval_instances, args.suite)
     settings = suite.settings
     hyperparameters = None
     if args.n_steps is not None:
         batch = min(PPO_DEFAULTS["batch_size"], args.n_steps * args.n_envs)
         hyperparameters = {"n_steps": args.n_steps, "batch_size": batch}
     entry = reference_scores(MICRO_ID, config=settings.config, fidelity=settings.fidelity,
-                             max_epochs=settings.max_epochs)  # fmt: skip
-    lines = reference_lines(entry)
-    runs_dir = args.runs if args.runs is not None else MICRO_RUNS
+                             max_epochs=settings.max_epochs, instances=settings.instances)  # fmt: skip
+    lines = reference_lines(entry, HEADROOMS[args.suite])
+    slug = args.suite.replace("-", "_")
+    runs_dir = args.runs if args.runs is not None else MICRO_RUNS.parent / f"online_curves_{slug}"
     if args.bench is not None:
         check_bench(args, suite)
     results: dict[str, Any] = {
@@ -388,9 +400,9 @@ def micro_main(args: argparse.Namespace) -> None:
             f"seed{seed}": diagnostics(d, [p["steps"] for p in run])
             for seed, d, run in zip(results["train_seeds"], run_dirs, runs)}}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / "online_learning_curves_micro"
+    stem = args.out / f"online_learning_curves_{slug}"
     title = (
-        f"{MICRO_ID}: {args.steps} env steps per run, {args.n_envs} envs, {args.train_seeds} training seed(s) "
+        f"{MICRO_ID} ({settings.instances}): {args.steps} env steps per run, {args.n_envs} envs, {args.train_seeds} training seed(s) "
         f"(mean, min-max band); {args.eval_instances} held-out instances"
     )
     plot_micro(curves, lines, title, stem.with_suffix(".png"))
@@ -398,7 +410,7 @@ def micro_main(args: argparse.Namespace) -> None:
     header = [f"| algorithm | env steps | held-out score x100, {seeds} | std | min | max |", "|---" * 6 + "|"]
     rows = [f"| {algo} | {p['steps']} | {p['mean']:.2f} | {p['std']:.2f} | {p['min']:.2f} | {p['max']:.2f} |"
             for algo, curve in curves.items() for p in curve]  # fmt: skip
-    levels = ["", "| reference (registry `" + entry.key + "`, heuristics: micro_headroom) | score x100 |",
+    levels = ["", "| reference (registry `" + entry.key + f"`, heuristics: {HEADROOMS[args.suite].relative_to(HEADROOM.parent)}) | score x100 |",
               "|---|---|"] + [f"| {name} | {value:.2f} |" for name, value in lines.items()]  # fmt: skip
     diag = diagnostics_table(results["algorithms"])
     stem.with_suffix(".md").write_text("\n".join(header + rows + levels + diag) + "\n")
@@ -427,6 +439,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bench", type=Path, default=None, metavar="DIR",
                         help=f"{MICRO_ID}: the training runs of this esper bench --suite micro directory")  # fmt: skip
     micro = parser.add_argument_group(f"{MICRO_ID} only")
+    micro.add_argument("--suite", default="micro", choices=list(HEADROOMS),
+                       help="the suite whose training env, held-out instances and lines the curves use")  # fmt: skip
     micro.add_argument("--train-seeds", type=int, default=1, help="training runs per algorithm")
     micro.add_argument("--eval-every", type=int, default=2000, help="env steps between held-out evaluations")
     micro.add_argument("--eval-instances", type=int, default=50, help="held-out instances, one episode each")

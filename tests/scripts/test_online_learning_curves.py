@@ -87,3 +87,23 @@ def test_micro_curves_read_the_training_runs_of_a_micro_bench(tmp_path: Path) ->
     assert "| maskable-ppo | seed1 | 50-100 |" in (tmp_path / "online_learning_curves_micro.md").read_text()
     with pytest.raises(SystemExit, match="its checkpoint period"):
         olc.main([*argv[:11], "40", *argv[12:]])
+
+
+def test_micro_curves_of_another_suite_use_its_distribution_and_its_registry_entry(tmp_path: Path) -> None:
+    """--suite micro-optimizers: that suite's training env and held-out instances, its entry's lines, its own files."""
+    pytest.importorskip("sb3_contrib")
+    import online_learning_curves as olc
+
+    olc.main(["--env", "Esper-Micro-v2", "--suite", "micro-optimizers", "--algos", "maskable-ppo-options",
+              "--steps", "32", "--n-envs", "1", "--n-steps", "16", "--eval-every", "32", "--eval-instances", "1",
+              "--no-progress", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "online_learning_curves_micro_optimizers.json").read_text())
+    assert result["settings"]["instances"] == "optimizers"
+    assert "'optimizers'" in result["eval_split"]
+    entry = reference_scores("Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers")
+    assert result["reference_key"] == entry.key and entry.heuristic_policy == "lr-aware"
+    assert result["reference_lines"]["best heuristic (lr-aware)"] == pytest.approx(100 * entry.heuristic)
+    # the other heuristics' lines come from the optimizers headroom study
+    assert "heuristic:rent-aware" in result["reference_lines"]
+    assert [p["steps"] for p in result["algorithms"]["maskable-ppo-options"]["curve"]] == [32]
+    assert not (tmp_path / "online_learning_curves_micro.json").exists()
