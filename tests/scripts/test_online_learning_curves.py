@@ -100,7 +100,9 @@ def test_micro_curves_of_another_suite_use_its_distribution_and_its_registry_ent
     result = json.loads((tmp_path / "online_learning_curves_micro_optimizers.json").read_text())
     assert result["settings"]["instances"] == "optimizers"
     assert "'optimizers'" in result["eval_split"]
-    entry = reference_scores("Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers")
+    entry = reference_scores(
+        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
+    )
     assert result["reference_key"] == entry.key and entry.heuristic_policy == "lr-aware"
     assert result["reference_lines"]["best heuristic (lr-aware)"] == pytest.approx(100 * entry.heuristic)
     # the other heuristics' lines come from the optimizers headroom study
