@@ -15,7 +15,11 @@ def bench_command(args: argparse.Namespace) -> int:
     suite = get_suite(args.suite)
     if args.reward is not None:
         suite = dataclasses.replace(suite, settings=suite.settings.replace(reward=args.reward))
-    budgets = {"offline_steps": args.offline_steps, "online_steps": args.online_steps}
+    budgets = {
+        "offline_steps": args.offline_steps,
+        "online_steps": args.online_steps,
+        "eval_episodes": args.eval_episodes,
+    }
     suite = dataclasses.replace(suite, **{k: v for k, v in budgets.items() if v is not None})
     if args.agents:  # the suite's order, then any other agent asked for (a bad name is refused by the suite)
         wanted = dict.fromkeys(args.agents)

@@ -51,20 +51,37 @@ __all__ = [
 ]  # fmt: skip
 
 
+#: The ``bench.json`` entries that may change in a run directory: the evaluation set, when one
+#: set's seeds (and instances) begin the other's (``--eval-episodes``). Its episodes are kept by seed.
+_EVALUATION_KEYS = frozenset({"eval_seeds", "eval_instances"})
+
+
 def _check_out(suite: Suite, out: Path) -> None:
+    """Record ``suite``'s settings in ``out/bench.json``, or refuse a directory of other settings;
+    a longer or shorter evaluation of the same seeds is the same run (its record is updated)."""
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in suite.to_json().items() if k != "agents"}
     path = out / "bench.json"
     if path.exists():
         old = json.loads(path.read_text())
-        if old != settings:
-            changed = sorted(k for k in settings.keys() | old.keys() if settings.get(k) != old.get(k))
+        if old == settings:
+            return
+        changed = sorted(k for k in settings.keys() | old.keys() if settings.get(k) != old.get(k))
+        if not set(changed) <= _EVALUATION_KEYS or not all(
+            _one_begins_the_other(old.get(k), settings.get(k)) for k in changed
+        ):
             raise ValueError(
                 f"{out} holds a bench run with other settings ({', '.join(changed)} differ); "
                 "use another --out, or delete it to start over"
             )
-    else:
-        write_json(path, settings)
+    write_json(path, settings)
+
+
+def _one_begins_the_other(a: list[int] | None, b: list[int] | None) -> bool:
+    if a is None or b is None:
+        return False
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 # ------------------------------------------------------------------------------------------ seeds

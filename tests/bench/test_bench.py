@@ -242,6 +242,37 @@ def test_a_bench_directory_of_another_suite_is_refused(tmp_path: Path) -> None:
         _check_out(dataclasses.replace(get_suite("smoke"), settings=sparse), tmp_path)
 
 
+def test_a_bench_directory_may_evaluate_more_or_fewer_of_the_same_seeds(tmp_path: Path) -> None:
+    """esper bench --eval-episodes: the evaluation set grows (or shrinks) from the suite's first seed."""
+    import json
+
+    micro = get_suite("micro-optimizers")
+    _check_out(micro, tmp_path)
+    more = dataclasses.replace(micro, eval_episodes=200)
+    _check_out(more, tmp_path)
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["eval_seeds"] == more.eval_seeds and len(record["eval_instances"]) == 200
+    _check_out(micro, tmp_path)  # back to the first 50: still the same run
+    assert json.loads((tmp_path / "bench.json").read_text())["eval_seeds"] == micro.eval_seeds
+    with pytest.raises(ValueError, match=r"other settings \(eval_seeds differ\)"):
+        _check_out(dataclasses.replace(micro, eval_seed=5000), tmp_path)  # other seeds: another run
+    with pytest.raises(ValueError, match=r"eval_seeds, online_steps differ"):
+        _check_out(dataclasses.replace(more, online_steps=20_000), tmp_path)
+
+
+def test_eval_episodes_on_the_command_line_sets_the_suites(tmp_path: Path) -> None:
+    from esper_agents.cli import main
+
+    main(["bench", "--suite", "smoke", "--agents", "wait", "--eval-episodes", "2", "--out", str(tmp_path),
+          "--no-progress"])  # fmt: skip
+    rows = (tmp_path / "episodes" / "wait.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+    main(["bench", "--suite", "smoke", "--agents", "wait", "--eval-episodes", "4", "--out", str(tmp_path),
+          "--no-progress"])  # fmt: skip
+    rows_after = (tmp_path / "episodes" / "wait.jsonl").read_text().splitlines()
+    assert rows_after[:2] == rows and len(rows_after) == 4  # the first two kept, two more played
+
+
 def test_a_suite_pack_is_its_matrix_in_the_suites_env() -> None:
     suite = get_suite("smoke")
     spec = suite.pack_spec()
