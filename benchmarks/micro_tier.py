@@ -21,6 +21,10 @@ registered heuristics, the report fits the **best context rule** on the training
 ``widen_4x`` in the first block at once where the rent, the learning rate and the first block's width
 are below thresholds, or after 5 epochs where WAIT's validation accuracy then is below a threshold
 (the rules a hand-written heuristic can read from the observation), scored on the held-out ones.
+Where the optimizer varies (``optimizers``), it also fits the **optimizer rule**, which sees the
+hidden optimizer: per (optimizer, learning rate) cell, the schedule or heuristic best on the
+training instances; its margin over the best heuristic bounds what reading the optimizer from the
+learning curve can win with a rule that simple.
 
 ``rent-sweep`` re-scores the schedules' recorded episodes under other rents (no episode is run: a
 schedule's training does not depend on the rent, and its score is ``final val acc - rent x
@@ -215,6 +219,30 @@ def context_rule(
     return best, dict(play(heldout))[best]
 
 
+def optimizer_rule(
+    score: dict[str, dict[int, list[float]]],
+    dist: Distribution,
+    names: list[str],
+    train: list[int],
+    heldout: list[int],
+) -> tuple[dict[str, str], np.ndarray]:
+    """The rule that *sees* the optimizer (hidden from the agent): per (optimizer, learning rate)
+    cell, the schedule or heuristic best on ``train``'s instances of the cell (``wait`` for a cell
+    with none), and its per-instance scores on ``heldout``. What reading the optimizer is worth,
+    for a rule as simple as the context rules."""
+
+    def cell(k: int) -> str:
+        f = dist.draw(k)
+        return f"{f.optimizer} lr={f.learning_rate:g}"
+
+    cells: dict[str, list[int]] = defaultdict(list)
+    for k in train:
+        cells[cell(k)].append(k)
+    choice = {c: max(names, key=lambda n: float(np.mean([np.mean(score[n][k]) for k in ks])))
+              for c, ks in sorted(cells.items())}  # fmt: skip
+    return choice, np.array([np.mean(score[choice.get(cell(k), "wait")][k]) for k in heldout])
+
+
 def report(
     done: dict[tuple[str, int, int], dict],
     names: list[str],
@@ -273,6 +301,14 @@ def report(
             "context_rule_minus_wait": float((ruled - wait).mean()),
             "context_rule_minus_wait_ci": bootstrap(ruled - wait, rng),
             "context_rule_minus_sb": float((ruled - rows[single]).mean()),
+        }
+    if dist is not None and len({dist.draw(k).optimizer for k in train + heldout}) > 1:
+        choice, seen = optimizer_rule(score, dist, names, train, heldout)
+        out |= {
+            "optimizer_rule": choice,
+            "optimizer_rule_mean": float(seen.mean()),
+            "optimizer_rule_minus_heuristic": float((seen - rows[heur]).mean()),
+            "optimizer_rule_minus_heuristic_ci": bootstrap(seen - rows[heur], rng),
         }
     return out
 

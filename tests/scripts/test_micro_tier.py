@@ -177,3 +177,25 @@ def test_context_rule_is_fit_on_training_instances_and_scored_on_held_out_ones()
     assert name.startswith(micro_tier.RULE_NOW) and "rent < 0.05" in name
     expected = [60.0 if dist.draw(k).rent == 0 else 50.0 for k in heldout]
     assert held.tolist() == expected
+
+
+def test_optimizer_rule_picks_per_optimizer_and_learning_rate_on_training_instances() -> None:
+    """Widening pays 10 points on SGD hosts and costs 10 on Adam ones: the rule that sees the
+    optimizer widens exactly the SGD instances, which no observed field tells apart."""
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    dist = DISTRIBUTIONS["optimizers"]
+    train, heldout = list(range(60)), list(range(1000, 1040))
+    names = ["wait", micro_tier.RULE_NOW]
+    score: dict[str, dict[int, list[float]]] = {n: {} for n in names}
+    for k in train + heldout:
+        sgd = dist.draw(k).optimizer == "SGD"
+        score["wait"][k] = [50.0, 50.0]
+        score[micro_tier.RULE_NOW][k] = [60.0 if sgd else 40.0] * 2
+    choice, held = micro_tier.optimizer_rule(score, dist, names, train, heldout)
+    assert choice and all(
+        (pick == micro_tier.RULE_NOW) == cell.startswith("SGD") for cell, pick in choice.items()
+    )
+    assert held.tolist() == [60.0 if dist.draw(k).optimizer == "SGD" else 50.0 for k in heldout]
