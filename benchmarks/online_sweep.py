@@ -6,7 +6,8 @@
 :data:`CONFIGS` is a base set-up for the fast tier's 25-step episodes and one change at a time
 from it (learning rate, entropy bonus, discount, rollout length, reward mode). Each configuration
 of each algorithm trains ``--train-seeds`` runs on the micro suite's training env (the
-``bottlenecks`` instances of ``TRAIN_SPLIT``), run ``i`` seeded ``i * n_envs`` as the bench seeds
+``bottlenecks`` instances of ``TRAIN_SPLIT``; ``--suite micro-optimizers``: the ``optimizers`` ones,
+scored against that suite's best heuristic, ``lr-aware``), run ``i`` seeded ``i * n_envs`` as the bench seeds
 its runs, each a resumable ``train_online`` directory ``RUNS/<algo>/<config>/seed<seed>`` (default
 ``benchmarks/results/local/online_sweep``). The final greedy policy is scored on the micro suite's
 first ``--eval-instances`` held-out instances, one episode each with its instance pinned, as
@@ -55,6 +56,9 @@ CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
     "sparse": ({}, "sparse"),
     "contribution": ({}, "contribution"),
     "rollout-50": ({"n_steps": 50, "batch_size": 50}, "shaped"),
+    # for a policy that starts good (maskable-ppo-options-bc): smaller, better-averaged steps
+    "lr-1e-4": ({"learning_rate": 1e-4}, "shaped"),
+    "rollout-1000": ({"n_steps": 1000, "batch_size": 250}, "shaped"),
 }
 SCRIPTED = ("wait",)
 
@@ -62,7 +66,7 @@ SCRIPTED = ("wait",)
 def train_and_score(algo: str, config: str, seed: int, args: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume) one run and score its final model on the held-out instances."""
     torch.set_num_threads(1)
-    suite = micro_suite(args["steps"], args["n_envs"], args["eval_instances"])
+    suite = micro_suite(args["steps"], args["n_envs"], args["eval_instances"], args["suite"])
     overrides, reward = CONFIGS[config]
     settings = suite.settings.replace(reward=reward)
     run = Path(args["runs"]) / algo / config / f"seed{seed}"
@@ -75,17 +79,17 @@ def train_and_score(algo: str, config: str, seed: int, args: dict[str, Any]) -> 
 
 
 def _scripted(agent: str, seed: int, args: dict[str, Any]) -> dict[str, Any]:
-    suite = micro_suite(args["steps"], args["n_envs"], args["eval_instances"])
+    suite = micro_suite(args["steps"], args["n_envs"], args["eval_instances"], args["suite"])
     row = evaluate_episode(suite, Path(args["runs"]), agent, seed)
     return {"algo": agent, "config": "-", "seed": seed, "rows": [row]}
 
 
 def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """Per algorithm and configuration: scores over seeds and the paired differences."""
-    suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
+    suite = micro_suite(args.steps, args.n_envs, args.eval_instances, args.suite)
     wait = [r for (a, _, _), v in done.items() if a == "wait" for r in v["rows"]]
     entry = reference_scores(MICRO_ID, config=suite.settings.config, fidelity=suite.settings.fidelity,
-                             max_epochs=suite.settings.max_epochs)  # fmt: skip
+                             max_epochs=suite.settings.max_epochs, instances=suite.settings.instances)  # fmt: skip
     best = f"heuristic:{entry.heuristic_policy}"
     heuristic = [r for (a, _, _), v in done.items() if a == best for r in v["rows"]]
     table = []
@@ -158,20 +162,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-seeds", type=int, default=2, help="training runs per configuration")
     parser.add_argument("--eval-instances", type=int, default=50, help="held-out instances, one episode each")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one torch thread each)")
-    parser.add_argument("--runs", type=Path, default=RUNS, help="run directories (resumed)")
+    parser.add_argument("--suite", default="micro", choices=["micro", "micro-optimizers"],
+                        help="the suite whose training env and held-out instances the runs use")  # fmt: skip
+    parser.add_argument("--runs", type=Path, default=None,
+                        help=f"run directories (resumed; default {RUNS}, with _<suite> after it for another suite)")  # fmt: skip
     add_results_argument(parser, resumes=True)
     args = parser.parse_args(argv)
     require_positive(parser, args, "steps", "n_envs", "train_seeds", "eval_instances", "workers")
     args.seeds = [i * args.n_envs for i in range(args.train_seeds)]
+    if args.runs is None:
+        args.runs = (
+            RUNS if args.suite == "micro" else RUNS.with_name(f"{RUNS.name}_{args.suite.replace('-', '_')}")
+        )
     for config in args.configs:
         rollout = {**PPO_DEFAULTS, **BASE, **CONFIGS[config][0]}["n_steps"] * args.n_envs
         if args.steps < rollout:
             parser.error(
                 f"--steps {args.steps} is less than one rollout of config {config!r} ({rollout} env steps)"
             )
-    suite = micro_suite(args.steps, args.n_envs, args.eval_instances)
+    suite = micro_suite(args.steps, args.n_envs, args.eval_instances, args.suite)
     entry = reference_scores(MICRO_ID, config=suite.settings.config, fidelity=suite.settings.fidelity,
-                             max_epochs=suite.settings.max_epochs)  # fmt: skip
+                             max_epochs=suite.settings.max_epochs, instances=suite.settings.instances)  # fmt: skip
     scripted = (*SCRIPTED, f"heuristic:{entry.heuristic_policy}")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "online_sweep.runs.jsonl"
@@ -181,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_envs": args.n_envs,
         "eval_instances": args.eval_instances,
         "runs": str(args.runs),
+        "suite": args.suite,
     }
     todo = [
         (a, c, s, plain)

@@ -37,3 +37,22 @@ def test_sweep_scores_each_configuration_against_wait_and_the_heuristic(tmp_path
     assert "| maskable-ppo | sparse | sparse |" in (tmp_path / "online_sweep.md").read_text()
     with pytest.raises(SystemExit):  # less than one rollout
         online_sweep.main([*argv[:6], "100", *argv[7:]])
+
+
+def test_sweep_on_the_optimizers_suite_compares_with_its_best_heuristic(tmp_path: Path) -> None:
+    pytest.importorskip("sb3_contrib")
+    import online_sweep
+
+    online_sweep.main(["--suite", "micro-optimizers", "--algos", "maskable-ppo-options-bc", "--configs", "lr-1e-4",
+                       "--steps", "250", "--n-envs", "1", "--train-seeds", "1", "--eval-instances", "2",
+                       "--workers", "1", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "online_sweep.json").read_text())
+    assert (
+        result["settings"]["instances"] == "optimizers" and result["heuristic_agent"] == "heuristic:lr-aware"
+    )
+    run_dir = tmp_path / "runs" / "maskable-ppo-options-bc" / "lr-1e-4" / "seed0"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["settings"]["instances"] == "optimizers" and run["hyperparameters"]["learning_rate"] == 1e-4
+    assert json.loads((run_dir / "warm_start.json").read_text())["teacher"] == "lr-aware"
+    (row,) = result["table"]
+    assert row["config"] == "lr-1e-4" and row["vs_heuristic"] is not None
