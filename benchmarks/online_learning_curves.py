@@ -80,7 +80,7 @@ from esper_agents.online.evaluate import OnlineModelAgent, evaluate_online
 from esper_agents.online.saved import load_online_model
 from esper_agents.online.train import train_online
 from esper_agents.policies import DEFAULT_HEURISTIC
-from esper_env.references import ReferenceScores, reference_scores
+from esper_env.references import ReferenceScores
 from esper_env.settings import EnvSettings
 
 EVAL_SEED = 1000
@@ -364,8 +364,7 @@ def micro_main(args: argparse.Namespace) -> None:
     if args.n_steps is not None:
         batch = min(PPO_DEFAULTS["batch_size"], args.n_steps * args.n_envs)
         hyperparameters = {"n_steps": args.n_steps, "batch_size": batch}
-    entry = reference_scores(MICRO_ID, config=settings.config, fidelity=settings.fidelity,
-                             max_epochs=settings.max_epochs, instances=settings.instances)  # fmt: skip
+    entry = settings.reference_scores()
     lines = reference_lines(entry, HEADROOMS[args.suite])
     slug = args.suite.replace("-", "_")
     runs_dir = args.runs if args.runs is not None else MICRO_RUNS.parent / f"online_curves_{slug}"

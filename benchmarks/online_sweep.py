@@ -40,7 +40,6 @@ from esper_agents.common.stats import bootstrap_ci
 from esper_agents.generation.backends import LocalBackend
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
 from esper_agents.online.train import train_online
-from esper_env.references import reference_scores
 
 MICRO_ID = "Esper-Micro-v2"
 RUNS = RESULTS / "local" / "online_sweep"
@@ -88,8 +87,7 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
     """Per algorithm and configuration: scores over seeds and the paired differences."""
     suite = micro_suite(args.steps, args.n_envs, args.eval_instances, args.suite)
     wait = [r for (a, _, _), v in done.items() if a == "wait" for r in v["rows"]]
-    entry = reference_scores(MICRO_ID, config=suite.settings.config, fidelity=suite.settings.fidelity,
-                             max_epochs=suite.settings.max_epochs, instances=suite.settings.instances)  # fmt: skip
+    entry = suite.settings.reference_scores()
     best = f"heuristic:{entry.heuristic_policy}"
     heuristic = [r for (a, _, _), v in done.items() if a == best for r in v["rows"]]
     table = []
@@ -181,8 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"--steps {args.steps} is less than one rollout of config {config!r} ({rollout} env steps)"
             )
     suite = micro_suite(args.steps, args.n_envs, args.eval_instances, args.suite)
-    entry = reference_scores(MICRO_ID, config=suite.settings.config, fidelity=suite.settings.fidelity,
-                             max_epochs=suite.settings.max_epochs, instances=suite.settings.instances)  # fmt: skip
+    entry = suite.settings.reference_scores()
     scripted = (*SCRIPTED, f"heuristic:{entry.heuristic_policy}")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "online_sweep.runs.jsonl"

@@ -34,6 +34,8 @@ from esper_env.runtime import lookup
 if TYPE_CHECKING:  # gymnasium is imported by make() only: the record itself is plain data
     import gymnasium as gym
 
+    from esper_env.references import ReferenceScores
+
 __all__ = ["DEFAULT_ENV_ID", "DEVICES", "EnvSettings"]
 
 #: The id every command and benchmark uses unless told otherwise (offline, procedural).
@@ -160,6 +162,19 @@ class EnvSettings:
         if clash:
             raise ValueError(f"{clash} are settings: use settings.replace(...) instead of make(...)")
         return gym.make(self.env_id, **self.to_kwargs(), **runtime)
+
+    def reference_scores(self) -> ReferenceScores:
+        """The reference registry's entry for this env: its id, preset, fidelity, episode length and
+        distribution of task instances (a ``LookupError`` listing the measured ones if there is none)."""
+        from esper_env.references import reference_scores
+
+        return reference_scores(
+            self.env_id,
+            config=self.config,
+            fidelity=self.resolved_fidelity,
+            max_epochs=self.max_epochs,
+            instances=self.instances,
+        )
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied (validated like a new record)."""

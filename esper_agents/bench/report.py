@@ -98,19 +98,11 @@ def summarize_agent(
 def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The always-WAIT and heuristic scores the normalised score is anchored on, their source, and
     the heuristic agent the paired ``vs heuristic`` column compares with."""
-    from esper_env.references import reference_scores
-
     heuristics = [a for a in summaries if a.startswith("heuristic:")]
     best_row = max(heuristics, key=lambda a: summaries[a]["score"]["mean"], default=HEURISTIC_AGENT)
     env = suite.eval_settings
     try:
-        ref = reference_scores(
-            env.env_id,
-            config=env.config,
-            fidelity=env.resolved_fidelity,
-            max_epochs=env.max_epochs,
-            instances=env.instances,
-        )
+        ref = env.reference_scores()
         where = ref.measured_on()
         source = f"reference registry ({ref.key}" + ("" if where is None else f", measured on {where}") + ")"
         best = f"heuristic:{ref.heuristic_policy}"

@@ -73,21 +73,13 @@ def resolve_teacher(warm_start: str, settings: EnvSettings) -> str:
     entry for ``settings`` (its env, preset, fidelity, episode length and distribution), else
     :data:`~esper_agents.online.algorithms.FALLBACK_TEACHER`."""
     from esper_agents.online.algorithms import BEST_HEURISTIC, FALLBACK_TEACHER
-    from esper_env.references import reference_scores
 
     if warm_start != BEST_HEURISTIC:
         return warm_start
     try:
-        entry = reference_scores(
-            settings.env_id,
-            config=settings.config,
-            fidelity=settings.resolved_fidelity,
-            max_epochs=settings.max_epochs,
-            instances=settings.instances,
-        )
+        return settings.reference_scores().heuristic_policy
     except LookupError:
         return FALLBACK_TEACHER
-    return entry.heuristic_policy
 
 
 def teacher_decisions(

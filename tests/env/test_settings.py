@@ -102,3 +102,16 @@ def test_a_bad_distribution_or_split_is_refused_by_value(changes: dict, named: s
         EnvSettings(**changes)
     with pytest.raises(ValueError, match=named):
         EnvSettings.from_dict({**EnvSettings().to_dict(), **changes})
+
+
+def test_reference_scores_are_the_registry_entry_of_the_settings() -> None:
+    from esper_env.references import reference_scores
+
+    micro = EnvSettings("Esper-Micro-v2", fidelity="micro", max_epochs=25)
+    assert micro.reference_scores() == reference_scores(
+        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25
+    )
+    optimizers = micro.replace(instances="optimizers").reference_scores()
+    assert optimizers.key.endswith("/optimizers") and optimizers.heuristic_policy == "lr-aware"
+    with pytest.raises(LookupError, match="Esper-Micro-v2/baseline/micro/9"):
+        micro.replace(max_epochs=9).reference_scores()
