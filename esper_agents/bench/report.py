@@ -97,7 +97,10 @@ def summarize_agent(
 
 def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The always-WAIT and heuristic scores the normalised score is anchored on, their source, and
-    the heuristic agent the paired ``vs heuristic`` column compares with."""
+    the heuristic agent the paired ``vs heuristic`` column compares with: the reference registry's
+    entry for the suite's env; this run's own WAIT and best-heuristic rows where that entry was
+    measured on other held-out instances than the run's (``--eval-episodes``, the ``optimizers``
+    suites' 200) and the run has both; this run's WAIT and default-heuristic rows without an entry."""
     heuristics = [a for a in summaries if a.startswith("heuristic:")]
     best_row = max(heuristics, key=lambda a: summaries[a]["score"]["mean"], default=HEURISTIC_AGENT)
     env = suite.eval_settings
@@ -106,6 +109,13 @@ def anchors(suite: Suite, summaries: Mapping[str, Mapping[str, Any]]) -> dict[st
         where = ref.measured_on()
         source = f"reference registry ({ref.key}" + ("" if where is None else f", measured on {where}") + ")"
         best = f"heuristic:{ref.heuristic_policy}"
+        measured = None if ref.instance_indices is None else list(ref.instance_indices)
+        if measured is not None and measured != suite.eval_instances and {WAIT_AGENT, best} <= set(summaries):
+            # the entry's instances are not this run's: anchor on the run's own rows of its agents
+            return {"wait": summaries[WAIT_AGENT]["score"]["mean"], "heuristic": summaries[best]["score"]["mean"],
+                    "source": f"this run's {WAIT_AGENT} and {best} rows, on its {len(suite.eval_instances or ())} "
+                    f"held-out instances (the registry entry {ref.key} was measured on {len(measured)})",
+                    "heuristic_agent": best}  # fmt: skip
         return {"wait": ref.wait, "heuristic": ref.heuristic, "source": source,
                 "heuristic_agent": best if best in summaries else best_row}  # fmt: skip
     except LookupError:

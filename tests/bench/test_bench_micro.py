@@ -297,3 +297,22 @@ def test_the_optimizers_suites_evaluate_200_held_out_instances_of_their_distribu
     instances = suite.eval_instances
     assert instances is not None and instances[0] == HELDOUT_SPLIT.start_level and len(set(instances)) == 200
     assert suite.eval_instances[:50] == get_suite("micro").eval_instances  # the first 50 are micro's
+
+
+def test_a_run_on_other_instances_than_its_registry_entrys_is_anchored_on_its_own_rows() -> None:
+    """micro-optimizers evaluates 200 instances; its entry was measured on the first 50."""
+    from esper_agents.bench import report as bench_report
+    from esper_agents.bench.suites import get_suite
+
+    suite = get_suite("micro-optimizers")
+    rows = {
+        "wait": {"score": {"mean": 0.6}},
+        "heuristic:lr-aware": {"score": {"mean": 0.7}},
+    }  # summaries' means
+    own = bench_report.anchors(suite, rows)
+    assert (own["wait"], own["heuristic"]) == (0.6, 0.7) and own["heuristic_agent"] == "heuristic:lr-aware"
+    assert "this run's wait and heuristic:lr-aware rows, on its 200" in own["source"]
+    assert "measured on 50" in own["source"]
+    first_50 = dataclasses.replace(suite, eval_episodes=50)  # the entry's own instances: the registry
+    assert "reference registry" in bench_report.anchors(first_50, rows)["source"]
+    assert "reference registry" in bench_report.anchors(suite, {})["source"]  # no rows of its own
