@@ -246,7 +246,7 @@ def test_a_bench_directory_may_evaluate_more_or_fewer_of_the_same_seeds(tmp_path
     """esper bench --eval-episodes: the evaluation set grows (or shrinks) from the suite's first seed."""
     import json
 
-    micro = get_suite("micro-optimizers")
+    micro = dataclasses.replace(get_suite("micro-optimizers"), eval_episodes=50)
     _check_out(micro, tmp_path)
     more = dataclasses.replace(micro, eval_episodes=200)
     _check_out(more, tmp_path)
