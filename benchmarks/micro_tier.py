@@ -24,7 +24,9 @@ are below thresholds, or after 5 epochs where WAIT's validation accuracy then is
 Where the optimizer varies (``optimizers``), it also fits the **optimizer rule**, which sees the
 hidden optimizer: per (optimizer, learning rate) cell, the schedule or heuristic best on the
 training instances; its margin over the best heuristic bounds what reading the optimizer from the
-learning curve can win with a rule that simple.
+learning curve can win with a rule that simple. The **curve rule** is what an agent that only
+observes can add to the best heuristic with the library's schedules: where the heuristic never
+grew, a later growth (``from5:``/``from12:``) when WAIT's accuracy at that epoch is low.
 
 ``rent-sweep`` re-scores the schedules' recorded episodes under other rents (no episode is run: a
 schedule's training does not depend on the rent, and its score is ``final val acc - rent x
@@ -243,6 +245,44 @@ def optimizer_rule(
     return choice, np.array([np.mean(score[choice.get(cell(k), "wait")][k]) for k in heldout])
 
 
+#: The later growths a curve rule adds to the best heuristic (:func:`curve_rule`).
+LATER_GROWTHS = tuple(f"from{e}:widen_4x@{s}" for e in (5, 12) for s in (0, 1, 2))
+
+
+def curve_rule(
+    score: dict[str, dict[int, list[float]]],
+    curves: dict[tuple[int, int], list[float]],
+    waited: dict[tuple[int, int], bool],
+    heuristic: str,
+    dist: Distribution,
+    train: list[int],
+    heldout: list[int],
+    seeds: int,
+) -> tuple[str, np.ndarray]:
+    """The best heuristic, and where it never grew, one later growth when WAIT's validation accuracy
+    at that epoch is below a threshold (and the learning rate at most one): the rule family an agent
+    that reads the learning curve can play on top of the heuristic. Fit on ``train``; its
+    per-instance scores on ``heldout``. ``waited[k, seed]``: the heuristic took no action there (its
+    episode is then WAIT's, so WAIT's curve is what it saw)."""
+
+    def play(ks: list[int]) -> Iterator[tuple[str, np.ndarray]]:
+        lr = np.array([dist.draw(k).learning_rate for k in ks])[:, None]
+        idle = np.array([[waited[k, s] for s in range(seeds)] for k in ks])
+        base = np.array([score[heuristic][k] for k in ks])
+        for later in (n for n in LATER_GROWTHS if n in score):
+            epoch = int(later.removeprefix("from").partition(":")[0])
+            acc = np.array([[curves[k, s][epoch - 1] for s in range(seeds)] for k in ks])
+            grown = np.array([score[later][k] for k in ks])
+            for lv in sorted(set(lr.ravel())):
+                for a in np.arange(0.1, 0.95, 0.05):
+                    grows = idle & (acc < a) & (lr <= lv)
+                    yield (f"{heuristic}, else {later} where WAIT's epoch-{epoch} accuracy < {a:.2f}, lr <= {lv:g}",
+                           np.where(grows, grown, base).mean(1))  # fmt: skip
+
+    best = max(play(train), key=lambda r: r[1].mean())[0]
+    return best, dict(play(heldout))[best]
+
+
 def report(
     done: dict[tuple[str, int, int], dict],
     names: list[str],
@@ -301,6 +341,19 @@ def report(
             "context_rule_minus_wait": float((ruled - wait).mean()),
             "context_rule_minus_wait_ci": bootstrap(ruled - wait, rng),
             "context_rule_minus_sb": float((ruled - rows[single]).mean()),
+        }
+    if (
+        dist is not None
+        and set(LATER_GROWTHS) <= set(schedules)
+        and len(curves) == len(score["wait"]) * seeds
+    ):
+        waited = {(k, s): not e["actions"] for (n, k, s), e in done.items() if n == heur and s < seeds}
+        rule, ruled = curve_rule(score, curves, waited, heur, dist, train, heldout, seeds)
+        out |= {
+            "curve_rule": rule,
+            "curve_rule_mean": float(ruled.mean()),
+            "curve_rule_minus_heuristic": float((ruled - rows[heur]).mean()),
+            "curve_rule_minus_heuristic_ci": bootstrap(ruled - rows[heur], rng),
         }
     if dist is not None and len({dist.draw(k).optimizer for k in train + heldout}) > 1:
         choice, seen = optimizer_rule(score, dist, names, train, heldout)

@@ -199,3 +199,30 @@ def test_optimizer_rule_picks_per_optimizer_and_learning_rate_on_training_instan
         (pick == micro_tier.RULE_NOW) == cell.startswith("SGD") for cell, pick in choice.items()
     )
     assert held.tolist() == [60.0 if dist.draw(k).optimizer == "SGD" else 50.0 for k in heldout]
+
+
+def test_curve_rule_adds_a_later_growth_where_the_heuristic_waited_and_the_curve_is_low() -> None:
+    """A late widening pays 10 points where WAIT's epoch-5 accuracy is low (0.2) and costs 10 where
+    it is high: the fitted rule reads the curve, and keeps the heuristic's own episodes wherever the
+    heuristic grew."""
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    dist = DISTRIBUTIONS["optimizers"]
+    train, heldout = list(range(40)), list(range(1000, 1040))
+    later = "from5:widen_4x@0"
+    score: dict[str, dict[int, list[float]]] = {n: {} for n in ("heuristic:h", *micro_tier.LATER_GROWTHS)}
+    curves, waited = {}, {}
+    for k in train + heldout:
+        slow, grew = k % 2 == 0, k % 3 == 0
+        for s in (0, 1):
+            curves[k, s] = [0.2 if slow else 0.8] * 25
+            waited[k, s] = not grew
+        score["heuristic:h"][k] = [70.0 if grew else 50.0] * 2
+        for n in micro_tier.LATER_GROWTHS:
+            score[n][k] = [60.0 if slow and n == later else 40.0] * 2
+    name, held = micro_tier.curve_rule(score, curves, waited, "heuristic:h", dist, train, heldout, 2)
+    assert name.startswith(f"heuristic:h, else {later} where WAIT's epoch-5 accuracy < ")
+    expected = [70.0 if k % 3 == 0 else 60.0 if k % 2 == 0 else 50.0 for k in heldout]
+    assert held.tolist() == expected
