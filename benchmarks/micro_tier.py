@@ -82,6 +82,13 @@ def library() -> list[Schedule]:
     return out
 
 
+def curve_probes() -> list[Schedule]:
+    """Growths the headroom run plays for the curve rule only (:func:`curve_rule`): after 2 epochs
+    of curve, each block or all three; after 5, all three. The single and virtual best stay over
+    :func:`library`, so the registry's figures do not move with them."""
+    return [grow("widen_4x", s, start=2) for s in ((0,), (1,), (2,), (0, 1, 2))] + [grow("widen_4x", start=5)]
+
+
 HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware", "heuristic:lr-aware")
 
 _ENVS: dict[tuple, gym.Env] = {}
@@ -125,7 +132,7 @@ def run_episode(
     """One episode of schedule or heuristic ``name`` on ``instance`` from reset seed ``seed``
     (``make``: ``gym.make`` keywords over the fast tier's, ``id`` included, e.g. the distribution at "tiny")."""
     env = _env(instances, tuple(sorted((make or {}).items())))
-    schedule = {s.name: s for s in library()}.get(name)
+    schedule = {s.name: s for s in library() + curve_probes()}.get(name)
     if schedule is None:  # "heuristic:<policy id>"
         schedule = Schedule(name, "heuristic", name.partition(":")[2])
     t0 = time.perf_counter()
@@ -143,7 +150,7 @@ def key(e: dict[str, Any]) -> tuple[str, int, int]:
 
 
 def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
-    names = [s.name for s in library()] + list(HEURISTICS)
+    names = [s.name for s in library()] + list(HEURISTICS) + [s.name for s in curve_probes()]
     train = [TRAIN_SPLIT.start_level + i for i in range(args.train)]
     heldout = [HELDOUT_SPLIT.start_level + i for i in range(args.heldout)]
     tasks = [(n, k, s) for k in train + heldout for s in range(args.seeds) for n in names]
@@ -245,8 +252,13 @@ def optimizer_rule(
     return choice, np.array([np.mean(score[choice.get(cell(k), "wait")][k]) for k in heldout])
 
 
-#: The later growths a curve rule adds to the best heuristic (:func:`curve_rule`).
-LATER_GROWTHS = tuple(f"from{e}:widen_4x@{s}" for e in (5, 12) for s in (0, 1, 2))
+#: The later growths a curve rule may play (:func:`curve_rule`): the library's and the probes'.
+LATER_GROWTHS = tuple(
+    f"from{e}:widen_4x{where}"
+    for e in (2, 5, 12)
+    for where in ("@0", "@1", "@2", "")
+    if (e, where) != (12, "")
+)
 
 
 def curve_rule(
@@ -259,11 +271,18 @@ def curve_rule(
     heldout: list[int],
     seeds: int,
 ) -> tuple[str, np.ndarray]:
-    """The best heuristic, and where it never grew, one later growth when WAIT's validation accuracy
-    at that epoch is below a threshold (and the learning rate at most one): the rule family an agent
-    that reads the learning curve can play on top of the heuristic. Fit on ``train``; its
-    per-instance scores on ``heldout``. ``waited[k, seed]``: the heuristic took no action there (its
-    episode is then WAIT's, so WAIT's curve is what it saw)."""
+    """The rules an agent that reads the learning curve can play, with the heuristic's choice
+    where the curve says nothing; fit on ``train``, and their per-instance scores on ``heldout``.
+    Where WAIT's validation accuracy at epoch ``e`` is below a threshold (and the learning rate at
+    most one), play a growth ``G`` from epoch ``e``; elsewhere either
+
+    * the heuristic, where it never grew (``waited[k, seed]``: it took no action, so its episode
+      is WAIT's and WAIT's curve is what it saw), or
+    * the heuristic's choice delayed to epoch ``e`` everywhere (``from<e>:widen_4x@0`` where it
+      grew, WAIT where not): the rule then waits to read the curve before any growth. That stands
+      for the heuristic only where its one growth is widening the first block at once, as
+      ``rent-aware`` and ``lr-aware`` do.
+    """
 
     def play(ks: list[int]) -> Iterator[tuple[str, np.ndarray]]:
         lr = np.array([dist.draw(k).learning_rate for k in ks])[:, None]
@@ -273,11 +292,19 @@ def curve_rule(
             epoch = int(later.removeprefix("from").partition(":")[0])
             acc = np.array([[curves[k, s][epoch - 1] for s in range(seeds)] for k in ks])
             grown = np.array([score[later][k] for k in ks])
-            for lv in sorted(set(lr.ravel())):
-                for a in np.arange(0.1, 0.95, 0.05):
-                    grows = idle & (acc < a) & (lr <= lv)
-                    yield (f"{heuristic}, else {later} where WAIT's epoch-{epoch} accuracy < {a:.2f}, lr <= {lv:g}",
-                           np.where(grows, grown, base).mean(1))  # fmt: skip
+            delayed = f"from{epoch}:widen_4x@0"
+            otherwise = {"": (idle, base)}
+            if delayed in score:
+                late = np.array([score[delayed][k] for k in ks])
+                otherwise[f", {heuristic}'s growth delayed to epoch {epoch} elsewhere"] = (
+                    np.ones_like(idle), np.where(idle, np.array([score["wait"][k] for k in ks]), late))  # fmt: skip
+            for tail, (free, rest) in otherwise.items():
+                for lv in sorted(set(lr.ravel())):
+                    for a in np.arange(0.1, 0.95, 0.05):
+                        grows = free & (acc < a) & (lr <= lv)
+                        yield (f"{later} where WAIT's epoch-{epoch} accuracy < {a:.2f} and lr <= {lv:g}"
+                               + (f", else {heuristic} where it never grew" if not tail else tail),
+                               np.where(grows, grown, rest).mean(1))  # fmt: skip
 
     best = max(play(train), key=lambda r: r[1].mean())[0]
     return best, dict(play(heldout))[best]
@@ -300,7 +327,8 @@ def report(
     def mean_over(name: str, ks: list[int]) -> np.ndarray:
         return np.array([np.mean(score[name][k]) for k in ks])
 
-    schedules = [n for n in names if not n.startswith("heuristic:")]
+    probes = {s.name for s in curve_probes()}
+    schedules = [n for n in names if not n.startswith("heuristic:") and n not in probes]
     single = max(schedules, key=lambda n: mean_over(n, train).mean())
     vb = []
     for k in heldout:
@@ -311,7 +339,7 @@ def report(
             per.append(score[best][k][b])
         vb.append(np.mean(per))
     vb = np.array(vb)
-    rows = {n: mean_over(n, heldout) for n in names}
+    rows = {n: mean_over(n, heldout) for n in names if n not in probes}
     wait = rows["wait"]
     heur = max((n for n in names if n.startswith("heuristic:")), key=lambda n: rows[n].mean())
     out: dict[str, Any] = {
@@ -328,6 +356,7 @@ def report(
         "heuristic_minus_sb": float((rows[heur] - rows[single]).mean()),
         "per_instance_best": {str(k): max(schedules, key=lambda n: np.mean(score[n][k])) for k in heldout},
     }
+    out["probe_held_out_means"] = {n: float(mean_over(n, heldout).mean()) for n in names if n in probes}
     curves = {(k, s): e["val_accuracy_curve"] for (n, k, s), e in done.items() if n == "wait" and s < seeds}
     if (
         dist is not None
@@ -344,7 +373,7 @@ def report(
         }
     if (
         dist is not None
-        and set(LATER_GROWTHS) <= set(schedules)
+        and {n for n in LATER_GROWTHS if n.startswith("from5:")} <= set(schedules)
         and len(curves) == len(score["wait"]) * seeds
     ):
         waited = {(k, s): not e["actions"] for (n, k, s), e in done.items() if n == heur and s < seeds}

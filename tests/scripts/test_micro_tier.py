@@ -212,7 +212,9 @@ def test_curve_rule_adds_a_later_growth_where_the_heuristic_waited_and_the_curve
     dist = DISTRIBUTIONS["optimizers"]
     train, heldout = list(range(40)), list(range(1000, 1040))
     later = "from5:widen_4x@0"
-    score: dict[str, dict[int, list[float]]] = {n: {} for n in ("heuristic:h", *micro_tier.LATER_GROWTHS)}
+    score: dict[str, dict[int, list[float]]] = {
+        n: {} for n in ("wait", "heuristic:h", *micro_tier.LATER_GROWTHS)
+    }
     curves, waited = {}, {}
     for k in train + heldout:
         slow, grew = k % 2 == 0, k % 3 == 0
@@ -220,9 +222,43 @@ def test_curve_rule_adds_a_later_growth_where_the_heuristic_waited_and_the_curve
             curves[k, s] = [0.2 if slow else 0.8] * 25
             waited[k, s] = not grew
         score["heuristic:h"][k] = [70.0 if grew else 50.0] * 2
+        score["wait"][k] = [50.0, 50.0]
         for n in micro_tier.LATER_GROWTHS:
             score[n][k] = [60.0 if slow and n == later else 40.0] * 2
     name, held = micro_tier.curve_rule(score, curves, waited, "heuristic:h", dist, train, heldout, 2)
-    assert name.startswith(f"heuristic:h, else {later} where WAIT's epoch-5 accuracy < ")
+    assert name.startswith(f"{later} where WAIT's epoch-5 accuracy < ")
+    assert name.endswith("else heuristic:h where it never grew")
     expected = [70.0 if k % 3 == 0 else 60.0 if k % 2 == 0 else 50.0 for k in heldout]
+    assert held.tolist() == expected
+
+
+def test_curve_rule_may_wait_to_read_the_curve_before_the_heuristics_growth() -> None:
+    """Widening every block after 2 epochs pays 30 points on slow learners, where the heuristic's
+    widening at once pays 10: the rule waits 2 epochs everywhere, widens every block where the curve
+    is low and plays the heuristic's growth 2 epochs late where it would have grown."""
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    dist = DISTRIBUTIONS["optimizers"]
+    train, heldout = list(range(40)), list(range(1000, 1040))
+    score: dict[str, dict[int, list[float]]] = {
+        n: {} for n in ("wait", "heuristic:h", *micro_tier.LATER_GROWTHS)
+    }
+    curves, waited = {}, {}
+    for k in train + heldout:
+        slow, grew = k % 2 == 0, k % 3 != 0
+        for s in (0, 1):
+            curves[k, s] = [0.2 if slow else 0.8] * 25
+            waited[k, s] = not grew
+        score["wait"][k] = [50.0, 50.0]
+        score["heuristic:h"][k] = [60.0 if grew else 50.0] * 2
+        for n in micro_tier.LATER_GROWTHS:
+            score[n][k] = [40.0, 40.0]
+        score["from2:widen_4x"][k] = [80.0 if slow else 40.0] * 2
+        score["from2:widen_4x@0"][k] = [59.0 if grew else 45.0] * 2
+    name, held = micro_tier.curve_rule(score, curves, waited, "heuristic:h", dist, train, heldout, 2)
+    assert name.startswith("from2:widen_4x where WAIT's epoch-2 accuracy < ")
+    assert name.endswith("heuristic:h's growth delayed to epoch 2 elsewhere")
+    expected = [80.0 if k % 2 == 0 else 59.0 if k % 3 != 0 else 50.0 for k in heldout]
     assert held.tolist() == expected
