@@ -373,7 +373,7 @@ def report(
         }
     if (
         dist is not None
-        and {n for n in LATER_GROWTHS if n.startswith("from5:")} <= set(schedules)
+        and any(n in score for n in LATER_GROWTHS)
         and len(curves) == len(score["wait"]) * seeds
     ):
         waited = {(k, s): not e["actions"] for (n, k, s), e in done.items() if n == heur and s < seeds}
@@ -385,7 +385,7 @@ def report(
             "curve_rule_minus_heuristic_ci": bootstrap(ruled - rows[heur], rng),
         }
     if dist is not None and len({dist.draw(k).optimizer for k in train + heldout}) > 1:
-        choice, seen = optimizer_rule(score, dist, names, train, heldout)
+        choice, seen = optimizer_rule(score, dist, list(rows), train, heldout)
         out |= {
             "optimizer_rule": choice,
             "optimizer_rule_mean": float(seen.mean()),
