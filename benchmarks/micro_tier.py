@@ -89,7 +89,7 @@ def curve_probes() -> list[Schedule]:
     return [grow("widen_4x", s, start=2) for s in ((0,), (1,), (2,), (0, 1, 2))] + [grow("widen_4x", start=5)]
 
 
-HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware", "heuristic:lr-aware")
+HEURISTICS = ("heuristic:capacity", "heuristic:rent-aware", "heuristic:lr-aware", "heuristic:curve-aware")
 
 _ENVS: dict[tuple, gym.Env] = {}
 

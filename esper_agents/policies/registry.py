@@ -1,5 +1,6 @@
 """The behavior policies by name: the original design's 11 (8 threshold variants and 3 contrastive ones), then
-the growth variants (``capacity``), then ``rent-aware`` and ``lr-aware``, the rules for the fast tier's distributions of task instances."""
+the growth variants (``capacity``), then ``rent-aware``, ``lr-aware`` and ``curve-aware``, the rules for the fast tier's
+distributions of task instances."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from esper_agents.policies.config import BehaviorPolicyConfig
 from esper_agents.policies.contrastive import CONTRASTIVE_VARIANTS
 from esper_agents.policies.heuristic import GROWTH_VARIANTS, THRESHOLD_VARIANTS, ThresholdPolicy
 from esper_agents.policies.observation import PolicySpec
-from esper_agents.policies.rent_aware import LrAwarePolicy, RentAwarePolicy
+from esper_agents.policies.rent_aware import CurveAwarePolicy, LrAwarePolicy, RentAwarePolicy
 from esper_env.env import EsperEnv
 
 __all__ = [
@@ -34,6 +35,7 @@ POLICIES: Mapping[str, tuple[type[Policy], BehaviorPolicyConfig]] = MappingProxy
         **{name: (ThresholdPolicy, config) for name, config in GROWTH_VARIANTS.items()},
         "rent-aware": (RentAwarePolicy, BehaviorPolicyConfig(policy_id="rent-aware")),
         "lr-aware": (LrAwarePolicy, BehaviorPolicyConfig(policy_id="lr-aware")),
+        "curve-aware": (CurveAwarePolicy, BehaviorPolicyConfig(policy_id="curve-aware")),
     }
 )
 THRESHOLD_POLICY_IDS: tuple[str, ...] = tuple(THRESHOLD_VARIANTS)

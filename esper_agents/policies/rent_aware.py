@@ -1,7 +1,9 @@
-"""``rent-aware`` and ``lr-aware``: the best hand-written rules measured for the fast tier's instance distributions.
+"""``rent-aware``, ``lr-aware`` and ``curve-aware``: the hand-written rules measured for the fast tier's instance distributions.
 
 ``rent-aware`` is the rule for ``bottlenecks``; ``lr-aware`` (:class:`LrAwarePolicy`) the one for
-``optimizers``, where the price is fixed and what pays depends on how fast the host learns.
+``optimizers``, where the price is fixed and what pays depends on how fast the host learns;
+``curve-aware`` (:class:`CurveAwarePolicy`) adds to ``lr-aware`` what the learning curve tells
+about the optimizer the observation does not show.
 
 It reads one feature that env v2's observation adds, the task's rent (``context/rent``):
 
@@ -28,9 +30,13 @@ from esper_env.rewards import DEFAULT_RENT_WEIGHT
 
 __all__ = [
     "BLUEPRINT",
+    "CURVE_EPOCH",
+    "CURVE_MAX_ACCURACY",
+    "CURVE_SLOT",
     "MAX_FIRST_WIDTH",
     "MAX_LEARNING_RATE",
     "MAX_RENT",
+    "CurveAwarePolicy",
     "LrAwarePolicy",
     "RentAwarePolicy",
 ]
@@ -41,6 +47,13 @@ BLUEPRINT = "widen_4x"
 #: instances by ``benchmarks/micro_tier.py headroom``'s context rule (docs/FAST_TIER.md).
 MAX_LEARNING_RATE = 0.03
 MAX_FIRST_WIDTH = 16
+#: ``curve-aware``'s reading of the curve, fitted on the same 40 training instances by
+#: ``benchmarks/micro_tier.py headroom``'s curve rule (docs/FAST_TIER.md): after ``CURVE_EPOCH``
+#: epochs, a validation accuracy below ``CURVE_MAX_ACCURACY`` (the slow SGD hosts) widens block
+#: ``CURVE_SLOT``.
+CURVE_EPOCH = 2
+CURVE_MAX_ACCURACY = 0.15
+CURVE_SLOT = 2
 
 
 class RentAwarePolicy(Policy):
@@ -59,9 +72,14 @@ class RentAwarePolicy(Policy):
             if slot.stage == Stage.HOLDING:
                 board.set(Op.FOSSILIZE, slot.index, DECISIVE_SCORE)
         grown = any(s.stage != Stage.DORMANT for s in view.slots)
-        if not grown and self.grows(view):
-            board.set_germinate([0], [BLUEPRINT], GERMINATE_SCORE)
+        slot = None if grown else self.growth_slot(view)
+        if slot is not None:
+            board.set_germinate([slot], [BLUEPRINT], GERMINATE_SCORE)
         return board.scores
+
+    def growth_slot(self, view: ObservationView) -> int | None:
+        """The block to widen now (asked until a seed exists), or None to wait."""
+        return 0 if self.grows(view) else None
 
 
 class LrAwarePolicy(RentAwarePolicy):
@@ -79,3 +97,23 @@ class LrAwarePolicy(RentAwarePolicy):
             and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)  # decoded from a float32 feature
             and width <= MAX_FIRST_WIDTH
         )
+
+
+class CurveAwarePolicy(LrAwarePolicy):
+    """``lr-aware``, and where it does not grow, widen the last block after ``CURVE_EPOCH`` epochs
+    if the validation accuracy then is below ``CURVE_MAX_ACCURACY`` and the learning rate at most
+    ``MAX_LEARNING_RATE`` (unless the rent is at least ``MAX_RENT``). On ``optimizers`` those are
+    mostly SGD hosts at a slow learning rate whose first block is too wide for ``lr-aware``: the
+    curve tells them from the Adam hosts at the same rate, which learn several times faster."""
+
+    def growth_slot(self, view: ObservationView) -> int | None:
+        if self.grows(view):
+            return 0
+        slow = (
+            view.epoch == CURVE_EPOCH
+            and view.val_accuracy is not None
+            and view.val_accuracy < CURVE_MAX_ACCURACY
+            and view.learning_rate is not None
+            and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)
+        )
+        return CURVE_SLOT if slow and RentAwarePolicy.grows(self, view) else None

@@ -320,7 +320,7 @@ def test_periodic_germinates_on_schedule_and_fossilizes_blindly() -> None:
 
 def test_registry_has_the_eleven_policies_of_seed_000() -> None:
     assert len(ORIGINAL_POLICY_IDS) == 11 and len(THRESHOLD_POLICY_IDS) == 8
-    assert POLICY_IDS == (*ORIGINAL_POLICY_IDS, "capacity", "rent-aware", "lr-aware")
+    assert POLICY_IDS == (*ORIGINAL_POLICY_IDS, "capacity", "rent-aware", "lr-aware", "curve-aware")
     assert set(CONTRASTIVE_POLICY_IDS) == {"random", "anti-heuristic", "periodic"}
     table = {p: get_policy(p).config for p in THRESHOLD_POLICY_IDS}
     got = {

@@ -1,4 +1,4 @@
-"""The ``rent-aware`` and ``lr-aware`` rules: they read env v2's context and widen the first block where it pays."""
+"""The ``rent-aware``, ``lr-aware`` and ``curve-aware`` rules: they read env v2's context (and the curve) and widen where it pays."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pytest
 
 import esper_env  # noqa: F401  (registers the ids)
 from esper_agents.policies import get_policy
-from esper_agents.policies.rent_aware import MAX_FIRST_WIDTH, MAX_LEARNING_RATE, MAX_RENT
+from esper_agents.policies.rent_aware import (
+    CURVE_EPOCH,
+    CURVE_SLOT,
+    MAX_FIRST_WIDTH,
+    MAX_LEARNING_RATE,
+    MAX_RENT,
+)
 from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT
 from esper_env.lifecycle import Op, Stage
 from esper_env.wrappers import CompactActions
@@ -78,3 +84,26 @@ def test_lr_aware_branches_are_exercised_and_it_never_grows_without_context() ->
     obs, info = env.reset(seed=0)
     chosen = env.actions[int(np.argmax(policy.greedy_probs(obs, info["action_mask"])))]
     assert chosen.op == Op.WAIT  # v1 has no context: the rule cannot read the learning rate
+
+
+def test_curve_aware_reads_the_curve_where_lr_aware_waits() -> None:
+    """Held-out instances 0 (SGD at 0.003) and 16 (Adam at 0.003) look alike to ``lr-aware`` (a
+    64-wide first block: it waits on both); after 2 epochs the SGD host is still near chance and
+    the Adam one is not, so ``curve-aware`` widens the last block of the first only."""
+    sgd, adam = HELDOUT_SPLIT.start_level, HELDOUT_SPLIT.start_level + 16
+    dist = DISTRIBUTIONS["optimizers"]
+    assert [dist.draw(k).optimizer for k in (sgd, adam)] == ["SGD", "Adam"]
+    assert not lr_aware_grows(dist.draw(sgd)) and not lr_aware_grows(dist.draw(adam))
+    grown, stages, _ = run(sgd, "curve-aware", "optimizers")
+    assert len(grown) == 1 and grown[0][0] == CURVE_EPOCH, grown
+    assert f"slot={CURVE_SLOT}, blueprint=widen_4x" in grown[0][1]
+    assert stages[CURVE_SLOT] != Stage.DORMANT.name  # on its way through the lifecycle (10 epochs)
+    assert run(adam, "curve-aware", "optimizers")[0] == []
+
+
+@pytest.mark.parametrize("offset", [2, 3, 4, 5])
+def test_curve_aware_plays_lr_aware_where_lr_aware_grows_or_the_rate_is_fast(offset: int) -> None:
+    k = HELDOUT_SPLIT.start_level + offset
+    inst = DISTRIBUTIONS["optimizers"].draw(k)
+    assert lr_aware_grows(inst) or inst.learning_rate > MAX_LEARNING_RATE
+    assert run(k, "curve-aware", "optimizers")[:2] == run(k, "lr-aware", "optimizers")[:2]
