@@ -264,7 +264,7 @@ def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> N
     assert (other.instances, other.key, other.heuristic_policy) == (
         "optimizers",
         f"{base}/optimizers",
-        "lr-aware",
+        "curve-aware",
     )
     assert other.wait < other.best_scripted < other.heuristic < other.virtual_best
     with pytest.raises(LookupError, match="micro/25/no-such"):
@@ -280,7 +280,11 @@ def test_the_micro_optimizers_suite_draws_its_distribution_and_is_anchored_on_it
 
     suite = get_suite("micro-optimizers")
     assert suite.settings.instances == suite.eval_settings.instances == "optimizers"
-    assert "heuristic:lr-aware" in suite.agents and suite.train_seeds == 3 and suite.eval_episodes == 200
+    assert (
+        {"heuristic:lr-aware", "heuristic:curve-aware"} <= set(suite.agents)
+        and suite.train_seeds == 3
+        and suite.eval_episodes == 200
+    )
     got = anchors(suite, {})
     ref = reference_scores(
         "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
@@ -291,7 +295,7 @@ def test_the_micro_optimizers_suite_draws_its_distribution_and_is_anchored_on_it
 
 @pytest.mark.parametrize("name", ["micro-optimizers", "micro-offline-optimizers"])
 def test_the_optimizers_suites_evaluate_200_held_out_instances_of_their_distribution(name: str) -> None:
-    """Enough to tell the optimizer rule's +1.5 over lr-aware from 0 (paired spread 7.7 points per episode)."""
+    """Enough to tell a win of +1.5 over lr-aware from 0 (paired spread 7.7 points per episode)."""
     suite = get_suite(name)
     assert suite.settings.instances == "optimizers" and suite.eval_episodes == 200
     instances = suite.eval_instances
@@ -307,11 +311,11 @@ def test_a_run_on_other_instances_than_its_registry_entrys_is_anchored_on_its_ow
     suite = get_suite("micro-optimizers")
     rows = {
         "wait": {"score": {"mean": 0.6}},
-        "heuristic:lr-aware": {"score": {"mean": 0.7}},
+        "heuristic:curve-aware": {"score": {"mean": 0.7}},
     }  # summaries' means
     own = bench_report.anchors(suite, rows)
-    assert (own["wait"], own["heuristic"]) == (0.6, 0.7) and own["heuristic_agent"] == "heuristic:lr-aware"
-    assert "this run's wait and heuristic:lr-aware rows, on its 200" in own["source"]
+    assert (own["wait"], own["heuristic"]) == (0.6, 0.7) and own["heuristic_agent"] == "heuristic:curve-aware"
+    assert "this run's wait and heuristic:curve-aware rows, on its 200" in own["source"]
     assert "measured on 50" in own["source"]
     first_50 = dataclasses.replace(suite, eval_episodes=50)  # the entry's own instances: the registry
     assert "reference registry" in bench_report.anchors(first_50, rows)["source"]

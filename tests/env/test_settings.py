@@ -112,6 +112,6 @@ def test_reference_scores_are_the_registry_entry_of_the_settings() -> None:
         "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25
     )
     optimizers = micro.replace(instances="optimizers").reference_scores()
-    assert optimizers.key.endswith("/optimizers") and optimizers.heuristic_policy == "lr-aware"
+    assert optimizers.key.endswith("/optimizers") and optimizers.heuristic_policy == "curve-aware"
     with pytest.raises(LookupError, match="Esper-Micro-v2/baseline/micro/9"):
         micro.replace(max_epochs=9).reference_scores()

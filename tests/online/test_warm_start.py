@@ -56,7 +56,7 @@ def test_the_best_heuristic_teacher_is_the_registry_entrys_heuristic() -> None:
     micro = EnvSettings(env_id="Esper-Micro-v2", fidelity="micro", max_epochs=25, instances="bottlenecks")
     assert get_online_algorithm(ALGO).warm_start == BEST_HEURISTIC
     assert resolve_teacher(BEST_HEURISTIC, micro) == "rent-aware"
-    assert resolve_teacher(BEST_HEURISTIC, micro.replace(instances="optimizers")) == "lr-aware"
+    assert resolve_teacher(BEST_HEURISTIC, micro.replace(instances="optimizers")) == "curve-aware"
     assert resolve_teacher("capacity", micro) == "capacity"  # a named policy is itself
     # no entry measured for 9-epoch episodes: the fallback
     assert resolve_teacher(BEST_HEURISTIC, SETTINGS) == FALLBACK_TEACHER == "rent-aware"

@@ -38,7 +38,8 @@ def test_sweep_scores_each_configuration_against_wait_and_the_heuristic(
     result = json.loads((tmp_path / "offline_sweep.json").read_text())
     assert result["provenance"]["command"].startswith("python benchmarks/offline_sweep.py --suite")
     assert (
-        result["settings"]["instances"] == "optimizers" and result["heuristic_agent"] == "heuristic:lr-aware"
+        result["settings"]["instances"] == "optimizers"
+        and result["heuristic_agent"] == "heuristic:curve-aware"
     )
     rows = {(t["algo"], t["config"]): t for t in result["table"]}
     assert set(rows) == {("iql", "base"), ("iql", "temp-10"), ("bc", "base")}  # temp-10 is IQL's only

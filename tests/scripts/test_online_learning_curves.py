@@ -103,8 +103,8 @@ def test_micro_curves_of_another_suite_use_its_distribution_and_its_registry_ent
     entry = reference_scores(
         "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
     )
-    assert result["reference_key"] == entry.key and entry.heuristic_policy == "lr-aware"
-    assert result["reference_lines"]["best heuristic (lr-aware)"] == pytest.approx(100 * entry.heuristic)
+    assert result["reference_key"] == entry.key and entry.heuristic_policy == "curve-aware"
+    assert result["reference_lines"]["best heuristic (curve-aware)"] == pytest.approx(100 * entry.heuristic)
     # the other heuristics' lines come from the optimizers headroom study
     assert "heuristic:rent-aware" in result["reference_lines"]
     assert [p["steps"] for p in result["algorithms"]["maskable-ppo-options"]["curve"]] == [32]

@@ -48,11 +48,12 @@ def test_sweep_on_the_optimizers_suite_compares_with_its_best_heuristic(tmp_path
                        "--workers", "1", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "online_sweep.json").read_text())
     assert (
-        result["settings"]["instances"] == "optimizers" and result["heuristic_agent"] == "heuristic:lr-aware"
+        result["settings"]["instances"] == "optimizers"
+        and result["heuristic_agent"] == "heuristic:curve-aware"
     )
     run_dir = tmp_path / "runs" / "maskable-ppo-options-bc" / "lr-1e-4" / "seed0"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["settings"]["instances"] == "optimizers" and run["hyperparameters"]["learning_rate"] == 1e-4
-    assert json.loads((run_dir / "warm_start.json").read_text())["teacher"] == "lr-aware"
+    assert json.loads((run_dir / "warm_start.json").read_text())["teacher"] == "curve-aware"
     (row,) = result["table"]
     assert row["config"] == "lr-1e-4" and row["vs_heuristic"] is not None
