@@ -296,3 +296,39 @@ def run_all(
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             for f in as_completed([pool.submit(run_episode, *a) for a in run_args]):
                 record(f.result())
+
+
+# ---------------------------------------------------------------------------------------- sweeps
+
+
+def run_sweep(
+    cache: Path,
+    done: dict[tuple, dict[str, Any]],
+    key: Callable[[dict[str, Any]], tuple],
+    jobs: Sequence[tuple[Callable[..., dict[str, Any]], Sequence[tuple]]],
+    workers: int,
+    describe: Callable[[dict[str, Any]], str | None] = lambda record: None,
+) -> None:
+    """Run each ``(function, argument tuples)`` of ``jobs`` in turn on ``workers`` processes
+    (:class:`~esper_agents.generation.backends.LocalBackend`), recording every result in ``done``
+    under ``key(result)`` and appending it to the JSON-lines ``cache`` as it arrives, so that a
+    killed sweep resumes; ``describe`` gives the line printed for a result (None: nothing)."""
+    from esper_agents.common.io import append_jsonl
+    from esper_agents.generation.backends import LocalBackend
+
+    backend = LocalBackend(workers)
+    try:
+        for function, tasks in jobs:
+            for record in backend.map(function, tasks):
+                done[key(record)] = record
+                append_jsonl(cache, record)
+                line = describe(record)
+                if line:
+                    print(line, flush=True)
+    finally:
+        backend.close()
+
+
+def mean_score(rows: Sequence[dict[str, Any]]) -> float:
+    """The mean benchmark score of evaluation rows, in points."""
+    return 100 * sum(r["score"] for r in rows) / len(rows)

@@ -31,14 +31,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, add_results_argument, provenance, require_positive
+from _common import RESULTS, add_results_argument, mean_score, provenance, require_positive, run_sweep
 
 from esper_agents.bench.report import paired_difference, per_episode
 from esper_agents.bench.runner import evaluate_episode
 from esper_agents.bench.suites import SUITES, Suite, agent_family, get_suite, run_name
-from esper_agents.common.io import append_jsonl, read_jsonl
+from esper_agents.common.io import read_jsonl
 from esper_agents.common.stats import bootstrap_ci
-from esper_agents.generation.backends import LocalBackend
 from esper_agents.offline.algorithms import ALGORITHMS, make_config
 from esper_env.env import torch_threads
 
@@ -112,7 +111,7 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
             table.append({
                 "algo": algo, "config": config, "overrides": CONFIGS[config][0],
                 "score": bootstrap_ci([100 * v for v in per_episode(rows, "score").values()]),
-                "per_seed": [100 * sum(r["score"] for r in run["rows"]) / len(run["rows"]) for run in runs],
+                "per_seed": [mean_score(run["rows"]) for run in runs],
                 "vs_wait": paired_difference(rows, wait), "vs_heuristic": paired_difference(rows, heuristic),
                 "seeds_created": sum(r["seeds_created"] for r in rows) / len(rows),
                 "grew": sum(r["seeds_created"] > 0 for r in rows) / len(rows),
@@ -203,20 +202,18 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(args.train_seeds) if (a, c, i) not in done]  # fmt: skip
     todo_scripted = [(a, s, plain) for a in scripted for s in suite.eval_seeds if (a, "-", s) not in done]
     print(f"{len(todo)} runs and {len(todo_scripted)} scripted episodes to go", flush=True)
-    backend = LocalBackend(args.workers)
-    try:
-        for record in backend.map(_scripted, todo_scripted):
-            done[record["algo"], "-", record["index"]] = record
-            append_jsonl(cache, record)
-        for record in backend.map(train_and_score, todo):
-            done[record["algo"], record["config"], record["index"]] = record
-            append_jsonl(cache, record)
-            score = 100 * sum(r["score"] for r in record["rows"]) / len(record["rows"])
-            print(
-                f"{record['algo']} {record['config']} run {record['index']}: held-out {score:.1f}", flush=True
-            )
-    finally:
-        backend.close()
+    run_sweep(
+        cache,
+        done,
+        lambda r: (r["algo"], r["config"], r["index"]),
+        [(_scripted, todo_scripted), (train_and_score, todo)],
+        args.workers,
+        lambda r: (
+            None
+            if r["config"] == "-"
+            else f"{r['algo']} {r['config']} run {r['index']}: held-out {mean_score(r['rows']):.1f}"
+        ),
+    )
     summary = summarize(done, args)
     table = markdown(summary, args)
     result = {"provenance": provenance(__file__, argv, suite.settings.env_id, 1), "settings": suite.settings.to_dict(),

@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import RESULTS, add_results_argument, provenance, require_positive
+from _common import RESULTS, add_results_argument, mean_score, provenance, require_positive, run_sweep
 from online_learning_curves import diagnostics, evaluate_heldout, micro_suite
 
 from esper_agents.bench.report import paired_difference, per_episode
 from esper_agents.bench.runner import evaluate_episode
-from esper_agents.common.io import append_jsonl, read_jsonl
+from esper_agents.common.io import read_jsonl
 from esper_agents.common.stats import bootstrap_ci
-from esper_agents.generation.backends import LocalBackend
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
 from esper_agents.online.train import train_online
 
@@ -97,7 +96,7 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
             if not runs:
                 continue
             rows = [{**r, "train_index": i} for i, run in enumerate(runs) for r in run["rows"]]
-            per_seed = [100 * sum(r["score"] for r in run["rows"]) / len(run["rows"]) for run in runs]
+            per_seed = [mean_score(run["rows"]) for run in runs]
             last = [run["diagnostics"]["intervals"][-1] for run in runs if run["diagnostics"]["intervals"]]
             table.append({
                 "algo": algo, "config": config, "overrides": CONFIGS[config][0], "reward": CONFIGS[config][1],
@@ -200,20 +199,18 @@ def main(argv: list[str] | None = None) -> None:
     ]
     todo_scripted = [(a, s, plain) for a in scripted for s in suite.eval_seeds if (a, "-", s) not in done]
     print(f"{len(todo)} runs and {len(todo_scripted)} scripted episodes to go", flush=True)
-    backend = LocalBackend(args.workers)
-    try:
-        for record in backend.map(_scripted, todo_scripted):
-            done[record["algo"], "-", record["seed"]] = record
-            append_jsonl(cache, record)
-        for record in backend.map(train_and_score, todo):
-            done[record["algo"], record["config"], record["seed"]] = record
-            append_jsonl(cache, record)
-            score = 100 * sum(r["score"] for r in record["rows"]) / len(record["rows"])
-            print(
-                f"{record['algo']} {record['config']} seed {record['seed']}: held-out {score:.1f}", flush=True
-            )
-    finally:
-        backend.close()
+    run_sweep(
+        cache,
+        done,
+        lambda r: (r["algo"], r["config"], r["seed"]),
+        [(_scripted, todo_scripted), (train_and_score, todo)],
+        args.workers,
+        lambda r: (
+            None
+            if r["config"] == "-"
+            else f"{r['algo']} {r['config']} seed {r['seed']}: held-out {mean_score(r['rows']):.1f}"
+        ),
+    )
     args.configs = list(CONFIGS)
     summary = summarize(done, args)
     table = markdown(summary, args)
