@@ -301,30 +301,42 @@ def run_all(
 # ---------------------------------------------------------------------------------------- sweeps
 
 
+def sweep_key(record: dict[str, Any], field: str) -> tuple[str, str, int]:
+    """A sweep record's key: ``(algo, config, record[field])`` (config ``-`` for a scripted episode)."""
+    return record["algo"], record["config"], record[field]
+
+
+def load_sweep(cache: Path, field: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The records of a sweep's JSON-lines ``cache`` (none if it does not exist yet), by :func:`sweep_key`."""
+    from esper_agents.common.io import read_jsonl
+
+    return {sweep_key(r, field): r for r in (read_jsonl(cache) if cache.exists() else [])}
+
+
 def run_sweep(
     cache: Path,
-    done: dict[tuple, dict[str, Any]],
-    key: Callable[[dict[str, Any]], tuple],
+    done: dict[tuple[str, str, int], dict[str, Any]],
+    field: str,
     jobs: Sequence[tuple[Callable[..., dict[str, Any]], Sequence[tuple]]],
     workers: int,
-    describe: Callable[[dict[str, Any]], str | None] = lambda record: None,
 ) -> None:
     """Run each ``(function, argument tuples)`` of ``jobs`` in turn on ``workers`` processes
     (:class:`~esper_agents.generation.backends.LocalBackend`), recording every result in ``done``
-    under ``key(result)`` and appending it to the JSON-lines ``cache`` as it arrives, so that a
-    killed sweep resumes; ``describe`` gives the line printed for a result (None: nothing)."""
+    under :func:`sweep_key` and appending it to the JSON-lines ``cache`` as it arrives, so that a
+    killed sweep resumes; a training run's held-out score is printed."""
     from esper_agents.common.io import append_jsonl
     from esper_agents.generation.backends import LocalBackend
 
+    print(f"{sum(len(tasks) for _, tasks in jobs)} runs and scripted episodes to go", flush=True)
     backend = LocalBackend(workers)
     try:
         for function, tasks in jobs:
             for record in backend.map(function, tasks):
-                done[key(record)] = record
+                done[sweep_key(record, field)] = record
                 append_jsonl(cache, record)
-                line = describe(record)
-                if line:
-                    print(line, flush=True)
+                if record["config"] != "-":
+                    print(f"{record['algo']} {record['config']} {field} {record[field]}: held-out "
+                          f"{mean_score(record['rows']):.1f}", flush=True)  # fmt: skip
     finally:
         backend.close()
 

@@ -31,12 +31,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, add_results_argument, mean_score, provenance, require_positive, run_sweep
+from _common import (
+    RESULTS,
+    add_results_argument,
+    load_sweep,
+    mean_score,
+    provenance,
+    require_positive,
+    run_sweep,
+)
 
 from esper_agents.bench.report import paired_difference, per_episode
 from esper_agents.bench.runner import evaluate_episode
 from esper_agents.bench.suites import SUITES, Suite, agent_family, get_suite, run_name
-from esper_agents.common.io import read_jsonl
 from esper_agents.common.stats import bootstrap_ci
 from esper_agents.offline.algorithms import ALGORITHMS, make_config
 from esper_env.env import torch_threads
@@ -195,25 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     scripted = (*SCRIPTED, f"heuristic:{suite.settings.reference_scores().heuristic_policy}")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "offline_sweep.runs.jsonl"
-    done = {(r["algo"], r["config"], r["index"]): r for r in (read_jsonl(cache) if cache.exists() else [])}
+    done = load_sweep(cache, "index")
     plain = {"suite": args.suite, "pack": str(args.pack), "steps": args.steps,
              "eval_instances": args.eval_instances, "runs": str(args.runs)}  # fmt: skip
     todo = [(a, c, i, plain) for c in args.configs for a in args.algos if a in CONFIGS[c][1]
             for i in range(args.train_seeds) if (a, c, i) not in done]  # fmt: skip
     todo_scripted = [(a, s, plain) for a in scripted for s in suite.eval_seeds if (a, "-", s) not in done]
-    print(f"{len(todo)} runs and {len(todo_scripted)} scripted episodes to go", flush=True)
-    run_sweep(
-        cache,
-        done,
-        lambda r: (r["algo"], r["config"], r["index"]),
-        [(_scripted, todo_scripted), (train_and_score, todo)],
-        args.workers,
-        lambda r: (
-            None
-            if r["config"] == "-"
-            else f"{r['algo']} {r['config']} run {r['index']}: held-out {mean_score(r['rows']):.1f}"
-        ),
-    )
+    run_sweep(cache, done, "index", [(_scripted, todo_scripted), (train_and_score, todo)], args.workers)
     summary = summarize(done, args)
     table = markdown(summary, args)
     result = {"provenance": provenance(__file__, argv, suite.settings.env_id, 1), "settings": suite.settings.to_dict(),

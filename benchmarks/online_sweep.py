@@ -30,12 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import RESULTS, add_results_argument, mean_score, provenance, require_positive, run_sweep
+from _common import (
+    RESULTS,
+    add_results_argument,
+    load_sweep,
+    mean_score,
+    provenance,
+    require_positive,
+    run_sweep,
+)
 from online_learning_curves import diagnostics, evaluate_heldout, micro_suite
 
 from esper_agents.bench.report import paired_difference, per_episode
 from esper_agents.bench.runner import evaluate_episode
-from esper_agents.common.io import read_jsonl
 from esper_agents.common.stats import bootstrap_ci
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
 from esper_agents.online.train import train_online
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     scripted = (*SCRIPTED, f"heuristic:{entry.heuristic_policy}")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "online_sweep.runs.jsonl"
-    done = {(r["algo"], r["config"], r["seed"]): r for r in (read_jsonl(cache) if cache.exists() else [])}
+    done = load_sweep(cache, "seed")
     plain = {
         "steps": args.steps,
         "n_envs": args.n_envs,
@@ -198,19 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         if (a, c, s) not in done
     ]
     todo_scripted = [(a, s, plain) for a in scripted for s in suite.eval_seeds if (a, "-", s) not in done]
-    print(f"{len(todo)} runs and {len(todo_scripted)} scripted episodes to go", flush=True)
-    run_sweep(
-        cache,
-        done,
-        lambda r: (r["algo"], r["config"], r["seed"]),
-        [(_scripted, todo_scripted), (train_and_score, todo)],
-        args.workers,
-        lambda r: (
-            None
-            if r["config"] == "-"
-            else f"{r['algo']} {r['config']} seed {r['seed']}: held-out {mean_score(r['rows']):.1f}"
-        ),
-    )
+    run_sweep(cache, done, "seed", [(_scripted, todo_scripted), (train_and_score, todo)], args.workers)
     args.configs = list(CONFIGS)
     summary = summarize(done, args)
     table = markdown(summary, args)
