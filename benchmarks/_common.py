@@ -344,3 +344,12 @@ def run_sweep(
 def mean_score(rows: Sequence[dict[str, Any]]) -> float:
     """The mean benchmark score of evaluation rows, in points."""
     return 100 * sum(r["score"] for r in rows) / len(rows)
+
+
+def format_ci(summary: dict[str, Any] | None, scale: float = 1.0) -> str:
+    """``mean [lo, hi]`` of a :func:`~esper_agents.common.stats.bootstrap_ci` summary times ``scale``
+    (``n/a`` for None)."""
+    if summary is None:
+        return "n/a"
+    lo, hi = summary["ci95"]
+    return f"{scale * summary['mean']:.1f} [{scale * lo:.1f}, {scale * hi:.1f}]"

@@ -34,6 +34,7 @@ from typing import Any
 from _common import (
     RESULTS,
     add_results_argument,
+    format_ci,
     load_sweep,
     mean_score,
     provenance,
@@ -135,12 +136,6 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
 
 
 def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
-    def ci(s: dict[str, Any] | None, scale: float = 1.0) -> str:
-        if s is None:
-            return "n/a"
-        lo, hi = s["ci95"]
-        return f"{scale * s['mean']:.1f} [{scale * lo:.1f}, {scale * hi:.1f}]"
-
     best = summary["heuristic_agent"]
     lines = [
         (
@@ -151,16 +146,16 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     for t in summary["table"]:
         lines.append(
-            f"| {t['algo']} | {t['config']} | {json.dumps(t['overrides'])} | {ci(t['score'])} "
-            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {ci(t['vs_wait'], 100)} "
-            f"| {ci(t['vs_heuristic'], 100)} | {100 * t['grew']:.0f}% | {t['seeds_created']:.2f} |"
+            f"| {t['algo']} | {t['config']} | {json.dumps(t['overrides'])} | {format_ci(t['score'])} "
+            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {format_ci(t['vs_wait'], 100)} "
+            f"| {format_ci(t['vs_heuristic'], 100)} | {100 * t['grew']:.0f}% | {t['seeds_created']:.2f} |"
         )
     grew = summary["heuristic_grew"]
     lines += [
         "",
         (
-            f"On the same {args.eval_instances} held-out instances: always-WAIT {ci(summary['wait'])}, "
-            f"{best} {ci(summary['heuristic'])}"
+            f"On the same {args.eval_instances} held-out instances: always-WAIT {format_ci(summary['wait'])}, "
+            f"{best} {format_ci(summary['heuristic'])}"
             + ("" if grew is None else f" (grows in {100 * grew:.0f}% of them)")
             + f". {args.steps} gradient steps per run on the pack {args.pack}, {args.train_seeds} training "
             "seed(s) each, as the bench seeds its runs; each config changes the fields it lists."

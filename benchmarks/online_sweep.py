@@ -33,6 +33,7 @@ import torch
 from _common import (
     RESULTS,
     add_results_argument,
+    format_ci,
     load_sweep,
     mean_score,
     provenance,
@@ -120,12 +121,6 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
 
 
 def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
-    def ci(s: dict[str, Any] | None, scale: float = 1.0) -> str:
-        if s is None:
-            return "n/a"
-        lo, hi = s["ci95"]
-        return f"{scale * s['mean']:.1f} [{scale * lo:.1f}, {scale * hi:.1f}]"
-
     best = summary["heuristic_agent"]
     lines = [
         (
@@ -139,15 +134,15 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
         train = "n/a" if tr is None else (f"{100 * tr['score']:.1f}, {tr['seeds_created']:.2f}, "
                                           f"{tr['seeds_fossilized']:.2f}, {tr['seeds_pruned']:.2f}")  # fmt: skip
         lines.append(
-            f"| {t['algo']} | {t['config']} | {t['reward']} | {ci(t['score'])} "
-            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {ci(t['vs_wait'], 100)} "
-            f"| {ci(t['vs_heuristic'], 100)} | {train} |"
+            f"| {t['algo']} | {t['config']} | {t['reward']} | {format_ci(t['score'])} "
+            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {format_ci(t['vs_wait'], 100)} "
+            f"| {format_ci(t['vs_heuristic'], 100)} | {train} |"
         )
     lines += [
         "",
         (
-            f"On the same {args.eval_instances} held-out instances: always-WAIT {ci(summary['wait'])}, "
-            f"{best} {ci(summary['heuristic'])}. {args.steps} env steps per run on {args.n_envs} envs, "
+            f"On the same {args.eval_instances} held-out instances: always-WAIT {format_ci(summary['wait'])}, "
+            f"{best} {format_ci(summary['heuristic'])}. {args.steps} env steps per run on {args.n_envs} envs, "
             f"{len(args.seeds)} training seed(s) ({', '.join(map(str, args.seeds))}); base hyperparameters "
             f"{json.dumps({**PPO_DEFAULTS, **BASE})}, each config changing what its name says."
         ),
