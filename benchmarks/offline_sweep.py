@@ -58,6 +58,7 @@ CONFIGS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     # 3-point advantage weighs 2.5x and the policy stays close to the pack's (60% WAIT) actions.
     "expectile-0.9": ({"expectile": 0.9}, ("iql",)),
     "temp-10": ({"weight_temp": 10.0}, ("iql",)),
+    "temp-30": ({"weight_temp": 30.0}, ("iql",)),
     "expectile-0.9-temp-10": ({"expectile": 0.9, "weight_temp": 10.0}, ("iql",)),
     "alpha-1": ({"alpha": 1.0}, ("cql",)),
 }
