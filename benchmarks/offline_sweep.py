@@ -110,6 +110,8 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
 
     best = f"heuristic:{suite.settings.reference_scores().heuristic_policy}"
     wait, heuristic = scripted("wait"), scripted(best)
+    # heuristics an earlier run of the sweep played (e.g. the registry's best before it changed)
+    others = sorted({a for (a, c, _) in done if c == "-" and a.startswith("heuristic:") and a != best})
     table = []
     for algo in args.algos:
         for config in CONFIGS:
@@ -122,6 +124,7 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
                 "score": bootstrap_ci([100 * v for v in per_episode(rows, "score").values()]),
                 "per_seed": [mean_score(run["rows"]) for run in runs],
                 "vs_wait": paired_difference(rows, wait), "vs_heuristic": paired_difference(rows, heuristic),
+                "vs_others": {a: paired_difference(rows, scripted(a)) for a in others},
                 "seeds_created": sum(r["seeds_created"] for r in rows) / len(rows),
                 "grew": sum(r["seeds_created"] > 0 for r in rows) / len(rows),
             })  # fmt: skip
@@ -130,6 +133,7 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
         "wait": bootstrap_ci([100 * r["score"] for r in wait]) if wait else None,
         "heuristic": bootstrap_ci([100 * r["score"] for r in heuristic]) if heuristic else None,
         "heuristic_agent": best,
+        "others": {a: bootstrap_ci([100 * r["score"] for r in scripted(a)]) for a in others},
         "heuristic_grew": sum(r["seeds_created"] > 0 for r in heuristic) / len(heuristic)
         if heuristic
         else None,
@@ -137,19 +141,23 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
 
 
 def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
-    best = summary["heuristic_agent"]
+    best, others = summary["heuristic_agent"], list(summary["others"])
     lines = [
         (
             f"| algorithm | config | overrides | held-out score [95% CI] | per seed | vs WAIT [95% CI] "
-            f"| vs {best} [95% CI] | episodes that grew | seeds created per episode |"
+            f"| vs {best} [95% CI] | "
+            + "".join(f"vs {a} [95% CI] | " for a in others)
+            + "episodes that grew | seeds created per episode |"
         ),
-        "|---|---|---|---:|---|---:|---:|---:|---:|",
+        "|---|---|---|---:|---|---:|---:|" + "---:|" * len(others) + "---:|---:|",
     ]
     for t in summary["table"]:
         lines.append(
             f"| {t['algo']} | {t['config']} | {json.dumps(t['overrides'])} | {format_ci(t['score'])} "
             f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {format_ci(t['vs_wait'], 100)} "
-            f"| {format_ci(t['vs_heuristic'], 100)} | {100 * t['grew']:.0f}% | {t['seeds_created']:.2f} |"
+            f"| {format_ci(t['vs_heuristic'], 100)} | "
+            + "".join(f"{format_ci(t['vs_others'][a], 100)} | " for a in others)
+            + f"{100 * t['grew']:.0f}% | {t['seeds_created']:.2f} |"
         )
     grew = summary["heuristic_grew"]
     lines += [
@@ -158,6 +166,7 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
             f"On the same {args.eval_instances} held-out instances: always-WAIT {format_ci(summary['wait'])}, "
             f"{best} {format_ci(summary['heuristic'])}"
             + ("" if grew is None else f" (grows in {100 * grew:.0f}% of them)")
+            + "".join(f", {a} {format_ci(v)}" for a, v in summary["others"].items())
             + f". {args.steps} gradient steps per run on the pack {args.pack}, {args.train_seeds} training "
             "seed(s) each, as the bench seeds its runs; each config changes the fields it lists."
         ),

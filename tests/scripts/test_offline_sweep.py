@@ -60,6 +60,20 @@ def test_sweep_scores_each_configuration_against_wait_and_the_heuristic(
     offline_sweep.main(argv)  # resumed: nothing runs again
     assert (tmp_path / "offline_sweep.runs.jsonl").read_text().splitlines() == cached
     assert '| iql | temp-10 | {"weight_temp": 10.0} |' in (tmp_path / "offline_sweep.md").read_text()
+    # a heuristic an earlier run played (the registry's best before it changed) gets its own column
+    from esper_agents.common.io import append_jsonl
+
+    plain = {"suite": "micro-offline-optimizers", "pack": str(optimizers_pack), "steps": 20,
+             "eval_instances": 2, "runs": str(tmp_path / "runs")}  # fmt: skip
+    for seed in suite.eval_seeds[:2]:
+        append_jsonl(
+            tmp_path / "offline_sweep.runs.jsonl", offline_sweep._scripted("heuristic:lr-aware", seed, plain)
+        )
+    offline_sweep.main(argv)
+    result = json.loads((tmp_path / "offline_sweep.json").read_text())
+    assert list(result["others"]) == ["heuristic:lr-aware"]
+    assert all(set(t["vs_others"]) == {"heuristic:lr-aware"} for t in result["table"])
+    assert "vs heuristic:lr-aware [95% CI]" in (tmp_path / "offline_sweep.md").read_text()
 
 
 def test_a_bad_pack_or_budget_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
