@@ -15,7 +15,7 @@ from esper_env.configs import lookup
 __all__ = ["BEST_HEURISTIC", "ONLINE_ALGORITHMS", "OnlineAlgorithm", "get_online_algorithm", "model_class"]
 
 #: ``OnlineAlgorithm.warm_start``'s value for "the best heuristic the reference registry records for
-#: the run's env" (``rent-aware`` on the fast tier's ``bottlenecks``, ``lr-aware`` on ``optimizers``);
+#: the run's env" (``rent-aware`` on the fast tier's ``bottlenecks``, ``curve-aware`` on ``optimizers``);
 #: ``FALLBACK_TEACHER`` where the registry has no entry for it.
 BEST_HEURISTIC = "best-heuristic"
 FALLBACK_TEACHER = "rent-aware"
