@@ -39,6 +39,7 @@ __all__ = [
     "CurveAwarePolicy",
     "LrAwarePolicy",
     "RentAwarePolicy",
+    "slow_rate",
 ]
 
 MAX_RENT = 0.1
@@ -54,6 +55,12 @@ MAX_FIRST_WIDTH = 16
 CURVE_EPOCH = 2
 CURVE_MAX_ACCURACY = 0.15
 CURVE_SLOT = 2
+
+
+def slow_rate(view: ObservationView) -> bool:
+    """The host's learning rate is at most ``MAX_LEARNING_RATE`` (False without env v2's context)."""
+    rate = view.learning_rate
+    return rate is not None and rate <= MAX_LEARNING_RATE * (1 + 1e-6)  # decoded from a float32 feature
 
 
 class RentAwarePolicy(Policy):
@@ -90,13 +97,7 @@ class LrAwarePolicy(RentAwarePolicy):
 
     def grows(self, view: ObservationView) -> bool:
         width = view.slots[0].host_width
-        if view.learning_rate is None or width is None:
-            return False
-        return (
-            super().grows(view)
-            and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)  # decoded from a float32 feature
-            and width <= MAX_FIRST_WIDTH
-        )
+        return width is not None and super().grows(view) and slow_rate(view) and width <= MAX_FIRST_WIDTH
 
 
 class CurveAwarePolicy(LrAwarePolicy):
@@ -113,7 +114,6 @@ class CurveAwarePolicy(LrAwarePolicy):
             view.epoch == CURVE_EPOCH
             and view.val_accuracy is not None
             and view.val_accuracy < CURVE_MAX_ACCURACY
-            and view.learning_rate is not None
-            and view.learning_rate <= MAX_LEARNING_RATE * (1 + 1e-6)
+            and slow_rate(view)
         )
         return CURVE_SLOT if slow and RentAwarePolicy.grows(self, view) else None
