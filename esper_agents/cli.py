@@ -224,6 +224,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
                    help="gradient steps per offline training run (default: the suite's)")  # fmt: skip
     p.add_argument("--online-steps", type=positive_int, default=None, metavar="N",
                    help="env steps per online training run (default: the suite's)")  # fmt: skip
+    p.add_argument("--option-instances", type=positive_int, default=None, metavar="N",
+                   help="training instances of the fitted-Q agents' option data (default: the suite's)")  # fmt: skip
     p.add_argument("--eval-episodes", type=positive_int, default=None, metavar="N",
                    help="evaluation episodes, on seeds (and held-out instances) from the suite's first "
                    "(default: the suite's); a run directory keeps its episodes, so a larger N only "

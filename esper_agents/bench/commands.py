@@ -18,6 +18,7 @@ def bench_command(args: argparse.Namespace) -> int:
     budgets = {
         "offline_steps": args.offline_steps,
         "online_steps": args.online_steps,
+        "option_instances": args.option_instances,
         "eval_episodes": args.eval_episodes,
     }
     suite = dataclasses.replace(suite, **{k: v for k, v in budgets.items() if v is not None})

@@ -9,6 +9,9 @@ agent's family once and asks it; it never switches on family names.
 
 * :class:`ScriptedFamily`: always-WAIT, random and the heuristic variants; no training.
 * :class:`OfflineFamily`: d3rlpy learners trained ``offline_steps`` gradient steps on the pack.
+* :class:`FittedQFamily`: fitted Q iteration over growth options
+  (:mod:`esper_agents.offline.fitted_q`), fit on option episodes played on ``option_instances``
+  training instances (collected once, before training, and shared by its training runs).
 * :class:`OnlineFamily`: stable-baselines3 learners trained ``online_steps`` env steps on
   ``n_envs`` envs (``esper train-online``'s directories; a killed run resumes exactly, from
   checkpoints taken after the update with the whole resume state).
@@ -30,7 +33,9 @@ from esper_agents.common.agents import Agent
 from esper_agents.common.rollout import Episode
 from esper_env.env import torch_threads
 
-__all__ = ["FAMILY_IMPLEMENTATIONS", "Family", "OfflineFamily", "OnlineFamily", "ScriptedFamily", "family_of"]
+__all__ = [
+    "FAMILY_IMPLEMENTATIONS", "Family", "FittedQFamily", "OfflineFamily", "OnlineFamily", "ScriptedFamily", "family_of",
+]  # fmt: skip
 
 _WAIT_INDEX = 0  # CompactActions index 0 is WAIT (checked in ScriptedFamily.make_agent)
 _LOADED: dict[tuple[str, str], Any] = {}  # per process: models loaded once
@@ -45,6 +50,9 @@ class Family(Protocol):
 
     def training_seeds(self, suite: Suite) -> dict[str, list[int]]:
         """Reset seeds its training uses besides the pack's, by source (none: ``{}``)."""
+
+    def prepare(self, suite: Suite, out: Path, workers: int, log: Callable[[str], None]) -> None:
+        """What its training runs share, made once before them in this process (or resumed)."""
 
     def train(self, suite: Suite, agent: str, out: Path, *, pack: Path | None, device: str, progress: bool,
               log: Callable[[str], None]) -> None:  # fmt: skip
@@ -71,6 +79,9 @@ class _MaskedFamily:
 
     def training_seeds(self, suite: Suite) -> dict[str, list[int]]:
         return {}
+
+    def prepare(self, suite: Suite, out: Path, workers: int, log: Callable[[str], None]) -> None:
+        pass
 
     def action_set(self, agent: str, out: Path, device: str) -> str:
         return "compact"
@@ -195,6 +206,92 @@ def _tensorboard_seconds(tb: Path) -> float | None:
     return total if found else None
 
 
+def _raw_env(suite: Suite, device: str) -> Any:
+    """The evaluation env with its own spaces (one torch thread): full factored actions."""
+    return suite.eval_settings.replace(device=device, num_threads=1).make()
+
+
+def _executed_ops(episode: Episode) -> tuple[list[str], np.ndarray, int]:
+    from esper_env.lifecycle import Op
+
+    return [Op(int(o)).name for o in episode.ops], episode.rewards, episode.illegal
+
+
+class FittedQFamily:
+    """Fitted Q iteration over growth options (:mod:`esper_agents.offline.fitted_q`)."""
+
+    name = "fitted-q"
+    needs_pack = False
+
+    @staticmethod
+    def _instances(suite: Suite) -> list[int]:
+        start = suite.settings.start_level
+        return [start + j for j in range(suite.option_instances)]
+
+    @staticmethod
+    def _data(out: Path) -> Path:
+        return out / "fitted_q" / "options.jsonl"
+
+    def training_seeds(self, suite: Suite) -> dict[str, list[int]]:
+        return {"fitted-q": [suite.train_seed + j for j in range(suite.option_instances)]}
+
+    def prepare(self, suite: Suite, out: Path, workers: int, log: Callable[[str], None]) -> None:
+        import time
+
+        from esper_agents.offline.fitted_q import collect
+
+        started = time.perf_counter()
+        settings = suite.settings.replace(device="cpu", num_threads=1)
+        records = collect(settings, self._instances(suite), self._data(out), seed=suite.train_seed,
+                          workers=workers, log=log)  # fmt: skip
+        stamp = out / "fitted_q" / "collection.json"
+        if not stamp.exists() or json.loads(stamp.read_text()).get("episodes") != len(records):
+            seconds = time.perf_counter() - started
+            if stamp.exists():  # a resumed or extended collection: add this part's time
+                seconds += json.loads(stamp.read_text()).get("seconds", 0.0)
+            stamp.write_text(json.dumps({"episodes": len(records), "seconds": seconds}) + "\n")
+
+    def train(self, suite: Suite, agent: str, out: Path, *, pack: Path | None, device: str, progress: bool,
+              log: Callable[[str], None]) -> None:  # fmt: skip
+        from esper_agents.offline.fitted_q import OptionMenu, train_fitted_q
+
+        _, index = parse_run(agent)
+        summary = out / "fitted_q" / agent / "fitted_q.json"
+        expected = suite.option_instances
+        if summary.exists() and json.loads(summary.read_text()).get("instances") == expected:
+            return
+        wanted = set(self._instances(suite))
+        names = {s.name for s in OptionMenu().schedules()}
+        records = [
+            r
+            for r in map(json.loads, self._data(out).read_text().splitlines())
+            if r["instance"] in wanted and r["option"] in names
+        ]
+        log(f"[{suite.name}] fitted-q agent {agent}: {len(records)} option episodes on {expected} instances")
+        train_fitted_q(records, out / "fitted_q" / agent, seed=suite.run_seed(index), instances=expected)
+
+    def training_seconds(self, agent: str, out: Path) -> float | None:
+        path, stamp = out / "fitted_q" / agent / "fitted_q.json", out / "fitted_q" / "collection.json"
+        if not path.exists():
+            return None
+        collected = json.loads(stamp.read_text()).get("seconds", 0.0) if stamp.exists() else 0.0
+        return json.loads(path.read_text()).get("seconds", 0.0) + collected
+
+    def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
+        return _raw_env(suite, device)
+
+    def make_agent(self, agent: str, env: Any, out: Path, seed: int, device: str) -> Agent:
+        from esper_agents.offline.fitted_q import FittedQAgent, load_fitted_q
+
+        key = (str(out), agent)
+        if key not in _LOADED:
+            _LOADED[key] = load_fitted_q(out / "fitted_q" / agent)
+        return FittedQAgent(_LOADED[key], env)
+
+    def executed(self, env: Any, episode: Episode) -> tuple[list[str], np.ndarray, int]:
+        return _executed_ops(episode)
+
+
 class OnlineFamily:
     """stable-baselines3 learners (MaskablePPO, RecurrentPPO, the masked recurrent PPO)."""
 
@@ -205,6 +302,9 @@ class OnlineFamily:
         # The online envs' first resets (later episodes continue each env's RNG, with no reset seed).
         first = [suite.run_seed(i) for i in range(suite.train_seeds)]
         return {"online": sorted({s + e for s in first for e in range(suite.n_envs)})}
+
+    def prepare(self, suite: Suite, out: Path, workers: int, log: Callable[[str], None]) -> None:
+        pass
 
     def train(self, suite: Suite, agent: str, out: Path, *, pack: Path | None, device: str, progress: bool,
               log: Callable[[str], None]) -> None:  # fmt: skip
@@ -237,14 +337,12 @@ class OnlineFamily:
         return OnlineModelAgent(_LOADED[key], parse_run(agent)[0], env)
 
     def executed(self, env: Any, episode: Episode) -> tuple[list[str], np.ndarray, int]:
-        from esper_env.lifecycle import Op
-
-        return [Op(int(o)).name for o in episode.ops], episode.rewards, episode.illegal
+        return _executed_ops(episode)
 
 
 #: One implementation per family name of :data:`esper_agents.bench.suites.FAMILIES`.
 FAMILY_IMPLEMENTATIONS: dict[str, Family] = {
-    f.name: f for f in (ScriptedFamily(), OfflineFamily(), OnlineFamily())
+    f.name: f for f in (ScriptedFamily(), OfflineFamily(), FittedQFamily(), OnlineFamily())
 }
 
 

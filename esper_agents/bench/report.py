@@ -259,7 +259,7 @@ def plot(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mapping[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"scripted": "tab:gray", "offline": "tab:blue", "online": "tab:orange"}
+    colors = {"scripted": "tab:gray", "offline": "tab:blue", "fitted-q": "tab:purple", "online": "tab:orange"}
     names = [s["agent"] for s in summaries][::-1]
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 1.8), sharey=True)
     for ax, key, title in zip(

@@ -166,7 +166,7 @@ def _train(suite: Suite, out: Path, pack: Path | None, device: str, backend: Bac
     families = {a: family_of(a) for a in suite.agents}
     ordered = [
         run
-        for name in FAMILIES  # scripted, offline, online
+        for name in FAMILIES  # scripted, offline, fitted-q, online
         for a in suite.agents
         if families[a] is FAMILY_IMPLEMENTATIONS[name] and name != "scripted"
         for run in suite.runs(a)
@@ -278,6 +278,8 @@ def _run(suite: Suite, out: Path, runner: Backend, backend: str, workers: int, d
         record["training_split"] = {"start_level": env.start_level, "num_levels": env.num_levels}
         record["evaluation_instances"] = suite.eval_instances
     write_json(out / "seeds.json", record)
+    for family in {family_of(a).name: family_of(a) for a in suite.agents}.values():
+        family.prepare(suite, out, workers, log)
     _train(suite, out, pack, device, runner, progress, log)
     runs = [r for a in suite.agents for r in suite.runs(a)]
     log(

@@ -27,6 +27,7 @@ from typing import Any
 
 from esper_agents.generation.spec import GenerationSpec, PolicyPlan
 from esper_agents.offline.algorithms import ALGORITHMS as OFFLINE_ALGORITHMS
+from esper_agents.offline.fitted_q import FITTED_Q_AGENTS
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS
 from esper_agents.policies import DEFAULT_HEURISTIC, POLICIES
 from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT, Split
@@ -46,23 +47,32 @@ BENCH_AGENTS: tuple[str, ...] = (*SCRIPTED_AGENTS, *OFFLINE_ALGORITHMS, *ONLINE_
 #: (a suite may compare its agents with its pack's policies).
 AGENT_NAMES: tuple[str, ...] = tuple(
     dict.fromkeys(
-        (*SCRIPTED_AGENTS, *(f"heuristic:{p}" for p in POLICIES), *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS)
+        (
+            *SCRIPTED_AGENTS,
+            *(f"heuristic:{p}" for p in POLICIES),
+            *OFFLINE_ALGORITHMS,
+            *FITTED_Q_AGENTS,
+            *ONLINE_ALGORITHMS,
+        )
     )
 )
-FAMILIES: tuple[str, ...] = ("scripted", "offline", "online")
+#: The agent families, in the order the runner trains them.
+FAMILIES: tuple[str, ...] = ("scripted", "offline", "fitted-q", "online")
 #: The agents a normalised score is anchored on (0 and 1).
 WAIT_AGENT, HEURISTIC_AGENT = "wait", f"heuristic:{DEFAULT_HEURISTIC}"
 
 
 def agent_family(agent: str) -> str:
-    """``scripted``, ``offline`` or ``online`` (any name of :data:`AGENT_NAMES`); an unknown name is
-    a ``ValueError`` listing the valid ones."""
-    if agent in AGENT_NAMES and agent not in OFFLINE_ALGORITHMS and agent not in ONLINE_ALGORITHMS:
-        return "scripted"
+    """The family of :data:`FAMILIES` of ``agent`` (any name of :data:`AGENT_NAMES`); an unknown
+    name is a ``ValueError`` listing the valid ones."""
     if agent in OFFLINE_ALGORITHMS:
         return "offline"
     if agent in ONLINE_ALGORITHMS:
         return "online"
+    if agent in FITTED_Q_AGENTS:
+        return "fitted-q"
+    if agent in AGENT_NAMES:
+        return "scripted"
     raise ValueError(f"unknown agent {agent!r}; valid agents are: {', '.join(AGENT_NAMES)}")
 
 
@@ -115,6 +125,9 @@ class Suite:
     #: Training runs per trained agent, each with its own seed (:meth:`run_seed`); the report gives
     #: the spread across them. Scripted agents run once.
     train_seeds: int = 1
+    #: The fitted-Q agents' data: training instances each played with every option of the menu
+    #: (:func:`esper_agents.offline.fitted_q.collect`; 13 episodes per instance by default).
+    option_instances: int = 0
 
     def __post_init__(self) -> None:
         if (
@@ -126,7 +139,15 @@ class Suite:
                 f"suite {self.name!r}: train_seeds must be a positive integer, got {self.train_seeds!r}"
             )
         for agent in self.agents:
-            agent_family(agent)
+            if agent_family(agent) == "fitted-q" and (
+                isinstance(self.option_instances, bool)
+                or not isinstance(self.option_instances, int)
+                or self.option_instances < 1
+            ):
+                raise ValueError(
+                    f"suite {self.name!r}: agent {agent!r} needs option_instances >= 1 (its training "
+                    f"instances), got {self.option_instances!r}"
+                )
         if self.eval_split is None:
             return
         env = self.settings
@@ -222,6 +243,8 @@ class Suite:
         }  # fmt: skip
         if self.train_seeds != 1:  # absent otherwise: one-seed suites' records stay as they were
             data["train_seeds"] = self.train_seeds
+        if self.option_instances:  # likewise: only a suite with fitted-Q agents has it
+            data["option_instances"] = self.option_instances
         if self.eval_split is not None:  # absent otherwise: the other suites' records stay as they were
             data["eval_split"] = {
                 "start_level": self.eval_split.start_level,
