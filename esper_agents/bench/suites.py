@@ -321,12 +321,13 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "schedule beats the single best by 5.7 points and the best rule (curve-aware, which reads the "
             "learning curve) by 2.2: the micro suite's budgets and training seeds, on 200 held-out instances "
             "(curve-aware wins +1.5 over lr-aware there; a paired difference of one episode per instance has a "
-            "spread of 7.7 points: about 100 instances are needed to tell a win that size from 0)",
+            "spread of 7.7 points: about 100 instances are needed to tell a win that size from 0); fitted-q's "
+            "data: every option played on 600 training instances (7,800 episodes)",
             settings=_MICRO.replace(instances="optimizers"), eval_episodes=200, online_steps=10_000, n_envs=2,
             offline_steps=5000, pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
-            train_seeds=3,
+            train_seeds=3, option_instances=600,
             agents=(*SCRIPTED_AGENTS, "heuristic:curve-aware", "heuristic:lr-aware", "heuristic:rent-aware",
-                    *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS),
+                    *OFFLINE_ALGORITHMS, *FITTED_Q_AGENTS, *ONLINE_ALGORITHMS),
         ),
         "micro-offline": Suite(
             "micro-offline",
