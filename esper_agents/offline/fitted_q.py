@@ -160,6 +160,11 @@ def collect(
     """Play every option of ``menu`` on every instance (reset seed ``seed + j`` on the ``j``-th),
     appending each record to the JSONL ``path`` as it arrives; what ``path`` holds is not replayed,
     so a killed collection resumes. Returns every record of these tasks."""
+    if menu.epochs[-1] >= settings.max_epochs:
+        raise ValueError(
+            f"decision epoch {menu.epochs[-1]} is not before the episode's end (max_epochs="
+            f"{settings.max_epochs}): the menu's epochs must be < max_epochs"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     done: dict[tuple[str, int, int], dict[str, Any]] = {}
     if path.exists():

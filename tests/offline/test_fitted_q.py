@@ -76,6 +76,12 @@ def test_collect_plays_every_option_on_every_instance_and_resumes(data: tuple[Pa
     assert len(path.read_text().splitlines()) == len(records)  # nothing replayed, nothing lost
 
 
+def test_a_menu_deciding_after_the_episode_ends_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="decision epoch 5 is not before the episode's end"):
+        collect(SETTINGS.replace(max_epochs=5), [0], tmp_path / "x.jsonl", log=lambda m: None)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_every_option_shares_the_wait_episodes_prefix() -> None:
     """The env is deterministic given the seed: the state an option starts from is WAIT's."""
     sdict, mdict = SETTINGS.to_dict(), MENU.to_dict()
