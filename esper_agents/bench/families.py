@@ -271,11 +271,10 @@ class FittedQFamily:
         train_fitted_q(records, out / "fitted_q" / agent, seed=suite.run_seed(index), instances=expected)
 
     def training_seconds(self, agent: str, out: Path) -> float | None:
-        path, stamp = out / "fitted_q" / agent / "fitted_q.json", out / "fitted_q" / "collection.json"
-        if not path.exists():
-            return None
-        collected = json.loads(stamp.read_text()).get("seconds", 0.0) if stamp.exists() else 0.0
-        return json.loads(path.read_text()).get("seconds", 0.0) + collected
+        # The fit only: the shared option data is like the offline pack, made once for every run
+        # (its wall time is in OUT/fitted_q/collection.json).
+        path = out / "fitted_q" / agent / "fitted_q.json"
+        return json.loads(path.read_text()).get("seconds") if path.exists() else None
 
     def make_env(self, suite: Suite, agent: str, out: Path, device: str) -> Any:
         return _raw_env(suite, device)

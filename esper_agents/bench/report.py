@@ -225,7 +225,7 @@ def markdown(suite: Suite, summaries: Sequence[Mapping[str, Any]], anchor: Mappi
             f"trained agent (across training seeds: the range of the runs' mean scores, then each). Score = "
             f"final val acc - {_rent(suite)} per doubling of the network. Normalized = (score - WAIT) / (heuristic - WAIT), anchors from "
             f"{anchor['source']}: {ref}. Per-episode means for overhead, seeds and illegal actions; "
-            "wall time = training + evaluation (the pack's generation not included)."
+            "wall time = training + evaluation (the pack's and the option data's generation not included)."
         ),
     ]
     where = suite.split_description()
