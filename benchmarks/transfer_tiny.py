@@ -122,9 +122,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _trained(bench: Path, run: str) -> bool:
-    return (bench / "offline" / run / "summary.json").exists() or (
-        bench / "online" / run / "model.zip"
-    ).exists()
+    return any(
+        (bench / sub / run / name).exists()
+        for sub, name in (("offline", "summary.json"), ("online", "model.zip"), ("fitted_q", "fitted_q.json"))
+    )
 
 
 def report(
