@@ -309,13 +309,10 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "the tiny suite's; the options algorithms count decisions, 10,000 of them about 10,500-12,500 env "
             "steps) and 5,000 gradient steps on a pack of 270 episodes; training runs 2 at a time. About 1 h 40 min "
             "on 2 cores (measured in three parts: the raw-space online and the offline agents 50 min, the two "
-            "options algorithms 37, the warm-started one 14); fitted-q's data: every growth option played on 400 "
-            "training instances (5,200 episodes)",
+            "options algorithms 37, the warm-started one 14)",
             settings=_MICRO, eval_episodes=50, online_steps=10_000, n_envs=2, offline_steps=5000,
             pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT, train_seeds=3,
-            option_instances=400,
-            agents=(*SCRIPTED_AGENTS, "heuristic:rent-aware", *OFFLINE_ALGORITHMS, *FITTED_Q_AGENTS,
-                    *ONLINE_ALGORITHMS),
+            agents=(*SCRIPTED_AGENTS, "heuristic:rent-aware", *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS),
         ),
         "micro-optimizers": Suite(
             "micro-optimizers",

@@ -18,7 +18,6 @@ import pytest
 from esper_agents.bench import report as bench_report
 from esper_agents.bench.runner import check_instance_separation, run_bench
 from esper_agents.bench.suites import BENCH_AGENTS, SUITES, get_suite
-from esper_agents.offline.algorithms import ALGORITHMS as OFFLINE_ALGORITHMS
 from esper_env import references
 from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT, Split
 from esper_env.references import ReferenceScores
@@ -186,13 +185,11 @@ def test_old_entries_have_no_instance_fields() -> None:
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The micro suite with every agent, a 1-episode pack per cell, 50 online env steps, 20
-    gradient steps, fitted-q's options on 1 instance, 2 training seeds, 2 held-out instances of 6
-    epochs (fitted-q decides at epoch 5 last), in this process (one worker)."""
+    gradient steps, 2 training seeds, 2 held-out instances of 5 epochs, in this process (one worker)."""
     micro = get_suite("micro")
     suite = dataclasses.replace(
-        micro, settings=micro.settings.replace(max_epochs=6), eval_episodes=2, online_steps=50, n_envs=1,
+        micro, settings=micro.settings.replace(max_epochs=5), eval_episodes=2, online_steps=50, n_envs=1,
         offline_steps=20, pack=dataclasses.replace(micro.pack, episodes_per_cell=1), train_seeds=2,
-        option_instances=1,
     )  # fmt: skip
     out = tmp_path_factory.mktemp("bench") / "micro"
     report = run_bench(suite, out, workers=1, device="cpu", progress=False, log=lambda message: None)
@@ -202,18 +199,7 @@ def micro_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_agent_runs_on_the_micro_suite(micro_run: dict) -> None:
     out, suite = micro_run["out"], micro_run["suite"]
     rows = {a["agent"]: a for a in micro_run["report"]["agents"]}
-    offline = BENCH_AGENTS.index(OFFLINE_ALGORITHMS[-1]) + 1  # fitted-q after the offline agents
-    assert (
-        list(rows)
-        == list(suite.agents)
-        == [
-            *BENCH_AGENTS[:6],
-            "heuristic:rent-aware",
-            *BENCH_AGENTS[6:offline],
-            "fitted-q",
-            *BENCH_AGENTS[offline:],
-        ]
-    )
+    assert list(rows) == list(suite.agents) == [*BENCH_AGENTS[:6], "heuristic:rent-aware", *BENCH_AGENTS[6:]]
     for agent, row in rows.items():
         assert row["episodes"] == 2 and row["eval_split"] == "held-out 1000000-1000001", agent
         assert row["train_runs"] == len(suite.runs(agent)) == (1 if row["family"] == "scripted" else 2), agent
