@@ -29,17 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _common as sweep
 import torch
-from _common import (
-    RESULTS,
-    add_results_argument,
-    format_ci,
-    load_sweep,
-    mean_score,
-    provenance,
-    require_positive,
-    run_sweep,
-)
+from _common import RESULTS, add_results_argument, provenance, require_positive
 from online_learning_curves import diagnostics, evaluate_heldout, micro_suite
 
 from esper_agents.bench.report import paired_difference, per_episode
@@ -104,7 +96,7 @@ def summarize(done: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
             if not runs:
                 continue
             rows = [{**r, "train_index": i} for i, run in enumerate(runs) for r in run["rows"]]
-            per_seed = [mean_score(run["rows"]) for run in runs]
+            per_seed = [sweep.mean_score(run["rows"]) for run in runs]
             last = [run["diagnostics"]["intervals"][-1] for run in runs if run["diagnostics"]["intervals"]]
             table.append({
                 "algo": algo, "config": config, "overrides": CONFIGS[config][0], "reward": CONFIGS[config][1],
@@ -134,15 +126,15 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
         train = "n/a" if tr is None else (f"{100 * tr['score']:.1f}, {tr['seeds_created']:.2f}, "
                                           f"{tr['seeds_fossilized']:.2f}, {tr['seeds_pruned']:.2f}")  # fmt: skip
         lines.append(
-            f"| {t['algo']} | {t['config']} | {t['reward']} | {format_ci(t['score'])} "
-            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {format_ci(t['vs_wait'], 100)} "
-            f"| {format_ci(t['vs_heuristic'], 100)} | {train} |"
+            f"| {t['algo']} | {t['config']} | {t['reward']} | {sweep.format_ci(t['score'])} "
+            f"| {', '.join(f'{v:.1f}' for v in t['per_seed'])} | {sweep.format_ci(t['vs_wait'], 100)} "
+            f"| {sweep.format_ci(t['vs_heuristic'], 100)} | {train} |"
         )
     lines += [
         "",
         (
-            f"On the same {args.eval_instances} held-out instances: always-WAIT {format_ci(summary['wait'])}, "
-            f"{best} {format_ci(summary['heuristic'])}. {args.steps} env steps per run on {args.n_envs} envs, "
+            f"On the same {args.eval_instances} held-out instances: always-WAIT {sweep.format_ci(summary['wait'])}, "
+            f"{best} {sweep.format_ci(summary['heuristic'])}. {args.steps} env steps per run on {args.n_envs} envs, "
             f"{len(args.seeds)} training seed(s) ({', '.join(map(str, args.seeds))}); base hyperparameters "
             f"{json.dumps({**PPO_DEFAULTS, **BASE})}, each config changing what its name says."
         ),
@@ -184,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     scripted = (*SCRIPTED, f"heuristic:{entry.heuristic_policy}")
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "online_sweep.runs.jsonl"
-    done = load_sweep(cache, "seed")
+    done = sweep.load_sweep(cache, "seed")
     plain = {
         "steps": args.steps,
         "n_envs": args.n_envs,
@@ -200,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         if (a, c, s) not in done
     ]
     todo_scripted = [(a, s, plain) for a in scripted for s in suite.eval_seeds if (a, "-", s) not in done]
-    run_sweep(cache, done, "seed", [(_scripted, todo_scripted), (train_and_score, todo)], args.workers)
+    sweep.run_sweep(cache, done, "seed", [(_scripted, todo_scripted), (train_and_score, todo)], args.workers)
     args.configs = list(CONFIGS)
     summary = summarize(done, args)
     table = markdown(summary, args)
