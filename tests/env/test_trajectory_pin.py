@@ -32,7 +32,8 @@ PINNED = DATA / "pinned_episode.json"
 ENV_ID = "Esper-SynthCIFAR-v1"
 SEED = 7
 #: The v0 episode: recorded by the v0 code itself (commit 3a411ca^) in ``pinned_episode_v0.json``
-#: (one variant per kernel family, as for v1); the v0 ids must reproduce it.
+#: (AVX-512 family) and ``pinned_episode_v0.avx2.json`` (AVX2 family; they differ in the same
+#: validation prediction as the v1 variants); the v0 ids must reproduce one of them.
 V0_ACTIONS = (
     (1, 0, 6, 0, 0, 2, 2, 0),  # GERMINATE slot 0 conv_light ADDITIVE FAST alpha 1.0
     (2, 0, 1, 0, 1, 2, 2, 0),  # ADVANCE slot 0 -> TRAINING
