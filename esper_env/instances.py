@@ -147,6 +147,19 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             optimizer=("SGD", "Adam"),
             summary="SGD or Adam (not observed) at overlapping learning rates; a fixed rent (docs/FAST_TIER.md)",
         ),
+        Distribution(
+            "difficulty",
+            widths=(8, 16, 64),
+            learning_rate=(0.003, 0.01, 0.03, 0.1),
+            rent=(0.0, 0.03, 0.06),
+            blobs=(2, 8, 32),
+            spread=(0.5,),
+            label_noise=(0.0, 0.1),
+            batch_size=256,
+            optimizer=("SGD", "Adam"),
+            summary="optimizers, with a hidden task difficulty (2, 8 or 32 blobs per class) and a rent of 0, 3 "
+            "or 6 points per doubling (docs/FAST_TIER.md)",
+        ),
     )
 }
 
