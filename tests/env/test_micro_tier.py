@@ -454,3 +454,18 @@ def test_an_adam_instance_is_deterministic_and_restores_its_optimizer_state() ->
     assert isinstance(fresh.unwrapped.engine.host_optimizer, torch.optim.Adam)
     runs = [[e.step(scripted(t)) for t in range(4, 25)] for e in (env.unwrapped, fresh.unwrapped)]
     assert same(runs[0], runs[1])
+
+
+def test_the_difficulty_distribution_hides_the_task_and_shows_the_rent() -> None:
+    """``difficulty``: blobs per class (hidden) span easy to hard; the rent varies and is observed."""
+    dist = DISTRIBUTIONS["difficulty"]
+    drawn = [dist.draw(k) for k in range(200)]
+    assert {f.blobs for f in drawn} == {2, 8, 32} and {f.rent for f in drawn} == {0.0, 0.03, 0.06}
+    assert {f.optimizer for f in drawn} == {"SGD", "Adam"}
+    env = make(instances="difficulty")
+    schema = env.unwrapped.observation_schema
+    for k in (next(i for i, f in enumerate(drawn) if f.rent == r) for r in (0.0, 0.03, 0.06)):
+        obs, info = env.reset(seed=0, options={"instance": k})
+        assert info["instance_fields"]["blobs"] == drawn[k].blobs
+        assert obs[schema["context/rent"]][0] == pytest.approx(10 * drawn[k].rent)
+    assert not any(name.startswith("context/") and "blob" in name for name in schema)
