@@ -273,13 +273,16 @@ def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> N
         )
 
 
-def test_the_micro_optimizers_suite_draws_its_distribution_and_is_anchored_on_its_entry() -> None:
+@pytest.mark.parametrize(
+    ("name", "distribution"), [("micro-optimizers", "optimizers"), ("micro-difficulty", "difficulty")]
+)
+def test_the_suite_draws_its_distribution_and_is_anchored_on_its_entry(name: str, distribution: str) -> None:
     from esper_agents.bench.report import anchors
     from esper_agents.bench.suites import get_suite
     from esper_env.references import reference_scores
 
-    suite = get_suite("micro-optimizers")
-    assert suite.settings.instances == suite.eval_settings.instances == "optimizers"
+    suite = get_suite(name)
+    assert suite.settings.instances == suite.eval_settings.instances == distribution
     assert (
         {"heuristic:lr-aware", "heuristic:curve-aware"} <= set(suite.agents)
         and suite.train_seeds == 3
@@ -287,17 +290,17 @@ def test_the_micro_optimizers_suite_draws_its_distribution_and_is_anchored_on_it
     )
     got = anchors(suite, {})
     ref = reference_scores(
-        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
+        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances=distribution
     )
     assert (got["wait"], got["heuristic"]) == (ref.wait, ref.heuristic)
-    assert "micro/25/optimizers" in got["source"] and "distribution 'optimizers'" in got["source"]
+    assert f"micro/25/{distribution}" in got["source"] and f"distribution '{distribution}'" in got["source"]
 
 
-@pytest.mark.parametrize("name", ["micro-optimizers", "micro-offline-optimizers"])
-def test_the_optimizers_suites_evaluate_200_held_out_instances_of_their_distribution(name: str) -> None:
+@pytest.mark.parametrize("name", ["micro-optimizers", "micro-offline-optimizers", "micro-difficulty"])
+def test_the_distribution_suites_evaluate_200_held_out_instances(name: str) -> None:
     """Enough to tell a win of +1.5 over lr-aware from 0 (paired spread 7.7 points per episode)."""
     suite = get_suite(name)
-    assert suite.settings.instances == "optimizers" and suite.eval_episodes == 200
+    assert suite.settings.instances in ("optimizers", "difficulty") and suite.eval_episodes == 200
     instances = suite.eval_instances
     assert instances is not None and instances[0] == HELDOUT_SPLIT.start_level and len(set(instances)) == 200
     assert suite.eval_instances[:50] == get_suite("micro").eval_instances  # the first 50 are micro's
