@@ -44,7 +44,7 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
@@ -228,6 +228,23 @@ def context_rule(
     return best, dict(play(heldout))[best]
 
 
+def cell_rule(
+    score: dict[str, dict[int, list[float]]],
+    cell: Callable[[int], str],
+    names: list[str],
+    train: list[int],
+    heldout: list[int],
+) -> tuple[dict[str, str], np.ndarray]:
+    """Per cell of instances (``cell(k)``: a label), the schedule or heuristic best on ``train``'s
+    instances of the cell (``wait`` for a cell with none), and its per-instance scores on ``heldout``."""
+    cells: dict[str, list[int]] = defaultdict(list)
+    for k in train:
+        cells[cell(k)].append(k)
+    choice = {c: max(names, key=lambda n: float(np.mean([np.mean(score[n][k]) for k in ks])))
+              for c, ks in sorted(cells.items())}  # fmt: skip
+    return choice, np.array([np.mean(score[choice.get(cell(k), "wait")][k]) for k in heldout])
+
+
 def optimizer_rule(
     score: dict[str, dict[int, list[float]]],
     dist: Distribution,
@@ -236,20 +253,27 @@ def optimizer_rule(
     heldout: list[int],
 ) -> tuple[dict[str, str], np.ndarray]:
     """The rule that *sees* the optimizer (hidden from the agent): per (optimizer, learning rate)
-    cell, the schedule or heuristic best on ``train``'s instances of the cell (``wait`` for a cell
-    with none), and its per-instance scores on ``heldout``. What reading the optimizer is worth,
-    for a rule as simple as the context rules."""
+    cell, the schedule or heuristic best on ``train`` (:func:`cell_rule`). What reading the
+    optimizer is worth, for a rule as simple as the context rules."""
 
     def cell(k: int) -> str:
         f = dist.draw(k)
         return f"{f.optimizer} lr={f.learning_rate:g}"
 
-    cells: dict[str, list[int]] = defaultdict(list)
-    for k in train:
-        cells[cell(k)].append(k)
-    choice = {c: max(names, key=lambda n: float(np.mean([np.mean(score[n][k]) for k in ks])))
-              for c, ks in sorted(cells.items())}  # fmt: skip
-    return choice, np.array([np.mean(score[choice.get(cell(k), "wait")][k]) for k in heldout])
+    return cell_rule(score, cell, names, train, heldout)
+
+
+def rent_rule(
+    score: dict[str, dict[int, list[float]]],
+    dist: Distribution,
+    names: list[str],
+    train: list[int],
+    heldout: list[int],
+) -> tuple[dict[str, str], np.ndarray]:
+    """A rule that reads the rent (observed: ``context/rent``): per rent, the schedule or
+    heuristic best on ``train`` (:func:`cell_rule`). A hand-written rule on a distribution whose
+    rent varies, e.g. "widen every block where growth is free, else curve-aware"."""
+    return cell_rule(score, lambda k: f"rent={dist.draw(k).rent:g}", names, train, heldout)
 
 
 #: The later growths a curve rule may play (:func:`curve_rule`): the library's and the probes'.
@@ -383,6 +407,15 @@ def report(
             "curve_rule_mean": float(ruled.mean()),
             "curve_rule_minus_heuristic": float((ruled - rows[heur]).mean()),
             "curve_rule_minus_heuristic_ci": bootstrap(ruled - rows[heur], rng),
+        }
+    if dist is not None and len({dist.draw(k).rent for k in train + heldout}) > 1:
+        choice, seen = rent_rule(score, dist, list(rows), train, heldout)
+        out |= {
+            "rent_rule": choice,
+            "rent_rule_mean": float(seen.mean()),
+            "rent_rule_minus_sb": float((seen - rows[single]).mean()),
+            "rent_rule_minus_heuristic": float((seen - rows[heur]).mean()),
+            "rent_rule_minus_heuristic_ci": bootstrap(seen - rows[heur], rng),
         }
     if dist is not None and len({dist.draw(k).optimizer for k in train + heldout}) > 1:
         choice, seen = optimizer_rule(score, dist, list(rows), train, heldout)

@@ -201,6 +201,31 @@ def test_optimizer_rule_picks_per_optimizer_and_learning_rate_on_training_instan
     assert held.tolist() == [60.0 if dist.draw(k).optimizer == "SGD" else 50.0 for k in heldout]
 
 
+def test_rent_rule_picks_per_observed_rent_on_training_instances() -> None:
+    """Widening every block pays 10 points where growth is free and costs 10 elsewhere, where the
+    heuristic gains 5: the rule widens at rent 0 and plays the heuristic at the other rents."""
+    import micro_tier
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    dist = DISTRIBUTIONS["difficulty"]
+    train, heldout = list(range(60)), list(range(1000, 1040))
+    names = ["wait", "now:widen_4x", "heuristic:curve-aware"]
+    score: dict[str, dict[int, list[float]]] = {n: {} for n in names}
+    for k in train + heldout:
+        free = dist.draw(k).rent == 0
+        score["wait"][k] = [50.0, 50.0]
+        score["now:widen_4x"][k] = [60.0 if free else 40.0] * 2
+        score["heuristic:curve-aware"][k] = [55.0, 55.0]
+    choice, held = micro_tier.rent_rule(score, dist, names, train, heldout)
+    assert choice == {
+        "rent=0": "now:widen_4x",
+        "rent=0.03": "heuristic:curve-aware",
+        "rent=0.06": "heuristic:curve-aware",
+    }
+    assert held.tolist() == [60.0 if dist.draw(k).rent == 0 else 55.0 for k in heldout]
+
+
 def test_curve_rule_adds_a_later_growth_where_the_heuristic_waited_and_the_curve_is_low() -> None:
     """A late widening pays 10 points where WAIT's epoch-5 accuracy is low (0.2) and costs 10 where
     it is high: the fitted rule reads the curve, and keeps the heuristic's own episodes wherever the
