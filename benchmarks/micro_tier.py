@@ -32,7 +32,8 @@ grew, a later growth (``from5:``/``from12:``) when WAIT's accuracy at that epoch
 schedule's training does not depend on the rent, and its score is ``final val acc - rent x
 log2(size ratio)``): for every triple of rents ``r1 < r2 < r3`` on a grid, in place of the
 distribution's three, it gives WAIT, the single best, the virtual best and the best rule that reads
-the rent alone (per rent level, the schedule best on the training instances), and counts the
+the rent alone (per rent level, the schedule best on the training instances; with
+``--heuristics``, the schedule or recorded heuristic), and counts the
 triples that meet the headroom bars. It answers whether another price of growth alone could give
 this host family both a heuristic signal and headroom above it.
 """
@@ -58,6 +59,7 @@ import numpy as np
 import torch
 from _common import RESULTS, add_results_argument, play_schedule, provenance, require_positive
 
+from esper_agents.policies.rent_aware import MAX_RENT
 from esper_agents.policies.schedules import Schedule, grow
 from esper_env.configs import FIDELITIES
 from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT, Distribution, get_distribution
@@ -819,9 +821,26 @@ def add_fidelity_parser(sub: Any) -> None:
 # ---------------------------------------------------------------------------------------- rent sweep
 
 
-def rent_sweep(episodes: list[dict[str, Any]], rent: tuple[float, ...], grid: np.ndarray) -> dict[str, Any]:
-    """The headroom figures of every rent triple of ``grid`` (see the module docstring)."""
-    names = sorted({e["schedule"] for e in episodes if not e["schedule"].startswith("heuristic:")})
+def rent_sweep(
+    episodes: list[dict[str, Any]], dist: Distribution, grid: np.ndarray, heuristics: bool = False
+) -> dict[str, Any]:
+    """The headroom figures of every rent triple of ``grid`` in place of ``dist``'s three rents
+    (see the module docstring). ``heuristics``: the rent rule may also pick a recorded heuristic
+    (their actions are those of the recorded rents, so every rent of the grid must stay below the
+    rent at which they stop growing, ``MAX_RENT``)."""
+    rent = dist.rent
+    if len(rent) != 3:
+        raise SystemExit(f"rent-sweep replaces a distribution's three rents; {dist.name!r} has {len(rent)}")
+    if heuristics and grid.max() >= MAX_RENT:
+        raise SystemExit(
+            f"--heuristics needs every rent below {MAX_RENT} (the heuristics' own rent threshold)"
+        )
+    probes = {s.name for s in curve_probes()}
+    schedules = sorted(
+        {e["schedule"] for e in episodes if not e["schedule"].startswith("heuristic:")} - probes
+    )
+    names = schedules + (sorted({e["schedule"] for e in episodes if e["schedule"].startswith("heuristic:")})
+                         if heuristics else [])  # fmt: skip
     ks = sorted({int(e["instance"]) for e in episodes})
     seeds = sorted({int(e["seed"]) for e in episodes})
     if len(seeds) < 2:
@@ -841,7 +860,6 @@ def rent_sweep(episodes: list[dict[str, Any]], rent: tuple[float, ...], grid: np
             acc[ix], size[ix] = e["final_val_accuracy"], np.log2(e["size_ratio"])
     if np.isnan(acc).any():
         raise SystemExit("rent-sweep needs every schedule on every instance and seed")
-    dist = DISTRIBUTIONS["bottlenecks"]
     level = np.array([rent.index(dist.draw(k).rent) for k in ks])
     train = np.array([k in TRAIN_SPLIT for k in ks])
     held = np.array([k in HELDOUT_SPLIT for k in ks])
@@ -850,8 +868,8 @@ def rent_sweep(episodes: list[dict[str, Any]], rent: tuple[float, ...], grid: np
     for triple in (t for t in _triples(grid)):
         score = 100 * (acc - np.array(triple)[level][None, :, None] * size)  # schedule x instance x seed
         mean = score.mean(2)
-        single = int(np.argmax(mean[:, train].mean(1)))
-        cross = [score[np.argmax(score[:, j, a]), j, (a + 1) % len(seeds)] for j in np.where(held)[0]
+        single = int(np.argmax(mean[: len(schedules), train].mean(1)))
+        cross = [score[np.argmax(score[: len(schedules), j, a]), j, (a + 1) % len(seeds)] for j in np.where(held)[0]
                  for a in range(len(seeds))]  # fmt: skip
         vb = float(np.mean(cross))
         rule = np.zeros(len(ks))
@@ -884,7 +902,7 @@ def run_rent_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     if not path.exists():
         parser.error(f"no episodes at {path}: run the headroom command first")
     grid = np.round(np.arange(0.0, args.max_rent + 1e-9, args.step), 4)
-    result = rent_sweep(_read_jsonl(path), DISTRIBUTIONS["bottlenecks"].rent, grid)
+    result = rent_sweep(_read_jsonl(path), get_distribution(args.instances), grid, args.heuristics)
     best = sorted(result["rows"], key=lambda r: (r["bar2"] + r["bar3"], r["vb_minus_sb"]), reverse=True)[:8]
     lines = [
         (
@@ -932,6 +950,14 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--episodes", type=Path, default=None, help="default: OUT/micro_headroom.episodes.jsonl")
     r.add_argument("--max-rent", type=float, default=0.2, help="the grid's largest rent (score fraction)")
     r.add_argument("--step", type=float, default=0.01, help="the grid's step")
+    r.add_argument(
+        "--instances", default="bottlenecks", choices=DISTRIBUTIONS, help="the episodes' distribution"
+    )
+    r.add_argument(
+        "--heuristics",
+        action="store_true",
+        help=f"the rent rule may pick a recorded heuristic too (every rent below {MAX_RENT})",
+    )
     r.set_defaults(run=run_rent_sweep)
     add_results_argument(r)
     args = parser.parse_args(argv)

@@ -115,7 +115,7 @@ def test_rent_sweep_rescores_recorded_episodes_by_hand(tmp_path: Path) -> None:
     }
     episodes = [{"schedule": n, "instance": k, "seed": s, "final_val_accuracy": a,
                  "size_ratio": 1.0 if n == "wait" else 4.0} for (n, k), a in acc.items() for s in (0, 1)]  # fmt: skip
-    result = micro_tier.rent_sweep(episodes, dist.rent, np.array([0.0, 0.01, 0.02]))
+    result = micro_tier.rent_sweep(episodes, dist, np.array([0.0, 0.01, 0.02]))
     assert result["triples"] == 1
     row = result["rows"][0]
     rents = dict(zip(dist.rent, (0.0, 0.01, 0.02)))
@@ -128,7 +128,23 @@ def test_rent_sweep_rescores_recorded_episodes_by_hand(tmp_path: Path) -> None:
         vb - (np.mean(grown[2:]) if row["single_best"] != "wait" else 50.0)
     )
     with pytest.raises(SystemExit, match="2 reset seeds"):
-        micro_tier.rent_sweep([e for e in episodes if e["seed"] == 0], dist.rent, np.array([0.0, 0.01, 0.02]))
+        micro_tier.rent_sweep([e for e in episodes if e["seed"] == 0], dist, np.array([0.0, 0.01, 0.02]))
+    # A heuristic 20 points above WAIT everywhere: the rent rule picks it at every rent, never for the
+    # single or virtual best, and only while every rent stays below the heuristics' own threshold.
+    heuristic = [{**e, "schedule": "heuristic:curve-aware", "final_val_accuracy": 0.7, "size_ratio": 1.0}
+                 for e in episodes if e["schedule"] == "wait"]  # fmt: skip
+    with_rule = micro_tier.rent_sweep(
+        episodes + heuristic, dist, np.array([0.0, 0.01, 0.02]), heuristics=True
+    )
+    seen = {dist.draw(k).rent for k in ks[:2]}  # a rent no training instance has: the rule waits
+    expected = np.mean([70.0 if dist.draw(k).rent in seen else 50.0 for k in ks[2:]])
+    assert expected > 50.0  # the heuristic is picked somewhere
+    assert with_rule["rows"][0]["rent_rule"] == pytest.approx(expected)
+    assert {k: with_rule["rows"][0][k] for k in ("single_best", "virtual_best")} == {
+        k: row[k] for k in ("single_best", "virtual_best")
+    }
+    with pytest.raises(SystemExit, match="below 0.1"):
+        micro_tier.rent_sweep(episodes + heuristic, dist, np.array([0.0, 0.05, 0.1]), heuristics=True)
     path = tmp_path / "episodes.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in episodes))
     micro_tier.main(["rent-sweep", "--episodes", str(path), "--max-rent", "0.02", "--out", str(tmp_path)])
