@@ -62,7 +62,14 @@ from _common import RESULTS, add_results_argument, play_schedule, provenance, re
 from esper_agents.policies.rent_aware import MAX_RENT
 from esper_agents.policies.schedules import Schedule, grow
 from esper_env.configs import FIDELITIES
-from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT, TRAIN_SPLIT, Distribution, get_distribution
+from esper_env.instances import (
+    DISTRIBUTIONS,
+    HELDOUT_SPLIT,
+    TRAIN_SPLIT,
+    Distribution,
+    Instance,
+    get_distribution,
+)
 from esper_env.lifecycle import AlphaSpeed, Op
 from esper_env.spaces import FactoredAction
 
@@ -230,52 +237,35 @@ def context_rule(
     return best, dict(play(heldout))[best]
 
 
+#: What a cell rule keys on (:func:`cell_rule`): the hidden optimizer with the learning rate (what
+#: reading the optimizer is worth, for a rule as simple as the context rules), or the observed rent
+#: (a hand-written rule where the rent varies, e.g. "widen every block where growth is free").
+CELLS: dict[str, Callable[[Instance], str]] = {
+    "optimizer": lambda f: f"{f.optimizer} lr={f.learning_rate:g}",
+    "rent": lambda f: f"rent={f.rent:g}",
+}
+
+
 def cell_rule(
     score: dict[str, dict[int, list[float]]],
-    cell: Callable[[int], str],
+    dist: Distribution,
+    key: str,
     names: list[str],
     train: list[int],
     heldout: list[int],
 ) -> tuple[dict[str, str], np.ndarray]:
-    """Per cell of instances (``cell(k)``: a label), the schedule or heuristic best on ``train``'s
+    """Per cell of instances (``CELLS[key]``), the schedule or heuristic best on ``train``'s
     instances of the cell (``wait`` for a cell with none), and its per-instance scores on ``heldout``."""
+
+    def cell(k: int) -> str:
+        return CELLS[key](dist.draw(k))
+
     cells: dict[str, list[int]] = defaultdict(list)
     for k in train:
         cells[cell(k)].append(k)
     choice = {c: max(names, key=lambda n: float(np.mean([np.mean(score[n][k]) for k in ks])))
               for c, ks in sorted(cells.items())}  # fmt: skip
     return choice, np.array([np.mean(score[choice.get(cell(k), "wait")][k]) for k in heldout])
-
-
-def optimizer_rule(
-    score: dict[str, dict[int, list[float]]],
-    dist: Distribution,
-    names: list[str],
-    train: list[int],
-    heldout: list[int],
-) -> tuple[dict[str, str], np.ndarray]:
-    """The rule that *sees* the optimizer (hidden from the agent): per (optimizer, learning rate)
-    cell, the schedule or heuristic best on ``train`` (:func:`cell_rule`). What reading the
-    optimizer is worth, for a rule as simple as the context rules."""
-
-    def cell(k: int) -> str:
-        f = dist.draw(k)
-        return f"{f.optimizer} lr={f.learning_rate:g}"
-
-    return cell_rule(score, cell, names, train, heldout)
-
-
-def rent_rule(
-    score: dict[str, dict[int, list[float]]],
-    dist: Distribution,
-    names: list[str],
-    train: list[int],
-    heldout: list[int],
-) -> tuple[dict[str, str], np.ndarray]:
-    """A rule that reads the rent (observed: ``context/rent``): per rent, the schedule or
-    heuristic best on ``train`` (:func:`cell_rule`). A hand-written rule on a distribution whose
-    rent varies, e.g. "widen every block where growth is free, else curve-aware"."""
-    return cell_rule(score, lambda k: f"rent={dist.draw(k).rent:g}", names, train, heldout)
 
 
 #: The later growths a curve rule may play (:func:`curve_rule`): the library's and the probes'.
@@ -411,7 +401,7 @@ def report(
             "curve_rule_minus_heuristic_ci": bootstrap(ruled - rows[heur], rng),
         }
     if dist is not None and len({dist.draw(k).rent for k in train + heldout}) > 1:
-        choice, seen = rent_rule(score, dist, list(rows), train, heldout)
+        choice, seen = cell_rule(score, dist, "rent", list(rows), train, heldout)
         out |= {
             "rent_rule": choice,
             "rent_rule_mean": float(seen.mean()),
@@ -420,7 +410,7 @@ def report(
             "rent_rule_minus_heuristic_ci": bootstrap(seen - rows[heur], rng),
         }
     if dist is not None and len({dist.draw(k).optimizer for k in train + heldout}) > 1:
-        choice, seen = optimizer_rule(score, dist, list(rows), train, heldout)
+        choice, seen = cell_rule(score, dist, "optimizer", list(rows), train, heldout)
         out |= {
             "optimizer_rule": choice,
             "optimizer_rule_mean": float(seen.mean()),

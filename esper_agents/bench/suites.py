@@ -280,6 +280,18 @@ _MICRO = EnvSettings(
 )  # fmt: skip
 
 
+def _distribution_suite(name: str, description: str, instances: str, option_instances: int) -> Suite:
+    """The micro suite's budgets and training seeds on another distribution, every agent family, with
+    the best rules, on 200 held-out instances."""
+    return Suite(
+        name, description, settings=_MICRO.replace(instances=instances), eval_episodes=200, online_steps=10_000,
+        n_envs=2, offline_steps=5000, pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
+        train_seeds=3, option_instances=option_instances,
+        agents=(*SCRIPTED_AGENTS, "heuristic:curve-aware", "heuristic:lr-aware", "heuristic:rent-aware",
+                *OFFLINE_ALGORITHMS, *FITTED_Q_AGENTS, *ONLINE_ALGORITHMS),
+    )  # fmt: skip
+
+
 SUITES: Mapping[str, Suite] = MappingProxyType(
     {
         "smoke": Suite(
@@ -314,7 +326,7 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT, train_seeds=3,
             agents=(*SCRIPTED_AGENTS, "heuristic:rent-aware", *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS),
         ),
-        "micro-optimizers": Suite(
+        "micro-optimizers": _distribution_suite(
             "micro-optimizers",
             "the fast tier on its optimizers distribution (SGD or Adam, not observed, at overlapping learning "
             "rates; a fixed rent of 6 points per doubling; docs/FAST_TIER.md), where the per-instance best "
@@ -324,13 +336,9 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "spread of 7.7 points: about 100 instances are needed to tell a win that size from 0); fitted-q's "
             "data: every growth option played on 1,000 training instances (13,000 episodes, about 80 min on 2 "
             "cores; on 600, fitted-q's win over curve-aware was +0.6, CI -0.0 to +1.2, on 1,000 +1.0, CI +0.4 to +1.5)",
-            settings=_MICRO.replace(instances="optimizers"), eval_episodes=200, online_steps=10_000, n_envs=2,
-            offline_steps=5000, pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
-            train_seeds=3, option_instances=1000,
-            agents=(*SCRIPTED_AGENTS, "heuristic:curve-aware", "heuristic:lr-aware", "heuristic:rent-aware",
-                    *OFFLINE_ALGORITHMS, *FITTED_Q_AGENTS, *ONLINE_ALGORITHMS),
+            "optimizers", option_instances=1000,
         ),
-        "micro-difficulty": Suite(
+        "micro-difficulty": _distribution_suite(
             "micro-difficulty",
             "the fast tier on its difficulty distribution (optimizers' fields with a hidden task difficulty, 2, 8 "
             "or 32 blobs per class, and an observed rent of 0, 3 or 6 points per doubling; docs/FAST_TIER.md), "
@@ -338,11 +346,7 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "(curve-aware) by 1.6: micro-optimizers' budgets, training seeds and 200 held-out instances; "
             "fitted-q's data: every growth option played on 600 training instances (7,800 episodes, about 55 min "
             "on 2 cores)",
-            settings=_MICRO.replace(instances="difficulty"), eval_episodes=200, online_steps=10_000, n_envs=2,
-            offline_steps=5000, pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT,
-            train_seeds=3, option_instances=600,
-            agents=(*SCRIPTED_AGENTS, "heuristic:curve-aware", "heuristic:lr-aware", "heuristic:rent-aware",
-                    *OFFLINE_ALGORITHMS, *FITTED_Q_AGENTS, *ONLINE_ALGORITHMS),
+            "difficulty", option_instances=600,
         ),
         "micro-offline": Suite(
             "micro-offline",

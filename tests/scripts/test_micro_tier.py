@@ -210,7 +210,7 @@ def test_optimizer_rule_picks_per_optimizer_and_learning_rate_on_training_instan
         sgd = dist.draw(k).optimizer == "SGD"
         score["wait"][k] = [50.0, 50.0]
         score[micro_tier.RULE_NOW][k] = [60.0 if sgd else 40.0] * 2
-    choice, held = micro_tier.optimizer_rule(score, dist, names, train, heldout)
+    choice, held = micro_tier.cell_rule(score, dist, "optimizer", names, train, heldout)
     assert choice and all(
         (pick == micro_tier.RULE_NOW) == cell.startswith("SGD") for cell, pick in choice.items()
     )
@@ -233,7 +233,7 @@ def test_rent_rule_picks_per_observed_rent_on_training_instances() -> None:
         score["wait"][k] = [50.0, 50.0]
         score["now:widen_4x"][k] = [60.0 if free else 40.0] * 2
         score["heuristic:curve-aware"][k] = [55.0, 55.0]
-    choice, held = micro_tier.rent_rule(score, dist, names, train, heldout)
+    choice, held = micro_tier.cell_rule(score, dist, "rent", names, train, heldout)
     assert choice == {
         "rent=0": "now:widen_4x",
         "rent=0.03": "heuristic:curve-aware",
