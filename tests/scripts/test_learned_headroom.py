@@ -83,3 +83,40 @@ def test_a_missing_training_run_is_named(dirs: tuple[Path, Path], tmp_path: Path
     with pytest.raises(SystemExit):
         learned_headroom.main(["--headroom", str(headroom), "--bench", str(bench), "--runs", "fitted-q-seed7",
                                "--out", str(tmp_path)])  # fmt: skip
+
+
+def test_where_the_rent_varies_the_agent_is_also_paired_with_the_rent_rule(
+    dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """On ``difficulty`` the rule that reads the rent is a hand-written rule too: per rent, the
+    schedule or heuristic best on the training instances of that rent (WAIT at a rent they lack)."""
+    import learned_headroom
+
+    from esper_env.instances import DISTRIBUTIONS
+
+    dist = DISTRIBUTIONS["difficulty"]
+    rents = [dist.draw(k).rent for k in HELDOUT]
+    train = next(k for k in range(1, 1000) if dist.draw(k).rent == rents[0] != rents[1])
+    headroom, bench = dirs
+    lines = [
+        json.dumps({"schedule": n, "instance": train if k == 0 else k, "seed": s, "score": v[s],
+                    "val_accuracy_curve": [], "actions": []})
+        for (n, k), v in SCORES.items()
+        for s in (0, 1)
+    ]  # fmt: skip
+    (headroom / "micro_headroom.episodes.jsonl").write_text("\n".join(lines) + "\n")
+    (headroom / "micro_headroom.json").write_text(json.dumps({"distribution": "difficulty"}))
+    learned_headroom.main(["--headroom", str(headroom), "--bench", str(bench), "--runs", "fitted-q", "--workers",
+                           "1", "--out", str(tmp_path / "out")])  # fmt: skip
+    result = json.loads((tmp_path / "out" / "learned_headroom.json").read_text())
+    episodes = [
+        json.loads(x) for x in (tmp_path / "out" / "learned_headroom.episodes.jsonl").read_text().splitlines()
+    ]
+    agent = np.array([np.mean([100 * e["score"] for e in episodes if e["instance"] == k]) for k in HELDOUT])
+    # widening is best on the training instance, whose rent is the first held-out instance's only
+    rule = np.array(
+        [100 * np.mean(SCORES["now:widen_4x@0", HELDOUT[0]]), 100 * np.mean(SCORES["wait", HELDOUT[1]])]
+    )
+    assert result["rent_rule_mean"] == pytest.approx(rule.mean())
+    assert result["agent_minus_rent_rule"] == pytest.approx((agent - rule).mean())
+    assert "rent rule" in (tmp_path / "out" / "learned_headroom.md").read_text()
