@@ -237,12 +237,13 @@ def context_rule(
     return best, dict(play(heldout))[best]
 
 
-#: What a cell rule keys on (:func:`cell_rule`): the hidden optimizer with the learning rate (what
-#: reading the optimizer is worth, for a rule as simple as the context rules), or the observed rent
-#: (a hand-written rule where the rent varies, e.g. "widen every block where growth is free").
+#: What a cell rule keys on (:func:`cell_rule`), by the instance field it reads: the observed rent
+#: (a hand-written rule where the rent varies, e.g. "widen every block where growth is free"), or
+#: the hidden optimizer with the learning rate (what reading the optimizer is worth, for a rule as
+#: simple as the context rules).
 CELLS: dict[str, Callable[[Instance], str]] = {
-    "optimizer": lambda f: f"{f.optimizer} lr={f.learning_rate:g}",
     "rent": lambda f: f"rent={f.rent:g}",
+    "optimizer": lambda f: f"{f.optimizer} lr={f.learning_rate:g}",
 }
 
 
@@ -400,22 +401,16 @@ def report(
             "curve_rule_minus_heuristic": float((ruled - rows[heur]).mean()),
             "curve_rule_minus_heuristic_ci": bootstrap(ruled - rows[heur], rng),
         }
-    if dist is not None and len({dist.draw(k).rent for k in train + heldout}) > 1:
-        choice, seen = cell_rule(score, dist, "rent", list(rows), train, heldout)
+    for key in CELLS:  # a cell rule where its field varies: the rent (observed), the optimizer (hidden)
+        if dist is None or len({getattr(dist.draw(k), key) for k in train + heldout}) < 2:
+            continue
+        choice, seen = cell_rule(score, dist, key, list(rows), train, heldout)
         out |= {
-            "rent_rule": choice,
-            "rent_rule_mean": float(seen.mean()),
-            "rent_rule_minus_sb": float((seen - rows[single]).mean()),
-            "rent_rule_minus_heuristic": float((seen - rows[heur]).mean()),
-            "rent_rule_minus_heuristic_ci": bootstrap(seen - rows[heur], rng),
-        }
-    if dist is not None and len({dist.draw(k).optimizer for k in train + heldout}) > 1:
-        choice, seen = cell_rule(score, dist, "optimizer", list(rows), train, heldout)
-        out |= {
-            "optimizer_rule": choice,
-            "optimizer_rule_mean": float(seen.mean()),
-            "optimizer_rule_minus_heuristic": float((seen - rows[heur]).mean()),
-            "optimizer_rule_minus_heuristic_ci": bootstrap(seen - rows[heur], rng),
+            f"{key}_rule": choice,
+            f"{key}_rule_mean": float(seen.mean()),
+            f"{key}_rule_minus_sb": float((seen - rows[single]).mean()),
+            f"{key}_rule_minus_heuristic": float((seen - rows[heur]).mean()),
+            f"{key}_rule_minus_heuristic_ci": bootstrap(seen - rows[heur], rng),
         }
     return out
 
