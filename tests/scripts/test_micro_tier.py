@@ -39,18 +39,23 @@ def _fast_episodes(path: Path) -> list[str]:
     import micro_tier
 
     recorded: dict[str, list[float]] = {}
+    accuracy: dict[str, list[float]] = {}
     for line in RECORDED.read_text().splitlines():
         e = json.loads(line)
         if e["config"] == "impaired":
             recorded.setdefault(e["schedule"], []).append(e["score"])
+            accuracy.setdefault(e["schedule"], []).append(e["final_val_accuracy"])
     rng, lines = random.Random(0), []
     names = [s.name for s in micro_tier.library()] + list(micro_tier.HEURISTICS)
     start = micro_tier.HELDOUT_SPLIT.start_level
     for name in names:
         mean = sum(recorded[name]) / len(recorded[name]) if name in recorded else 0.5
+        # The fast side's accuracies rank in reverse of the recorded ones: only the score agrees.
+        acc = -sum(accuracy[name]) / len(accuracy[name]) if name in accuracy else 0.5
         for k in (3, start, start + 1):
             score = mean + rng.uniform(-0.005, 0.005) + (0.5 if k == 3 else 0.0)  # training instance: off
-            lines.append(json.dumps({"schedule": name, "instance": k, "seed": 0, "score": score}))
+            lines.append(json.dumps({"schedule": name, "instance": k, "seed": 0, "score": score,
+                                     "final_val_accuracy": acc + rng.uniform(-0.001, 0.001)}))  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return names
 
@@ -67,6 +72,7 @@ def test_micro_fidelity_correlates_and_lists_pairs(tmp_path: Path) -> None:
     side = result["tiny_impaired"]
     assert side["n"] >= 10 and len(result["pairs"]) == side["n"]
     assert side["rho"] > 0.8 and side["p"] < 0.01 and side["must_show_4"]
+    assert side["rho_accuracy"] < -0.8  # the accuracies were written in reverse order
     assert {"wait", "now:widen_2x", "heuristic:capacity"} <= {r["schedule"] for r in result["pairs"]}
     for row in result["pairs"]:
         assert (
@@ -80,9 +86,27 @@ def test_micro_fidelity_correlates_and_lists_pairs(tmp_path: Path) -> None:
     assert all(json.loads(e)["instance"] == micro_tier.HELDOUT_SPLIT.start_level for e in episodes)
     table = (tmp_path / "micro_fidelity.md").read_text()
     assert "| now:widen_4x@0 |" in table and "Spearman rho" in table
-    # A second run finds every tiny episode cached.
-    micro_tier.main(argv)
+    assert "of the final accuracies (no rent): -1.000" in table
+    # A second run finds every tiny episode cached; skipping schedules at tiny drops them from its side.
+    micro_tier.main([*argv, "--skip-at-tiny", "now:widen_4x,now:widen_2x"])
     assert len((tmp_path / "micro_fidelity_tiny.episodes.jsonl").read_text().splitlines()) == len(episodes)
+    skipped = json.loads((tmp_path / "micro_fidelity.json").read_text())
+    assert skipped["tiny_distribution"]["n"] == side["n"] - 2
+    assert "now:widen_4x" not in skipped["tiny_distribution"]["schedules"]
+    assert skipped["tiny_impaired"]["n"] == side["n"]
+
+
+def test_micro_fidelity_rejects_an_unknown_skipped_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import micro_tier
+
+    _fast_episodes(tmp_path / "micro_headroom.episodes.jsonl")
+    with pytest.raises(SystemExit):
+        micro_tier.main(
+            ["fidelity", "--out", str(tmp_path), "--tiny-instances", "1", "--skip-at-tiny", "now:bogus"]
+        )
+    assert "now:bogus" in capsys.readouterr().err
 
 
 def test_micro_spearman_average_ties_by_hand() -> None:
