@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from _common import add_results_argument, provenance, require_positive
-from micro_tier import MICRO_ID, bootstrap, cell_rule, report
+from micro_tier import MICRO_ID, bootstrap, cell_rule, cross_seed_best, report
 
 from esper_agents.common.pool import run_unordered
 from esper_agents.common.rollout import run_episode
@@ -159,10 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         score.setdefault(n, {}).setdefault(k, [0.0] * seeds)[s] = 100 * e["score"]
     head["rows"] = {n: np.array([np.mean(score[n][k]) for k in heldout]) for n in score}
     schedules = [n for n in head["held_out_means"] if not n.startswith("heuristic:")]
-    head["virtual_best_per_instance"] = np.array([
-        np.mean([score[max(schedules, key=lambda n: score[n][k][a])][k][(a + 1) % seeds] for a in range(seeds)])
-        for k in heldout
-    ])  # fmt: skip
+    head["virtual_best_per_instance"] = np.array(
+        [cross_seed_best([score[n][k] for n in schedules]) for k in heldout]
+    )
     dist = get_distribution(distribution)
     if len(set(dist.rent)) > 1:
         head["rent_rule"] = cell_rule(score, dist, "rent", list(head["held_out_means"]), train, heldout)[1]

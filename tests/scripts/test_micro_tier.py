@@ -327,3 +327,18 @@ def test_curve_rule_may_wait_to_read_the_curve_before_the_heuristics_growth() ->
     assert name.endswith("heuristic:h's growth delayed to epoch 2 elsewhere")
     expected = [80.0 if k % 2 == 0 else 59.0 if k % 3 != 0 else 50.0 for k in heldout]
     assert held.tolist() == expected
+
+
+def test_cross_seed_best_chooses_on_the_other_seeds_by_hand() -> None:
+    import micro_tier
+
+    # Two seeds: choose on one, score on the other. Seed 0 prefers A (scores 9 on seed 1), seed 1
+    # prefers B (scores 1 on seed 0): (9 + 1) / 2.
+    assert micro_tier.cross_seed_best([[10, 9], [1, 12]]) == pytest.approx(5.0)
+    # Three seeds: for seed b, the best on the mean of the other two. A = (6, 0, 6), B = (5, 5, 5):
+    # held 0 -> others A 3, B 5 -> B scores 5; held 1 -> A 6, B 5 -> A scores 0; held 2 -> B 5.
+    assert micro_tier.cross_seed_best([[6, 0, 6], [5, 5, 5]]) == pytest.approx(10 / 3)
+    # A tie goes to the first schedule.
+    assert micro_tier.cross_seed_best([[1, 1], [1, 1]]) == 1.0
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        micro_tier.cross_seed_best([[1], [2]])
