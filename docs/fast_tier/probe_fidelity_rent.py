@@ -63,10 +63,11 @@ def accuracy(e: Episode) -> float:
     return 100 * e["final_val_accuracy"]
 
 
-def tiny_reference(min_schedules: int = 10) -> list[Episode]:
-    """The `optimizers` episodes played at tiny: the instances with at least ``min_schedules``
-    schedules played (bar 4's minimum), on the schedules played on every one of them."""
-    tiny = read(TINY_OPTIMIZERS)
+def tiny_reference(min_schedules: int = 10, instances: set[int] | None = None) -> list[Episode]:
+    """The `optimizers` episodes played at tiny (on ``instances`` only, if given): the instances with
+    at least ``min_schedules`` schedules played (bar 4's minimum), on the schedules played on every
+    one of them."""
+    tiny = [e for e in read(TINY_OPTIMIZERS) if instances is None or e["instance"] in instances]
     played: dict[int, set[str]] = defaultdict(set)
     for e in tiny:
         played[e["instance"]].add(e["schedule"])

@@ -86,12 +86,15 @@ def rho(a: dict[str, float], b: dict[str, float]) -> float:
 def report(path: Path) -> None:
     text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
     eps = [json.loads(line) for line in text.splitlines()]
-    tiny = tiny_reference()
+    tiny = tiny_reference(instances={e["instance"] for e in eps})
     full = {e["instance"] for e in tiny}
     recorded = [json.loads(line) for line in RECORDED.read_text().splitlines()]
     recorded = [e for e in recorded if e.get("config") == "impaired"]
     variants = sorted({e["variant"] for e in eps})
-    print(f"`optimizers` at tiny: {len(full)} instances x 1 seed; `impaired` at tiny: 5 seeds.\n")
+    n_sched = len({e["schedule"] for e in tiny})
+    print(
+        f"`optimizers` at tiny: {len(full)} instances x 1 seed, {n_sched} schedules; `impaired` at tiny: 5 seeds.\n"
+    )
     print("| seed norm | fast instances x seeds | vs `optimizers`/tiny: score | accuracy | same instances: score | "
           "accuracy | vs `impaired`/tiny: score | accuracy |\n|---|---|---:|---:|---:|---:|---:|---:|")  # fmt: skip
     for v in variants:
