@@ -32,6 +32,8 @@ FAST = {
 }
 TINY_OPTIMIZERS = RESULTS / "micro_optimizers" / "micro_fidelity_tiny.episodes.jsonl"
 RECORDED = RESULTS / "growth_headroom.episodes.jsonl"
+#: The held-out instances of `micro_optimizers/micro_fidelity.json` (``--tiny-instances 15``).
+TINY_INSTANCES = 15
 MULTIPLIERS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 Episode = dict
@@ -63,17 +65,18 @@ def accuracy(e: Episode) -> float:
     return 100 * e["final_val_accuracy"]
 
 
-def tiny_reference(min_schedules: int = 10, instances: set[int] | None = None) -> list[Episode]:
-    """The `optimizers` episodes played at tiny (on ``instances`` only, if given): the instances with
-    at least ``min_schedules`` schedules played (bar 4's minimum), on the schedules played on every
-    one of them."""
-    tiny = [e for e in read(TINY_OPTIMIZERS) if instances is None or e["instance"] in instances]
+def tiny_reference(instances: set[int] | None = None) -> list[Episode]:
+    """The `optimizers` episodes played at tiny on the instances of the committed fidelity report
+    (the first ``TINY_INSTANCES`` held-out ones; of those, ``instances`` only, if given), on the
+    schedules played on every one of them."""
+    first = set(range(HELDOUT_SPLIT.start_level, HELDOUT_SPLIT.start_level + TINY_INSTANCES))
+    keep = first if instances is None else first & instances
+    tiny = [e for e in read(TINY_OPTIMIZERS) if e["instance"] in keep]
     played: dict[int, set[str]] = defaultdict(set)
     for e in tiny:
         played[e["instance"]].add(e["schedule"])
-    kept = {k: p for k, p in played.items() if len(p) >= min_schedules}
-    everywhere = set.intersection(*kept.values())
-    return [e for e in tiny if e["instance"] in kept and e["schedule"] in everywhere]
+    everywhere = set.intersection(*played.values())
+    return [e for e in tiny if e["schedule"] in everywhere]
 
 
 def rescored(dist: Distribution, m: float) -> Value:
