@@ -671,13 +671,73 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float | Non
     return rho, float(spearmanr(x, y).pvalue)
 
 
+def _unit(e: dict[str, Any]) -> Any:
+    """What an episode's mean is taken over: its instance (a distribution), else its seed (one task)."""
+    return e["instance"] if e.get("instance") is not None else ("seed", e["seed"])
+
+
+def _unit_table(episodes: Iterable[dict[str, Any]], names: Sequence[str], field: str = "score") -> np.ndarray:
+    """``[schedule, unit]``: the mean ``field`` (x100) over seeds of each schedule on each instance
+    (or seed, on one fixed task); ``nan`` where a schedule did not play a unit."""
+    per = defaultdict(list)
+    for e in episodes:
+        per[(e["schedule"], _unit(e))].append(100 * e[field])
+    units = sorted({u for _, u in per}, key=repr)
+    table = np.full((len(names), len(units)), np.nan)
+    for i, n in enumerate(names):
+        for j, u in enumerate(units):
+            if (n, u) in per:
+                table[i, j] = np.mean(per[(n, u)])
+    return table
+
+
 def _means(episodes: Iterable[dict[str, Any]], field: str = "score") -> dict[str, float]:
     """Per schedule: the mean over instances (or one fixed task) of the mean ``field`` (the
     benchmark score, or ``final_val_accuracy``) over seeds, x100."""
-    per = defaultdict(lambda: defaultdict(list))  # schedule -> instance -> values
-    for e in episodes:
-        per[e["schedule"]][e.get("instance")].append(100 * e[field])
-    return {n: float(np.mean([np.mean(v) for v in ks.values()])) for n, ks in per.items()}
+    episodes = list(episodes)
+    names = sorted({e["schedule"] for e in episodes})
+    return dict(zip(names, map(float, np.nanmean(_unit_table(episodes, names, field), axis=1)), strict=True))
+
+
+def split_half_reliability(table: np.ndarray, rng: np.random.Generator, splits: int = 500) -> float | None:
+    """How reproducible a ranking of schedules (``table[schedule, unit]``) is at its own size: the
+    mean Spearman correlation between the schedules' means on two random halves of the units, made
+    full-size by Spearman-Brown (``2r / (1 + r)``). A ranking correlates with another at most at
+    the square root of the product of their reliabilities (Spearman's attenuation). ``None`` with
+    fewer than 4 units."""
+    n = table.shape[1]
+    if n < 4:
+        return None
+    rs = []
+    for _ in range(splits):
+        order = rng.permutation(n)
+        a, b = np.nanmean(table[:, order[: n // 2]], axis=1), np.nanmean(table[:, order[n // 2 :]], axis=1)
+        if np.isnan(a).any() or np.isnan(b).any():
+            continue
+        r = spearman(a, b)[0]
+        if not np.isnan(r):
+            rs.append(r)
+    if not rs:
+        return None
+    r = float(np.mean(rs))
+    return 2 * r / (1 + r) if r > -1 else None
+
+
+def bootstrap_rho(
+    fast: np.ndarray, tiny: np.ndarray, rng: np.random.Generator, n: int = 2000
+) -> tuple[float, float]:
+    """A 95% interval of the Spearman correlation between the schedules' means of two tables
+    (``[schedule, unit]``), resampling each side's units (instances, or seeds) with replacement."""
+    rhos = []
+    for _ in range(n):
+        a = np.nanmean(fast[:, rng.integers(fast.shape[1], size=fast.shape[1])], axis=1)
+        b = np.nanmean(tiny[:, rng.integers(tiny.shape[1], size=tiny.shape[1])], axis=1)
+        if not (np.isnan(a).any() or np.isnan(b).any()):
+            r = spearman(a, b)[0]
+            if not np.isnan(r):
+                rhos.append(r)
+    lo, hi = np.percentile(rhos, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -718,6 +778,10 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def _fmt2(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def fidelity_table(result: dict[str, Any]) -> str:
     """The markdown pairs table and the correlations of a fidelity result."""
     sides = [("tiny_impaired", "tiny impaired (recorded)"), ("tiny_distribution", "tiny, distribution")]
@@ -738,6 +802,12 @@ def fidelity_table(result: dict[str, Any]) -> str:
         lines.append(f"- {t}: Spearman rho = {'-' if c['rho'] is None else format(c['rho'], '.3f')} (p = {p}) over {c['n']} schedules "
                      f"({c['source']}); Must show 4 (rho >= 0.8 over >= 10): {'met' if c['must_show_4'] else 'not met'}; "
                      f"of the final accuracies (no rent): {'-' if c['rho_accuracy'] is None else format(c['rho_accuracy'], '.3f')}")  # fmt: skip
+        if "rho_ci" in c:
+            lo, hi = c["rho_ci"]
+            lines.append(f"  - scores' rho 95% interval (resampling {c['units'][0]} fast and {c['units'][1]} tiny instances "
+                         f"or seeds): {lo:.2f} to {hi:.2f}; split-half reliability (Spearman-Brown) fast "
+                         f"{_fmt2(c['reliability_fast'])}, tiny {_fmt2(c['reliability_tiny'])}: noise alone caps rho "
+                         f"near {_fmt2(c['rho_ceiling'])}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -745,7 +815,9 @@ def _correlate(
     fast: list[dict[str, Any]], tiny: list[dict[str, Any]], names: list[str], source: str
 ) -> dict[str, Any]:
     """Spearman of the schedules' mean scores (issue 22's bar 4), and of their mean final
-    accuracies (what growth does to learning, without the rent), fast episodes against tiny ones."""
+    accuracies (what growth does to learning, without the rent), fast episodes against tiny ones;
+    for the scores also a 95% bootstrap interval over instances (or seeds) and each side's
+    split-half reliability, whose geometric mean bounds the correlation that noise allows."""
     out: dict[str, Any] = {"source": source}
     for field, suffix in (("score", ""), ("final_val_accuracy", "_accuracy")):
         f, t = _means(fast, field), _means(tiny, field)
@@ -755,6 +827,14 @@ def _correlate(
         if not suffix:
             out |= {"n": len(common), "schedules": common,
                     "must_show_4": not np.isnan(rho) and rho >= 0.8 and len(common) >= 10}  # fmt: skip
+            rng = np.random.default_rng(0)
+            ft, tt = _unit_table(fast, common), _unit_table(tiny, common)
+            rel_f, rel_t = split_half_reliability(ft, rng), split_half_reliability(tt, rng)
+            ceiling = (
+                None if rel_f is None or rel_t is None else float(np.sqrt(max(rel_f, 0) * max(rel_t, 0)))
+            )
+            out |= {"rho_ci": bootstrap_rho(ft, tt, rng), "units": [ft.shape[1], tt.shape[1]],
+                    "reliability_fast": rel_f, "reliability_tiny": rel_t, "rho_ceiling": ceiling}  # fmt: skip
     return out
 
 

@@ -73,6 +73,8 @@ def test_micro_fidelity_correlates_and_lists_pairs(tmp_path: Path) -> None:
     assert side["n"] >= 10 and len(result["pairs"]) == side["n"]
     assert side["rho"] > 0.8 and side["p"] < 0.01 and side["must_show_4"]
     assert side["rho_accuracy"] < -0.8  # the accuracies were written in reverse order
+    lo, hi = side["rho_ci"]
+    assert -1 <= lo <= hi <= 1 and side["units"] == [2, 5]  # 2 fast instances, 5 recorded seeds
     assert {"wait", "now:widen_2x", "heuristic:capacity"} <= {r["schedule"] for r in result["pairs"]}
     for row in result["pairs"]:
         assert (
@@ -342,3 +344,39 @@ def test_cross_seed_best_chooses_on_the_other_seeds_by_hand() -> None:
     assert micro_tier.cross_seed_best([[1, 1], [1, 1]]) == 1.0
     with pytest.raises(ValueError, match=">= 2 seeds"):
         micro_tier.cross_seed_best([[1], [2]])
+
+
+def test_micro_split_half_reliability_and_rho_interval() -> None:
+    """A ranking with no noise is perfectly reliable and correlates at 1 in every resample; one of
+    pure noise is unreliable; too few units give no reliability."""
+    import micro_tier
+
+    rng = np.random.default_rng(0)
+    signal = np.arange(10, dtype=float)[:, None]  # 10 schedules, clearly ordered
+    clean = signal + np.zeros((10, 8))
+    assert micro_tier.split_half_reliability(clean, rng) == pytest.approx(1.0)
+    assert micro_tier.bootstrap_rho(clean, clean + 5, rng, n=50) == pytest.approx((1.0, 1.0))
+    noise = rng.normal(size=(10, 40))
+    assert abs(micro_tier.split_half_reliability(noise, rng)) < 0.5
+    noisy = signal + rng.normal(scale=3.0, size=(10, 8))  # reliable, but not perfectly
+    assert 0.5 < micro_tier.split_half_reliability(noisy, rng) < 1.0
+    lo, hi = micro_tier.bootstrap_rho(clean, noisy, rng, n=200)
+    assert lo < hi <= 1.0 and hi > 0.8
+    assert micro_tier.split_half_reliability(clean[:, :3], rng) is None
+
+
+def test_micro_unit_table_means_seeds_per_instance_and_marks_gaps() -> None:
+    import micro_tier
+
+    episodes = [
+        {"schedule": "wait", "instance": 7, "seed": 0, "score": 0.5},
+        {"schedule": "wait", "instance": 7, "seed": 1, "score": 0.7},
+        {"schedule": "wait", "instance": 8, "seed": 0, "score": 0.2},
+        {"schedule": "grow", "instance": 8, "seed": 0, "score": 0.9},
+    ]
+    table = micro_tier._unit_table(episodes, ["wait", "grow"])
+    assert table[0].tolist() == pytest.approx([60.0, 20.0])
+    assert np.isnan(table[1, 0]) and table[1, 1] == pytest.approx(90.0)
+    assert micro_tier._means(episodes) == pytest.approx({"wait": 40.0, "grow": 90.0})
+    one_task = [{"schedule": "wait", "seed": s, "score": 0.1 * s} for s in range(3)]  # no instance: per seed
+    assert micro_tier._unit_table(one_task, ["wait"]).shape == (1, 3)
