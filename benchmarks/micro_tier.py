@@ -703,18 +703,17 @@ def split_half_reliability(table: np.ndarray, rng: np.random.Generator, splits: 
     """How reproducible a ranking of schedules (``table[schedule, unit]``) is at its own size: the
     mean Spearman correlation between the schedules' means on two random halves of the units, made
     full-size by Spearman-Brown (``2r / (1 + r)``). A ranking correlates with another at most at
-    the square root of the product of their reliabilities (Spearman's attenuation). ``None`` with
-    fewer than 4 units."""
+    the square root of the product of their reliabilities (Spearman's attenuation). Over the
+    schedules played on every unit (``impaired`` at "tiny" played some on one seed only); ``None``
+    with fewer than 4 units or 3 such schedules."""
+    table = table[~np.isnan(table).any(axis=1)]
     n = table.shape[1]
-    if n < 4:
+    if n < 4 or len(table) < 3:
         return None
     rs = []
     for _ in range(splits):
         order = rng.permutation(n)
-        a, b = np.nanmean(table[:, order[: n // 2]], axis=1), np.nanmean(table[:, order[n // 2 :]], axis=1)
-        if np.isnan(a).any() or np.isnan(b).any():
-            continue
-        r = spearman(a, b)[0]
+        r = spearman(table[:, order[: n // 2]].mean(axis=1), table[:, order[n // 2 :]].mean(axis=1))[0]
         if not np.isnan(r):
             rs.append(r)
     if not rs:

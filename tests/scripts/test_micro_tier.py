@@ -380,3 +380,14 @@ def test_micro_unit_table_means_seeds_per_instance_and_marks_gaps() -> None:
     assert micro_tier._means(episodes) == pytest.approx({"wait": 40.0, "grow": 90.0})
     one_task = [{"schedule": "wait", "seed": s, "score": 0.1 * s} for s in range(3)]  # no instance: per seed
     assert micro_tier._unit_table(one_task, ["wait"]).shape == (1, 3)
+
+
+def test_micro_split_half_reliability_uses_the_schedules_played_everywhere() -> None:
+    import micro_tier
+
+    rng = np.random.default_rng(0)
+    table = np.arange(12, dtype=float)[:, None] + np.zeros((12, 5))
+    table[3, 1:] = np.nan  # played on one seed only: left out, not a reason to give up
+    assert micro_tier.split_half_reliability(table, rng) == pytest.approx(1.0)
+    table[:10, 1:] = np.nan
+    assert micro_tier.split_half_reliability(table, rng) is None  # 2 complete schedules: no ranking
