@@ -44,6 +44,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -733,9 +734,16 @@ def bootstrap_rho(
     share of resamples below it."""
     point = spearman(np.nanmean(fast, axis=1), np.nanmean(tiny, axis=1))[0]
     rhos = []
-    for _ in range(n):
-        a = np.nanmean(fast[:, rng.integers(fast.shape[1], size=fast.shape[1])], axis=1)
-        b = np.nanmean(tiny[:, rng.integers(tiny.shape[1], size=tiny.shape[1])], axis=1)
+    with warnings.catch_warnings():  # a schedule played on few units (seeds) can miss a resample
+        warnings.simplefilter("ignore", RuntimeWarning)
+        resamples = [
+            (
+                np.nanmean(fast[:, rng.integers(fast.shape[1], size=fast.shape[1])], axis=1),
+                np.nanmean(tiny[:, rng.integers(tiny.shape[1], size=tiny.shape[1])], axis=1),
+            )
+            for _ in range(n)
+        ]
+    for a, b in resamples:
         if not (np.isnan(a).any() or np.isnan(b).any()):
             r = spearman(a, b)[0]
             if not np.isnan(r):
