@@ -160,10 +160,21 @@ def key(e: dict[str, Any]) -> tuple[str, int, int]:
     return e["schedule"], int(e["instance"]), int(e["seed"])
 
 
+def headroom_instances(train: int, heldout: int, heldout_start: int = 0) -> tuple[list[int], list[int]]:
+    """The first ``train`` training instances, and ``heldout`` held-out ones from the
+    ``heldout_start``-th on (a later block is fresh for a distribution chosen on the first one)."""
+    if heldout_start < 0 or heldout_start + heldout > HELDOUT_SPLIT.num_levels:
+        raise ValueError(
+            f"held-out instances {heldout_start} to {heldout_start + heldout - 1} are not all in the held-out "
+            f"split's {HELDOUT_SPLIT.num_levels}"
+        )
+    start = HELDOUT_SPLIT.start_level + heldout_start
+    return [TRAIN_SPLIT.start_level + i for i in range(train)], [start + i for i in range(heldout)]
+
+
 def run_headroom(args: argparse.Namespace) -> dict[str, Any]:
     names = [s.name for s in library()] + list(HEURISTICS) + [s.name for s in curve_probes()]
-    train = [TRAIN_SPLIT.start_level + i for i in range(args.train)]
-    heldout = [HELDOUT_SPLIT.start_level + i for i in range(args.heldout)]
+    train, heldout = headroom_instances(args.train, args.heldout, args.heldout_start)
     tasks = [(n, k, s) for k in train + heldout for s in range(args.seeds) for n in names]
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "micro_headroom.episodes.jsonl"
@@ -1031,6 +1042,8 @@ def main(argv: list[str] | None = None) -> None:
     h = sub.add_parser("headroom", help="schedules and heuristics on training and held-out instances")
     h.add_argument("--train", type=int, default=40, help="training instances (single best chosen there)")
     h.add_argument("--heldout", type=int, default=60, help="held-out instances (scored)")
+    h.add_argument("--heldout-start", type=int, default=0,
+                   help="skip this many held-out instances: a fresh block to confirm a choice made on the first")  # fmt: skip
     h.add_argument(
         "--seeds", type=int, default=2, help="reset seeds per instance (>= 2 for the virtual best)"
     )
@@ -1069,6 +1082,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "headroom":
         try:
             args.distribution = custom_distribution(args.instances, args.set)
+            headroom_instances(args.train, args.heldout, args.heldout_start)
         except ValueError as err:
             parser.error(str(err))
         result = run_headroom(args)

@@ -397,3 +397,16 @@ def test_micro_split_half_reliability_uses_the_schedules_played_everywhere() -> 
     assert micro_tier.split_half_reliability(table, rng) == pytest.approx(1.0)
     table[:10, 1:] = np.nan
     assert micro_tier.split_half_reliability(table, rng) is None  # 2 complete schedules: no ranking
+
+
+def test_micro_headroom_instances_take_a_fresh_held_out_block(capsys: pytest.CaptureFixture) -> None:
+    import micro_tier
+
+    start = micro_tier.HELDOUT_SPLIT.start_level
+    assert micro_tier.headroom_instances(2, 3) == ([0, 1], [start, start + 1, start + 2])
+    assert micro_tier.headroom_instances(1, 2, heldout_start=50)[1] == [start + 50, start + 51]
+    with pytest.raises(SystemExit):
+        micro_tier.main(
+            ["headroom", "--heldout", "10", "--heldout-start", str(micro_tier.HELDOUT_SPLIT.num_levels)]
+        )
+    assert "not all in the held-out split" in capsys.readouterr().err
