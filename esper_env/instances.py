@@ -7,8 +7,11 @@ narrowest is the instance's bottleneck), the learning rate, the price of growth 
 doubling of the network) and, on the fast tier's clusters task, how hard the task is (blobs per
 class, their spread, label noise). ``bottlenecks`` is the fast tier's first distribution; ``optimizers``
 (the host trains with SGD or Adam, which the observation does not show, at learning rates where
-the two behave differently, under a fixed rent) the one whose headroom meets issue 22's bars; the
-measurements and the rejected ones are in docs/FAST_TIER.md.
+the two behave differently, under a fixed rent) and ``difficulty`` (a hidden task difficulty too,
+and an observed rent) came next; ``slow`` (``optimizers`` at its two slow learning rates, where
+growth pays on every instance but which growth depends on the hidden optimizer) is the one whose
+headroom meets issue 22's bars 2 and 3 together. The measurements and the rejected ones are in
+docs/FAST_TIER.md.
 
 Instance ``k`` is a pure function of ``k`` (:meth:`Distribution.draw`: each field drawn
 independently from ``numpy.random.default_rng([0xE5E2, k])``). Splits follow Procgen's
@@ -159,6 +162,19 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             optimizer=("SGD", "Adam"),
             summary="optimizers, with a hidden task difficulty (2, 8 or 32 blobs per class) and a rent of 0, 3 "
             "or 6 points per doubling (docs/FAST_TIER.md)",
+        ),
+        Distribution(
+            "slow",
+            widths=(8, 16, 64),
+            learning_rate=(0.003, 0.01),
+            rent=(0.06,),
+            blobs=(4, 8, 16),
+            spread=(0.5,),
+            label_noise=(0.0, 0.1),
+            batch_size=256,
+            optimizer=("SGD", "Adam"),
+            summary="optimizers at its two slow learning rates: growth pays, but which growth depends on the "
+            "optimizer, which the observation does not show (docs/FAST_TIER.md)",
         ),
     )
 }

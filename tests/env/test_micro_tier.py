@@ -469,3 +469,25 @@ def test_the_difficulty_distribution_hides_the_task_and_shows_the_rent() -> None
         assert info["instance_fields"]["blobs"] == drawn[k].blobs
         assert obs[schema["context/rent"]][0] == pytest.approx(10 * drawn[k].rent)
     assert not any(name.startswith("context/") and "blob" in name for name in schema)
+
+
+def test_the_slow_distribution_is_optimizers_at_its_slow_learning_rates() -> None:
+    """``slow``: the optimizers distribution's fields, its learning rates cut to 0.003 and 0.01 (both
+    optimizers at both), the rest drawn as there; the optimizer stays out of the observation."""
+    slow, optimizers = DISTRIBUTIONS["slow"], DISTRIBUTIONS["optimizers"]
+    drawn = [slow.draw(k) for k in range(200)]
+    assert {(f.optimizer, f.learning_rate) for f in drawn} == {
+        (o, lr) for o in ("SGD", "Adam") for lr in (0.003, 0.01)
+    }
+    assert (
+        dataclasses.replace(optimizers, name="slow", learning_rate=(0.003, 0.01), summary=slow.summary)
+        == slow
+    )
+    env = make(instances="slow")
+    schema = env.unwrapped.observation_schema
+    obs, info = env.reset(seed=0, options={"instance": 5})
+    assert info["instance_fields"]["learning_rate"] == drawn[5].learning_rate
+    assert obs[schema["context/log_lr"]][0] == pytest.approx(
+        (np.log10(drawn[5].learning_rate) + 4) / 4, abs=1e-5
+    )
+    assert not any(name.startswith("context/") and "optim" in name for name in schema)
