@@ -23,7 +23,7 @@ torch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -123,6 +123,20 @@ class Distribution:
         )
 
 
+#: SGD or Adam (hidden) at overlapping learning rates; ``difficulty`` and ``slow`` change some of its fields.
+_OPTIMIZERS = Distribution(
+    "optimizers",
+    widths=(8, 16, 64),
+    learning_rate=(0.003, 0.01, 0.03, 0.1),
+    rent=(0.06,),
+    blobs=(4, 8, 16),
+    spread=(0.5,),
+    label_noise=(0.0, 0.1),
+    batch_size=256,
+    optimizer=("SGD", "Adam"),
+    summary="SGD or Adam (not observed) at overlapping learning rates; a fixed rent (docs/FAST_TIER.md)",
+)
+
 #: The distributions by name (``instances=`` of the env). ``bottlenecks`` is the fast tier's.
 DISTRIBUTIONS: dict[str, Distribution] = {
     d.name: d
@@ -138,41 +152,19 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             batch_size=256,
             summary="each block 4, 16 or 64 wide; lr, rent and task difficulty vary (docs/FAST_TIER.md)",
         ),
-        Distribution(
-            "optimizers",
-            widths=(8, 16, 64),
-            learning_rate=(0.003, 0.01, 0.03, 0.1),
-            rent=(0.06,),
-            blobs=(4, 8, 16),
-            spread=(0.5,),
-            label_noise=(0.0, 0.1),
-            batch_size=256,
-            optimizer=("SGD", "Adam"),
-            summary="SGD or Adam (not observed) at overlapping learning rates; a fixed rent (docs/FAST_TIER.md)",
-        ),
-        Distribution(
-            "difficulty",
-            widths=(8, 16, 64),
-            learning_rate=(0.003, 0.01, 0.03, 0.1),
+        _OPTIMIZERS,
+        replace(
+            _OPTIMIZERS,
+            name="difficulty",
             rent=(0.0, 0.03, 0.06),
             blobs=(2, 8, 32),
-            spread=(0.5,),
-            label_noise=(0.0, 0.1),
-            batch_size=256,
-            optimizer=("SGD", "Adam"),
             summary="optimizers, with a hidden task difficulty (2, 8 or 32 blobs per class) and a rent of 0, 3 "
             "or 6 points per doubling (docs/FAST_TIER.md)",
         ),
-        Distribution(
-            "slow",
-            widths=(8, 16, 64),
+        replace(
+            _OPTIMIZERS,
+            name="slow",
             learning_rate=(0.003, 0.01),
-            rent=(0.06,),
-            blobs=(4, 8, 16),
-            spread=(0.5,),
-            label_noise=(0.0, 0.1),
-            batch_size=256,
-            optimizer=("SGD", "Adam"),
             summary="optimizers at its two slow learning rates: growth pays, but which growth depends on the "
             "optimizer, which the observation does not show (docs/FAST_TIER.md)",
         ),
