@@ -737,14 +737,14 @@ def split_half_reliability(table: np.ndarray, rng: np.random.Generator, splits: 
 
 def bootstrap_rho(
     fast: np.ndarray, tiny: np.ndarray, rng: np.random.Generator, n: int = 2000
-) -> tuple[float, float]:
+) -> tuple[float, float] | None:
     """A 95% bias-corrected (BC) bootstrap interval of the Spearman correlation between the
     schedules' means of two tables (``[schedule, unit]``), resampling each side's units (instances,
     or seeds) with replacement. Resampling adds noise to both sides, which pulls a resampled rho
     below the measured one; the bias correction (Efron's BC) shifts the percentiles back by the
-    share of resamples below it."""
+    share of resamples below it. ``None`` where no resample ranks both sides (a constant side)."""
     point = spearman(np.nanmean(fast, axis=1), np.nanmean(tiny, axis=1))[0]
-    rhos = []
+    rhos: list[float] = []
     with warnings.catch_warnings():  # a schedule played on few units (seeds) can miss a resample
         warnings.simplefilter("ignore", RuntimeWarning)
         resamples = [
@@ -759,14 +759,14 @@ def bootstrap_rho(
             r = spearman(a, b)[0]
             if not np.isnan(r):
                 rhos.append(r)
-    rhos_ = np.asarray(rhos)
+    if not rhos or np.isnan(point):
+        return None
+    found = np.asarray(rhos)
     normal = NormalDist()
-    below = float(
-        np.clip(np.mean(rhos_ < point) + np.mean(rhos_ == point) / 2, 1 / len(rhos_), 1 - 1 / len(rhos_))
-    )
-    z0 = normal.inv_cdf(below)
+    share = np.mean(found < point) + np.mean(found == point) / 2
+    z0 = normal.inv_cdf(float(np.clip(share, 1 / len(found), 1 - 1 / len(found))))
     lo, hi = (100 * normal.cdf(2 * z0 + z) for z in (-1.96, 1.96))
-    return float(np.percentile(rhos_, lo)), float(np.percentile(rhos_, hi))
+    return float(np.percentile(found, lo)), float(np.percentile(found, hi))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -831,7 +831,7 @@ def fidelity_table(result: dict[str, Any]) -> str:
         lines.append(f"- {t}: Spearman rho = {'-' if c['rho'] is None else format(c['rho'], '.3f')} (p = {p}) over {c['n']} schedules "
                      f"({c['source']}); Must show 4 (rho >= 0.8 over >= 10): {'met' if c['must_show_4'] else 'not met'}; "
                      f"of the final accuracies (no rent): {'-' if c['rho_accuracy'] is None else format(c['rho_accuracy'], '.3f')}")  # fmt: skip
-        if "rho_ci" in c:
+        if c.get("rho_ci") is not None:
             lo, hi = c["rho_ci"]
             lines.append(f"  - scores' rho 95% interval (resampling {c['units'][0]} fast and {c['units'][1]} tiny instances "
                          f"or seeds): {lo:.2f} to {hi:.2f}; split-half reliability (Spearman-Brown) fast "

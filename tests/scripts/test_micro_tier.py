@@ -410,3 +410,11 @@ def test_micro_headroom_instances_take_a_fresh_held_out_block(capsys: pytest.Cap
             ["headroom", "--heldout", "10", "--heldout-start", str(micro_tier.HELDOUT_SPLIT.num_levels)]
         )
     assert "not all in the held-out split" in capsys.readouterr().err
+
+
+def test_micro_bootstrap_rho_of_a_constant_side_is_none() -> None:
+    import micro_tier
+
+    rng = np.random.default_rng(0)
+    constant = np.ones((5, 6))
+    assert micro_tier.bootstrap_rho(np.arange(5.0)[:, None] + np.zeros((5, 6)), constant, rng, n=20) is None
