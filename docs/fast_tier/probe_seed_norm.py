@@ -1,7 +1,7 @@
 """Probe: does the fast tier rank schedules more like "tiny" once its seeds' normalisation is not
 degenerate on the MLP host's 1x1 features?
 
-    python docs/fast_tier/probe_seed_norm.py run 1000000-1000006 0,1 group,layer OUT.jsonl
+    python docs/fast_tier/probe_seed_norm.py run 1000000-1000006 0,1 group,layer OUT.jsonl [DISTRIBUTION]
     python docs/fast_tier/probe_seed_norm.py report OUT.jsonl   # or the committed probe_seed_norm.episodes.jsonl.gz
 
 A widening seed's new channels are ``relu(GroupNorm(conv(x)))``, and the ``norm`` blueprint is a
@@ -41,17 +41,17 @@ TINY = ROOT / "benchmarks/results/micro_optimizers/micro_fidelity_tiny.episodes.
 RECORDED = ROOT / "benchmarks/results/growth_headroom.episodes.jsonl"
 
 
-def episode(task: tuple[str, int, int, str]) -> dict:
+def episode(task: tuple[str, int, int, str, str]) -> dict:
     import micro_tier
 
     import esper_env.blueprints
 
-    name, k, seed, variant = task
+    name, k, seed, variant, distribution = task
     if variant == "layer":
         esper_env.blueprints._groups = lambda channels, max_groups=8: 1
-    e = micro_tier.run_episode(name, k, seed, "optimizers")
+    e = micro_tier.run_episode(name, k, seed, distribution)
     e.pop("val_accuracy_curve")
-    return e | {"variant": variant}
+    return e | {"variant": variant, "distribution": distribution}
 
 
 def names() -> list[str]:
@@ -59,9 +59,9 @@ def names() -> list[str]:
     return sorted(tiny)
 
 
-def run(instances: str, seeds: str, variants: str, out: Path) -> None:
+def run(instances: str, seeds: str, variants: str, out: Path, distribution: str = "optimizers") -> None:
     a, b = (int(x) for x in instances.split("-"))
-    tasks = [(n, k, s, v) for v in variants.split(",") for k in range(a, b + 1)
+    tasks = [(n, k, s, v, distribution) for v in variants.split(",") for k in range(a, b + 1)
              for s in map(int, seeds.split(",")) for n in names()]  # fmt: skip
     # One process per variant's patch: a worker that patched stays patched, so the pools are separate.
     with out.open("a") as log:
@@ -116,6 +116,6 @@ def report(path: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        run(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5]))
+        run(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5]), *sys.argv[6:7])
     else:
         report(Path(sys.argv[2]))
