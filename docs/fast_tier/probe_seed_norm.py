@@ -1,7 +1,7 @@
 """Probe: does the fast tier rank schedules more like "tiny" once its seeds' normalisation is not
 degenerate on the MLP host's 1x1 features?
 
-    python docs/fast_tier/probe_seed_norm.py run 1000000-1000006 0,1 group,layer OUT.jsonl [DISTRIBUTION]
+    python docs/fast_tier/probe_seed_norm.py run 1000000-1000006 0,1 group,layer OUT.jsonl [DISTRIBUTION [headroom]]
     python docs/fast_tier/probe_seed_norm.py report OUT.jsonl   # or the committed probe_seed_norm.episodes.jsonl.gz
 
 A widening seed's new channels are ``relu(GroupNorm(conv(x)))``, and the ``norm`` blueprint is a
@@ -12,8 +12,9 @@ normalises to 0, and the new channels are a constant; at 16 each pair normalises
 ``layer`` plays the same episodes with one group (a LayerNorm over the channels; the same
 parameter count, so the same rent). ``group`` is ``Esper-Micro-v2`` as registered.
 
-``run``: the 16 fidelity schedules on the ``optimizers`` distribution's held-out instances (a
-range ``A-B``), the given reset seeds and variants. ``report``: per variant, the Spearman
+``run``: the 16 fidelity schedules (``headroom``: those of ``micro_tier.py headroom``, heuristics
+and curve probes included) on the distribution's instances (``optimizers`` by default; ranges
+``A-B[,C-D...]``), the given reset seeds and variants; episodes already in OUT are kept, not rerun. ``report``: per variant, the Spearman
 correlation of the schedules' mean score and mean final accuracy against ``optimizers`` at "tiny"
 (the instances played there) and against ``impaired`` at "tiny" (recorded, 5 seeds), and the
 per-schedule accuracy gains. See probe_seed_norm.md.
@@ -50,19 +51,34 @@ def episode(task: tuple[str, int, int, str, str]) -> dict:
     if variant == "layer":
         esper_env.blueprints._groups = lambda channels, max_groups=8: 1
     e = micro_tier.run_episode(name, k, seed, distribution)
-    e.pop("val_accuracy_curve")
+    if name != "wait":  # WAIT's curve feeds the curve rule of the headroom report
+        e.pop("val_accuracy_curve")
     return e | {"variant": variant, "distribution": distribution}
 
 
-def names() -> list[str]:
+def names(schedules: str = "fidelity") -> list[str]:
+    if schedules == "headroom":
+        import micro_tier
+
+        return [s.name for s in micro_tier.library()] + list(micro_tier.HEURISTICS) + [
+            s.name for s in micro_tier.curve_probes()]  # fmt: skip
     tiny = {json.loads(line)["schedule"] for line in TINY.read_text().splitlines()}
     return sorted(tiny)
 
 
-def run(instances: str, seeds: str, variants: str, out: Path, distribution: str = "optimizers") -> None:
-    a, b = (int(x) for x in instances.split("-"))
-    tasks = [(n, k, s, v, distribution) for v in variants.split(",") for k in range(a, b + 1)
-             for s in map(int, seeds.split(",")) for n in names()]  # fmt: skip
+def run(
+    instances: str,
+    seeds: str,
+    variants: str,
+    out: Path,
+    distribution: str = "optimizers",
+    schedules: str = "fidelity",
+) -> None:
+    ks = [k for r in instances.split(",") for a, b in [map(int, r.split("-"))] for k in range(a, b + 1)]
+    done = {(e["schedule"], e["instance"], e["seed"], e["variant"])
+            for e in map(json.loads, out.read_text().splitlines())} if out.exists() else set()  # fmt: skip
+    tasks = [(n, k, s, v, distribution) for v in variants.split(",") for k in ks
+             for s in map(int, seeds.split(",")) for n in names(schedules) if (n, k, s, v) not in done]  # fmt: skip
     # One process per variant's patch: a worker that patched stays patched, so the pools are separate.
     with out.open("a") as log:
         for v in variants.split(","):
@@ -116,6 +132,6 @@ def report(path: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        run(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5]), *sys.argv[6:7])
+        run(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5]), *sys.argv[6:8])
     else:
         report(Path(sys.argv[2]))
