@@ -147,6 +147,8 @@ class Blueprint(nn.Module):
     name: str = ""
     #: Whether the blueprint adds channels (see :class:`Widen`) instead of a same-width delta.
     widens: bool = False
+    #: Whether it holds a GroupNorm, whose groups ``norm_groups`` caps (:func:`build_blueprint`).
+    grouped: bool = False
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -176,9 +178,11 @@ class Norm(Blueprint):
 
     name = "norm"
 
-    def __init__(self, channels: int) -> None:
+    grouped = True
+
+    def __init__(self, channels: int, norm_groups: int = 8) -> None:
         super().__init__(channels)
-        self.norm = nn.GroupNorm(_groups(channels), channels, affine=False)
+        self.norm = nn.GroupNorm(_groups(channels, norm_groups), channels, affine=False)
         self.affine = _ChannelAffine(channels)
         self.output_layer = self.affine
         self._zero_output()
@@ -367,9 +371,10 @@ class Widen(Blueprint):
     """
 
     widens = True
+    grouped = True
     factor = 2
 
-    def __init__(self, channels: int, geometry: SlotGeometry | None = None) -> None:
+    def __init__(self, channels: int, geometry: SlotGeometry | None = None, norm_groups: int = 8) -> None:
         super().__init__(channels)
         g = geometry or SlotGeometry.plain(channels)
         if g.channels != channels:
@@ -377,7 +382,7 @@ class Widen(Blueprint):
         k = (self.factor - 1) * channels
         self.new_channels = k
         self.branch = nn.Conv2d(g.in_channels, k, g.kernel_size, padding=g.kernel_size // 2, bias=False)
-        self.norm = nn.GroupNorm(_groups(k), k)
+        self.norm = nn.GroupNorm(_groups(k, norm_groups), k)
         self.consumer = g.consumer
         if g.consumer.kind == "linear":
             self.output_layer = nn.Linear(k, g.consumer.out_channels, bias=False)
@@ -457,29 +462,42 @@ def _check_channels(channels: int) -> int:
     return int(channels)
 
 
-def _construct(cls: Callable[..., Blueprint], channels: int, geometry: SlotGeometry | None) -> Blueprint:
+def _construct(
+    cls: Callable[..., Blueprint], channels: int, geometry: SlotGeometry | None, norm_groups: int = 8
+) -> Blueprint:
     if geometry is not None and geometry.channels != channels:
         raise ValueError(f"geometry is for {geometry.channels} channels, got channels={channels!r}")
-    return cls(channels, geometry) if cls.widens else cls(channels)
+    args: tuple[object, ...] = (channels, geometry) if cls.widens else (channels,)
+    return cls(*args, norm_groups=norm_groups) if cls.grouped else cls(*args)
 
 
 def build_blueprint(
-    name: str, channels: int, *, seed: int | None = None, geometry: SlotGeometry | None = None
+    name: str,
+    channels: int,
+    *,
+    seed: int | None = None,
+    geometry: SlotGeometry | None = None,
+    norm_groups: int = 8,
 ) -> Blueprint:
     """Build blueprint ``name`` for a ``channels``-channel feature map.
 
     ``geometry`` describes the slot's surroundings (see :meth:`HostNetwork.slot_geometry`); only
     widening blueprints read more than the width, and they default to :meth:`SlotGeometry.plain`.
-    With ``seed`` the weights depend only on ``(name, channels, geometry, seed)`` and the caller's
-    global RNG state is left untouched; without it the global RNG is used as usual.
+    ``norm_groups`` caps the groups of the GroupNorm of ``norm`` and the widenings (the most that
+    divide the channels, up to it; 1 is a LayerNorm over the channels, what the fast tier's 1x1 maps
+    need from env v3 on); it changes no parameter count.
+    With ``seed`` the weights depend only on ``(name, channels, geometry, norm_groups, seed)`` and
+    the caller's global RNG state is left untouched; without it the global RNG is used as usual.
     """
     cls = lookup("blueprint", name, REGISTRY).cls
     channels = _check_channels(channels)
+    if isinstance(norm_groups, bool) or not isinstance(norm_groups, int) or norm_groups < 1:
+        raise ValueError(f"norm_groups must be a positive integer, got {norm_groups!r}")
     if seed is None:
-        return _construct(cls, channels, geometry)
+        return _construct(cls, channels, geometry, norm_groups)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return _construct(cls, channels, geometry)
+        return _construct(cls, channels, geometry, norm_groups)
 
 
 @functools.cache

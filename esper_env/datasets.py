@@ -13,7 +13,7 @@ from esper_env.runtime import lookup
 from esper_env.versions import CURRENT_VERSION, VERSIONS
 
 __all__ = [
-    "CURRENT_ENV_IDS", "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version",
+    "CURRENT_ENV_IDS", "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version", "mlp_hosts",
 ]  # fmt: skip
 
 
@@ -35,6 +35,9 @@ class DatasetRecord:
     since_version: int = 0
     #: Extra default kwargs of its ids (the fast tier's instance distribution).
     defaults: tuple[tuple[str, object], ...] = ()
+    #: Whether its hosts are MLPs (the fast tier's), where :class:`esper_env.versions.Dynamics`'
+    #: ``mlp_*`` fields act; the image datasets' hosts are CNNs and ResNets.
+    mlp: bool = False
 
     @property
     def env_id(self) -> str:
@@ -54,7 +57,13 @@ DATASET_RECORDS: dict[str, DatasetRecord] = {
         DatasetRecord("synthcifar", 10, "Esper-SynthCIFAR", "tiny"),
         # The fast tier (docs/FAST_TIER.md): MLP hosts on a clusters task, one instance per reset.
         DatasetRecord(
-            "clusters", 10, "Esper-Micro", "micro", since_version=2, defaults=(("instances", "bottlenecks"),)
+            "clusters",
+            10,
+            "Esper-Micro",
+            "micro",
+            since_version=2,
+            defaults=(("instances", "bottlenecks"),),
+            mlp=True,
         ),
     )
 }
@@ -89,6 +98,11 @@ CURRENT_ENV_IDS: tuple[str, ...] = tuple(
 def dataset_record(name: str) -> DatasetRecord:
     """The record of dataset ``name``; ``ValueError`` naming it and the valid names otherwise."""
     return lookup("dataset", name, DATASET_RECORDS)
+
+
+def mlp_hosts(env_id: str) -> bool:
+    """Whether the hosts of env id ``env_id`` are MLPs (``ValueError`` naming the valid ids otherwise)."""
+    return dataset_record(str(lookup("env id", env_id, ENV_IDS)["dataset"])).mlp
 
 
 def env_version(env_id: str) -> int:

@@ -27,7 +27,7 @@ from esper_env.blueprints import BLUEPRINTS, NOOP_BLUEPRINT, blueprint_index
 from esper_env.configs import EnvironmentConfig, get_config
 from esper_env.data import ImageSplits, iterate_batches
 from esper_env.history import EpochResult, SeedCounters, TrainingHistory
-from esper_env.hosts import HOST_SPECS, HostNetwork, build_host, count_parameters, supported_blueprints
+from esper_env.hosts import HOST_SPECS, HostNetwork, build_host, supported_blueprints
 from esper_env.lifecycle import (
     ALPHA_TARGETS,
     MEASURED_STAGES,
@@ -44,6 +44,7 @@ from esper_env.lifecycle import (
     enum_value,
     illegal_reason,
 )
+from esper_env.pricing import Pricing
 from esper_env.runtime import resolve_device
 from esper_env.slots import Seed, Slot, SlotState
 
@@ -90,6 +91,8 @@ class TrainingEngine:
         gates: Gates = DEFAULT_GATES,
         val_batch_size: int = 512,
         chance_patience: int = 5,
+        norm_groups: int = 8,
+        price_as: str | None = None,
     ) -> None:
         self.config = get_config(config)
         self.device = resolve_device(device)
@@ -116,6 +119,10 @@ class TrainingEngine:
                 f"{len(self.host.slot_names)} slot points: {', '.join(self.host.slot_names)}"
             )
         self.slots = [Slot(i, self.host.slot_names[i], self.host.slot_channels[i]) for i in range(num_slots)]
+        #: The cap on the groups of a seed's GroupNorm (:func:`esper_env.blueprints.build_blueprint`).
+        self.norm_groups = int(norm_groups)
+        #: What the network's size counts (the rent, the observation's size features).
+        self.pricing = Pricing(self.host, price_as)
         self.host_optimizer = build_optimizer(self.config, list(self.host.parameters()))
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
         self.history = TrainingHistory()
@@ -186,9 +193,10 @@ class TrainingEngine:
         target = _alpha_target(alpha_target)
         s = self._require(Op.GERMINATE, slot)
         init_seed = (self.seed * 1_000_003 + 7919 * (self.counters.created + 1)) % (2**63)
-        s.seed = Seed(name, s.channels, style, seed=init_seed, geometry=self.host.slot_geometry(s.index)).to(
-            self.device, memory_format=self.memory_format
-        )
+        s.seed = Seed(
+            name, s.channels, style, seed=init_seed, geometry=self.host.slot_geometry(s.index),
+            norm_groups=self.norm_groups,
+        ).to(self.device, memory_format=self.memory_format)  # fmt: skip
         s.seed.requires_grad_(False)
         s.optimizer = self._seed_optimizer(s.seed)
         lifecycle.germinate(
@@ -468,18 +476,14 @@ class TrainingEngine:
     # ------------------------------------------------------------------ accounting
 
     def host_parameters(self) -> int:
-        """Parameters of the host, fossilized seeds included."""
-        fossils = sum(
-            count_parameters(s.seed) for s in self.slots if s.seed is not None and s.stage == Stage.FOSSILIZED
-        )
-        return count_parameters(self.host) + fossils
+        """Parameters of the host, fossilized seeds included (as priced)."""
+        fossils = sum(self.pricing.seed(s) for s in self.slots if s.stage == Stage.FOSSILIZED)
+        return self.pricing.base + fossils
 
     def seed_parameters(self) -> int:
-        """Parameters of the seeds that are not (yet) part of the host."""
+        """Parameters of the seeds that are not (yet) part of the host (as priced)."""
         return sum(
-            count_parameters(s.seed)
-            for s in self.slots
-            if s.seed is not None and s.stage in SEED_STAGES and s.stage != Stage.FOSSILIZED
+            self.pricing.seed(s) for s in self.slots if s.stage in SEED_STAGES and s.stage != Stage.FOSSILIZED
         )
 
     # ------------------------------------------------------------------ snapshot / restore
@@ -534,9 +538,10 @@ class TrainingEngine:
             if saved["seed"] is not None:
                 assert s.state.blueprint is not None
                 geometry = self.host.slot_geometry(s.index)
-                s.seed = Seed(s.state.blueprint, s.channels, s.state.style, seed=0, geometry=geometry).to(
-                    self.device, memory_format=self.memory_format
-                )
+                s.seed = Seed(
+                    s.state.blueprint, s.channels, s.state.style, seed=0, geometry=geometry,
+                    norm_groups=self.norm_groups,
+                ).to(self.device, memory_format=self.memory_format)  # fmt: skip
                 s.seed.load_state_dict(saved["seed"])
                 s.seed.requires_grad_(s.stage in TRAINABLE_STAGES)
                 s.optimizer = self._seed_optimizer(s.seed)

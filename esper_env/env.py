@@ -16,7 +16,7 @@ from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
 from esper_env.engine import TrainingEngine
 from esper_env.history import EpochResult
-from esper_env.hosts import count_parameters
+from esper_env.hosts import HOST_SPECS, instance_host
 from esper_env.instance_setup import instance_setup
 from esper_env.instances import Distribution, Instance, Split, get_distribution
 from esper_env.lifecycle import (
@@ -256,7 +256,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
                 self._use_instance(self.split.start_level)
             # Built for real at reset(); one engine now so that spaces, masks and params are defined.
             self.engine = self._new_engine(0)
-        self._base_host_params = count_parameters(self.engine.host)
+        self._base_host_params = self.engine.pricing.base
         self._reset_episode_state()
 
     @property
@@ -291,7 +291,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             if index is not None:
                 self._use_instance(index)
             self.engine = self._new_engine(self._episode_seed)
-        self._base_host_params = count_parameters(self.engine.host)
+        self._base_host_params = self.engine.pricing.base
         self._reset_episode_state()
         info = self._info()
         if self.instance is not None:
@@ -393,7 +393,14 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     # ------------------------------------------------------------------ observation, reward, info
 
     def _new_engine(self, seed: int) -> TrainingEngine:
-        return TrainingEngine(self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed)
+        spec = HOST_SPECS.get(self.config.architecture)
+        mlp = spec is not None and spec.kind == "mlp"
+        d = self.dynamics
+        return TrainingEngine(
+            self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed,
+            norm_groups=d.mlp_norm_groups if mlp else 8,
+            price_as=instance_host(spec.channels, "cnn") if mlp and d.mlp_price == "cnn" else None,
+        )  # fmt: skip
 
     def _instance_setup(self, index: int) -> dict[str, Any]:
         assert self.distribution is not None
@@ -580,7 +587,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"the snapshot's engine state does not fit this env ({type(err).__name__}: {err})"
             ) from None
         self.engine = engine
-        self._base_host_params = count_parameters(engine.host)
+        self._base_host_params = engine.pricing.base
         self.np_random.bit_generator.state = fields["np_random"]
         self._episode_seed = fields["episode_seed"]
         self._last_action_valid = fields["last_action_valid"]

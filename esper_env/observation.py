@@ -8,7 +8,7 @@ measurement not yet taken is written as -1 and read back as None.
 
 From env v2 on the observation ends with the task's context (``context/*``, see
 :data:`esper_env.spaces.CONTEXT_FEATURES`): the env passes an :class:`ObservationContext` each
-step, and the per-slot values (host width, parameter share) come from the engine's host, computed
+step, and the per-slot values (host width, parameter share) come from the engine's priced host, computed
 once per host. A v1 observation decodes with those fields None.
 """
 
@@ -119,9 +119,10 @@ def encode_observation(
 ) -> np.ndarray:
     """The observation of ``engine``'s state, each feature written at ``schema[name]``.
 
-    Epoch counts are divided by ``max_epochs`` and parameter counts by ``base_host_params``; NaN
-    becomes -1 and the vector is clipped to ``space``'s bounds. A schema with the ``context/*``
-    features (env v2 on) needs ``context``; the per-slot ones are read from ``engine.host``.
+    Epoch counts are divided by ``max_epochs`` and parameter counts, as the engine prices them
+    (:class:`esper_env.pricing.Pricing`), by ``base_host_params``; NaN becomes -1 and the vector is
+    clipped to ``space``'s bounds. A schema with the ``context/*`` features (env v2 on) needs
+    ``context``; the per-slot ones are read from ``engine.pricing.priced_host``.
     """
     e, h, T = engine, engine.history, max_epochs
     base = base_host_params
@@ -143,9 +144,7 @@ def encode_observation(
             v[i] = 1.0
         return v
 
-    fossil = sum(
-        count_parameters(s.seed) for s in e.slots if s.seed is not None and s.stage == Stage.FOSSILIZED
-    )
+    fossil = sum(e.pricing.seed(s) for s in e.slots if s.stage == Stage.FOSSILIZED)
     put("epoch", h.epoch / T)
     put("budget_remaining", max(T - h.epoch, 0) / T)
     put("val_accuracy", last(h.val_accuracy))
@@ -180,14 +179,14 @@ def encode_observation(
         put(p + "style", one_hot(len(BlendStyle), st.style if has_blueprint else None))
         put(p + "contribution", -1.0 if st.contribution is None else float(np.clip(st.contribution, -1, 1)))
         put(p + "contribution_measured", float(st.contribution is not None))
-        put(p + "seed_params", 0.0 if s.seed is None else count_parameters(s.seed) / base)
+        put(p + "seed_params", e.pricing.seed(s) / base)
         put(p + "embargo", st.embargo_remaining / max(e.gates.embargo_epochs, 1))
     if "context/rent" in schema:
         if context is None:
             raise ValueError("this observation schema has the context/* features: pass an ObservationContext")
         for name, value in context.features().items():
             put(name, value)
-        per_slot = slot_context(e.host)
+        per_slot = slot_context(e.pricing.priced_host)
         for k in range(len(e.slots)):
             put(f"context/slot{k}/host_width", per_slot[k][0])
             put(f"context/slot{k}/param_share", per_slot[k][1])

@@ -33,11 +33,14 @@ class Seed(nn.Module):
         style: BlendStyle,
         seed: int,
         geometry: SlotGeometry | None = None,
+        norm_groups: int = 8,
     ) -> None:
         super().__init__()
         self.blueprint = blueprint
         self.style = BlendStyle(style)
-        self.body = build_blueprint(blueprint, channels, seed=seed, geometry=geometry)
+        self.body = build_blueprint(
+            blueprint, channels, seed=seed, geometry=geometry, norm_groups=norm_groups
+        )
         self.gate: nn.Module | None = None
         gated_style = None if self.body.widens else self.style
         if gated_style == BlendStyle.CHANNEL_GATED:

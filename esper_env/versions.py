@@ -6,8 +6,8 @@ per version (:data:`esper_env.datasets.ENV_IDS`); the registration passes ``vers
 :class:`esper_env.EsperEnv`, which reads that version's :class:`Dynamics` here (and its blueprint
 set from :func:`esper_env.blueprints.blueprints_for`). Benchmarks, reference scores and every
 default use :data:`CURRENT_VERSION`. A version may change only the observation (v2 appends the
-task's context to v1's): :func:`same_dynamics` says so, and results measured on one serve the
-other. Plain data, no torch.
+task's context to v1's), or only what happens on the MLP hosts of the fast tier (v3):
+:func:`same_dynamics` says so, and results measured on one serve the other. Plain data, no torch.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ from dataclasses import dataclass
 
 from esper_env.runtime import lookup
 
-__all__ = ["CURRENT_VERSION", "RENTS", "VERSIONS", "Dynamics", "dynamics", "same_dynamics"]
+__all__ = ["CURRENT_VERSION", "PRICES", "RENTS", "VERSIONS", "Dynamics", "dynamics", "same_dynamics"]
 
 #: How the parameter rent is charged: on ``log2(network size / base host size)`` (v1) or linearly
 #: on ``added parameters / base host parameters`` (v0).
 RENTS: tuple[str, ...] = ("log2", "linear")
+
+#: What the sizes of an MLP host's network (the rent, the size features of the observation) count:
+#: its own parameters (``"own"``), or those of the CNN host of the same widths carrying the same
+#: seeds in the same slots (``"cnn"``, v3: the fast tier prices growth as the tier it stands in for).
+PRICES: tuple[str, ...] = ("own", "cnn")
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,23 @@ class Dynamics:
     #: learning rate, training-set size, class count, and each slot's host width and parameter
     #: share; :func:`esper_env.spaces.observation_features`). Observation only: no dynamics.
     context: bool = False
+    #: On an MLP host's 1x1 feature maps: the most groups of a seed's GroupNorm (8: a group holds 1-3
+    #: values there and degenerates; 1: a LayerNorm over the channels, the same parameters) and what
+    #: the network's size is priced on (:data:`PRICES`). Image hosts ignore both.
+    mlp_norm_groups: int = 8
+    mlp_price: str = "own"
 
 
 VERSIONS: dict[int, Dynamics] = {
     d.version: d
     for d in (
+        Dynamics(
+            3, "log2", 0.03, None,
+            "v2 on the image hosts; on the fast tier's MLP hosts a seed's norm is one group (a LayerNorm over "
+            "the channels, not a GroupNorm of 1-3 values) and the network is priced as the CNN host of the "
+            "same widths with the same seeds (rent and size features)",
+            context=True, mlp_norm_groups=1, mlp_price="cnn",
+        ),
         Dynamics(
             2, "log2", 0.03, None,
             "v1's dynamics, rewards and scores; the observation appends the task's context (rent, learning "
@@ -73,13 +90,14 @@ def dynamics(version: int) -> Dynamics:
     return lookup("env version", version, VERSIONS)  # type: ignore[arg-type]
 
 
-def same_dynamics(a: int, b: int) -> bool:
+def same_dynamics(a: int, b: int, *, mlp: bool = True) -> bool:
     """True when env versions ``a`` and ``b`` differ at most in the observation (v1 and v2): same
     blueprints, rent and seed learning rate, so rewards, scores and episodes are the same and a
-    result measured on one holds for the other. ``ValueError`` for an unknown version."""
+    result measured on one holds for the other. ``mlp=False`` (an env on image hosts only) ignores
+    what acts on MLP hosts alone (v2 and v3 are then the same). ``ValueError`` for an unknown version."""
     from esper_env.blueprints import blueprints_for  # blueprints import torch; this module does not
 
     da, db = dynamics(a), dynamics(b)
-    rule = ("rent", "rent_weight", "seed_lr_multiplier")
+    rule = ("rent", "rent_weight", "seed_lr_multiplier") + (("mlp_norm_groups", "mlp_price") if mlp else ())
     same = all(getattr(da, f) == getattr(db, f) for f in rule)
     return same and blueprints_for(da.version) == blueprints_for(db.version)
