@@ -75,7 +75,7 @@ from esper_env.instances import (
 from esper_env.lifecycle import AlphaSpeed, Op
 from esper_env.spaces import FactoredAction
 
-MICRO_ID = "Esper-Micro-v2"
+MICRO_ID = "Esper-Micro-v3"
 MAX_EPOCHS = 25
 
 
