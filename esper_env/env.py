@@ -117,7 +117,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
     ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
-    ``version`` (2; the ``-v1`` and ``-v0`` ids pass 1 and 0, see Version History), ``instances``
+    ``version`` (3; the ``-v2``, ``-v1`` and ``-v0`` ids pass 2, 1 and 0, see Version History), ``instances``
     (a task distribution of :mod:`esper_env.instances`: each reset draws an instance from the
     split ``[start_level, start_level + num_levels)``; ``reset(options={"instance": k})`` pins one).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
@@ -137,6 +137,12 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
+    * v3: v2 on the image hosts (their v2 results and reference scores serve v3). On the fast tier's
+      MLP hosts (``Esper-Micro``), a seed's GroupNorm takes one group (v2's up to 8 held 1-3 values
+      on 1x1 maps and degenerated: ``widen_2x`` on an 8-wide block added a constant), and the
+      network's size (the rent, the observation's size features, ``info``'s parameter counts) is
+      priced as the CNN host of the same widths with the same seeds (``esper_env/pricing.py``), so
+      a growth costs what it costs at "tiny" (docs/fast_tier/micro_v3/).
     * v2: v1 with the task's context (``context/*``) appended to the observation, so that tiers
       drawing a task per episode keep one observation space; v1's dynamics, rewards and scores
       (an episode reproduces v1's bit for bit; v1's reference scores serve v2).
