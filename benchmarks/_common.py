@@ -70,6 +70,8 @@ def current_env_id(env_id: str) -> str:
 
 #: The env the benchmarks run (and whose engine, hosts and data the engine-level ones time).
 ENV_ID = current_env_id("Esper-SynthCIFAR-v2")
+#: The fast tier's current id (``Esper-Micro-v3``).
+MICRO_ID = current_env_id("Esper-Micro-v2")
 
 
 # ---------------------------------------------------------------------------------------- arguments

@@ -59,7 +59,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import RESULTS, add_results_argument, play_schedule, provenance, require_positive
+from _common import MICRO_ID, RESULTS, add_results_argument, play_schedule, provenance, require_positive
 
 from esper_agents.policies.rent_aware import MAX_RENT
 from esper_agents.policies.schedules import Schedule, grow
@@ -75,7 +75,6 @@ from esper_env.instances import (
 from esper_env.lifecycle import AlphaSpeed, Op
 from esper_env.spaces import FactoredAction
 
-MICRO_ID = "Esper-Micro-v3"
 MAX_EPOCHS = 25
 
 

@@ -16,9 +16,9 @@ against env steps, a moving average over ``--window`` episodes, with the referen
 lines), and .json / .md with the evaluation table. Training episodes are sampled (stochastic
 policy); the evaluation is greedy, so the two need not agree.
 
-With ``--env Esper-Micro-v2`` (the fast tier) it draws held-out learning curves instead::
+With ``--env Esper-Micro-v3`` (the fast tier) it draws held-out learning curves instead::
 
-    python benchmarks/online_learning_curves.py --env Esper-Micro-v2 [--steps 20000] [--n-envs 2]
+    python benchmarks/online_learning_curves.py --env Esper-Micro-v3 [--steps 20000] [--n-envs 2]
         [--train-seeds 3] [--eval-every 2000] [--eval-instances 50] [--n-steps N] [--runs DIR] [--out DIR]
 
 Each algorithm trains ``--train-seeds`` runs on the micro suite's training env (the
@@ -50,7 +50,7 @@ training its own (``DIR/online/<algo>`` and ``<algo>-seed<i>``: the same setting
 checkpoint period: ``--steps`` = the suite's online steps, ``--eval-every`` = ``Suite.checkpoint_every``),
 so the bench's runs give the curves without training anything again::
 
-    python benchmarks/online_learning_curves.py --env Esper-Micro-v2 --bench runs/bench-micro \
+    python benchmarks/online_learning_curves.py --env Esper-Micro-v3 --bench runs/bench-micro \
         --steps 10000 --train-seeds 3 --eval-every 2000 --out benchmarks/results
 """
 
@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import ENV_ID, add_preset_arguments, add_results_argument, provenance, require_positive
+from _common import ENV_ID, MICRO_ID, add_preset_arguments, add_results_argument, provenance, require_positive
 
 from esper_agents.bench.families import FAMILY_IMPLEMENTATIONS
 from esper_agents.bench.suites import Suite, get_suite, run_name
@@ -85,7 +85,6 @@ from esper_env.settings import EnvSettings
 
 EVAL_SEED = 1000
 RUNS = Path(__file__).parent / "results" / "local" / "online_curves"
-MICRO_ID = "Esper-Micro-v2"
 MICRO_RUNS = Path(__file__).parent / "results" / "local" / "online_curves_micro"
 #: The fast tier's headroom study: the held-out mean of every scripted schedule and heuristic.
 HEADROOM = Path(__file__).parent / "results" / "micro_headroom.json"

@@ -31,7 +31,7 @@ from typing import Any
 
 import _common as sweep
 import torch
-from _common import RESULTS, add_results_argument, provenance, require_positive
+from _common import MICRO_ID, RESULTS, add_results_argument, provenance, require_positive
 from online_learning_curves import diagnostics, evaluate_heldout, micro_suite
 
 from esper_agents.bench.report import paired_difference, per_episode
@@ -40,7 +40,6 @@ from esper_agents.common.stats import bootstrap_ci
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS, PPO_DEFAULTS
 from esper_agents.online.train import train_online
 
-MICRO_ID = "Esper-Micro-v2"
 RUNS = RESULTS / "local" / "online_sweep"
 #: The fast tier's base: longer rollouts than the tiny suite's (10 episodes per env per update).
 BASE: dict[str, Any] = {"n_steps": 250, "batch_size": 125, "n_epochs": 4}

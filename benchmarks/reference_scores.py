@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from _common import (
     ENV_ID,
+    MICRO_ID,
     add_episode_arguments,
     add_presets_argument,
     add_results_argument,
@@ -98,7 +99,7 @@ def entry(
 # ------------------------------------------------------------------------------- the fast tier's entry
 
 #: What ``benchmarks/micro_tier.py headroom`` measures on (its defaults, where its command omits them).
-MICRO_HEADROOM = {"env_id": "Esper-Micro-v2", "config": "baseline", "fidelity": "micro", "max_epochs": 25,
+MICRO_HEADROOM = {"env_id": MICRO_ID, "config": "baseline", "fidelity": "micro", "max_epochs": 25,
                   "seeds": 2, "instances": "bottlenecks"}  # fmt: skip
 HEADROOM_KEYS = (
     "provenance",
@@ -122,7 +123,7 @@ def _option(command: str, flag: str, default: Any) -> Any:
 
 
 def entry_from_headroom(headroom: dict[str, Any], argv: list[str] | None = None) -> dict[str, Any]:
-    """The registry entry (``Esper-Micro-v2/baseline/micro/25``) of a ``micro_headroom.json``.
+    """The registry entry (``Esper-Micro-v3/baseline/micro/25``) of a ``micro_headroom.json``.
 
     Its scores are in points (0-100); the entry's are fractions: always-WAIT's held-out mean, the
     best heuristic's, the single best schedule's (chosen on training instances) and the virtual

@@ -1,6 +1,6 @@
 """Transfer: the fast tier's trained agents, as they are, on the "tiny" fidelity (issue 23).
 
-An agent trained on ``Esper-Micro-v2`` (by ``esper bench --suite micro`` or ``micro-offline``)
+An agent trained on ``Esper-Micro-v3`` (by ``esper bench --suite micro`` or ``micro-offline``)
 acts in ``Esper-SynthCIFAR-v2`` at "tiny" without retraining: every v2 id has the same
 observation and action spaces at the same ``num_slots``. This script loads the training runs of a
 bench directory and plays them greedily, beside always-WAIT and the heuristics, on one of two

@@ -38,7 +38,6 @@ from esper_env.configs import FIDELITIES, Fidelity
 from esper_env.datasets import dataset_record
 from esper_env.runtime import lookup
 from esper_env.synthcifar import make_synthcifar
-from esper_env.versions import CURRENT_VERSION
 
 __all__ = [
     "DatasetNotFoundError",
@@ -106,13 +105,13 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     synth_seed: int = 0,
-    env_version: int = CURRENT_VERSION,
+    env_version: int | None = None,
 ) -> ImageSplits:
     """Load (and cache in-process) the splits of dataset ``name`` at ``fidelity``.
 
     ``data_dir`` (default :func:`default_data_dir`) and ``download`` only concern CIFAR;
     ``synth_seed`` only SynthCIFAR; ``env_version`` is the version whose ids the missing-data
-    error names. Raises ``ValueError`` for an unknown name/fidelity or a fidelity
+    error names (default: the dataset's newest). Raises ``ValueError`` for an unknown name/fidelity or a fidelity
     larger than the dataset, and :class:`DatasetNotFoundError` when CIFAR files are missing and
     ``download`` is False. Results are cached per process and shared: do not modify the tensors.
     """
@@ -180,9 +179,11 @@ def _cifar_class(name: str) -> type:
     return getattr(datasets, str(dataset_record(name).torchvision_class))
 
 
-def _how_to_get(name: str, version: int) -> str:
-    """How to get a missing dataset, naming the ids of the version asked for."""
-    env_id = dataset_record(name).versioned_id(version)
+def _how_to_get(name: str, version: int | None) -> str:
+    """How to get a missing dataset, naming the ids of the version asked for (default: the newest)."""
+    record = dataset_record(name)
+    version = record.newest_version if version is None else version
+    env_id = record.versioned_id(version)
     offline = dataset_record("synthcifar").versioned_id(version)
     return (
         f"Get it with download=True, e.g. gymnasium.make({env_id!r}, download=True), "

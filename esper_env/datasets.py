@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from esper_env.runtime import lookup
-from esper_env.versions import CURRENT_VERSION, VERSIONS
+from esper_env.versions import VERSIONS
 
 __all__ = [
-    "CURRENT_ENV_IDS", "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version", "mlp_hosts",
+    "CURRENT_ENV_IDS", "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version",
 ]  # fmt: skip
 
 
@@ -40,9 +40,22 @@ class DatasetRecord:
     mlp: bool = False
 
     @property
+    def versions(self) -> tuple[int, ...]:
+        """The env versions that register it, oldest first: from :attr:`since_version`, and the
+        versions that change only MLP hosts (``Dynamics.mlp_only``) only for an MLP dataset."""
+        return tuple(
+            v for v, d in sorted(VERSIONS.items()) if v >= self.since_version and (self.mlp or not d.mlp_only)
+        )
+
+    @property
+    def newest_version(self) -> int:
+        """Its current version: what its env defaults to and every benchmark uses."""
+        return self.versions[-1]
+
+    @property
     def env_id(self) -> str:
         """The id of the current version (what every default and benchmark uses)."""
-        return self.versioned_id(CURRENT_VERSION)
+        return self.versioned_id(self.newest_version)
 
     def versioned_id(self, version: int) -> str:
         return f"{self.id_name}-v{version}"
@@ -74,25 +87,23 @@ DATASETS: tuple[str, ...] = tuple(DATASET_RECORDS)
 #: The datasets read from files (and downloadable through torchvision), not generated.
 DOWNLOADABLE: tuple[str, ...] = tuple(r.name for r in DATASET_RECORDS.values() if r.torchvision_class)
 
-#: env id -> default kwargs of its registration: every dataset in every version of
-#: :data:`esper_env.versions.VERSIONS`, the current version's ids first. An older version's kwargs
-#: carry its ``version``; the current version's leave it to the env's default.
+#: env id -> default kwargs of its registration: every dataset in each of its versions
+#: (:attr:`DatasetRecord.versions`), the newest versions' ids first. An older version's kwargs
+#: carry its ``version``; the newest's leave it to the env's default.
 ENV_IDS: dict[str, dict[str, object]] = {
     r.versioned_id(v): {"dataset": r.name, "fidelity": r.default_fidelity}
     | dict(r.defaults)
-    | ({} if v == CURRENT_VERSION else {"version": v})
+    | ({} if v == r.newest_version else {"version": v})
     for v in sorted(VERSIONS, reverse=True)
     for r in DATASET_RECORDS.values()
-    if v >= r.since_version
+    if v in r.versions
 }
 
 
 #: The current version's ids: what the ``esper`` command, generation and the benchmarks serve (the
 #: agents' policies, packs and schemas are built for the current spaces; older ids are for
 #: ``gymnasium.make`` users).
-CURRENT_ENV_IDS: tuple[str, ...] = tuple(
-    r.env_id for r in DATASET_RECORDS.values() if r.since_version <= CURRENT_VERSION
-)
+CURRENT_ENV_IDS: tuple[str, ...] = tuple(r.env_id for r in DATASET_RECORDS.values())
 
 
 def dataset_record(name: str) -> DatasetRecord:
@@ -100,11 +111,7 @@ def dataset_record(name: str) -> DatasetRecord:
     return lookup("dataset", name, DATASET_RECORDS)
 
 
-def mlp_hosts(env_id: str) -> bool:
-    """Whether the hosts of env id ``env_id`` are MLPs (``ValueError`` naming the valid ids otherwise)."""
-    return dataset_record(str(lookup("env id", env_id, ENV_IDS)["dataset"])).mlp
-
-
 def env_version(env_id: str) -> int:
     """The env version an id registers (``ValueError`` naming the valid ids otherwise)."""
-    return int(lookup("env id", env_id, ENV_IDS).get("version", CURRENT_VERSION))  # type: ignore[call-overload]
+    kwargs = lookup("env id", env_id, ENV_IDS)
+    return int(kwargs.get("version", dataset_record(str(kwargs["dataset"])).newest_version))  # type: ignore[call-overload]

@@ -46,7 +46,7 @@ from esper_env.spaces import (
     observation_schema,
     op_params,
 )
-from esper_env.versions import CURRENT_VERSION, dynamics
+from esper_env.versions import dynamics
 
 
 class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -117,7 +117,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
     ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
-    ``version`` (3; the ``-v2``, ``-v1`` and ``-v0`` ids pass 2, 1 and 0, see Version History), ``instances``
+    ``version`` (the dataset's newest: 2 for the image datasets, 3 for the fast tier's ``clusters``;
+    an older id passes its own, see Version History), ``instances``
     (a task distribution of :mod:`esper_env.instances`: each reset draws an instance from the
     split ``[start_level, start_level + num_levels)``; ``reset(options={"instance": k})`` pins one).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
@@ -178,12 +179,18 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         download: bool = False,
         synth_seed: int = 0,
         early_stop_patience: int | None = None,
-        version: int = CURRENT_VERSION,
+        version: int | None = None,
         instances: str | Distribution | None = None,
         num_levels: int = 0,
         start_level: int = 0,
     ) -> None:
-        dataset_record(dataset)  # a ValueError naming the valid datasets
+        record = dataset_record(dataset)  # a ValueError naming the valid datasets
+        version = record.newest_version if version is None else version
+        if dynamics(version).version not in record.versions:  # dynamics(): a ValueError for a bad version
+            raise ValueError(
+                f"env version {version} does not serve dataset {dataset!r} (its ids: {record.id_name}-v"
+                f"{{{', '.join(map(str, record.versions))}}}; see the env's Version History)"
+            )
         #: The task distribution each reset draws an instance from (``None``: one fixed task).
         self.distribution = None if instances is None else get_distribution(instances)
         #: The instance indices this env draws from (Procgen's ``num_levels``/``start_level``).
@@ -560,8 +567,8 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         missing = [k for k in SNAPSHOT_KEYS if k not in snap]
         if missing:
             raise ValueError(f"the env snapshot lacks keys {missing}")
-        # Snapshots from before env versions were recorded are of the current version.
-        ours, theirs = self._settings(), {"env_version": CURRENT_VERSION, **snap["settings"]}
+        # Snapshots from before env versions were recorded are of v2 (the fast tier's ids came later).
+        ours, theirs = self._settings(), {"env_version": 2, **snap["settings"]}
         differ = [
             f"{k}: snapshot {theirs.get(k)!r}, env {v!r}" for k, v in ours.items() if theirs.get(k) != v
         ]

@@ -21,7 +21,7 @@ from esper_env.hosts import HOSTS, build_host, count_parameters
 from esper_env.lifecycle import ALPHA_TARGETS, SPEED_EPOCHS, TEMPO_EPOCHS, AlphaCurve, BlendStyle, Op
 from esper_env.observation import feature_table
 from esper_env.spaces import OP_HEADS
-from esper_env.versions import CURRENT_VERSION, VERSIONS
+from esper_env.versions import VERSIONS
 
 INFO_KEYS: tuple[tuple[str, str, str], ...] = (
     ("action_mask", "reset, step", "flat bool mask over the concatenated head values (MaskablePPO format)"),
@@ -101,7 +101,8 @@ def version_table() -> str:
     rows = ["| version | ids | dynamics |", "|---|---|---|"]
     for v, d in VERSIONS.items():
         ids = ", ".join(f"`{i}`" for i in ENV_IDS if env_version(i) == v)
-        current = " (current: every default, benchmark and reference score)" if v == CURRENT_VERSION else ""
+        newest = [i for i in ENV_IDS if env_version(i) == v and "version" not in ENV_IDS[i]]
+        current = " (current for " + ", ".join(f"`{i}`" for i in newest) + ")" if newest else ""
         rows.append(f"| v{v}{current} | {ids} | {d.summary} |")
     return "\n".join(rows)
 

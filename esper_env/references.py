@@ -204,18 +204,16 @@ def reference_scores(
 
 def _same_dynamics_ids(env_id: str) -> list[str]:
     """``env_id``, then the ids of its dataset in the other versions with the same dynamics, newest first."""
-    from esper_env.datasets import ENV_IDS, env_version, mlp_hosts
+    from esper_env.datasets import ENV_IDS, env_version
     from esper_env.versions import same_dynamics
 
     if env_id not in ENV_IDS:
         return [env_id]
-    name, version, mlp = env_id.rpartition("-")[0], env_version(env_id), mlp_hosts(env_id)
+    name, version = env_id.rpartition("-")[0], env_version(env_id)
     return [env_id] + [
         other
         for other in ENV_IDS
-        if other != env_id
-        and other.rpartition("-")[0] == name
-        and same_dynamics(env_version(other), version, mlp=mlp)
+        if other != env_id and other.rpartition("-")[0] == name and same_dynamics(env_version(other), version)
     ]
 
 

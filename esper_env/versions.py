@@ -5,9 +5,11 @@ served (``CartPole-v0`` beside ``-v1``); Esper does the same. Every dataset is r
 per version (:data:`esper_env.datasets.ENV_IDS`); the registration passes ``version`` to
 :class:`esper_env.EsperEnv`, which reads that version's :class:`Dynamics` here (and its blueprint
 set from :func:`esper_env.blueprints.blueprints_for`). Benchmarks, reference scores and every
-default use :data:`CURRENT_VERSION`. A version may change only the observation (v2 appends the
-task's context to v1's), or only what happens on the MLP hosts of the fast tier (v3):
-:func:`same_dynamics` says so, and results measured on one serve the other. Plain data, no torch.
+default use a dataset's newest version (:attr:`esper_env.datasets.DatasetRecord.newest_version`).
+A version may change only the observation (v2 appends the task's context to v1's: :func:`same_dynamics`
+says so, and results measured on one serve the other), or only what happens on the fast tier's MLP
+hosts (v3, :attr:`Dynamics.mlp_only`): like Gymnasium, which bumps an id's version only when that
+env changes, such a version registers the fast tier's ids alone. Plain data, no torch.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class Dynamics:
     #: the network's size is priced on (:data:`PRICES`). Image hosts ignore both.
     mlp_norm_groups: int = 8
     mlp_price: str = "own"
+    #: Whether only the MLP-host datasets (the fast tier) register this version: it changes nothing
+    #: on image hosts, so their ids keep their newest version (``Esper-SynthCIFAR-v2``).
+    mlp_only: bool = False
 
 
 VERSIONS: dict[int, Dynamics] = {
@@ -57,10 +62,10 @@ VERSIONS: dict[int, Dynamics] = {
     for d in (
         Dynamics(
             3, "log2", 0.03, None,
-            "v2 on the image hosts; on the fast tier's MLP hosts a seed's norm is one group (a LayerNorm over "
+            "the fast tier only (the image ids stay at v2): on its MLP hosts a seed's norm is one group (a LayerNorm over "
             "the channels, not a GroupNorm of 1-3 values) and the network is priced as the CNN host of the "
             "same widths with the same seeds (rent and size features)",
-            context=True, mlp_norm_groups=1, mlp_price="cnn",
+            context=True, mlp_norm_groups=1, mlp_price="cnn", mlp_only=True,
         ),
         Dynamics(
             2, "log2", 0.03, None,
@@ -81,7 +86,7 @@ VERSIONS: dict[int, Dynamics] = {
     )
 }  # fmt: skip
 
-#: The version every default, benchmark and reference score uses.
+#: The newest version (of the fast tier; an image dataset's newest is the newest not ``mlp_only``).
 CURRENT_VERSION = max(VERSIONS)
 
 
@@ -90,14 +95,13 @@ def dynamics(version: int) -> Dynamics:
     return lookup("env version", version, VERSIONS)  # type: ignore[arg-type]
 
 
-def same_dynamics(a: int, b: int, *, mlp: bool = True) -> bool:
+def same_dynamics(a: int, b: int) -> bool:
     """True when env versions ``a`` and ``b`` differ at most in the observation (v1 and v2): same
-    blueprints, rent and seed learning rate, so rewards, scores and episodes are the same and a
-    result measured on one holds for the other. ``mlp=False`` (an env on image hosts only) ignores
-    what acts on MLP hosts alone (v2 and v3 are then the same). ``ValueError`` for an unknown version."""
+    blueprints, rent, seed learning rate and MLP-host dynamics, so rewards, scores and episodes are
+    the same and a result measured on one holds for the other. ``ValueError`` for an unknown version."""
     from esper_env.blueprints import blueprints_for  # blueprints import torch; this module does not
 
     da, db = dynamics(a), dynamics(b)
-    rule = ("rent", "rent_weight", "seed_lr_multiplier") + (("mlp_norm_groups", "mlp_price") if mlp else ())
+    rule = ("rent", "rent_weight", "seed_lr_multiplier", "mlp_norm_groups", "mlp_price")
     same = all(getattr(da, f) == getattr(db, f) for f in rule)
     return same and blueprints_for(da.version) == blueprints_for(db.version)

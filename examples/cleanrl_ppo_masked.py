@@ -3,7 +3,7 @@
     python examples/cleanrl_ppo_masked.py --total-timesteps 20000 --num-envs 4 --num-steps 64
     tensorboard --logdir runs/cleanrl_ppo_masked
 
-It trains on ``Esper-Micro-v2``'s training instances (``TRAIN_SPLIT``: a task instance drawn at every
+It trains on ``Esper-Micro-v3``'s training instances (``TRAIN_SPLIT``: a task instance drawn at every
 reset) and scores the greedy masked policy on held-out instances (``HELDOUT_SPLIT.start_level + i``,
 reset seed ``1000 + i``, as ``esper bench --suite micro`` does) before training, every
 ``--eval-every`` updates and at the end. ``CompactActions`` makes the action space ``Discrete(64)``
@@ -62,7 +62,7 @@ class Args:
     threads: int = arg(1, "torch CPU threads (1: fastest for these small networks on a shared machine)")
     cuda: bool = arg(False, "train the agent on CUDA if available (the small MLP is fastest on the CPU)")
     out: str = arg("", "run directory (default: runs/cleanrl_ppo_masked/<exp-name>__<seed>)")
-    env_id: str = arg("Esper-Micro-v2", "the environment id (one with an instance distribution)")
+    env_id: str = arg("Esper-Micro-v3", "the environment id (one with an instance distribution)")
     total_timesteps: int = arg(20000, "env steps of all envs together")
     learning_rate: float = arg(1e-3, "Adam's learning rate (2.5e-4 barely moves the policy in 20,000 steps)")
     num_envs: int = arg(4, "parallel envs")

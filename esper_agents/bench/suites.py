@@ -30,6 +30,7 @@ from esper_agents.offline.algorithms import ALGORITHMS as OFFLINE_ALGORITHMS
 from esper_agents.offline.fitted_q import FITTED_Q_AGENTS
 from esper_agents.online.algorithms import ONLINE_ALGORITHMS
 from esper_agents.policies import DEFAULT_HEURISTIC, POLICIES
+from esper_env.datasets import dataset_record
 from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT, Split
 from esper_env.settings import EnvSettings
 
@@ -275,7 +276,7 @@ def _settings(fidelity: str, max_epochs: int) -> EnvSettings:
 
 #: The micro suite's training env: the fast tier's ``bottlenecks`` instances of ``TRAIN_SPLIT``.
 _MICRO = EnvSettings(
-    "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="bottlenecks",
+    dataset_record("clusters").env_id, config="baseline", fidelity="micro", max_epochs=25, instances="bottlenecks",
     start_level=TRAIN_SPLIT.start_level, num_levels=TRAIN_SPLIT.num_levels,
 )  # fmt: skip
 
@@ -315,7 +316,7 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
         "micro": Suite(
             "micro",
             "the fast tier: agents train on the bottlenecks instances of TRAIN_SPLIT and are scored on 50 "
-            "held-out instances of HELDOUT_SPLIT (one each; Esper-Micro-v2, \"micro\" fidelity, 25 epochs), "
+            f"held-out instances of HELDOUT_SPLIT (one each; {_MICRO.env_id}, \"micro\" fidelity, 25 epochs), "
             "every trained agent 3 times with 3 training seeds. Budgets (an env step takes about 7 ms on one "
             "core, a PPO step with its updates 40-95 ms): 10,000 online env steps on 2 envs (400 episodes, 2x "
             "the tiny suite's; the options algorithms count decisions, 10,000 of them about 10,500-12,500 env "

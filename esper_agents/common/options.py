@@ -55,7 +55,7 @@ class GrowOptions(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """WAIT, or grow one blueprint in one slot through its whole lifecycle, as one action.
 
     >>> import gymnasium, esper_env
-    >>> env = GrowOptions(gymnasium.make("Esper-Micro-v2"))
+    >>> env = GrowOptions(gymnasium.make("Esper-Micro-v3"))
     >>> obs, info = env.reset(seed=0)
     >>> action = env.grow(0, "widen_4x")
     >>> env.describe(action)

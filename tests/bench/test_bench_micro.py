@@ -22,7 +22,7 @@ from esper_env import references
 from esper_env.instances import HELDOUT_SPLIT, TRAIN_SPLIT, Split
 from esper_env.references import ReferenceScores
 
-MICRO_KEY = "Esper-Micro-v2/baseline/micro/25"
+MICRO_KEY = "Esper-Micro-v3/baseline/micro/25"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 # ------------------------------------------------------------------------------------ the suite
@@ -31,7 +31,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 def test_micro_suite_trains_on_train_split_and_evaluates_on_held_out_instances() -> None:
     suite = get_suite("micro")
     env = suite.settings
-    assert (env.env_id, env.resolved_fidelity, env.max_epochs) == ("Esper-Micro-v2", "micro", 25)
+    assert (env.env_id, env.resolved_fidelity, env.max_epochs) == ("Esper-Micro-v3", "micro", 25)
     assert (env.start_level, env.num_levels) == (TRAIN_SPLIT.start_level, TRAIN_SPLIT.num_levels)
     assert suite.pack_spec().env == env  # the pack draws training instances only
     held = suite.eval_settings
@@ -87,7 +87,7 @@ def test_a_pack_played_on_held_out_instances_is_refused() -> None:
 def _headroom(**changes: Any) -> dict[str, Any]:
     """A synthetic ``micro_tier.py headroom`` result (scores in points)."""
     return {
-        "provenance": {"git_commit": "abc123", "dirty": False, "env_id": "Esper-Micro-v2", "env_version": "v2",
+        "provenance": {"git_commit": "abc123", "dirty": False, "env_id": "Esper-Micro-v3", "env_version": "v3",
                        "torch": "2.x", "torch_threads": 1,
                        "command": "python benchmarks/micro_tier.py headroom --train 40 --heldout 3 --seeds 2"},
         "held_out_means": {"wait": 60.0, "widen_4x@0": 66.0, "widen_2x@1": 64.0, "heuristic:capacity": 65.0},
@@ -110,7 +110,7 @@ def reference_script() -> Any:
 def test_headroom_becomes_the_micro_entry(reference_script: Any) -> None:
     entry = reference_script.entry_from_headroom(_headroom(), ["--from-headroom", "h.json"])
     ref = ReferenceScores.from_json(entry)
-    assert ref.key == "Esper-Micro-v2/baseline/micro/25"
+    assert ref.key == "Esper-Micro-v3/baseline/micro/25"
     assert (ref.wait, ref.heuristic, ref.best_scripted, ref.virtual_best) == pytest.approx(
         (0.6, 0.65, 0.66, 0.715)
     )
@@ -160,7 +160,7 @@ def test_from_headroom_writes_the_entry_and_keeps_the_others(
     old = references.load_references()
     assert set(written) == set(old) | {MICRO_KEY}
     assert all(written[k] == old[k] for k in old if k != MICRO_KEY)  # the others untouched, bit for bit
-    assert written["Esper-Micro-v2/baseline/micro/25"].virtual_best == pytest.approx(0.715)
+    assert written["Esper-Micro-v3/baseline/micro/25"].virtual_best == pytest.approx(0.715)
     with pytest.raises(SystemExit):
         reference_script.main(
             ["--from-headroom", str(tmp_path / "missing.json"), "--registry", str(registry)]
@@ -169,7 +169,7 @@ def test_from_headroom_writes_the_entry_and_keeps_the_others(
     monkeypatch.setattr(references, "REFERENCE_PATH", registry)
     anchor = bench_report.anchors(get_suite("micro"), {})
     assert (anchor["wait"], anchor["heuristic"]) == pytest.approx((0.6, 0.65))
-    assert "Esper-Micro-v2/baseline/micro/25" in anchor["source"] and "HELDOUT_SPLIT" in anchor["source"]
+    assert "Esper-Micro-v3/baseline/micro/25" in anchor["source"] and "HELDOUT_SPLIT" in anchor["source"]
 
 
 def test_old_entries_have_no_instance_fields() -> None:
@@ -236,7 +236,7 @@ def test_every_agent_runs_on_the_micro_suite(micro_run: dict) -> None:
     }
     assert suite.to_json()["eval_instances"] == seeds["evaluation_instances"]
     header = micro_run["report"]["provenance"]
-    assert (header["env_id"], header["env_version"], header["torch_threads"]) == ("Esper-Micro-v2", "v2", 1)
+    assert (header["env_id"], header["env_version"], header["torch_threads"]) == ("Esper-Micro-v3", "v3", 1)
     assert header["command"].startswith("esper_agents.bench.run_bench(get_suite('micro')")
     # each training run of an online agent starts its env from its own seed
     assert seeds["training"]["online"] == [suite.run_seed(0), suite.run_seed(1)] == [0, 1]
@@ -252,13 +252,13 @@ def test_the_micro_pack_never_played_a_held_out_instance(micro_run: dict) -> Non
 def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> None:
     from esper_env.references import reference_key, reference_scores
 
-    base = "Esper-Micro-v2/baseline/micro/25"
-    assert reference_key("Esper-Micro-v2", "baseline", "micro", 25) == base
-    assert reference_key("Esper-Micro-v2", "baseline", "micro", 25, "bottlenecks") == base  # the id's own
-    assert reference_key("Esper-Micro-v2", "baseline", "micro", 25, "optimizers") == f"{base}/optimizers"
-    own = reference_scores("Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25)
+    base = "Esper-Micro-v3/baseline/micro/25"
+    assert reference_key("Esper-Micro-v3", "baseline", "micro", 25) == base
+    assert reference_key("Esper-Micro-v3", "baseline", "micro", 25, "bottlenecks") == base  # the id's own
+    assert reference_key("Esper-Micro-v3", "baseline", "micro", 25, "optimizers") == f"{base}/optimizers"
+    own = reference_scores("Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25)
     other = reference_scores(
-        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
+        "Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
     )
     assert (own.instances, own.key) == ("bottlenecks", base)
     assert (other.instances, other.key, other.heuristic_policy) == (
@@ -269,7 +269,7 @@ def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> N
     assert other.wait < other.best_scripted < other.heuristic < other.virtual_best
     with pytest.raises(LookupError, match="micro/25/no-such"):
         reference_scores(
-            "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="no-such"
+            "Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25, instances="no-such"
         )
 
 
@@ -291,7 +291,7 @@ def test_the_suite_draws_its_distribution_and_is_anchored_on_its_entry(name: str
     )
     got = anchors(suite, {})
     ref = reference_scores(
-        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances=distribution
+        "Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25, instances=distribution
     )
     assert (got["wait"], got["heuristic"]) == (ref.wait, ref.heuristic)
     assert f"micro/25/{distribution}" in got["source"] and f"distribution '{distribution}'" in got["source"]

@@ -94,7 +94,7 @@ def test_device_reaches_the_env_and_the_learner() -> None:
     episode = parser.parse_args(["episode", "--device", "cpu"])
     assert cli_options.env_settings(episode) == EnvSettings(max_epochs=25, config="baseline", device="cpu")
     assert cli_options.env_settings(episode).resolved_fidelity == "tiny"  # the default id's own fidelity
-    micro = parser.parse_args(["episode", "--env", "Esper-Micro-v2"])
+    micro = parser.parse_args(["episode", "--env", "Esper-Micro-v3"])
     assert cli_options.env_settings(micro).resolved_fidelity == "micro"  # not overridden by a CLI default
     assert cli_options.env_settings(parser.parse_args(["episode"])).device == "auto"  # the env's own default
     assert cli_options.DEFAULT_ENV == EnvSettings().env_id and cli_options.DEVICES == DEVICES
@@ -145,7 +145,7 @@ def test_the_instance_flags_reach_the_settings_of_every_subcommand_that_runs_the
     assert " ".join(held) in " ".join(episode_help.split())  # the help names the held-out split
     for argv in (["episode"], ["evaluate", "--policy", "baseline"], ["imitate-classic", "--out", "O"],
                  ["train-online", "--algo", "maskable-ppo", "--out", "O", "--steps", "1"]):  # fmt: skip
-        settings = cli_options.env_settings(parser.parse_args([*argv, "--env", "Esper-Micro-v2", *held]))
+        settings = cli_options.env_settings(parser.parse_args([*argv, "--env", "Esper-Micro-v3", *held]))
         assert (settings.resolved_instances, settings.start_level, settings.num_levels) == (
             "bottlenecks",
             HELDOUT_SPLIT.start_level,
@@ -158,7 +158,7 @@ def test_the_instance_flags_reach_the_settings_of_every_subcommand_that_runs_the
 
 
 def test_episode_runs_the_fast_tier_and_names_its_instance(capsys: pytest.CaptureFixture) -> None:
-    argv = ["episode", "--env", "Esper-Micro-v2", "--fidelity", "micro", "--max-epochs", "5", "--seed", "4",
+    argv = ["episode", "--env", "Esper-Micro-v3", "--fidelity", "micro", "--max-epochs", "5", "--seed", "4",
             "--start-level", "100", "--num-levels", "10", "--device", "cpu"]  # fmt: skip
     assert cli.main(argv) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -17,16 +17,24 @@ def test_env_ids_and_names_come_from_the_records() -> None:
         "Esper-CIFAR10-v2": {"dataset": "cifar10", "fidelity": "full"},
         "Esper-CIFAR100-v2": {"dataset": "cifar100", "fidelity": "full"},
         "Esper-SynthCIFAR-v2": {"dataset": "synthcifar", "fidelity": "tiny"},
-        "Esper-Micro-v2": micro,
+        "Esper-Micro-v3": micro,
         "Esper-CIFAR10-v1": {"dataset": "cifar10", "fidelity": "full", "version": 1},
         "Esper-CIFAR100-v1": {"dataset": "cifar100", "fidelity": "full", "version": 1},
         "Esper-SynthCIFAR-v1": {"dataset": "synthcifar", "fidelity": "tiny", "version": 1},
         "Esper-CIFAR10-v0": {"dataset": "cifar10", "fidelity": "full", "version": 0},
         "Esper-CIFAR100-v0": {"dataset": "cifar100", "fidelity": "full", "version": 0},
         "Esper-SynthCIFAR-v0": {"dataset": "synthcifar", "fidelity": "tiny", "version": 0},
+        "Esper-Micro-v2": micro | {"version": 2},
     }
-    # The current version's ids come first: code that takes the first id of a dataset gets v2.
-    assert list(ENV_IDS)[:4] == [r.env_id for r in DATASET_RECORDS.values()]
+    # Each dataset's newest id comes before its older ones: code that takes the first id of a
+    # dataset gets its current version (v3 for the fast tier, v2 for the image datasets).
+    for r in DATASET_RECORDS.values():
+        ids = [i for i in ENV_IDS if ENV_IDS[i]["dataset"] == r.name]
+        assert ids[0] == r.env_id == f"{r.id_name}-v{r.newest_version}"
+        assert [int(i.rpartition("-v")[2]) for i in ids] == sorted(r.versions, reverse=True)
+    assert {r.name: r.versions for r in DATASET_RECORDS.values()} == {
+        "cifar10": (0, 1, 2), "cifar100": (0, 1, 2), "synthcifar": (0, 1, 2), "clusters": (2, 3),
+    }  # fmt: skip
     assert {r.name: r.num_classes for r in DATASET_RECORDS.values()} == {
         "cifar10": 10, "cifar100": 100, "synthcifar": 10, "clusters": 10,
     }  # fmt: skip
@@ -38,7 +46,7 @@ def test_every_record_is_registered(record) -> None:
     own = {"dataset": record.name, "fidelity": record.default_fidelity, **dict(record.defaults)}
     assert spec.kwargs == own
     assert spec.entry_point == "esper_env.env:EsperEnv"
-    for version in range(record.since_version, esper_env.versions.CURRENT_VERSION):
+    for version in record.versions[:-1]:
         old = gym.spec(record.versioned_id(version))
         assert old.kwargs == {**own, "version": version}
         assert old.entry_point == spec.entry_point and old.additional_wrappers == spec.additional_wrappers

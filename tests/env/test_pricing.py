@@ -1,5 +1,5 @@
 """Env v3 on the fast tier's MLP hosts: seeds' norms take one group on 1x1 maps, and the network is
-priced as the CNN host of the same widths (esper_env/pricing.py); the image hosts are unchanged."""
+priced as the CNN host of the same widths (esper_env/pricing.py); the image ids stay at v2."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from esper_env import EsperEnv
 from esper_env.blueprints import BLUEPRINTS, blueprint_param_count, build_blueprint
+from esper_env.datasets import ENV_IDS, dataset_record
 from esper_env.hosts import build_host, count_parameters, instance_host
 from esper_env.pricing import Pricing
 from esper_env.slots import Seed, Slot
@@ -49,10 +51,13 @@ def test_the_twin_price_counts_the_cnn_of_the_same_widths_and_its_seeds_there() 
         Pricing(mlp, instance_host((8, 16, 32), "cnn"))
 
 
-def test_v3_changes_the_micro_ids_only() -> None:
-    assert same_dynamics(2, 3, mlp=False) and not same_dynamics(2, 3)
-    cifar = gym.make("Esper-SynthCIFAR-v3", fidelity="test", max_epochs=2, device="cpu").unwrapped
+def test_v3_registers_and_changes_the_micro_ids_only() -> None:
+    assert not same_dynamics(2, 3) and dataset_record("synthcifar").newest_version == 2
+    assert "Esper-Micro-v3" in ENV_IDS and "Esper-SynthCIFAR-v3" not in ENV_IDS
+    cifar = gym.make("Esper-SynthCIFAR-v2", fidelity="test", max_epochs=2, device="cpu").unwrapped
     assert cifar.engine.norm_groups == 8 and cifar.engine.pricing.priced_as is None
+    with pytest.raises(ValueError, match=r"env version 3 does not serve dataset 'synthcifar'.*v\{0, 1, 2\}"):
+        EsperEnv(dataset="synthcifar", fidelity="test", version=3)
     v2 = gym.make("Esper-Micro-v2", instances="slow", max_epochs=3, device="cpu").unwrapped
     v3 = gym.make("Esper-Micro-v3", instances="slow", max_epochs=3, device="cpu").unwrapped
     v2.reset(seed=0, options={"instance": 1000050})

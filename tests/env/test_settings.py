@@ -56,7 +56,7 @@ def test_unknown_keys_and_runtime_clashes_are_refused() -> None:
     assert EnvSettings(fidelity="test").replace(reward="sparse").reward == "sparse"
 
 
-MICRO = "Esper-Micro-v2"
+MICRO = "Esper-Micro-v3"
 
 
 def test_the_distribution_and_split_round_trip_and_reach_the_env() -> None:
@@ -107,11 +107,11 @@ def test_a_bad_distribution_or_split_is_refused_by_value(changes: dict, named: s
 def test_reference_scores_are_the_registry_entry_of_the_settings() -> None:
     from esper_env.references import reference_scores
 
-    micro = EnvSettings("Esper-Micro-v2", fidelity="micro", max_epochs=25)
+    micro = EnvSettings("Esper-Micro-v3", fidelity="micro", max_epochs=25)
     assert micro.reference_scores() == reference_scores(
-        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25
+        "Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25
     )
     optimizers = micro.replace(instances="optimizers").reference_scores()
     assert optimizers.key.endswith("/optimizers") and optimizers.heuristic_policy == "curve-aware"
-    with pytest.raises(LookupError, match="Esper-Micro-v2/baseline/micro/9"):
+    with pytest.raises(LookupError, match="Esper-Micro-v3/baseline/micro/9"):
         micro.replace(max_epochs=9).reference_scores()

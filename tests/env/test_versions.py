@@ -1,5 +1,6 @@
 """Env versions: the v0 ids build v0's env (13 blueprints, linear rent, seed lr 1x) beside v1 and
-v2; v2 is v1 with the task's context appended to the observation (tests/env/test_context.py)."""
+v2; v2 is v1 with the task's context appended to the observation (tests/env/test_context.py); v3
+changes the fast tier's MLP hosts only and registers its ids alone (tests/env/test_pricing.py)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,19 @@ def test_env_ids_list_both_versions() -> None:
     for name in ("Esper-CIFAR10", "Esper-CIFAR100", "Esper-SynthCIFAR"):
         assert f"{name}-v0" in esper_env.ENV_IDS and f"{name}-v1" in esper_env.ENV_IDS
         assert f"{name}-v2" in esper_env.ENV_IDS
-    assert {env_version(i) for i in esper_env.ENV_IDS} == set(VERSIONS) == {0, 1, 2}
-    assert CURRENT_VERSION == 2 and env_version("Esper-SynthCIFAR-v1") == 1 and env_version(V0) == 0
-    assert env_version("Esper-SynthCIFAR-v2") == 2
+    assert {env_version(i) for i in esper_env.ENV_IDS} == set(VERSIONS) == {0, 1, 2, 3}
+    assert CURRENT_VERSION == 3 and env_version("Esper-SynthCIFAR-v1") == 1 and env_version(V0) == 0
+    assert env_version("Esper-SynthCIFAR-v2") == 2 and env_version("Esper-Micro-v3") == 3
+    assert env_version("Esper-Micro-v2") == 2
     with pytest.raises(ValueError, match="unknown env id 'Esper-SynthCIFAR-v3'"):
         env_version("Esper-SynthCIFAR-v3")
-    with pytest.raises(ValueError, match="unknown env version 7; valid env versions are: 2, 1, 0"):
+    with pytest.raises(ValueError, match="unknown env version 7; valid env versions are: 3, 2, 1, 0"):
         dynamics(7)
 
 
 def test_v2_has_v1s_dynamics_and_v0_does_not() -> None:
     assert same_dynamics(1, 2) and same_dynamics(2, 1) and same_dynamics(2, 2)
-    assert not same_dynamics(0, 2) and not same_dynamics(0, 1)
+    assert not same_dynamics(0, 2) and not same_dynamics(0, 1) and not same_dynamics(2, 3)
     assert dynamics(2).context and not dynamics(1).context and not dynamics(0).context
     assert get_reward_config("shaped", version=1) == get_reward_config("shaped", version=2) == RewardConfig()
     with pytest.raises(ValueError, match="unknown env version 9"):

@@ -112,7 +112,7 @@ def test_collector_logs_schema(record: EpisodeRecord) -> None:
 
 
 def test_collector_names_the_instance_of_a_fast_tier_episode() -> None:
-    settings = EnvSettings(env_id="Esper-Micro-v2", max_epochs=3, start_level=50, num_levels=5, device="cpu")
+    settings = EnvSettings(env_id="Esper-Micro-v3", max_epochs=3, start_level=50, num_levels=5, device="cpu")
     env = CompactActions(settings.make())
     record = collect_episode(env, EpsilonGreedy(get_policy("aggressive"), 0.3), seed=7, episode_id="micro")
     drawn = settings.make().reset(seed=7)[1]["instance"]
@@ -150,7 +150,7 @@ def test_spec_errors_name_the_bad_value() -> None:
      ({"id": "Esper-SynthCIFAR-v2", "num_levels": 3}, r"spec\[env\]: num_levels=3 .*set instances")],
 )  # fmt: skip
 def test_spec_errors_name_a_bad_distribution_or_split(env: dict, named: str) -> None:
-    doc = {**small_spec_doc(), "env": {"id": "Esper-Micro-v2", "max_epochs": 2, **env}}
+    doc = {**small_spec_doc(), "env": {"id": "Esper-Micro-v3", "max_epochs": 2, **env}}
     with pytest.raises(SpecError, match=named):
         parse_spec(doc)
 

@@ -212,7 +212,7 @@ def test_a_fast_tier_pack_and_its_minari_export_name_each_episodes_instance(
 ) -> None:
     doc = {
         "name": "micro",
-        "env": {"id": "Esper-Micro-v2", "max_epochs": 3, "start_level": 100, "num_levels": 10},
+        "env": {"id": "Esper-Micro-v3", "max_epochs": 3, "start_level": 100, "num_levels": 10},
         "matrix": {"policies": ["baseline", "random"], "configs": ["baseline"], "epsilons": [0.2],
                    "episodes_per_cell": 2},
     }  # fmt: skip

@@ -27,7 +27,7 @@ from esper_agents.offline.fitted_q import (
 )
 from esper_env.settings import EnvSettings
 
-SETTINGS = EnvSettings("Esper-Micro-v2", instances="optimizers", max_epochs=6, device="cpu")
+SETTINGS = EnvSettings("Esper-Micro-v3", instances="optimizers", max_epochs=6, device="cpu")
 MENU = OptionMenu(epochs=(0, 2), grafts=((0,), (0, 1, 2)))
 
 

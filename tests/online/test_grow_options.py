@@ -11,7 +11,7 @@ from esper_agents.common.options import WAIT_BLUEPRINT, GrowOptions, set_wait_pr
 from esper_agents.policies.schedules import grow
 from esper_env.lifecycle import Op, Stage
 
-MICRO = {"id": "Esper-Micro-v2", "max_epochs": 9}
+MICRO = {"id": "Esper-Micro-v3", "max_epochs": 9}
 
 
 WAIT_NOW = np.array([0, WAIT_BLUEPRINT])
@@ -101,7 +101,7 @@ def test_it_passes_the_gymnasium_and_sb3_checkers() -> None:
 
 
 def test_an_option_stops_at_the_time_limit() -> None:
-    env = GrowOptions(gym.make(id="Esper-Micro-v2", max_epochs=4))
+    env = GrowOptions(gym.make(id="Esper-Micro-v3", max_epochs=4))
     env.reset(seed=0)
     _, _, terminated, truncated, info = env.step(env.grow(2, "norm"))
     assert terminated or truncated

@@ -210,7 +210,7 @@ def test_legality_wrapper_needs_the_factored_env() -> None:
 
 def test_the_blueprint_head_samples_only_the_hosts_blueprints() -> None:
     """On an MLP host (the fast tier) the spatial blueprints are masked in the blueprint head too."""
-    env = LegalityInObservation(gym.make("Esper-Micro-v2", max_epochs=2, device="cpu"))
+    env = LegalityInObservation(gym.make("Esper-Micro-v3", max_epochs=2, device="cpu"))
     obs, _ = env.reset(seed=0)
     supported = env.unwrapped.blueprint_mask()
     assert not supported.all() and supported.any()

@@ -11,7 +11,7 @@ from esper_env.blueprints import BLUEPRINTS
 from esper_env.settings import EnvSettings
 
 ALGO = "maskable-ppo-options-bc"
-SETTINGS = EnvSettings(env_id="Esper-Micro-v2", max_epochs=9, instances="bottlenecks")
+SETTINGS = EnvSettings(env_id="Esper-Micro-v3", max_epochs=9, instances="bottlenecks")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_the_best_heuristic_teacher_is_the_registry_entrys_heuristic() -> None:
     from esper_agents.online.algorithms import BEST_HEURISTIC, FALLBACK_TEACHER, get_online_algorithm
     from esper_agents.online.warm_start import resolve_teacher
 
-    micro = EnvSettings(env_id="Esper-Micro-v2", fidelity="micro", max_epochs=25, instances="bottlenecks")
+    micro = EnvSettings(env_id="Esper-Micro-v3", fidelity="micro", max_epochs=25, instances="bottlenecks")
     assert get_online_algorithm(ALGO).warm_start == BEST_HEURISTIC
     assert resolve_teacher(BEST_HEURISTIC, micro) == "rent-aware"
     assert resolve_teacher(BEST_HEURISTIC, micro.replace(instances="optimizers")) == "curve-aware"

@@ -24,7 +24,7 @@ def run(
     instance: int, policy_id: str = "rent-aware", instances: str = "bottlenecks"
 ) -> tuple[list[tuple[int, str]], list[str], object]:
     """The GERMINATEs of one 10-epoch episode, the final slot stages, and the instance."""
-    env = CompactActions(gym.make("Esper-Micro-v2", max_epochs=10, device="cpu", instances=instances))
+    env = CompactActions(gym.make("Esper-Micro-v3", max_epochs=10, device="cpu", instances=instances))
     policy = get_policy(policy_id, epsilon=0.0, env=env)
     obs, info = env.reset(seed=0, options={"instance": instance})
     grown, done = [], False

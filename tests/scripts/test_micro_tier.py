@@ -19,7 +19,7 @@ def test_micro_throughput_reports_positive_ratios(tmp_path: Path) -> None:
     micro_tier.main(["throughput", "--baseline-fidelity", "test", "--max-epochs", "2", "--rounds", "2",
                      "--fast-steps", "2", "--envs", "2", "--vector-rounds", "2", "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "micro_throughput.json").read_text())
-    assert result["provenance"]["env_id"] == "Esper-Micro-v2"
+    assert result["provenance"]["env_id"] == "Esper-Micro-v3"
     assert result["native"] == "not built" and result["baseline_fidelity"] == "test"
     for kind in ("wait", "grown"):
         row = result["single"][kind]

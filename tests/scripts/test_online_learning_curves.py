@@ -1,4 +1,4 @@
-"""benchmarks/online_learning_curves.py --env Esper-Micro-v2: held-out learning curves at a tiny budget."""
+"""benchmarks/online_learning_curves.py --env Esper-Micro-v3: held-out learning curves at a tiny budget."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ def test_micro_curves_have_every_algorithm_its_steps_and_the_reference_lines(tmp
     pytest.importorskip("sb3_contrib")
     import online_learning_curves as olc
 
-    argv = ["--env", "Esper-Micro-v2", "--steps", "64", "--n-envs", "1", "--n-steps", "16", "--eval-every", "32",
+    argv = ["--env", "Esper-Micro-v3", "--steps", "64", "--n-envs", "1", "--n-steps", "16", "--eval-every", "32",
             "--train-seeds", "1", "--eval-instances", "2", "--no-progress", "--runs", str(tmp_path / "runs"),
             "--out", str(tmp_path)]  # fmt: skip
     olc.main(argv)
     result = json.loads((tmp_path / "online_learning_curves_micro.json").read_text())
-    assert result["provenance"]["env_id"] == "Esper-Micro-v2" and result["provenance"]["env_version"] == "v2"
+    assert result["provenance"]["env_id"] == "Esper-Micro-v3" and result["provenance"]["env_version"] == "v3"
     assert result["provenance"]["command"].startswith("python benchmarks/online_learning_curves.py")
     assert result["eval_instances"] == [HELDOUT_SPLIT.start_level, HELDOUT_SPLIT.start_level + 1]
     assert result["train_seeds"] == [0]
@@ -32,7 +32,7 @@ def test_micro_curves_have_every_algorithm_its_steps_and_the_reference_lines(tmp
             assert p["min"] <= p["mean"] <= p["max"] and len(p["per_seed"]) == 1
             assert -100 <= p["mean"] <= 100
         assert len(record["runs"]["seed0"][0]["scores"]) == 2
-    entry = reference_scores("Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25)
+    entry = reference_scores("Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25)
     lines = result["reference_lines"]
     assert lines["WAIT"] == pytest.approx(100 * entry.wait)
     assert lines[f"best heuristic ({entry.heuristic_policy})"] == pytest.approx(100 * entry.heuristic)
@@ -67,7 +67,7 @@ def test_micro_curves_read_the_training_runs_of_a_micro_bench(tmp_path: Path) ->
     bench = tmp_path / "bench"
     run_bench(suite, bench, workers=1, device="cpu", progress=False, log=lambda message: None)
     models = sorted(p.name for p in (bench / "online").rglob("model.zip"))
-    argv = ["--env", "Esper-Micro-v2", "--bench", str(bench), "--steps", "100", "--n-envs", "1", "--train-seeds",
+    argv = ["--env", "Esper-Micro-v3", "--bench", str(bench), "--steps", "100", "--n-envs", "1", "--train-seeds",
             "2", "--eval-every", "50", "--eval-instances", "1", "--algos", "maskable-ppo", "--no-progress",
             "--out", str(tmp_path)]  # fmt: skip
     olc.main(argv)
@@ -94,14 +94,14 @@ def test_micro_curves_of_another_suite_use_its_distribution_and_its_registry_ent
     pytest.importorskip("sb3_contrib")
     import online_learning_curves as olc
 
-    olc.main(["--env", "Esper-Micro-v2", "--suite", "micro-optimizers", "--algos", "maskable-ppo-options",
+    olc.main(["--env", "Esper-Micro-v3", "--suite", "micro-optimizers", "--algos", "maskable-ppo-options",
               "--steps", "32", "--n-envs", "1", "--n-steps", "16", "--eval-every", "32", "--eval-instances", "1",
               "--no-progress", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "online_learning_curves_micro_optimizers.json").read_text())
     assert result["settings"]["instances"] == "optimizers"
     assert "'optimizers'" in result["eval_split"]
     entry = reference_scores(
-        "Esper-Micro-v2", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
+        "Esper-Micro-v3", config="baseline", fidelity="micro", max_epochs=25, instances="optimizers"
     )
     assert result["reference_key"] == entry.key and entry.heuristic_policy == "curve-aware"
     assert result["reference_lines"]["best heuristic (curve-aware)"] == pytest.approx(100 * entry.heuristic)
