@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from esper_env.runtime import lookup
-from esper_env.versions import VERSIONS
+from esper_env.versions import VERSIONS, dynamics
 
 __all__ = [
     "CURRENT_ENV_IDS", "DATASETS", "DATASET_RECORDS", "DOWNLOADABLE", "ENV_IDS", "DatasetRecord", "dataset_record", "env_version",
@@ -51,6 +51,16 @@ class DatasetRecord:
     def newest_version(self) -> int:
         """Its current version: what its env defaults to and every benchmark uses."""
         return self.versions[-1]
+
+    def check_version(self, version: int | None) -> int:
+        """``version`` (``None``: the newest) if it registers this dataset; a ``ValueError`` otherwise."""
+        version = self.newest_version if version is None else dynamics(version).version
+        if version not in self.versions:
+            raise ValueError(
+                f"env version {version} does not serve dataset {self.name!r} (its ids: {self.id_name}-v"
+                f"{{{', '.join(map(str, self.versions))}}}; see the env's Version History)"
+            )
+        return version
 
     @property
     def env_id(self) -> str:

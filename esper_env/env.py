@@ -16,13 +16,11 @@ from esper_env.data import load_dataset
 from esper_env.datasets import dataset_record
 from esper_env.engine import TrainingEngine
 from esper_env.history import EpochResult
-from esper_env.hosts import HOST_SPECS, instance_host
 from esper_env.instance_setup import instance_setup
 from esper_env.instances import Distribution, Instance, Split, get_distribution
-from esper_env.lifecycle import (
-    Op,
-)
+from esper_env.lifecycle import Op
 from esper_env.observation import ObservationContext, encode_observation, feature_table
+from esper_env.pricing import version_engine_kwargs
 from esper_env.rewards import (
     DEFAULT_RENT_WEIGHT,
     RewardConfig,
@@ -117,8 +115,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     it neither collapses when other processes share the cores nor depends on the caller's
     setting; ``None`` leaves torch's setting alone), ``render_mode`` ("ansi" or "rgb_array"),
     ``data_dir``, ``download`` (False), ``synth_seed`` (0), ``early_stop_patience`` (None),
-    ``version`` (the dataset's newest: 2 for the image datasets, 3 for the fast tier's ``clusters``;
-    an older id passes its own, see Version History), ``instances``
+    ``version`` (the dataset's newest: 2 on images, 3 on the fast tier's; see Version History), ``instances``
     (a task distribution of :mod:`esper_env.instances`: each reset draws an instance from the
     split ``[start_level, start_level + num_levels)``; ``reset(options={"instance": k})`` pins one).
     Integers must be ints (a bool, string or float is refused with a ``ValueError``).
@@ -138,12 +135,9 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v3: v2 on the image hosts (their v2 results and reference scores serve v3). On the fast tier's
-      MLP hosts (``Esper-Micro``), a seed's GroupNorm takes one group (v2's up to 8 held 1-3 values
-      on 1x1 maps and degenerated: ``widen_2x`` on an 8-wide block added a constant), and the
-      network's size (the rent, the observation's size features, ``info``'s parameter counts) is
-      priced as the CNN host of the same widths with the same seeds (``esper_env/pricing.py``), so
-      a growth costs what it costs at "tiny" (docs/fast_tier/micro_v3/).
+    * v3: ``Esper-Micro`` only (the image ids stay at v2). On its MLP hosts a seed's GroupNorm takes
+      one group (v2's 1-3 values per group on 1x1 maps degenerated), and the network is priced as the
+      CNN host of the same widths with the same seeds (``esper_env/pricing.py``): a growth's rent costs what it costs at "tiny".
     * v2: v1 with the task's context (``context/*``) appended to the observation, so that tiers
       drawing a task per episode keep one observation space; v1's dynamics, rewards and scores
       (an episode reproduces v1's bit for bit; v1's reference scores serve v2).
@@ -184,13 +178,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
         num_levels: int = 0,
         start_level: int = 0,
     ) -> None:
-        record = dataset_record(dataset)  # a ValueError naming the valid datasets
-        version = record.newest_version if version is None else version
-        if dynamics(version).version not in record.versions:  # dynamics(): a ValueError for a bad version
-            raise ValueError(
-                f"env version {version} does not serve dataset {dataset!r} (its ids: {record.id_name}-v"
-                f"{{{', '.join(map(str, record.versions))}}}; see the env's Version History)"
-            )
+        version = dataset_record(dataset).check_version(version)  # ValueErrors naming the valid ones
         #: The task distribution each reset draws an instance from (``None``: one fixed task).
         self.distribution = None if instances is None else get_distribution(instances)
         #: The instance indices this env draws from (Procgen's ``num_levels``/``start_level``).
@@ -205,8 +193,7 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         #: The instance of the current episode (``None`` without a distribution).
         self.instance: Instance | None = None
-        self.dynamics = dynamics(version)
-        self.version = self.dynamics.version
+        self.version, self.dynamics = version, dynamics(version)
         #: The blueprints of this version: the values of the blueprint head, in order.
         self.blueprints = blueprints_for(self.version)
         self.config = get_config(config)
@@ -406,14 +393,10 @@ class EsperEnv(gym.Env[np.ndarray, np.ndarray]):
     # ------------------------------------------------------------------ observation, reward, info
 
     def _new_engine(self, seed: int) -> TrainingEngine:
-        spec = HOST_SPECS.get(self.config.architecture)
-        mlp = spec is not None and spec.kind == "mlp"
-        d = self.dynamics
+        kwargs = version_engine_kwargs(self.config.architecture, self.dynamics)
         return TrainingEngine(
-            self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed,
-            norm_groups=d.mlp_norm_groups if mlp else 8,
-            price_as=instance_host(spec.channels, "cnn") if mlp and d.mlp_price == "cnn" else None,
-        )  # fmt: skip
+            self.config, self.data, num_slots=self.num_slots, device=self.device, seed=seed, **kwargs
+        )
 
     def _instance_setup(self, index: int) -> dict[str, Any]:
         assert self.distribution is not None

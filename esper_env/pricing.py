@@ -11,13 +11,26 @@ alike (docs/fast_tier/probe_price.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from esper_env.blueprints import blueprint_param_count
-from esper_env.hosts import HostNetwork, build_host, count_parameters
+from esper_env.hosts import HOST_SPECS, HostNetwork, build_host, count_parameters, instance_host
 from esper_env.slots import Slot
+from esper_env.versions import Dynamics
 
-__all__ = ["Pricing"]
+__all__ = ["Pricing", "version_engine_kwargs"]
+
+
+def version_engine_kwargs(architecture: str, d: Dynamics) -> dict[str, Any]:
+    """What env version ``d`` passes the engine on host ``architecture``: on an MLP host the seeds'
+    norm groups and the host it is priced as; nothing on an image host (the engine's defaults)."""
+    spec = HOST_SPECS.get(architecture)
+    if spec is None or spec.kind != "mlp":
+        return {}
+    price_as = instance_host(spec.channels, "cnn") if d.mlp_price == "cnn" else None
+    return {"norm_groups": d.mlp_norm_groups, "price_as": price_as}
 
 
 class Pricing:

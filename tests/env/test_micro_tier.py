@@ -23,7 +23,13 @@ from torch import nn
 import esper_env  # noqa: F401  (registers the ids)
 from esper_env import EsperEnv, FactoredAction, Op
 from esper_env.blueprints import BLUEPRINTS, blueprint_index, build_blueprint
-from esper_env.hosts import POINTWISE_BLUEPRINTS, build_host, count_parameters, instance_host, supported_blueprints
+from esper_env.hosts import (
+    POINTWISE_BLUEPRINTS,
+    build_host,
+    count_parameters,
+    instance_host,
+    supported_blueprints,
+)
 from esper_env.instances import (
     DISTRIBUTIONS,
     HELDOUT_SPLIT,
