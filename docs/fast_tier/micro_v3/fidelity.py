@@ -1,5 +1,6 @@
-"""The fidelity table of README.md here: `slow` on `Esper-Micro-v3` (this folder's headroom episodes)
-against the references at "tiny", which v3 does not change (its image hosts keep v2's dynamics).
+"""The fidelity table of README.md here: `slow` on `Esper-Micro-v3` (its committed headroom episodes,
+benchmarks/results/micro_slow/) against the references at "tiny", which v3 does not change (the
+image ids stay at v2).
 
     python docs/fast_tier/micro_v3/fidelity.py
 
@@ -10,8 +11,6 @@ complete instances, alone and with those `optimizers` ones.
 
 from __future__ import annotations
 
-import gzip
-import json
 import sys
 from pathlib import Path
 
@@ -37,8 +36,8 @@ def main() -> None:
     from esper_env.instances import DISTRIBUTIONS, HELDOUT_SPLIT
 
     slow, optimizers = DISTRIBUTIONS["slow"], DISTRIBUTIONS["optimizers"]
-    text = gzip.decompress((HERE / "micro_headroom.episodes.jsonl.gz").read_bytes()).decode()
-    fast = [e for e in map(json.loads, text.splitlines()) if e["instance"] in HELDOUT_SPLIT]
+    episodes = micro_tier._read_jsonl(ROOT / "benchmarks/results/micro_slow/micro_headroom.episodes.jsonl")
+    fast = [e for e in episodes if e["instance"] in HELDOUT_SPLIT]
     names = [s.name for s in micro_tier.library()] + list(micro_tier.HEURISTICS)
     recorded = micro_tier._read_jsonl(ROOT / "benchmarks/results/growth_headroom.episodes.jsonl")
     tiny, tiny_names = reference()
