@@ -331,30 +331,30 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "micro-optimizers",
             "the fast tier on its optimizers distribution (SGD or Adam, not observed, at overlapping learning "
             "rates; a fixed rent of 6 points per doubling; docs/FAST_TIER.md), where the per-instance best "
-            "schedule beats the single best by 5.7 points and the best rule (curve-aware, which reads the "
-            "learning curve) by 2.2: the micro suite's budgets and training seeds, on 200 held-out instances "
+            "schedule beats the single best by 5.6 points and the best rule (curve-aware, which reads the "
+            "learning curve) by 3.6 (v3): the micro suite's budgets and training seeds, on 200 held-out instances "
             "(curve-aware wins +1.5 over lr-aware there; a paired difference of one episode per instance has a "
             "spread of 7.7 points: about 100 instances are needed to tell a win that size from 0); fitted-q's "
             "data: every growth option played on 1,000 training instances (13,000 episodes, about 80 min on 2 "
-            "cores; on 600, fitted-q's win over curve-aware was +0.6, CI -0.0 to +1.2, on 1,000 +1.0, CI +0.4 to +1.5)",
+            "cores; on v2, fitted-q's win over curve-aware was +0.6, CI -0.0 to +1.2, on 600, +1.0, CI +0.4 to +1.5, on 1,000)",
             "optimizers", option_instances=1000,
         ),
         "micro-difficulty": _distribution_suite(
             "micro-difficulty",
             "the fast tier on its difficulty distribution (optimizers' fields with a hidden task difficulty, 2, 8 "
             "or 32 blobs per class, and an observed rent of 0, 3 or 6 points per doubling; docs/FAST_TIER.md), "
-            "where the per-instance best schedule beats the single best by 4.3 points and the best rule "
-            "(curve-aware) by 1.6: micro-optimizers' budgets, training seeds and 200 held-out instances; "
+            "where the per-instance best schedule beats the single best by 3.1 points and the best rule "
+            "(curve-aware) by 2.9 (v3): micro-optimizers' budgets, training seeds and 200 held-out instances; "
             "fitted-q's data: every growth option played on 600 training instances (7,800 episodes, 33 min on 2 "
-            "cores; fitted-q beat curve-aware there by +2.2, CI +1.3 to +3.2)",
+            "cores; on v2 fitted-q beat curve-aware there by +2.2, CI +1.3 to +3.2)",
             "difficulty", option_instances=600,
         ),
         "micro-slow": _distribution_suite(
             "micro-slow",
             "the fast tier on its slow distribution (optimizers at its slow learning rates, 0.003 and 0.01: "
-            "growth pays on every instance, widening every block by 7.4 points, but which growth pays most "
+            "growth pays on every instance, widening the first block by 9.0 points, but which growth pays most "
             "depends on the optimizer, which the observation does not show; docs/FAST_TIER.md), where the "
-            "per-instance best schedule beats the single best by 4.1 points and curve-aware by 3.2 "
+            "per-instance best schedule beats the single best by 5.4 points and curve-aware by 3.1 (v3) "
             "(its registry entry: a fresh held-out block, instances 50-99): micro-optimizers' budgets, training "
             "seeds and 200 held-out instances; fitted-q's data: every growth option played on 600 training "
             "instances",
