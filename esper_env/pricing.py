@@ -11,6 +11,7 @@ alike (docs/fast_tier/probe_price.md).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -33,6 +34,14 @@ def version_engine_kwargs(architecture: str, d: Dynamics) -> dict[str, Any]:
     return {"norm_groups": d.mlp_norm_groups, "price_as": price_as}
 
 
+@functools.lru_cache(maxsize=64)
+def _meta_host(name: str, num_classes: int) -> HostNetwork:
+    """Host ``name`` on the meta device (shapes only, never run), built once per process: every
+    reset of an instance prices on the same one (building it takes tens of milliseconds)."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return build_host(name, num_classes)
+
+
 class Pricing:
     """Parameter counts of ``host`` and its seeds, as priced on host ``price_as`` (``None``: itself).
 
@@ -43,8 +52,7 @@ class Pricing:
         self.host = host
         self.priced_as: HostNetwork | None = None
         if price_as is not None:
-            with torch.random.fork_rng(devices=[]), torch.device("meta"):
-                self.priced_as = build_host(price_as, host.num_classes)
+            self.priced_as = _meta_host(price_as, host.num_classes)
             if self.priced_as.slot_channels != host.slot_channels:
                 raise ValueError(
                     f"price_as={price_as!r} has slot widths {self.priced_as.slot_channels}, the host "
