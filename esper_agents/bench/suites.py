@@ -320,9 +320,8 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "every trained agent 3 times with 3 training seeds. Budgets (an env step takes about 7 ms on one "
             "core, a PPO step with its updates 40-95 ms): 10,000 online env steps on 2 envs (400 episodes, 2x "
             "the tiny suite's; the options algorithms count decisions, 10,000 of them about 10,500-12,500 env "
-            "steps) and 5,000 gradient steps on a pack of 270 episodes; training runs 2 at a time. About 1 h 40 min "
-            "on 2 cores (measured in three parts: the raw-space online and the offline agents 50 min, the two "
-            "options algorithms 37, the warm-started one 14)",
+            "steps) and 5,000 gradient steps on a pack of 270 episodes; training runs 2 at a time. 47 min on 2 "
+            "cores on v3 (v2: about 1 h 40 min, measured in three parts)",
             settings=_MICRO, eval_episodes=50, online_steps=10_000, n_envs=2, offline_steps=5000,
             pack=_pack(_PACK_POLICIES, (0.0, 0.2), 30), eval_split=HELDOUT_SPLIT, train_seeds=3,
             agents=(*SCRIPTED_AGENTS, "heuristic:rent-aware", *OFFLINE_ALGORITHMS, *ONLINE_ALGORITHMS),
