@@ -344,8 +344,8 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "or 32 blobs per class, and an observed rent of 0, 3 or 6 points per doubling; docs/FAST_TIER.md), "
             "where the per-instance best schedule beats the single best by 3.1 points and the best rule "
             "(curve-aware) by 2.9 (v3): micro-optimizers' budgets, training seeds and 200 held-out instances; "
-            "fitted-q's data: every growth option played on 600 training instances (7,800 episodes, 33 min on 2 "
-            "cores; on v2 fitted-q beat curve-aware there by +2.2, CI +1.3 to +3.2)",
+            "fitted-q's data: every growth option played on 600 training instances (7,800 episodes, 33-36 min on 2 "
+            "cores; fitted-q beats curve-aware there by +2.1, CI +1.1 to +3.1, on v3, +2.2 on v2)",
             "difficulty", option_instances=600,
         ),
         "micro-slow": _distribution_suite(
