@@ -30,11 +30,15 @@ class EnvironmentConfig:
     #: (``benchmarks/growth_headroom.py --seed-lr-multiplier 1``): +1.8 points (0.1 to 3.4) when
     #: widening every block, +0.8 (-1.7 to 3.3) for the first block alone.
     seed_lr_multiplier: float = 3.0
+    #: The host and its seeds train at ``learning_rate * lr_scale`` (the observation shows
+    #: ``learning_rate``): a fast-tier instance's :attr:`esper_env.instances.Instance.mlp_lr_scale`.
+    lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        m = self.seed_lr_multiplier
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0 or m == float("inf"):
-            raise ValueError(f"seed_lr_multiplier must be a positive finite number, got {m!r}")
+        for name in ("seed_lr_multiplier", "lr_scale"):
+            m = getattr(self, name)
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0 or m == float("inf"):
+                raise ValueError(f"{name} must be a positive finite number, got {m!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

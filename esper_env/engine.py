@@ -54,7 +54,7 @@ SNAPSHOT_VERSION = 1
 def build_optimizer(
     config: EnvironmentConfig, params: Sequence[nn.Parameter], *, lr_multiplier: float = 1.0
 ) -> torch.optim.Optimizer:
-    lr = config.learning_rate * lr_multiplier
+    lr = config.learning_rate * config.lr_scale * lr_multiplier
     if config.optimizer == "SGD":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "Adam":

@@ -28,7 +28,8 @@ def instance_setup(
     reward: RewardConfig | None,
 ) -> dict[str, Any]:
     """The env attributes instance ``inst`` sets: ``instance``; ``config``, the preset with the
-    instance's host (an MLP on the clusters task, else a pooled CNN), learning rate and optimizer; ``data``
+    instance's host (an MLP on the clusters task, else a pooled CNN), learning rate (on the clusters
+    task also its ``mlp_lr_scale``) and optimizer; ``data``
     (the clusters task is per instance, an image dataset stays ``data``); and ``reward_config``
     with the instance's rent when ``reward`` (a reward asked for by mode name) is given."""
     clusters = dataset == "clusters"
@@ -38,6 +39,7 @@ def instance_setup(
         learning_rate=inst.learning_rate,
         batch_size=inst.batch_size or preset.batch_size,
         optimizer=inst.optimizer or preset.optimizer,
+        lr_scale=inst.mlp_lr_scale if clusters else 1.0,
     )
     if clusters:
         data = make_clusters(fidelity, inst.index, inst.blobs, inst.spread, inst.label_noise)

@@ -66,6 +66,9 @@ class Instance:
     #: The host's (and its seeds') optimizer, ``"SGD"`` or ``"Adam"`` ("": the preset's). Not in the
     #: observation: an agent reads it from the learning curve only.
     optimizer: str = ""
+    #: On the fast tier (an MLP on the clusters task) the host and its seeds train at this multiple
+    #: of ``learning_rate``; image hosts ignore it. The observation shows ``learning_rate``, as at "tiny".
+    mlp_lr_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +91,11 @@ class Distribution:
     #: The optimizers drawn from (empty: the preset's). Drawn after every other field, so a
     #: distribution without it draws the same instances as before the field existed.
     optimizer: tuple[str, ...] = ()
+    #: The fast tier's learning-rate multiple on every instance (:attr:`Instance.mlp_lr_scale`); not
+    #: drawn. An epoch of the fast tier is 4 optimizer steps where "tiny"'s is 31, so at one rate it
+    #: learns less per epoch; ``slow-paced`` sets 3, the multiple at which WAIT learns about as fast
+    #: per epoch as at "tiny" (docs/fast_tier/probe_lr_scale.md).
+    mlp_lr_scale: float = 1.0
     #: One line for the docs.
     summary: str = ""
 
@@ -96,6 +104,11 @@ class Distribution:
         if bad:
             raise ValueError(
                 f"distribution {self.name!r}: unknown optimizer(s) {bad}; valid: {list(OPTIMIZERS)}"
+            )
+        m = self.mlp_lr_scale
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < float("inf"):
+            raise ValueError(
+                f"distribution {self.name!r}: mlp_lr_scale must be a positive finite number, got {m!r}"
             )
 
     def draw(self, index: int) -> Instance:
@@ -120,6 +133,7 @@ class Distribution:
             label_noise=float(pick(self.label_noise)),
             batch_size=self.batch_size,
             optimizer=str(pick(self.optimizer)) if self.optimizer else "",
+            mlp_lr_scale=float(self.mlp_lr_scale),
         )
 
 
@@ -167,6 +181,14 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             learning_rate=(0.003, 0.01),
             summary="optimizers at its two slow learning rates: growth pays, but which growth depends on the "
             "optimizer, which the observation does not show (docs/FAST_TIER.md)",
+        ),
+        replace(
+            _OPTIMIZERS,
+            name="slow-paced",
+            learning_rate=(0.003, 0.01),
+            mlp_lr_scale=3.0,
+            summary="slow's instances, the fast tier training at 3x their learning rate, where never growing learns "
+            'about as fast per epoch as at "tiny" (docs/fast_tier/probe_lr_scale.md)',
         ),
     )
 }

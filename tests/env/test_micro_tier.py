@@ -23,6 +23,7 @@ from torch import nn
 import esper_env  # noqa: F401  (registers the ids)
 from esper_env import EsperEnv, FactoredAction, Op
 from esper_env.blueprints import BLUEPRINTS, blueprint_index, build_blueprint
+from esper_env.configs import get_config
 from esper_env.hosts import (
     POINTWISE_BLUEPRINTS,
     build_host,
@@ -499,3 +500,45 @@ def test_the_slow_distribution_is_optimizers_at_its_slow_learning_rates() -> Non
         (np.log10(drawn[5].learning_rate) + 4) / 4, abs=1e-5
     )
     assert not any(name.startswith("context/") and "optim" in name for name in schema)
+
+
+def test_slow_paced_trains_the_fast_tier_at_three_times_the_rate_it_shows() -> None:
+    """``slow-paced``: ``slow``'s instances (the same draws), the fast tier's host and seeds training
+    at 3x the drawn learning rate; the observation and ``info`` show the drawn rate, and an image
+    host (the distribution at "tiny") ignores the multiple."""
+    paced, slow = DISTRIBUTIONS["slow-paced"], DISTRIBUTIONS["slow"]
+    for k in (0, 5, HELDOUT_SPLIT.start_level + 7):
+        assert dataclasses.replace(paced.draw(k), mlp_lr_scale=1.0) == slow.draw(k)
+    assert paced.draw(5).mlp_lr_scale == 3.0 and slow.draw(5).mlp_lr_scale == 1.0
+    env = make(instances="slow-paced")
+    schema = env.unwrapped.observation_schema
+    obs, info = env.reset(seed=0, options={"instance": 5})
+    lr = slow.draw(5).learning_rate
+    assert info["instance_fields"]["learning_rate"] == lr and info["instance_fields"]["mlp_lr_scale"] == 3.0
+    assert obs[schema["context/log_lr"]][0] == pytest.approx((np.log10(lr) + 4) / 4, abs=1e-5)
+    engine = env.unwrapped.engine
+    assert engine.host_optimizer.param_groups[0]["lr"] == pytest.approx(3 * lr)
+    env.step(germinate(0, "widen_4x"))
+    seed_optimizer = engine.slots[0].optimizer
+    assert seed_optimizer is not None
+    assert seed_optimizer.param_groups[0]["lr"] == pytest.approx(3 * lr * engine.config.seed_lr_multiplier)
+    # Under ``slow`` the same instance trains at the drawn rate.
+    plain = make(instances="slow")
+    plain.reset(seed=0, options={"instance": 5})
+    assert plain.unwrapped.engine.host_optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+    synth = gym.make("Esper-SynthCIFAR-v2", fidelity=NANO, device="cpu", instances="slow-paced").unwrapped
+    synth.reset(seed=0, options={"instance": 5})
+    assert synth.config.lr_scale == 1.0
+    assert synth.engine.host_optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), True, "3"])
+def test_a_bad_learning_rate_multiple_is_named(bad: Any) -> None:
+    with pytest.raises(
+        ValueError, match=f"mlp_lr_scale must be a positive finite number, got {re.escape(repr(bad))}"
+    ):
+        dataclasses.replace(DISTRIBUTIONS["slow"], mlp_lr_scale=bad)
+    with pytest.raises(
+        ValueError, match=f"lr_scale must be a positive finite number, got {re.escape(repr(bad))}"
+    ):
+        dataclasses.replace(get_config("impaired"), lr_scale=bad)
