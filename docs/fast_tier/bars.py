@@ -5,7 +5,7 @@
 One row per distribution: its throughput (``micro_tier.py throughput``), headroom
 (``micro_tier.py headroom``) and fidelity (``micro_tier.py fidelity``) results under
 ``benchmarks/results/`` (``bottlenecks``, the id's default, at the top level; the others in
-``micro_<name>/``), on the env version each result's provenance names. Scores in points; 95%
+``micro_<name>/``, a dash in the name written ``_``), on the env version each result's provenance names. Scores in points; 95%
 bootstrap intervals in brackets.
 """
 
@@ -15,12 +15,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from esper_env.instances import DISTRIBUTIONS
+
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-DISTRIBUTIONS = ("bottlenecks", "optimizers", "difficulty", "slow")
 
 
 def folder(distribution: str) -> Path:
-    return RESULTS if distribution == "bottlenecks" else RESULTS / f"micro_{distribution}"
+    return RESULTS if distribution == "bottlenecks" else RESULTS / f"micro_{distribution.replace('-', '_')}"
 
 
 def load(distribution: str, stem: str) -> dict[str, Any] | None:

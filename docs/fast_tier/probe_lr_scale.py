@@ -2,8 +2,11 @@
 instance's learning rate, chosen so that never growing learns as fast per epoch as at "tiny"?
 
     python docs/fast_tier/probe_lr_scale.py run optimizers x1,x2,x3,x4,x6 1000000-1000049 wait OUT.jsonl
-    python docs/fast_tier/probe_lr_scale.py run slow x3 1000050-1000099 fidelity OUT.jsonl
-    python docs/fast_tier/probe_lr_scale.py report OUT.jsonl [OUT2.jsonl ...]
+    python docs/fast_tier/probe_lr_scale.py run slow x3,x2,x4 1000050-1000099 fidelity OUT.jsonl
+    python docs/fast_tier/probe_lr_scale.py report [OUT.jsonl ...]
+
+(``report`` without files reads the committed ``probe_lr_scale.episodes.jsonl.gz``, the two runs
+above with x2, x3 and x4 for the second; its findings are in probe_lr_scale.md.)
 
 An epoch of the fast tier is 4 optimizer steps (1,024 examples at batch 256) where "tiny"'s is 31
 (8,000 images at batch 256), so at one learning rate it learns less per epoch: WAIT on ``slow``
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks/results"
 TINY = {d: RESULTS / f"micro_{d}/micro_fidelity_tiny.episodes.jsonl" for d in ("optimizers", "slow")}
 IMPAIRED = RESULTS / "growth_headroom.episodes.jsonl"
+EPISODES = Path(__file__).with_name("probe_lr_scale.episodes.jsonl.gz")
 #: Skipped at "tiny" on the distribution, compared against ``impaired`` (bar 4's 16 schedules).
 EVERY_BLOCK = ("now:widen_4x", "now:widen_2x")
 
@@ -159,9 +163,13 @@ def report(paths: list[Path]) -> None:
         "| variant | instances x seeds | reference | score rho [95% BC interval] | accuracy rho | WAIT | best schedule |"
     )
     print("|---|---|---|---|---:|---:|---|")
-    for (d, v), eps in sorted(fast.items()):
-        if not set(names) <= {e["schedule"] for e in eps}:
-            continue
+    played = {
+        v: eps
+        for (d, v), eps in sorted(fast.items())
+        if d == "slow" and set(names) <= {e["schedule"] for e in eps}
+    }
+    for v, eps in played.items():
+        d = "slow"
         means = micro_tier._means(eps)
         best = max(means, key=means.get)
         units = len({(e["instance"], e["seed"]) for e in eps})
@@ -171,11 +179,19 @@ def report(paths: list[Path]) -> None:
             print(f"| {v} ({d}) | {units} | {label} | {c['rho']:.2f} [{lo:.2f}, {hi:.2f}] | "
                   f"{c['rho_accuracy']:.2f} | {means['wait']:.1f} | {best} {means[best]:.1f} |")  # fmt: skip
 
+    tiny = micro_tier._means(refs["`slow` at tiny (36 instances)"][1])
+    per = {v: micro_tier._means(eps) for v, eps in played.items()}
+    print("\n## The pairs: each schedule's mean score, `slow` at tiny and the fast tier per variant\n")
+    print("| schedule | tiny | " + " | ".join(per) + " |")
+    print("|---|---:|" + "---:|" * len(per))
+    for n in sorted(names, key=lambda n: -tiny[n]):
+        print(f"| {n} | {tiny[n]:.1f} | " + " | ".join(f"{m[n]:.1f}" for m in per.values()) + " |")
+
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["run"]:
         run(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], Path(sys.argv[6]))
     elif sys.argv[1:2] == ["report"]:
-        report([Path(p) for p in sys.argv[2:]])
+        report([Path(p) for p in sys.argv[2:]] or [EPISODES])
     else:
         sys.exit(__doc__)

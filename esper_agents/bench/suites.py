@@ -360,6 +360,14 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             "instances",
             "slow", option_instances=600,
         ),
+        "micro-slow-paced": _distribution_suite(
+            "micro-slow-paced",
+            "the fast tier on slow-paced (slow's instances, the fast tier training at 3x their learning rate, "
+            "where never growing learns about as fast per epoch as at \"tiny\"; docs/FAST_TIER.md): "
+            "micro-slow's budgets, training seeds, 200 held-out instances and fitted-q data (600 training "
+            "instances)",
+            "slow-paced", option_instances=600,
+        ),
         "micro-offline": Suite(
             "micro-offline",
             "offline RL on the fast tier at scale: a pack of 10,010 episodes (every behavior policy with "
