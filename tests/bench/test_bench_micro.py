@@ -275,7 +275,12 @@ def test_a_distribution_other_than_the_ids_own_has_its_own_registry_entry() -> N
 
 @pytest.mark.parametrize(
     ("name", "distribution"),
-    [("micro-optimizers", "optimizers"), ("micro-difficulty", "difficulty"), ("micro-slow", "slow")],
+    [
+        ("micro-optimizers", "optimizers"),
+        ("micro-difficulty", "difficulty"),
+        ("micro-slow", "slow"),
+        ("micro-slow-paced", "slow-paced"),
+    ],
 )
 def test_the_suite_draws_its_distribution_and_is_anchored_on_its_entry(name: str, distribution: str) -> None:
     from esper_agents.bench.report import anchors
@@ -298,12 +303,16 @@ def test_the_suite_draws_its_distribution_and_is_anchored_on_its_entry(name: str
 
 
 @pytest.mark.parametrize(
-    "name", ["micro-optimizers", "micro-offline-optimizers", "micro-difficulty", "micro-slow"]
+    "name",
+    ["micro-optimizers", "micro-offline-optimizers", "micro-difficulty", "micro-slow", "micro-slow-paced"],
 )
 def test_the_distribution_suites_evaluate_200_held_out_instances(name: str) -> None:
     """Enough to tell a win of +1.5 over lr-aware from 0 (paired spread 7.7 points per episode)."""
     suite = get_suite(name)
-    assert suite.settings.instances in ("optimizers", "difficulty", "slow") and suite.eval_episodes == 200
+    assert (
+        suite.settings.instances in ("optimizers", "difficulty", "slow", "slow-paced")
+        and suite.eval_episodes == 200
+    )
     instances = suite.eval_instances
     assert instances is not None and instances[0] == HELDOUT_SPLIT.start_level and len(set(instances)) == 200
     assert suite.eval_instances[:50] == get_suite("micro").eval_instances  # the first 50 are micro's
