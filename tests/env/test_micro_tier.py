@@ -542,3 +542,16 @@ def test_a_bad_learning_rate_multiple_is_named(bad: Any) -> None:
         ValueError, match=f"lr_scale must be a positive finite number, got {re.escape(repr(bad))}"
     ):
         dataclasses.replace(get_config("impaired"), lr_scale=bad)
+
+
+@pytest.mark.filterwarnings("ignore:.*is different from the unwrapped version")
+def test_slow_paced_passes_the_checkers_and_replays_bit_for_bit() -> None:
+    """The multiple changes how the host learns (a pinned instance's episode differs from ``slow``'s)
+    and nothing else: the env checkers pass and a seed replays the same episode."""
+    gym_check_env(make(instances="slow-paced").unwrapped, skip_render_check=True)
+    sb3_check_env(make(instances="slow-paced"), warn=True)
+    pinned = {"instance": HELDOUT_SPLIT.start_level + 3}
+    a, b = (episode(make(instances="slow-paced"), 4, pinned) for _ in range(2))
+    assert same(a, b)
+    plain = episode(make(instances="slow"), 4, pinned)
+    assert a[1]["instance"] == plain[1]["instance"] and a[-1]["score"] != plain[-1]["score"]
