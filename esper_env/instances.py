@@ -10,8 +10,10 @@ class, their spread, label noise). ``bottlenecks`` is the fast tier's first dist
 the two behave differently, under a fixed rent) and ``difficulty`` (a hidden task difficulty too,
 and an observed rent) came next; ``slow`` (``optimizers`` at its two slow learning rates, where
 growth pays on every instance but which growth depends on the hidden optimizer) is the one whose
-headroom meets issue 22's bars 2 and 3 together. The measurements and the rejected ones are in
-docs/FAST_TIER.md.
+headroom meets issue 22's bars 2 and 3 together; ``slow-paced`` draws ``slow``'s instances and
+trains the fast tier at 3x their learning rate (:attr:`Distribution.mlp_lr_scale`), which makes
+it learn about as fast per epoch as "tiny" and rank the schedules as ``slow`` does there (issue
+22's bar 4). The measurements and the rejected ones are in docs/FAST_TIER.md.
 
 Instance ``k`` is a pure function of ``k`` (:meth:`Distribution.draw`: each field drawn
 independently from ``numpy.random.default_rng([0xE5E2, k])``). Splits follow Procgen's
